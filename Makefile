@@ -1,0 +1,60 @@
+# The two commands of the quick start are `make run` and `make test`; both
+# install what is missing first, so they work on a fresh Debian 12 machine.
+#
+#   make run     build and run the calc demo
+#   make test    normal, ASan+UBSan and TSan builds, every test, 20 s of fuzzing
+#   make bench   arpc against the raw-socket baselines (bench/RESULTS.md)
+#   make clean   remove every build directory
+
+JOBS      ?= $(shell nproc)
+GENERATOR := -G Ninja
+CMAKE_CI  := -DARPC_WERROR=ON
+CTEST     := ctest --output-on-failure -j $(JOBS)
+
+.PHONY: all deps build run test test-normal test-asan test-tsan fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build/build.ninja: | deps
+	cmake -S . -B build $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_CI)
+
+build: deps build/build.ninja
+	cmake --build build -j $(JOBS)
+
+run: build
+	build/bin/calc-demo
+
+test-normal: build
+	cd build && $(CTEST)
+
+test-asan: deps
+	cmake -S . -B build-asan $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug $(CMAKE_CI) \
+	    -DARPC_SANITIZE=address,undefined
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
+
+test-tsan: deps
+	cmake -S . -B build-tsan $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_CI) \
+	    -DARPC_SANITIZE=thread
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(CTEST) -L threaded
+
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DARPC_FUZZ=ON -DARPC_BUILD_TOOLS=OFF
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_decoder
+	mkdir -p build-fuzz/corpus
+	build-fuzz/bin/fuzz_decoder -max_total_time=20 -print_final_stats=1 \
+	    build-fuzz/corpus fuzz/corpus
+
+test: test-normal test-asan test-tsan fuzz
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz

@@ -1,0 +1,62 @@
+/**
+ * A runtime: N event loops, each on its own thread (shared-nothing), with
+ * round-robin placement of coroutines and work.
+ */
+#ifndef ARPC_RUNTIME_H
+#define ARPC_RUNTIME_H
+
+#include <stddef.h>
+
+#include <arpc/coro.h>
+#include <arpc/export.h>
+#include <arpc/loop.h>
+
+ARPC_BEGIN_DECLS
+
+typedef struct arpc_runtime arpc_runtime;
+
+typedef struct arpc_runtime_opts {
+    /** Number of loops; 0 means one per online CPU. */
+    unsigned loops;
+    /** Options of every loop (stack size, inbox size, stack pool). */
+    arpc_loop_opts loop;
+} arpc_runtime_opts;
+
+/** Fills `opts` with defaults.  Thread: any. */
+ARPC_EXPORT void arpc_runtime_opts_init(arpc_runtime_opts *opts);
+
+/**
+ * Creates the loops and starts their threads.
+ * @param opts  borrowed; NULL means defaults.
+ * @param out   on success the runtime, owned by the caller (arpc_runtime_destroy()).
+ * @return 0, ARPC_ENOMEM or an OS error.
+ * Thread: any.  Suspends: no.
+ */
+ARPC_EXPORT int arpc_runtime_create(const arpc_runtime_opts *opts, arpc_runtime **out);
+
+/**
+ * Stops every loop, joins its thread and frees the runtime.  Objects that use
+ * the runtime (channels, servers) must be destroyed first.  NULL is a no-op.
+ * Thread: any thread not owned by the runtime.  Blocks.
+ */
+ARPC_EXPORT void arpc_runtime_destroy(arpc_runtime *rt);
+
+/** The number of loops.  Thread: any. */
+ARPC_EXPORT unsigned arpc_runtime_loop_count(const arpc_runtime *rt);
+
+/** Loop `index` (0 <= index < count), or NULL.  Thread: any. */
+ARPC_EXPORT arpc_loop *arpc_runtime_loop(const arpc_runtime *rt, unsigned index);
+
+/** The next loop in round-robin order.  Thread: any.  Suspends: no. */
+ARPC_EXPORT arpc_loop *arpc_runtime_next_loop(arpc_runtime *rt);
+
+/**
+ * Spawns a coroutine on the next loop in round-robin order.
+ * @return as arpc_coro_spawn().
+ * Thread: any.  Suspends: no.
+ */
+ARPC_EXPORT int arpc_runtime_spawn(arpc_runtime *rt, arpc_coro_fn fn, void *user_data);
+
+ARPC_END_DECLS
+
+#endif

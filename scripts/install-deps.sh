@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages arpc needs to build, test and benchmark, and only
+# those that are missing.  Safe to run again: with everything present it
+# does nothing and asks no questions.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential   # gcc, make, libc headers
+    cmake
+    ninja-build
+    clang             # libFuzzer target
+    libclang-rt-14-dev
+    pkg-config
+    strace            # bench: system calls per request
+    valgrind
+    util-linux        # setarch, for ThreadSanitizer on high-entropy ASLR kernels
+    procps
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,18 @@
+/* Small helpers every layer uses: branch hints, container_of, min/max. */
+#ifndef ARPC_BASE_COMMON_H
+#define ARPC_BASE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define arpc__likely(x)   __builtin_expect(!!(x), 1)
+#define arpc__unlikely(x) __builtin_expect(!!(x), 0)
+
+#define arpc__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#define arpc__min(a, b) ((a) < (b) ? (a) : (b))
+#define arpc__max(a, b) ((a) > (b) ? (a) : (b))
+
+#define ARPC__CACHELINE 64
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * Design notes: the ring follows Dmitry Vyukov's bounded queue.  Cell i holds
+ * seq == position when free for the producer claiming `position`, and
+ * seq == position + 1 once filled; the consumer frees it by storing
+ * position + capacity.  Producers race on `tail` with a CAS; the single
+ * consumer owns `head` outright.
+ */
+#include <arpc/err.h>
+
+#include "base/alloc.h"
+#include "runtime/inbox.h"
+
+struct arpc__overflow_task {
+    arpc__overflow_task *next;
+    arpc__task_fn fn;
+    void *a;
+    void *b;
+};
+
+static size_t round_up_pow2(size_t n)
+{
+    size_t p = 2;
+    while (p < n)
+        p *= 2;
+    return p;
+}
+
+int arpc__inbox_init(arpc__inbox *inbox, size_t capacity)
+{
+    size_t cap = round_up_pow2(capacity < 2 ? 2 : capacity);
+    inbox->cells = arpc__malloc(cap * sizeof(*inbox->cells));
+    if (inbox->cells == NULL)
+        return ARPC_ENOMEM;
+    for (size_t i = 0; i < cap; i++)
+        atomic_init(&inbox->cells[i].seq, i);
+    inbox->mask = cap - 1;
+    atomic_init(&inbox->tail, 0);
+    inbox->head = 0;
+    atomic_init(&inbox->overflow_count, 0);
+    pthread_mutex_init(&inbox->overflow_lock, NULL);
+    inbox->overflow_head = NULL;
+    inbox->overflow_tail = NULL;
+    return 0;
+}
+
+void arpc__inbox_fini(arpc__inbox *inbox)
+{
+    arpc__overflow_task *task = inbox->overflow_head;
+    while (task != NULL) {
+        arpc__overflow_task *next = task->next;
+        arpc__free(task);
+        task = next;
+    }
+    pthread_mutex_destroy(&inbox->overflow_lock);
+    arpc__free(inbox->cells);
+    inbox->cells = NULL;
+}
+
+static bool ring_try_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
+{
+    size_t pos = atomic_load_explicit(&inbox->tail, memory_order_relaxed);
+    for (;;) {
+        arpc__inbox_cell *cell = &inbox->cells[pos & inbox->mask];
+        size_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
+        intptr_t diff = (intptr_t)seq - (intptr_t)pos;
+        if (diff == 0) {
+            if (atomic_compare_exchange_weak_explicit(&inbox->tail, &pos, pos + 1,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                cell->fn = fn;
+                cell->a = a;
+                cell->b = b;
+                atomic_store_explicit(&cell->seq, pos + 1, memory_order_release);
+                return true;
+            }
+        } else if (diff < 0) {
+            return false; /* full */
+        } else {
+            pos = atomic_load_explicit(&inbox->tail, memory_order_relaxed);
+        }
+    }
+}
+
+static int overflow_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
+{
+    arpc__overflow_task *task = arpc__malloc(sizeof(*task));
+    if (task == NULL)
+        return ARPC_ENOMEM;
+    task->next = NULL;
+    task->fn = fn;
+    task->a = a;
+    task->b = b;
+    pthread_mutex_lock(&inbox->overflow_lock);
+    if (inbox->overflow_tail)
+        inbox->overflow_tail->next = task;
+    else
+        inbox->overflow_head = task;
+    inbox->overflow_tail = task;
+    atomic_fetch_add_explicit(&inbox->overflow_count, 1, memory_order_release);
+    pthread_mutex_unlock(&inbox->overflow_lock);
+    return 0;
+}
+
+int arpc__inbox_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
+{
+    if (atomic_load_explicit(&inbox->overflow_count, memory_order_acquire) == 0 &&
+        ring_try_push(inbox, fn, a, b))
+        return 0;
+    return overflow_push(inbox, fn, a, b);
+}
+
+static bool ring_try_pop(arpc__inbox *inbox, arpc__task_fn *fn, void **a, void **b)
+{
+    arpc__inbox_cell *cell = &inbox->cells[inbox->head & inbox->mask];
+    size_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
+    if (seq != inbox->head + 1)
+        return false;
+    *fn = cell->fn;
+    *a = cell->a;
+    *b = cell->b;
+    atomic_store_explicit(&cell->seq, inbox->head + inbox->mask + 1, memory_order_release);
+    inbox->head++;
+    return true;
+}
+
+static size_t overflow_drain(arpc__inbox *inbox)
+{
+    pthread_mutex_lock(&inbox->overflow_lock);
+    arpc__overflow_task *task = inbox->overflow_head;
+    inbox->overflow_head = NULL;
+    inbox->overflow_tail = NULL;
+    /* Producers that see the count drop to zero go back to the ring; the ring
+     * is empty of their older tasks because it was drained first. */
+    atomic_store_explicit(&inbox->overflow_count, 0, memory_order_release);
+    pthread_mutex_unlock(&inbox->overflow_lock);
+    size_t ran = 0;
+    while (task != NULL) {
+        arpc__overflow_task *next = task->next;
+        task->fn(task->a, task->b);
+        arpc__free(task);
+        task = next;
+        ran++;
+    }
+    return ran;
+}
+
+size_t arpc__inbox_drain(arpc__inbox *inbox, size_t budget)
+{
+    size_t ran = 0;
+    arpc__task_fn fn;
+    void *a;
+    void *b;
+    while (ran < budget && ring_try_pop(inbox, &fn, &a, &b)) {
+        fn(a, b);
+        ran++;
+    }
+    if (ran < budget && atomic_load_explicit(&inbox->overflow_count, memory_order_acquire) > 0) {
+        /* Tasks claimed in the ring before the spill must run before the
+         * spilled ones: finish the ring, then take the overflow. */
+        while (ring_try_pop(inbox, &fn, &a, &b)) {
+            fn(a, b);
+            ran++;
+        }
+        ran += overflow_drain(inbox);
+    }
+    return ran;
+}
+
+bool arpc__inbox_nonempty(arpc__inbox *inbox)
+{
+    arpc__inbox_cell *cell = &inbox->cells[inbox->head & inbox->mask];
+    return atomic_load_explicit(&cell->seq, memory_order_acquire) == inbox->head + 1 ||
+           atomic_load_explicit(&inbox->overflow_count, memory_order_acquire) > 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * The MPSC inbox of a loop: many threads push tasks, only the loop thread pops.
+ * A bounded lock-free ring (Vyukov's sequence-numbered cells) carries the
+ * traffic without allocation; if it is ever full, pushes spill into a
+ * mutex-protected overflow list so no task is lost.  Once the overflow holds
+ * anything, every push goes there until the loop drains it, which keeps each
+ * producer's tasks in order.
+ */
+#ifndef ARPC_RUNTIME_INBOX_H
+#define ARPC_RUNTIME_INBOX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/common.h"
+
+/* Internal tasks carry two arguments, so that e.g. a cross-thread spawn needs
+ * no allocation to pass both the function and its argument. */
+typedef void (*arpc__task_fn)(void *a, void *b);
+
+typedef struct arpc__inbox_cell {
+    _Atomic size_t seq;
+    arpc__task_fn fn;
+    void *a;
+    void *b;
+} arpc__inbox_cell;
+
+typedef struct arpc__overflow_task arpc__overflow_task;
+
+typedef struct arpc__inbox {
+    arpc__inbox_cell *cells;
+    size_t mask;
+    _Alignas(ARPC__CACHELINE) _Atomic size_t tail; /* producers */
+    _Alignas(ARPC__CACHELINE) size_t head;         /* the consumer only */
+    _Alignas(ARPC__CACHELINE) _Atomic size_t overflow_count;
+    pthread_mutex_t overflow_lock;
+    arpc__overflow_task *overflow_head;
+    arpc__overflow_task *overflow_tail;
+} arpc__inbox;
+
+int arpc__inbox_init(arpc__inbox *inbox, size_t capacity);
+void arpc__inbox_fini(arpc__inbox *inbox);
+
+/* Any thread.  @return 0 or ARPC_ENOMEM (ring full and overflow allocation failed). */
+int arpc__inbox_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b);
+
+/* The loop thread: runs every task queued so far (and those that arrive while
+ * it runs, up to `budget`).  @return the number of tasks run. */
+size_t arpc__inbox_drain(arpc__inbox *inbox, size_t budget);
+
+/* The loop thread: true if a pop would find a task. */
+bool arpc__inbox_nonempty(arpc__inbox *inbox);
+
+#endif

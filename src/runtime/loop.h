@@ -1,0 +1,112 @@
+/*
+ * Internal view of a loop.  Everything here is owned by the loop's thread,
+ * except the inbox, the stop flag and the sleeping flag, which other threads
+ * touch through atomics.
+ */
+#ifndef ARPC_RUNTIME_LOOP_H
+#define ARPC_RUNTIME_LOOP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <arpc/loop.h>
+
+#include "base/list.h"
+#include "runtime/arch/switch.h"
+#include "runtime/coro.h"
+#include "runtime/inbox.h"
+#include "runtime/timer_heap.h"
+
+/* A file descriptor's entry in the loop's fd -> handler table.  `on_event`
+ * runs on the loop thread with the epoll event bits. */
+typedef struct arpc__io_watcher arpc__io_watcher;
+typedef void (*arpc__io_event_fn)(arpc__io_watcher *watcher, uint32_t events);
+
+struct arpc__io_watcher {
+    int fd;
+    arpc__io_event_fn on_event;
+};
+
+/* Work that runs once just before the loop polls: output flushes gather all
+ * the writes of one iteration into one system call. */
+typedef struct arpc__deferred arpc__deferred;
+typedef void (*arpc__deferred_fn)(arpc__deferred *deferred);
+
+struct arpc__deferred {
+    arpc__list link;
+    arpc__deferred_fn run;
+};
+
+typedef struct arpc__user_timer arpc__user_timer;
+
+struct arpc_loop {
+    int epoll_fd;
+    int wake_fd;
+    _Atomic int sleeping;
+    _Atomic bool stop_requested;
+    bool running;
+    bool thread_started;
+    pthread_t thread;
+
+    arpc__inbox inbox;
+    arpc__timer_heap timers;
+    int64_t now_ns; /* refreshed every iteration */
+
+    arpc__list ready;    /* coroutines ready to run */
+    arpc__list deferred; /* arpc__deferred to run before polling */
+
+    arpc__io_watcher **watchers; /* indexed by fd */
+    size_t watchers_cap;
+
+    /* Scheduler context and the coroutine running now. */
+    arpc__ctx sched_ctx;
+    arpc_coro *current;
+    const void *sched_stack_bottom; /* for ASan */
+    size_t sched_stack_size;
+    void *sched_fiber; /* for TSan */
+    void *sched_fake_stack;
+
+    /* Stack pool. */
+    arpc__list free_stacks;
+    size_t free_stack_count;
+    size_t stack_pool_max;
+    size_t stack_size;
+    size_t live_coros;
+
+    /* Public timers (arpc_timer_add) live in chunks so their addresses are stable. */
+    arpc__user_timer **user_timer_chunks;
+    uint32_t user_timer_chunk_count;
+    uint32_t user_timer_free; /* index of the first free slot, or UINT32_MAX */
+};
+
+/* The loop of the calling thread, or NULL. */
+arpc_loop *arpc__loop_current(void);
+
+/* fd -> handler table.  Registers `watcher` for edge-triggered input and output
+ * readiness (interest is set once; no epoll_ctl per operation).
+ * @return 0, ARPC_ENOMEM or -errno. */
+int arpc__loop_watch(arpc_loop *loop, arpc__io_watcher *watcher);
+void arpc__loop_unwatch(arpc_loop *loop, arpc__io_watcher *watcher);
+arpc__io_watcher *arpc__loop_watcher(arpc_loop *loop, int fd);
+
+/* Internal tasks with two arguments; see inbox.h.  Any thread. */
+int arpc__loop_submit2(arpc_loop *loop, arpc__task_fn fn, void *a, void *b);
+
+/* Runs `deferred` once before the next poll (no-op if already scheduled). */
+void arpc__loop_defer(arpc_loop *loop, arpc__deferred *deferred);
+
+/* Timer heap access for the layers above. */
+int arpc__loop_timer_arm(arpc_loop *loop, arpc__timer *timer, int64_t deadline_ns);
+void arpc__loop_timer_disarm(arpc_loop *loop, arpc__timer *timer);
+
+void arpc__loop_user_timers_fini(arpc_loop *loop);
+
+/* Poller backend (poller_epoll.c). */
+int arpc__poller_open(arpc_loop *loop);
+void arpc__poller_close(arpc_loop *loop);
+void arpc__poller_poll(arpc_loop *loop, int timeout_ms);
+void arpc__poller_wake(arpc_loop *loop);
+
+#endif
