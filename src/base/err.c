@@ -14,7 +14,10 @@ const char *arpc_strerror(int err)
     default:
         break;
     }
-    if (err < 0 && err > -4096) {
+    /* Codes from -1000 down are arpc's own space (err.h), never an errno, so
+     * one that is missing from the table is an unknown code, not "Unknown
+     * error 1500" from strerror(). */
+    if (err < 0 && err > -1000) {
         /* strerror() of glibc is thread-safe for known codes and returns
          * "Unknown error N" (a per-thread buffer) for others. */
         return strerror(-err);

@@ -195,9 +195,11 @@ int arpc_wg_wait(arpc_wg *wg, int64_t timeout_ms)
     while (atomic_load(&w->count) > 0) {
         int64_t left_ms = -1;
         if (deadline_ns != ARPC__NO_DEADLINE) {
-            left_ms = (deadline_ns - arpc__now_ns()) / ARPC__NS_PER_MS;
-            if (left_ms <= 0)
+            int64_t left_ns = deadline_ns - arpc__now_ns();
+            if (left_ns <= 0)
                 return ARPC_ETIMEDOUT;
+            /* Round up: a truncated wait would time out before the deadline. */
+            left_ms = (left_ns + ARPC__NS_PER_MS - 1) / ARPC__NS_PER_MS;
         }
         int rc = arpc_event_wait(&w->done, left_ms);
         if (rc < 0 && atomic_load(&w->count) > 0)

@@ -74,6 +74,7 @@ int arpc_loop_create(const arpc_loop_opts *opts, arpc_loop **out)
     arpc__list_init(&loop->ready);
     arpc__list_init(&loop->deferred);
     arpc__list_init(&loop->free_stacks);
+    arpc__buf_init(&loop->read_buf);
     loop->stack_size = opts->coro_stack_size;
     loop->stack_pool_max = opts->stack_pool_max;
     loop->user_timer_free = UINT32_MAX;
@@ -208,12 +209,17 @@ void arpc_loop_destroy(arpc_loop *loop)
         arpc_loop_stop(loop);
         arpc_loop_join(loop);
     }
+    for (int i = 0; i < ARPC__LOCAL_COUNT; i++) {
+        if (loop->locals[i].fini != NULL)
+            loop->locals[i].fini(loop->locals[i].value);
+    }
     arpc__loop_user_timers_fini(loop);
     arpc__timer_heap_fini(&loop->timers);
     arpc__coro_pool_fini(loop);
     arpc__poller_close(loop);
     arpc__inbox_fini(&loop->inbox);
     arpc__free(loop->watchers);
+    arpc__buf_fini(&loop->read_buf);
     arpc__free(loop);
 }
 

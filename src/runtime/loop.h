@@ -13,6 +13,7 @@
 
 #include <arpc/loop.h>
 
+#include "base/buf.h"
 #include "base/list.h"
 #include "runtime/arch/switch.h"
 #include "runtime/coro.h"
@@ -41,6 +42,14 @@ struct arpc__deferred {
 
 typedef struct arpc__user_timer arpc__user_timer;
 
+/* Loop-local storage for the layers above the runtime (per-loop pools). */
+enum { ARPC__LOCAL_CALL_POOL = 0, ARPC__LOCAL_COUNT };
+
+typedef struct arpc__loop_local {
+    void *value;
+    void (*fini)(void *value); /* runs when the loop is destroyed */
+} arpc__loop_local;
+
 struct arpc_loop {
     int epoll_fd;
     int wake_fd;
@@ -56,6 +65,13 @@ struct arpc_loop {
 
     arpc__list ready;    /* coroutines ready to run */
     arpc__list deferred; /* arpc__deferred to run before polling */
+
+    /* Shared read buffer of the loop's connections: a socket is read into it
+     * and only an incomplete trailing frame is copied to the connection, so
+     * idle connections hold no input buffer. */
+    arpc_buf read_buf;
+
+    arpc__loop_local locals[ARPC__LOCAL_COUNT];
 
     arpc__io_watcher **watchers; /* indexed by fd */
     size_t watchers_cap;

@@ -8,18 +8,14 @@
 
 #include <stddef.h>
 
-#ifdef ARPC_CORO_UCONTEXT
-#include <ucontext.h>
-typedef struct arpc__ctx {
-    ucontext_t uc;
-} arpc__ctx;
-#else
-/* The assembly backends keep every callee-saved register on the suspended
- * stack, so a context is just that stack's pointer. */
+/* Every backend keeps the saved state on the suspended stack itself (the
+ * assembly backends push the callee-saved registers, the ucontext backend
+ * keeps its ucontext_t in the suspended call's frame), so a context is just a
+ * pointer into that stack.  The layout is therefore the same for every
+ * backend, and no translation unit needs to know which one was compiled. */
 typedef struct arpc__ctx {
     void *sp;
 } arpc__ctx;
-#endif
 
 /* Prepares `ctx` so that the first switch to it calls `fn(arg)` on the stack
  * [stack_lo, stack_lo + size).  `fn` must never return. */

@@ -1,0 +1,269 @@
+/*
+ * libFuzzer target for the native frame decoder (src/proto/codec.c).
+ *
+ * Each input is a byte stream from a peer.  It is decoded three ways: whole, in two chunks
+ * split at a position derived from the first byte, and one byte at a time, each time the
+ * way a connection does it (append to the input buffer, decode every complete frame, keep
+ * the rest, stop at the first error).  All three must see the same frames and end the same
+ * way.  Every result of the whole decode is also compared with a byte-by-byte reference
+ * reading of docs/protocol.md, and every frame must satisfy:
+ *   - consumed size == 32 + method_len + payload_len, and the views lie inside the input;
+ *   - re-encoding the frame gives the input bytes in canonical form (ignored fields as 0),
+ *     through both the header writer and the encoders, and decodes to the same frame.
+ * Everything runs twice: with the default 16 MiB limit and with a small limit taken from
+ * the last byte, so ETOOBIG is reached too.  A violated invariant aborts.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpc/err.h>
+
+#include "base/buf.h"
+#include "proto/frame.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(x)                                                                                \
+    do {                                                                                        \
+        if (!(x)) {                                                                             \
+            fprintf(stderr, "fuzz_decoder: %s:%d: check failed: %s\n", __FILE__, __LINE__, #x); \
+            abort();                                                                            \
+        }                                                                                       \
+    } while (0)
+
+/* The whole input decoded in one go: what every other way of feeding it must agree with. */
+struct trace {
+    const uint8_t *data;
+    size_t size;
+    uint32_t max_frame;
+    arpc__frame *frames;
+    size_t nframes;
+    int64_t end;     /* 0: stopped for want of bytes; < 0: the error */
+    size_t leftover; /* bytes not consumed when end is 0 */
+};
+
+static uint32_t le16(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return le16(p) | le16(p + 2) << 16;
+}
+
+/* docs/protocol.md read literally, one byte at a time: the expected result of a decode. */
+static int64_t reference_decode(const uint8_t *p, size_t n, uint32_t max_frame)
+{
+    if (n >= 1 && p[0] != 'A')
+        return ARPC_EFRAME;
+    if (n >= 2 && p[1] != 'R')
+        return ARPC_EFRAME;
+    if (n >= 3 && p[2] != 1)
+        return ARPC_EVERSION;
+    if (n >= 4 && (p[3] < 1 || p[3] > 5))
+        return ARPC_EFRAME;
+    if (n < 32)
+        return 0;
+    uint32_t method_len = le16(p + 6);
+    if (p[3] == 1 ? method_len < 1 || method_len > 255 : method_len != 0)
+        return ARPC_EFRAME;
+    if (p[20] != 0 || p[21] != 0 || p[22] != 0 || p[23] != 0)
+        return ARPC_EFRAME;
+    uint64_t total = 32 + (uint64_t)method_len + le32(p + 8);
+    if (total > max_frame)
+        return ARPC_ETOOBIG;
+    return n < total ? 0 : (int64_t)total;
+}
+
+/* The header as a conforming encoder would have written it. */
+static void canonical_header(const uint8_t *in, uint8_t out[ARPC__FRAME_HEADER_SIZE])
+{
+    uint8_t type = in[3];
+
+    memcpy(out, in, ARPC__FRAME_HEADER_SIZE);
+    out[4] = type == ARPC__FRAME_REQUEST ? in[4] & ARPC__FLAG_IDEMPOTENT : 0;
+    out[5] = 0;
+    if (type != ARPC__FRAME_RESPONSE && type != ARPC__FRAME_GOAWAY)
+        memset(out + 12, 0, 4);
+    if (type != ARPC__FRAME_REQUEST)
+        memset(out + 16, 0, 4);
+}
+
+static int inside(const void *view, size_t len, const uint8_t *data, size_t size)
+{
+    uintptr_t v = (uintptr_t)view, d = (uintptr_t)data;
+    return v >= d && v - d <= size && len <= size - (v - d);
+}
+
+static void check_same_frame(const arpc__frame *a, const arpc__frame *b)
+{
+    CHECK(a->type == b->type && a->flags == b->flags && a->request_id == b->request_id);
+    CHECK(a->status == b->status && a->timeout_ms == b->timeout_ms);
+    CHECK(a->method_len == b->method_len && a->payload_len == b->payload_len);
+    CHECK(memcmp(a->method, b->method, a->method_len) == 0);
+    CHECK(memcmp(a->payload, b->payload, a->payload_len) == 0);
+}
+
+static int encode(arpc_buf *b, const arpc__frame *f)
+{
+    switch (f->type) {
+    case ARPC__FRAME_REQUEST:
+        return arpc__frame_encode_request(b, f->request_id, f->timeout_ms, f->flags, f->method,
+                                          f->method_len, f->payload, f->payload_len);
+    case ARPC__FRAME_RESPONSE:
+        return arpc__frame_encode_response(b, f->request_id, f->status, f->payload, f->payload_len);
+    default:
+        return arpc__frame_encode_control(b, f->type, f->request_id, f->status);
+    }
+}
+
+/* Re-encodes `f`, decoded from `frame` (`size` bytes), and decodes the result again. */
+static void check_reencode(const uint8_t *frame, size_t size, const arpc__frame *f)
+{
+    uint8_t want[ARPC__FRAME_HEADER_SIZE], header[ARPC__FRAME_HEADER_SIZE];
+    canonical_header(frame, want);
+    arpc__frame_write_header(header, f);
+    CHECK(memcmp(header, want, sizeof(header)) == 0);
+
+    /* The control encoders take no payload; a control frame that carried one is compared
+     * without it. */
+    arpc_buf b;
+    arpc__frame again;
+    int control = f->type != ARPC__FRAME_REQUEST && f->type != ARPC__FRAME_RESPONSE;
+    size_t want_size = control ? ARPC__FRAME_HEADER_SIZE : size;
+    arpc__buf_init(&b);
+    CHECK(encode(&b, f) == 0);
+    CHECK(b.len == want_size);
+    CHECK(arpc__frame_decode(arpc__buf_head(&b), b.len, UINT32_MAX, &again) == (int64_t)b.len);
+    if (control) {
+        CHECK(memcmp(arpc__buf_head(&b), want, 8) == 0); /* up to payload_len */
+        CHECK(memcmp(arpc__buf_head(&b) + 12, want + 12, 20) == 0);
+        again.payload = f->payload;
+        again.payload_len = f->payload_len;
+    } else {
+        CHECK(memcmp(arpc__buf_head(&b), want, sizeof(want)) == 0);
+        CHECK(memcmp(arpc__buf_head(&b) + sizeof(want), frame + sizeof(want),
+                     size - sizeof(want)) == 0);
+    }
+    check_same_frame(&again, f);
+    arpc__buf_fini(&b);
+}
+
+static void check_frame(const struct trace *t, size_t off, int64_t rc, const arpc__frame *f)
+{
+    const uint8_t *frame = t->data + off;
+
+    CHECK(rc == ARPC__FRAME_HEADER_SIZE + (int64_t)f->method_len + f->payload_len);
+    CHECK((uint64_t)rc <= t->size - off && (uint64_t)rc <= t->max_frame);
+    CHECK(f->type >= ARPC__FRAME_REQUEST && f->type <= ARPC__FRAME_GOAWAY);
+    CHECK(f->method == (const char *)frame + ARPC__FRAME_HEADER_SIZE);
+    CHECK(f->payload == frame + ARPC__FRAME_HEADER_SIZE + f->method_len);
+    CHECK(inside(f->method, f->method_len, t->data, t->size));
+    CHECK(inside(f->payload, f->payload_len, t->data, t->size));
+    check_reencode(frame, (size_t)rc, f);
+}
+
+static void decode_whole(struct trace *t)
+{
+    size_t off = 0;
+
+    t->nframes = 0;
+    for (;;) {
+        arpc__frame f;
+        int64_t rc = arpc__frame_decode(t->data + off, t->size - off, t->max_frame, &f);
+        CHECK(rc == reference_decode(t->data + off, t->size - off, t->max_frame));
+        if (rc <= 0) {
+            t->end = rc;
+            t->leftover = t->size - off;
+            return;
+        }
+        check_frame(t, off, rc, &f);
+        t->frames[t->nframes++] = f;
+        off += (size_t)rc;
+    }
+}
+
+/* One connection's input side. */
+struct feeder {
+    const struct trace *t;
+    arpc_buf in;
+    size_t nframes;
+    int64_t error;
+};
+
+static void feed(struct feeder *fd, const uint8_t *chunk, size_t n)
+{
+    if (fd->error != 0)
+        return; /* the connection is closed */
+    CHECK(arpc_buf_append(&fd->in, chunk, n) == 0);
+    while (fd->in.len > 0) {
+        arpc__frame f;
+        int64_t rc = arpc__frame_decode(arpc__buf_head(&fd->in), fd->in.len, fd->t->max_frame, &f);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            fd->error = rc;
+            return;
+        }
+        CHECK(fd->nframes < fd->t->nframes);
+        check_same_frame(&f, &fd->t->frames[fd->nframes++]);
+        arpc__buf_consume(&fd->in, (size_t)rc);
+    }
+}
+
+static void feeder_check_end(struct feeder *fd)
+{
+    const struct trace *t = fd->t;
+
+    CHECK(fd->nframes == t->nframes);
+    CHECK(fd->error == t->end);
+    if (t->end == 0)
+        CHECK(fd->in.len == t->leftover);
+    arpc__buf_fini(&fd->in);
+}
+
+static void feed_in_two(const struct trace *t, size_t split)
+{
+    struct feeder fd = {.t = t};
+
+    arpc__buf_init(&fd.in);
+    feed(&fd, t->data, split);
+    feed(&fd, t->data + split, t->size - split);
+    feeder_check_end(&fd);
+}
+
+static void feed_bytewise(const struct trace *t)
+{
+    struct feeder fd = {.t = t};
+
+    arpc__buf_init(&fd.in);
+    for (size_t i = 0; i < t->size && fd.error == 0; i++)
+        feed(&fd, t->data + i, 1);
+    feeder_check_end(&fd);
+}
+
+static void run(struct trace *t)
+{
+    decode_whole(t);
+    feed_in_two(t, (size_t)((t->data[0] * 2654435761u + t->size) % (t->size + 1)));
+    feed_bytewise(t);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    struct trace t = {.data = data, .size = size};
+    t.frames = malloc((size / ARPC__FRAME_HEADER_SIZE + 1) * sizeof(*t.frames));
+    CHECK(t.frames != NULL);
+
+    t.max_frame = ARPC__DEFAULT_MAX_FRAME;
+    run(&t);
+    t.max_frame = 16 + 2u * data[size - 1];
+    run(&t);
+    free(t.frames);
+    return 0;
+}

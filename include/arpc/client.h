@@ -1,0 +1,150 @@
+/**
+ * The arpc client.  A channel targets one or more endpoints and keeps a small
+ * pool of multiplexed connections to each: any number of calls share a
+ * connection, matched by request id and answered in any order.  Three call
+ * styles share this one engine:
+ *  - arpc_call(): synchronous on a plain thread; inside an arpc coroutine it
+ *    suspends only that coroutine;
+ *  - arpc_call_async(): a completion callback, from any thread;
+ *  - coroutines: spawn them on the runtime and call arpc_call() in each, or
+ *    start many arpc_call_async() and wait with an arpc_wg (fan-out).
+ * Every call has a deadline and completes exactly once: with its answer, an
+ * error, or ARPC_ETIMEDOUT at its deadline (a late answer is then discarded).
+ */
+#ifndef ARPC_CLIENT_H
+#define ARPC_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arpc/buf.h>
+#include <arpc/export.h>
+#include <arpc/runtime.h>
+
+ARPC_BEGIN_DECLS
+
+typedef struct arpc_channel arpc_channel;
+
+/** How a channel picks the endpoint of a call. */
+typedef enum arpc_lb_policy {
+    ARPC_LB_ROUND_ROBIN = 0, /**< default */
+    ARPC_LB_RANDOM = 1,
+    ARPC_LB_LEAST_IN_FLIGHT = 2,
+    ARPC_LB_CONSISTENT_HASH = 3 /**< on arpc_call_opts.hash_key */
+} arpc_lb_policy;
+
+typedef struct arpc_channel_opts {
+    /** Connections per endpoint, spread over the runtime's loops.  Default 1. */
+    uint32_t connections_per_endpoint;
+    /** Timeout of one connection attempt.  Default 1000 ms. */
+    int64_t connect_timeout_ms;
+    /** Timeout of calls made without arpc_call_opts.  Default 1000 ms. */
+    int64_t default_timeout_ms;
+    /** Largest frame accepted from the server.  Default 16 MiB. */
+    uint32_t max_frame_size;
+    /** A connection that received nothing for this long sends PING.  Default 500 ms;
+     *  0 disables heartbeats. */
+    int64_t heartbeat_interval_ms;
+    /** No frame within this long after a PING: the connection is declared dead.
+     *  Default 1000 ms, so a dead peer is noticed within about 1.5 s. */
+    int64_t heartbeat_timeout_ms;
+    /** Reconnect backoff: first delay and cap; each failure doubles the delay,
+     *  with up to 50% jitter.  Defaults 50 ms and 2000 ms. */
+    int64_t reconnect_backoff_min_ms;
+    int64_t reconnect_backoff_max_ms;
+    /** Consecutive connection failures after which an endpoint is ejected from
+     *  load balancing until a probe connection succeeds.  Default 3. */
+    uint32_t eject_after_failures;
+    /** Retries of a call that failed without reaching a server (or is
+     *  idempotent), within its deadline.  Default 2. */
+    uint32_t max_retries;
+    arpc_lb_policy lb_policy;
+} arpc_channel_opts;
+
+typedef struct arpc_call_opts {
+    /** Deadline of the call, from now.  Default: the channel's default_timeout_ms.
+     *  It travels with the request so the server skips work nobody waits for. */
+    int64_t timeout_ms;
+    /** Key for ARPC_LB_CONSISTENT_HASH: equal keys reach the same healthy endpoint. */
+    uint64_t hash_key;
+    /** The call may run twice without harm: it may then be retried on another
+     *  connection even after it was sent. */
+    bool idempotent;
+} arpc_call_opts;
+
+/** Counters of a channel; a snapshot. */
+typedef struct arpc_channel_stats {
+    uint64_t calls;        /**< calls started */
+    uint64_t retries;      /**< calls sent again after a connection failure */
+    uint64_t reconnects;   /**< connections (re)established */
+    uint64_t heartbeat_failures; /**< connections declared dead by heartbeat */
+    uint64_t late_answers; /**< answers discarded: their call already completed */
+} arpc_channel_stats;
+
+/** Fills `opts` with defaults.  Thread: any. */
+ARPC_EXPORT void arpc_channel_opts_init(arpc_channel_opts *opts);
+
+/** Fills `opts` with defaults.  Thread: any. */
+ARPC_EXPORT void arpc_call_opts_init(arpc_call_opts *opts);
+
+/**
+ * Creates a channel to `target`: "HOST:PORT[,HOST:PORT...]".  Connections are
+ * opened lazily, by the first call that needs them.
+ * @param rt    the runtime whose loops carry the connections; must outlive the channel.
+ * @param opts  borrowed; NULL means defaults.
+ * @param out   on success the channel, owned by the caller (arpc_channel_destroy()).
+ * @return 0, ARPC_EBADADDR, ARPC_EINVAL or ARPC_ENOMEM.
+ * Thread: any.  Suspends: no (but a host name is resolved here, which may block).
+ */
+ARPC_EXPORT int arpc_channel_create(arpc_runtime *rt, const char *target,
+                                    const arpc_channel_opts *opts, arpc_channel **out);
+
+/**
+ * Closes every connection and frees the channel.  Calls still in flight
+ * complete with ARPC_ECANCELED first.  NULL is a no-op.
+ * Thread: any but a loop thread of the runtime, or a coroutine.  Blocks (or suspends).
+ */
+ARPC_EXPORT void arpc_channel_destroy(arpc_channel *ch);
+
+/**
+ * Calls `method` and waits for the answer.
+ * @param req   borrowed; copied before the call suspends.
+ * @param opts  borrowed; NULL means defaults.
+ * @param rsp   out: the answer is appended (on success, or the error message of an
+ *              application error); owned by the caller, who may reuse it.
+ * @return 0; a positive application error code from the handler; or ARPC_ETIMEDOUT,
+ *         ARPC_ECONNREFUSED, ARPC_ECONNRESET, ARPC_ECLOSED, ARPC_ENOMETHOD,
+ *         ARPC_EOVERLOAD, ARPC_ESHUTDOWN, ARPC_EHEARTBEAT, ARPC_EFRAME, ARPC_ETOOBIG,
+ *         ARPC_ENOENDPOINT, ARPC_EINVAL, ARPC_ENOMEM, ...
+ * Thread: any.  Suspends: yes (inside a coroutine only the coroutine; else it blocks).
+ */
+ARPC_EXPORT int arpc_call(arpc_channel *ch, const char *method, const void *req, size_t req_len,
+                          const arpc_call_opts *opts, arpc_buf *rsp);
+
+/**
+ * Completion of an asynchronous call.  `status` is as arpc_call()'s return;
+ * `rsp` (the answer, or an application error's message) is borrowed for the
+ * duration of the callback.  Runs on the loop thread of the connection that
+ * carried the call (for a call that fails before reaching one: on a loop thread
+ * of the runtime), never inside arpc_call_async() itself.
+ */
+typedef void (*arpc_call_cb)(int status, const void *rsp, size_t rsp_len, void *user_data);
+
+/**
+ * Starts a call; `cb` runs exactly once when it completes.
+ * @param req   borrowed; copied before this function returns.
+ * @return 0 (the callback will run), or ARPC_EINVAL / ARPC_ENOMEM / ARPC_ESTOPPED
+ *         (it will not).
+ * Thread: any.  Suspends: no.
+ */
+ARPC_EXPORT int arpc_call_async(arpc_channel *ch, const char *method, const void *req,
+                                size_t req_len, const arpc_call_opts *opts, arpc_call_cb cb,
+                                void *user_data);
+
+/** Reads the channel's counters.  Thread: any.  Suspends: no. */
+ARPC_EXPORT void arpc_channel_get_stats(const arpc_channel *ch, arpc_channel_stats *out);
+
+ARPC_END_DECLS
+
+#endif

@@ -1,0 +1,157 @@
+/**
+ * The arpc server.  It listens on every loop of a runtime (SO_REUSEPORT) and
+ * runs each request in its own coroutine, so a handler may suspend, for
+ * instance to call other arpc services, without holding up anything else.
+ */
+#ifndef ARPC_SERVER_H
+#define ARPC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arpc/buf.h>
+#include <arpc/export.h>
+#include <arpc/runtime.h>
+
+ARPC_BEGIN_DECLS
+
+typedef struct arpc_server arpc_server;
+
+/** One request being served; valid from the handler's start until its answer is sent. */
+typedef struct arpc_request arpc_request;
+
+/**
+ * A method handler.  It runs in its own coroutine on the loop of the
+ * connection that carried the request.  It returns:
+ *  - 0: success; the answer is what the handler wrote to arpc_request_response();
+ *  - a positive application error code: the client's call returns that code,
+ *    with the text given to arpc_request_set_error() as the answer;
+ *  - a negative arpc_err code (e.g. ARPC_EINTERNAL), passed to the client as is;
+ *  - ARPC_DEFERRED: the handler keeps `req` and answers later, from any thread,
+ *    with arpc_request_respond().
+ */
+typedef int (*arpc_handler_fn)(arpc_request *req, void *user_data);
+
+/** Returned by a handler that will answer later with arpc_request_respond(). */
+#define ARPC_DEFERRED 1000000000
+
+typedef struct arpc_server_opts {
+    /** Requests in progress on the whole server; one more is answered at once
+     *  with ARPC_EOVERLOAD.  Default 100000. */
+    uint32_t max_in_flight;
+    /** Largest frame accepted (header + method + payload).  Default 16 MiB. */
+    uint32_t max_frame_size;
+    /** Connections accepted at once; over it a new connection is closed at once
+     *  (and counted).  0 = no limit (default). */
+    uint32_t max_connections;
+    /** A connection with no frame received for this long is closed.  0 = never
+     *  (default). */
+    int64_t idle_timeout_ms;
+} arpc_server_opts;
+
+/** Counters of a server; a snapshot, each read atomically. */
+typedef struct arpc_server_stats {
+    uint64_t requests;           /**< requests received */
+    uint64_t overloaded;         /**< answered ARPC_EOVERLOAD */
+    uint64_t expired;            /**< not run: their deadline passed before they started */
+    uint64_t unknown_method;     /**< answered ARPC_ENOMETHOD */
+    uint64_t connections;        /**< connections open now */
+    uint64_t refused_connections; /**< closed at once: over max_connections */
+    uint64_t protocol_errors;    /**< connections closed for a malformed or oversized frame */
+} arpc_server_stats;
+
+/** Fills `opts` with defaults.  Thread: any. */
+ARPC_EXPORT void arpc_server_opts_init(arpc_server_opts *opts);
+
+/**
+ * Creates a server on `rt` (which must outlive it).
+ * @param opts  borrowed; NULL means defaults.
+ * @param out   on success the server, owned by the caller (arpc_server_destroy()).
+ * @return 0, ARPC_EINVAL or ARPC_ENOMEM.
+ * Thread: any.  Suspends: no.
+ */
+ARPC_EXPORT int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts,
+                                   arpc_server **out);
+
+/**
+ * Registers `handler` for `method` (1..255 bytes).  Register every method before
+ * arpc_server_listen(): the table is read without locks afterwards.
+ * @return 0, ARPC_EINVAL (bad name, already listening, or a duplicate) or ARPC_ENOMEM.
+ * Thread: any, before listening.  Suspends: no.
+ */
+ARPC_EXPORT int arpc_server_register(arpc_server *srv, const char *method,
+                                     arpc_handler_fn handler, void *user_data);
+
+/**
+ * Starts listening on `address` ("HOST:PORT", "[::1]:PORT"; port 0 picks one)
+ * on every loop of the runtime.
+ * @return 0, ARPC_EBADADDR, ARPC_EADDRINUSE, ARPC_EINVAL (already listening) or -errno.
+ * Thread: any.  Suspends: no.
+ */
+ARPC_EXPORT int arpc_server_listen(arpc_server *srv, const char *address);
+
+/** The port the server listens on, or a negative error.  Thread: any. */
+ARPC_EXPORT int arpc_server_port(const arpc_server *srv);
+
+/**
+ * Graceful shutdown: stops accepting connections, sends GOAWAY on every
+ * connection, lets the requests in progress finish for up to
+ * `drain_timeout_ms`, then closes every connection.  Requests that arrive after
+ * the GOAWAY are answered ARPC_ESHUTDOWN, so no accepted request is lost
+ * silently.
+ * @return 0, or ARPC_ETIMEDOUT if requests were still running at the drain
+ *         deadline (their connections are closed anyway).
+ * Thread: any thread that is not a loop of the server's runtime.  Blocks.
+ */
+ARPC_EXPORT int arpc_server_shutdown(arpc_server *srv, int64_t drain_timeout_ms);
+
+/**
+ * Shuts the server down (with no drain time if it still runs) and frees it.
+ * NULL is a no-op.
+ * Thread: as arpc_server_shutdown().  Blocks.
+ */
+ARPC_EXPORT void arpc_server_destroy(arpc_server *srv);
+
+/** Reads the server's counters.  Thread: any.  Suspends: no. */
+ARPC_EXPORT void arpc_server_get_stats(const arpc_server *srv, arpc_server_stats *out);
+
+/** The request's payload; borrowed until the answer is sent. */
+ARPC_EXPORT const void *arpc_request_data(const arpc_request *req);
+
+/** The request payload's length in bytes. */
+ARPC_EXPORT size_t arpc_request_len(const arpc_request *req);
+
+/** The method name, NUL-terminated; borrowed until the answer is sent. */
+ARPC_EXPORT const char *arpc_request_method(const arpc_request *req);
+
+/**
+ * The caller's remaining time in milliseconds, from the deadline the request
+ * carried: pass it on as the timeout of downstream calls.  -1 when the caller
+ * set no deadline; 0 when it has passed.
+ */
+ARPC_EXPORT int64_t arpc_request_remaining_ms(const arpc_request *req);
+
+/**
+ * The buffer that becomes the answer's payload.  Owned by the request: write
+ * to it, do not free it.
+ */
+ARPC_EXPORT arpc_buf *arpc_request_response(arpc_request *req);
+
+/**
+ * Sets the message of an application error (the handler then returns a
+ * positive code).  Replaces the response payload with `message` (copied).
+ * @return 0 or ARPC_ENOMEM.
+ */
+ARPC_EXPORT int arpc_request_set_error(arpc_request *req, const char *message);
+
+/**
+ * Answers a deferred request with `status` (0, an application code > 0, or a
+ * negative arpc_err) and the contents of arpc_request_response().  `req` is
+ * invalid after this call.  Must be called exactly once per deferred request.
+ * Thread: any.  Suspends: no.
+ */
+ARPC_EXPORT void arpc_request_respond(arpc_request *req, int status);
+
+ARPC_END_DECLS
+
+#endif

@@ -1,0 +1,269 @@
+/*
+ * Design notes: the native frame codec (docs/protocol.md is the spec).
+ *
+ * The decoder is stateless: a connection keeps its unread bytes in one buffer and calls
+ * arpc__frame_decode() on the front of it until it returns 0, so partial frames and many
+ * frames coalesced in one read ("sticky packets") need no state here.  A decoded frame is a
+ * set of views into that buffer: no copy and no allocation per frame.
+ *
+ * Every field is read and written with explicit little-endian byte loads and stores, never
+ * by casting the buffer to a struct: frames start at any offset of the read buffer (no
+ * alignment), the wire is little-endian on every host, and the struct has padding the wire
+ * has not.  Compilers turn the shift-and-or loads into single moves on little-endian hosts.
+ *
+ * Hot path, complete header: one compare for magic and version together, one for the type,
+ * method length and reserved word, one for the size limit, one for "is the body here".
+ * The size is summed in 64 bits, because 32 + 255 + a 32-bit payload length overflows 32.
+ * Every error is decided from the header alone, so a peer announcing a 4 GiB body is
+ * refused at once instead of being buffered.  An incomplete header is judged on the bytes
+ * it has: a client of another protocol ("GET / HTTP/1.1") fails on its first byte instead of
+ * waiting forever for 32.
+ *
+ * Liberal in what it accepts: fields a frame type does not use (flags and timeout outside
+ * REQUEST, status outside RESPONSE and GOAWAY) and reserved flag bits are ignored, and the
+ * decoder reports them as 0 so no upper layer can come to depend on them.  Conservative in
+ * what it sends: the one header writer emits exactly that canonical form.
+ *
+ * Threading: no globals; any thread may use these functions on buffers it owns.
+ */
+#include <string.h>
+
+#include <arpc/err.h>
+
+#include "base/assert.h"
+#include "base/buf.h"
+#include "base/common.h"
+#include "proto/frame.h"
+
+/* Header field offsets. */
+enum {
+    OFF_MAGIC0 = 0,
+    OFF_MAGIC1 = 1,
+    OFF_VERSION = 2,
+    OFF_TYPE = 3,
+    OFF_FLAGS = 4,
+    OFF_METHOD_LEN = 6,
+    OFF_PAYLOAD_LEN = 8,
+    OFF_STATUS = 12,
+    OFF_TIMEOUT = 16,
+    OFF_RESERVED = 20,
+    OFF_REQUEST_ID = 24
+};
+
+#define MAGIC0 0x41 /* 'A' */
+#define MAGIC1 0x52 /* 'R' */
+
+/* Bytes 0..2 of every version-1 header, as a little-endian 32-bit load sees them. */
+#define LEAD_V1     ((uint32_t)MAGIC0 | (uint32_t)MAGIC1 << 8 | (uint32_t)ARPC__PROTO_VERSION << 16)
+#define FLAGS_KNOWN ARPC__FLAG_IDEMPOTENT
+
+_Static_assert(OFF_REQUEST_ID + 8 == ARPC__FRAME_HEADER_SIZE, "header fields fill 32 bytes");
+_Static_assert(ARPC__MAX_METHOD_LEN <= UINT16_MAX, "method_len is a 16-bit field");
+_Static_assert(ARPC__DEFAULT_MAX_FRAME >= ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN,
+               "the default limit admits every request header");
+
+static inline uint16_t load_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (unsigned)p[1] << 8);
+}
+
+static inline uint32_t load_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t load_le64(const uint8_t *p)
+{
+    return (uint64_t)load_le32(p) | (uint64_t)load_le32(p + 4) << 32;
+}
+
+static inline void store_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void store_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static inline void store_le64(uint8_t *p, uint64_t v)
+{
+    store_le32(p, (uint32_t)v);
+    store_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline int type_known(unsigned type)
+{
+    return type - ARPC__FRAME_REQUEST <= ARPC__FRAME_GOAWAY - ARPC__FRAME_REQUEST;
+}
+
+/* REQUEST carries a method name of 1..255 bytes; no other type carries one. */
+static inline int method_len_valid(unsigned type, unsigned method_len)
+{
+    if (type == ARPC__FRAME_REQUEST)
+        return method_len - 1u < ARPC__MAX_METHOD_LEN;
+    return method_len == 0;
+}
+
+static inline int carries_status(unsigned type)
+{
+    return type == ARPC__FRAME_RESPONSE || type == ARPC__FRAME_GOAWAY;
+}
+
+/* True if `n` fits the 32-bit payload_len field.  On a 32-bit host the bound also keeps the
+ * frame's total size from wrapping around size_t. */
+static inline int payload_len_valid(size_t n)
+{
+#if SIZE_MAX > UINT32_MAX
+    return n <= UINT32_MAX;
+#else
+    return n <= SIZE_MAX - ARPC__FRAME_HEADER_SIZE - ARPC__MAX_METHOD_LEN;
+#endif
+}
+
+/*
+ * Judges the first bytes of a header, of which `len` (< 32) are present: magic, version and
+ * type need no other field.  Checked in the order the complete-header path checks them, so
+ * both paths report the same error for the same bytes.
+ */
+static int64_t check_header_prefix(const uint8_t *h, size_t len)
+{
+    if (len > OFF_MAGIC0 && h[OFF_MAGIC0] != MAGIC0)
+        return ARPC_EFRAME;
+    if (len > OFF_MAGIC1 && h[OFF_MAGIC1] != MAGIC1)
+        return ARPC_EFRAME;
+    if (len > OFF_VERSION && h[OFF_VERSION] != ARPC__PROTO_VERSION)
+        return ARPC_EVERSION;
+    if (len > OFF_TYPE && !type_known(h[OFF_TYPE]))
+        return ARPC_EFRAME;
+    return 0;
+}
+
+/* Fills `out` from a checked header `h` whose frame is complete in memory. */
+static void read_frame(const uint8_t *h, unsigned type, unsigned method_len, uint32_t payload_len,
+                       arpc__frame *out)
+{
+    int request = type == ARPC__FRAME_REQUEST;
+
+    out->type = (uint8_t)type;
+    out->flags = request ? load_le16(h + OFF_FLAGS) & FLAGS_KNOWN : 0;
+    out->request_id = load_le64(h + OFF_REQUEST_ID);
+    out->status = carries_status(type) ? (int32_t)load_le32(h + OFF_STATUS) : 0;
+    out->timeout_ms = request ? load_le32(h + OFF_TIMEOUT) : 0;
+    out->method = (const char *)h + ARPC__FRAME_HEADER_SIZE;
+    out->method_len = (uint16_t)method_len;
+    out->payload = h + ARPC__FRAME_HEADER_SIZE + method_len;
+    out->payload_len = payload_len;
+}
+
+int64_t arpc__frame_decode(const uint8_t *data, size_t len, uint32_t max_frame, arpc__frame *out)
+{
+    if (arpc__unlikely(len < ARPC__FRAME_HEADER_SIZE))
+        return check_header_prefix(data, len);
+
+    uint32_t lead = load_le32(data);
+    if (arpc__unlikely((lead & 0xffffffu) != LEAD_V1))
+        return check_header_prefix(data, OFF_TYPE); /* the magic or the version is wrong */
+    unsigned type = lead >> 24;
+    unsigned method_len = load_le16(data + OFF_METHOD_LEN);
+    if (arpc__unlikely(!type_known(type) || !method_len_valid(type, method_len) ||
+                       load_le32(data + OFF_RESERVED) != 0))
+        return ARPC_EFRAME;
+
+    uint32_t payload_len = load_le32(data + OFF_PAYLOAD_LEN);
+    uint64_t total = (uint64_t)ARPC__FRAME_HEADER_SIZE + method_len + payload_len;
+    if (arpc__unlikely(total > max_frame))
+        return ARPC_ETOOBIG;
+    if (len < total)
+        return 0;
+    read_frame(data, type, method_len, payload_len, out);
+    return (int64_t)total;
+}
+
+void arpc__frame_write_header(uint8_t header[ARPC__FRAME_HEADER_SIZE], const arpc__frame *f)
+{
+    int request = f->type == ARPC__FRAME_REQUEST;
+
+    ARPC_ASSERT(type_known(f->type));
+    ARPC_ASSERT(method_len_valid(f->type, f->method_len));
+    header[OFF_MAGIC0] = MAGIC0;
+    header[OFF_MAGIC1] = MAGIC1;
+    header[OFF_VERSION] = ARPC__PROTO_VERSION;
+    header[OFF_TYPE] = f->type;
+    store_le16(header + OFF_FLAGS, request ? f->flags & FLAGS_KNOWN : 0);
+    store_le16(header + OFF_METHOD_LEN, f->method_len);
+    store_le32(header + OFF_PAYLOAD_LEN, f->payload_len);
+    store_le32(header + OFF_STATUS, carries_status(f->type) ? (uint32_t)f->status : 0);
+    store_le32(header + OFF_TIMEOUT, request ? f->timeout_ms : 0);
+    store_le32(header + OFF_RESERVED, 0);
+    store_le64(header + OFF_REQUEST_ID, f->request_id);
+}
+
+/* Appends header, method and payload of `f` as one frame; `out` is unchanged on error.
+ * The views of `f` must not point into `out`, which may move when it grows. */
+static int append_frame(arpc_buf *out, const arpc__frame *f)
+{
+    size_t total = ARPC__FRAME_HEADER_SIZE + (size_t)f->method_len + f->payload_len;
+    int rc = arpc__buf_ensure(out, total);
+    if (rc < 0)
+        return rc;
+
+    uint8_t *p = arpc__buf_tail(out);
+    arpc__frame_write_header(p, f);
+    p += ARPC__FRAME_HEADER_SIZE;
+    /* memcpy() with a NULL source is undefined even for 0 bytes, and empty payloads are
+     * commonly passed as NULL. */
+    if (f->method_len > 0)
+        memcpy(p, f->method, f->method_len);
+    if (f->payload_len > 0)
+        memcpy(p + f->method_len, f->payload, f->payload_len);
+    out->len += total;
+    return 0;
+}
+
+int arpc__frame_encode_request(arpc_buf *out, uint64_t request_id, uint32_t timeout_ms,
+                               uint16_t flags, const char *method, size_t method_len,
+                               const void *payload, size_t payload_len)
+{
+    if (method_len == 0 || method_len > ARPC__MAX_METHOD_LEN || !payload_len_valid(payload_len))
+        return ARPC_EINVAL;
+    arpc__frame f = {
+        .type = ARPC__FRAME_REQUEST,
+        .flags = flags,
+        .request_id = request_id,
+        .timeout_ms = timeout_ms,
+        .method = method,
+        .method_len = (uint16_t)method_len,
+        .payload = payload,
+        .payload_len = (uint32_t)payload_len,
+    };
+    return append_frame(out, &f);
+}
+
+int arpc__frame_encode_response(arpc_buf *out, uint64_t request_id, int32_t status,
+                                const void *payload, size_t payload_len)
+{
+    if (!payload_len_valid(payload_len))
+        return ARPC_EINVAL;
+    arpc__frame f = {
+        .type = ARPC__FRAME_RESPONSE,
+        .request_id = request_id,
+        .status = status,
+        .payload = payload,
+        .payload_len = (uint32_t)payload_len,
+    };
+    return append_frame(out, &f);
+}
+
+int arpc__frame_encode_control(arpc_buf *out, uint8_t type, uint64_t request_id, int32_t status)
+{
+    if (type != ARPC__FRAME_PING && type != ARPC__FRAME_PONG && type != ARPC__FRAME_GOAWAY)
+        return ARPC_EINVAL;
+    arpc__frame f = {.type = type, .request_id = request_id, .status = status};
+    return append_frame(out, &f);
+}

@@ -1,0 +1,993 @@
+/*
+ * Design notes.
+ *
+ * Objects.  A channel has endpoints; an endpoint has `slots` (its pool of
+ * connections, each pinned to one loop); a slot has at most one `link` (the
+ * physical connection) at a time and replaces it when it dies.  A slot and
+ * its links are touched only on the slot's loop.  Endpoint health (failure
+ * count, ejection, calls in flight) is atomic, because load balancing runs
+ * on the caller's thread.
+ *
+ * A call is always in exactly one place: in transit to a slot's loop (an
+ * inbox task), in a slot's waiting list (not yet sent), or in a link's
+ * pending table (sent).  Its deadline timer lives on the loop that holds it.
+ * Whatever completes it (answer, timer, connection loss, channel close)
+ * first takes it out of that place, so it completes exactly once.
+ *
+ * Calls started on a loop thread use the loop's pool of call objects and a
+ * slot on the same loop when the endpoint has one, so a coroutine or a
+ * callback that calls again allocates nothing and crosses no thread.
+ *
+ * Failure handling: a call that was never sent, or was refused by a server
+ * that is going away (ARPC_ESHUTDOWN), or is idempotent, is dispatched again
+ * (maybe to another endpoint) while its retry budget and deadline allow.
+ * A link that never heard from its peer, or whose heartbeat went unanswered,
+ * counts as an endpoint failure; enough of them eject the endpoint from load
+ * balancing (a heartbeat failure ejects at once), and the slot keeps probing
+ * with exponential backoff until a probe PING is answered.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpc/client.h>
+#include <arpc/coro.h>
+#include <arpc/err.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "rpc/channel.h"
+#include "runtime/addr.h"
+#include "runtime/loop.h"
+
+#define CALL_POOL_MAX   4096
+#define RING_POINTS     160
+#define REQ_KEEP_SIZE   (64 * 1024)
+#define MAX_ENDPOINTS   1024
+
+static void dispatch(cli_call *call);
+static void slot_submit(cli_slot *slot, cli_call *call);
+static void slot_connect(cli_slot *slot);
+
+/* ---- options ------------------------------------------------------------ */
+
+void arpc_channel_opts_init(arpc_channel_opts *opts)
+{
+    opts->connections_per_endpoint = 1;
+    opts->connect_timeout_ms = 1000;
+    opts->default_timeout_ms = 1000;
+    opts->max_frame_size = ARPC__DEFAULT_MAX_FRAME;
+    opts->heartbeat_interval_ms = 500;
+    opts->heartbeat_timeout_ms = 1000;
+    opts->reconnect_backoff_min_ms = 50;
+    opts->reconnect_backoff_max_ms = 2000;
+    opts->eject_after_failures = 3;
+    opts->max_retries = 2;
+    opts->lb_policy = ARPC_LB_ROUND_ROBIN;
+}
+
+void arpc_call_opts_init(arpc_call_opts *opts)
+{
+    opts->timeout_ms = -1;
+    opts->hash_key = 0;
+    opts->idempotent = false;
+}
+
+/* ---- call objects ------------------------------------------------------- */
+
+typedef struct call_pool {
+    arpc__list free;
+    size_t count;
+} call_pool;
+
+static void call_free(cli_call *call)
+{
+    arpc__buf_fini(&call->req);
+    arpc__free(call);
+}
+
+static void call_pool_fini(void *value)
+{
+    call_pool *pool = value;
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&pool->free)) != NULL)
+        call_free(arpc__container_of(node, cli_call, link));
+    arpc__free(pool);
+}
+
+/* The pool of the calling loop thread, created on first use; NULL elsewhere. */
+static call_pool *local_pool(void)
+{
+    arpc_loop *loop = arpc__loop_current();
+    if (loop == NULL)
+        return NULL;
+    arpc__loop_local *local = &loop->locals[ARPC__LOCAL_CALL_POOL];
+    if (local->value == NULL) {
+        call_pool *pool = arpc__calloc(1, sizeof(*pool));
+        if (pool == NULL)
+            return NULL;
+        arpc__list_init(&pool->free);
+        local->value = pool;
+        local->fini = call_pool_fini;
+    }
+    return local->value;
+}
+
+static void on_call_deadline(arpc__timer *timer);
+
+static cli_call *call_get(void)
+{
+    call_pool *pool = local_pool();
+    arpc__list *node = pool ? arpc__list_pop_front(&pool->free) : NULL;
+    if (node != NULL) {
+        pool->count--;
+        return arpc__container_of(node, cli_call, link);
+    }
+    cli_call *call = arpc__malloc(sizeof(*call));
+    if (call == NULL)
+        return NULL;
+    arpc__buf_init(&call->req);
+    arpc__list_init(&call->link);
+    arpc__timer_init(&call->timer, on_call_deadline);
+    return call;
+}
+
+static void call_put(cli_call *call)
+{
+    call_pool *pool = local_pool();
+    if (pool == NULL || pool->count >= CALL_POOL_MAX) {
+        call_free(call);
+        return;
+    }
+    arpc_buf_clear(&call->req);
+    arpc__buf_shrink_if_idle(&call->req, REQ_KEEP_SIZE);
+    arpc__list_push_front(&pool->free, &call->link);
+    pool->count++;
+}
+
+static void channel_call_ended(arpc_channel *ch)
+{
+    int64_t before = atomic_fetch_sub(&ch->active_calls, 1);
+    if (before == 1 && atomic_load(&ch->closing))
+        arpc_event_signal(&ch->idle);
+}
+
+static void deliver(cli_call *call, int status, const void *rsp, size_t rsp_len)
+{
+    arpc_channel *ch = call->ch;
+    arpc_call_cb cb = call->cb;
+    void *user_data = call->user_data;
+    arpc__loop_timer_disarm(arpc__loop_current(), &call->timer);
+    call_put(call);
+    cb(status, rsp, rsp_len, user_data);
+    channel_call_ended(ch);
+}
+
+static void deliver_later_task(void *call, void *status)
+{
+    deliver(call, (int)(intptr_t)status, NULL, 0);
+}
+
+/* Completes a call that is no longer in any slot or link.  Loop thread. */
+static void call_complete(cli_call *call, int status, const void *rsp, size_t rsp_len)
+{
+    if (call->in_initiator) {
+        /* The async contract: never inside the initiating call. */
+        arpc__loop_timer_disarm(arpc__loop_current(), &call->timer);
+        int rc = arpc__loop_submit2(arpc__loop_current(), deliver_later_task, call,
+                                    (void *)(intptr_t)status);
+        ARPC_CHECK(rc == 0);
+        return;
+    }
+    deliver(call, status, rsp, rsp_len);
+}
+
+/* A failure that may be retried: dispatch again while budget and time allow. */
+static void call_retry_or_fail(cli_call *call, int err)
+{
+    arpc_channel *ch = call->ch;
+    if (!atomic_load(&ch->closing) && call->attempts < ch->opts.max_retries &&
+        arpc__now_ns() < call->deadline_ns) {
+        call->attempts++;
+        atomic_fetch_add_explicit(&ch->retries, 1, memory_order_relaxed);
+        arpc__loop_timer_disarm(arpc__loop_current(), &call->timer);
+        dispatch(call);
+        return;
+    }
+    call_complete(call, err, NULL, 0);
+}
+
+/* ---- links: one physical connection ------------------------------------- */
+
+static void endpoint_failed(cli_endpoint *ep, int err)
+{
+    uint32_t failures = atomic_fetch_add(&ep->failures, 1) + 1;
+    bool eject = err == ARPC_EHEARTBEAT || failures >= ep->ch->opts.eject_after_failures;
+    if (eject && !atomic_exchange(&ep->ejected, true))
+        ARPC_LOG_WARNF("endpoint %s ejected from load balancing: %s", ep->address,
+                       arpc_strerror(err));
+}
+
+static void endpoint_healthy(cli_endpoint *ep)
+{
+    atomic_store(&ep->failures, 0);
+    if (atomic_exchange(&ep->ejected, false))
+        ARPC_LOG_INFOF("endpoint %s re-admitted after a successful probe", ep->address);
+}
+
+static void link_close_if_drained(cli_link *lnk)
+{
+    if (lnk->goaway && lnk->pending.len == 0)
+        arpc__conn_close(&lnk->conn, ARPC_ESHUTDOWN);
+}
+
+static uint32_t remaining_ms(int64_t deadline_ns)
+{
+    int64_t left = deadline_ns - arpc__now_ns();
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + ARPC__NS_PER_MS - 1) / ARPC__NS_PER_MS;
+    return ms > UINT32_MAX ? 0 : (uint32_t)ms;
+}
+
+/* Sends a call on a connected link.  Loop thread of the link. */
+static void link_send(cli_link *lnk, cli_call *call)
+{
+    uint32_t timeout_ms = remaining_ms(call->deadline_ns);
+    if (timeout_ms == 0 && call->deadline_ns != ARPC__NO_DEADLINE) {
+        call_complete(call, ARPC_ETIMEDOUT, NULL, 0);
+        return;
+    }
+    uint64_t id = ++lnk->next_id;
+    int rc = arpc__pending_insert(&lnk->pending, id, call);
+    if (rc == 0) {
+        rc = arpc__frame_encode_request(&lnk->conn.out, id, timeout_ms,
+                                        call->idempotent ? ARPC__FLAG_IDEMPOTENT : 0,
+                                        call->method, call->method_len,
+                                        arpc_buf_data(&call->req), call->req.len);
+        if (rc < 0)
+            arpc__pending_remove(&lnk->pending, id);
+    }
+    if (rc < 0) {
+        call_complete(call, rc, NULL, 0);
+        return;
+    }
+    call->lnk = lnk;
+    call->id = id;
+    atomic_fetch_add_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
+    arpc__conn_flush_soon(&lnk->conn);
+}
+
+/* Takes a sent call back out of its link. */
+static void link_forget(cli_link *lnk, cli_call *call)
+{
+    arpc__pending_remove(&lnk->pending, call->id);
+    atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
+    call->lnk = NULL;
+}
+
+static void on_response(cli_link *lnk, const arpc__frame *frame)
+{
+    cli_call *call = arpc__pending_remove(&lnk->pending, frame->request_id);
+    if (call == NULL) {
+        /* Its call already completed (deadline): a late answer, dropped. */
+        atomic_fetch_add_explicit(&lnk->ch->late_answers, 1, memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
+    call->lnk = NULL;
+    if (frame->status == ARPC_ESHUTDOWN) {
+        /* The server refused it unprocessed: safe to send elsewhere. */
+        call_retry_or_fail(call, ARPC_ESHUTDOWN);
+    } else {
+        call_complete(call, frame->status, frame->payload, frame->payload_len);
+    }
+    link_close_if_drained(lnk);
+}
+
+static void slot_detach(cli_slot *slot, cli_link *lnk)
+{
+    if (slot != NULL && slot->lnk == lnk)
+        slot->lnk = NULL;
+    lnk->slot = NULL;
+}
+
+static void on_goaway(cli_link *lnk, const arpc__frame *frame)
+{
+    lnk->goaway = true;
+    lnk->goaway_last_id = frame->request_id;
+    cli_slot *slot = lnk->slot;
+    slot_detach(slot, lnk);
+    /* Calls the server will not answer go elsewhere now. */
+    for (uint64_t id = frame->request_id + 1; id <= lnk->next_id; id++) {
+        cli_call *call = arpc__pending_remove(&lnk->pending, id);
+        if (call == NULL)
+            continue;
+        atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
+        call->lnk = NULL;
+        call_retry_or_fail(call, ARPC_ESHUTDOWN);
+    }
+    if (slot != NULL && !arpc__list_empty(&slot->waiting))
+        slot_connect(slot);
+    link_close_if_drained(lnk);
+}
+
+static int link_on_frame(arpc__conn *conn, const arpc__frame *frame)
+{
+    cli_link *lnk = arpc__container_of(conn, cli_link, conn);
+    if (!lnk->heard_from_peer) {
+        lnk->heard_from_peer = true;
+        endpoint_healthy(lnk->ep);
+        if (lnk->slot != NULL)
+            lnk->slot->backoff_ms = 0;
+    }
+    switch (frame->type) {
+    case ARPC__FRAME_RESPONSE:
+        on_response(lnk, frame);
+        return 0;
+    case ARPC__FRAME_PONG:
+        return 0;
+    case ARPC__FRAME_PING: {
+        int rc = arpc__frame_encode_control(&conn->out, ARPC__FRAME_PONG, frame->request_id, 0);
+        if (rc == 0)
+            arpc__conn_flush_soon(conn);
+        return rc;
+    }
+    case ARPC__FRAME_GOAWAY:
+        on_goaway(lnk, frame);
+        return 0;
+    default:
+        return ARPC_EFRAME; /* a REQUEST towards a client */
+    }
+}
+
+static void send_ping(cli_link *lnk)
+{
+    if (arpc__frame_encode_control(&lnk->conn.out, ARPC__FRAME_PING, ++lnk->next_id, 0) == 0) {
+        lnk->ping_outstanding = true;
+        lnk->ping_sent_ns = arpc__now_ns();
+        arpc__conn_flush_soon(&lnk->conn);
+    }
+}
+
+/* One timer per link: connect timeout while connecting, heartbeat after. */
+static void on_link_timer(arpc__timer *timer)
+{
+    cli_link *lnk = arpc__container_of(timer, cli_link, heartbeat);
+    const arpc_channel_opts *opts = &lnk->ch->opts;
+    int64_t now = arpc__now_ns();
+    if (lnk->conn.connecting) {
+        arpc__conn_close(&lnk->conn, ARPC_ETIMEDOUT);
+        return;
+    }
+    int64_t timeout = opts->heartbeat_timeout_ms * ARPC__NS_PER_MS;
+    int64_t interval = opts->heartbeat_interval_ms * ARPC__NS_PER_MS;
+    if (lnk->ping_outstanding) {
+        if (lnk->conn.last_rx_ns >= lnk->ping_sent_ns) {
+            lnk->ping_outstanding = false;
+        } else if (now - lnk->ping_sent_ns >= timeout) {
+            atomic_fetch_add_explicit(&lnk->ch->heartbeat_failures, 1, memory_order_relaxed);
+            ARPC_LOG_WARNF("connection %llu to %s: no answer to PING within %lld ms, closing it",
+                           (unsigned long long)lnk->conn.id, lnk->ep->address,
+                           (long long)opts->heartbeat_timeout_ms);
+            arpc__conn_close(&lnk->conn, ARPC_EHEARTBEAT);
+            return;
+        } else {
+            arpc__loop_timer_arm(lnk->conn.loop, timer, lnk->ping_sent_ns + timeout);
+            return;
+        }
+    }
+    if (interval <= 0)
+        return;
+    if (now - lnk->conn.last_rx_ns >= interval) {
+        send_ping(lnk);
+        arpc__loop_timer_arm(lnk->conn.loop, timer, now + timeout);
+    } else {
+        arpc__loop_timer_arm(lnk->conn.loop, timer, lnk->conn.last_rx_ns + interval);
+    }
+}
+
+static void link_on_connected(arpc__conn *conn)
+{
+    cli_link *lnk = arpc__container_of(conn, cli_link, conn);
+    atomic_fetch_add_explicit(&lnk->ch->reconnects, 1, memory_order_relaxed);
+    conn->last_rx_ns = arpc__now_ns();
+    /* A probe: the endpoint counts as healthy only once a frame comes back. */
+    send_ping(lnk);
+    int64_t timeout = lnk->ch->opts.heartbeat_timeout_ms;
+    if (timeout <= 0)
+        timeout = lnk->ch->opts.connect_timeout_ms;
+    arpc__loop_timer_arm(conn->loop, &lnk->heartbeat, lnk->ping_sent_ns + timeout * ARPC__NS_PER_MS);
+    cli_slot *slot = lnk->slot;
+    if (slot == NULL)
+        return;
+    arpc__list *node;
+    while (!conn->closed && (node = arpc__list_pop_front(&slot->waiting)) != NULL)
+        link_send(lnk, arpc__container_of(node, cli_call, link));
+}
+
+static void fail_sent_calls(cli_link *lnk, int err)
+{
+    size_t count;
+    arpc__pending_slot *slots = arpc__pending_take_all(&lnk->pending, &count);
+    for (size_t i = 0; i < count; i++) {
+        cli_call *call = slots[i].call;
+        if (slots[i].id == 0 || call == NULL)
+            continue;
+        atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
+        call->lnk = NULL;
+        if (call->idempotent)
+            call_retry_or_fail(call, err);
+        else
+            call_complete(call, err, NULL, 0);
+    }
+    arpc__free(slots);
+}
+
+static void slot_link_lost(cli_slot *slot, bool failed, int err);
+
+static void link_on_close(arpc__conn *conn, int err)
+{
+    cli_link *lnk = arpc__container_of(conn, cli_link, conn);
+    arpc__loop_timer_disarm(conn->loop, &lnk->heartbeat);
+    bool failed = !lnk->heard_from_peer || err == ARPC_EHEARTBEAT;
+    if (failed && !atomic_load(&lnk->ch->closing))
+        endpoint_failed(lnk->ep, err);
+    cli_slot *slot = lnk->slot;
+    slot_detach(slot, lnk);
+    if (err == ARPC_ECLOSED && conn->connecting)
+        err = ARPC_ECONNREFUSED;
+    fail_sent_calls(lnk, err);
+    if (slot != NULL)
+        slot_link_lost(slot, failed, err);
+}
+
+static void link_on_free(arpc__conn *conn)
+{
+    cli_link *lnk = arpc__container_of(conn, cli_link, conn);
+    arpc__pending_fini(&lnk->pending);
+    arpc__free(lnk);
+}
+
+static const arpc__conn_ops link_ops = {
+    .on_frame = link_on_frame,
+    .on_connected = link_on_connected,
+    .on_close = link_on_close,
+    .on_free = link_on_free,
+};
+
+/* ---- slots: a pooled connection that reconnects -------------------------- */
+
+static int64_t jittered(int64_t ms)
+{
+    /* Up to 50% less, so slots that failed together do not retry together. */
+    return ms - (int64_t)((uint64_t)rand() % (uint64_t)(ms / 2 + 1));
+}
+
+static void slot_fail_waiting(cli_slot *slot, int err)
+{
+    arpc__list waiting;
+    arpc__list_init(&waiting);
+    /* Detach the list first: a retried call may come back to this slot. */
+    if (!arpc__list_empty(&slot->waiting)) {
+        waiting.next = slot->waiting.next;
+        waiting.prev = slot->waiting.prev;
+        waiting.next->prev = &waiting;
+        waiting.prev->next = &waiting;
+        arpc__list_init(&slot->waiting);
+    }
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&waiting)) != NULL) {
+        cli_call *call = arpc__container_of(node, cli_call, link);
+        if (slot->closed)
+            call_complete(call, err, NULL, 0);
+        else
+            call_retry_or_fail(call, err);
+    }
+}
+
+static void slot_link_lost(cli_slot *slot, bool failed, int err)
+{
+    if (slot->closed) {
+        slot_fail_waiting(slot, ARPC_ECANCELED);
+        return;
+    }
+    if (failed) {
+        const arpc_channel_opts *opts = &slot->ep->ch->opts;
+        int64_t next = slot->backoff_ms ? slot->backoff_ms * 2 : opts->reconnect_backoff_min_ms;
+        slot->backoff_ms = next > opts->reconnect_backoff_max_ms ? opts->reconnect_backoff_max_ms
+                                                                 : next;
+        slot->in_backoff = true;
+        arpc__loop_timer_arm(slot->loop, &slot->backoff,
+                             arpc__now_ns() + jittered(slot->backoff_ms) * ARPC__NS_PER_MS);
+        /* Calls that never left: try elsewhere (or fail) now, not after the backoff. */
+        slot_fail_waiting(slot, err == ARPC_ECLOSED ? ARPC_ECONNREFUSED : err);
+    } else if (!arpc__list_empty(&slot->waiting)) {
+        slot_connect(slot);
+    }
+}
+
+static void on_backoff_done(arpc__timer *timer)
+{
+    cli_slot *slot = arpc__container_of(timer, cli_slot, backoff);
+    slot->in_backoff = false;
+    /* An ejected endpoint is probed even when no call waits for it. */
+    if (slot->lnk == NULL && !slot->closed &&
+        (!arpc__list_empty(&slot->waiting) || atomic_load(&slot->ep->ejected)))
+        slot_connect(slot);
+}
+
+static int open_socket(cli_endpoint *ep, int *out_fd, bool *in_progress)
+{
+    int fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    *in_progress = false;
+    if (connect(fd, (struct sockaddr *)&ep->addr, ep->addr_len) < 0) {
+        if (errno != EINPROGRESS) {
+            int err = -errno;
+            close(fd);
+            return err;
+        }
+        *in_progress = true;
+    }
+    *out_fd = fd;
+    return 0;
+}
+
+static void slot_connect(cli_slot *slot)
+{
+    if (slot->lnk != NULL || slot->in_backoff || slot->closed)
+        return;
+    cli_endpoint *ep = slot->ep;
+    int fd = -1;
+    bool in_progress = false;
+    int rc = open_socket(ep, &fd, &in_progress);
+    cli_link *lnk = rc == 0 ? arpc__calloc(1, sizeof(*lnk)) : NULL;
+    if (rc == 0 && lnk == NULL) {
+        close(fd);
+        rc = ARPC_ENOMEM;
+    }
+    if (rc < 0) {
+        endpoint_failed(ep, rc);
+        slot_link_lost(slot, true, rc);
+        return;
+    }
+    lnk->slot = slot;
+    lnk->ch = ep->ch;
+    lnk->ep = ep;
+    arpc__pending_init(&lnk->pending);
+    arpc__timer_init(&lnk->heartbeat, on_link_timer);
+    arpc__conn_init(&lnk->conn, slot->loop, fd, &link_ops, ep->ch->opts.max_frame_size, true);
+    snprintf(lnk->conn.peer, sizeof(lnk->conn.peer), "%s", ep->address);
+    slot->lnk = lnk;
+    arpc__loop_timer_arm(slot->loop, &lnk->heartbeat,
+                         arpc__now_ns() + ep->ch->opts.connect_timeout_ms * ARPC__NS_PER_MS);
+    if (arpc__conn_start(&lnk->conn) == 0 && !in_progress) {
+        /* Connected at once (possible on loopback): the edge for EPOLLOUT
+         * still arrives, and finishes the set-up through the usual path. */
+    }
+    arpc__conn_unref(&lnk->conn); /* the loop registration holds it */
+}
+
+static void slot_submit(cli_slot *slot, cli_call *call)
+{
+    if (slot->closed) {
+        call_complete(call, ARPC_ECANCELED, NULL, 0);
+        return;
+    }
+    if (call->deadline_ns != ARPC__NO_DEADLINE) {
+        if (arpc__loop_timer_arm(slot->loop, &call->timer, call->deadline_ns) < 0) {
+            call_complete(call, ARPC_ENOMEM, NULL, 0);
+            return;
+        }
+    }
+    cli_link *lnk = slot->lnk;
+    if (lnk != NULL && !lnk->conn.connecting && !lnk->conn.closed) {
+        link_send(lnk, call);
+        return;
+    }
+    arpc__list_push_back(&slot->waiting, &call->link);
+    slot_connect(slot);
+}
+
+static void on_call_deadline(arpc__timer *timer)
+{
+    cli_call *call = arpc__container_of(timer, cli_call, timer);
+    if (call->lnk != NULL)
+        link_forget(call->lnk, call);
+    else
+        arpc__list_remove(&call->link); /* waiting for a connection */
+    call_complete(call, ARPC_ETIMEDOUT, NULL, 0);
+}
+
+/* ---- load balancing and dispatch ----------------------------------------- */
+
+static uint64_t hash64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static bool usable(const cli_endpoint *ep)
+{
+    return !atomic_load_explicit(&ep->ejected, memory_order_relaxed);
+}
+
+/* The first usable endpoint from `start` on; if all are ejected, `start`'s. */
+static cli_endpoint *scan_from(arpc_channel *ch, unsigned start)
+{
+    for (unsigned i = 0; i < ch->ep_count; i++) {
+        cli_endpoint *ep = &ch->eps[(start + i) % ch->ep_count];
+        if (usable(ep))
+            return ep;
+    }
+    return &ch->eps[start % ch->ep_count];
+}
+
+static cli_endpoint *pick_least_in_flight(arpc_channel *ch)
+{
+    unsigned start = atomic_fetch_add_explicit(&ch->next_ep, 1, memory_order_relaxed);
+    cli_endpoint *best = NULL;
+    int64_t best_load = INT64_MAX;
+    for (unsigned i = 0; i < ch->ep_count; i++) {
+        cli_endpoint *ep = &ch->eps[(start + i) % ch->ep_count];
+        int64_t load = atomic_load_explicit(&ep->in_flight, memory_order_relaxed);
+        if (usable(ep) && load < best_load) {
+            best = ep;
+            best_load = load;
+        }
+    }
+    return best ? best : scan_from(ch, start);
+}
+
+static cli_endpoint *pick_by_hash(arpc_channel *ch, uint64_t key)
+{
+    uint64_t h = hash64(key);
+    unsigned lo = 0;
+    unsigned hi = ch->ring_len;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (ch->ring[mid].hash < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Walk clockwise to the first healthy endpoint, so a key moves only
+     * while its endpoint is ejected. */
+    for (unsigned i = 0; i < ch->ring_len; i++) {
+        cli_endpoint *ep = &ch->eps[ch->ring[(lo + i) % ch->ring_len].endpoint];
+        if (usable(ep))
+            return ep;
+    }
+    return &ch->eps[ch->ring[lo % ch->ring_len].endpoint];
+}
+
+static _Thread_local uint64_t random_state;
+
+static unsigned random_index(void)
+{
+    if (random_state == 0)
+        random_state = hash64((uint64_t)arpc__now_ns() ^ (uint64_t)(uintptr_t)&random_state);
+    random_state ^= random_state << 13;
+    random_state ^= random_state >> 7;
+    random_state ^= random_state << 17;
+    return (unsigned)(random_state >> 11);
+}
+
+static cli_endpoint *pick_endpoint(arpc_channel *ch, uint64_t hash_key)
+{
+    if (ch->ep_count == 1)
+        return &ch->eps[0];
+    switch (ch->opts.lb_policy) {
+    case ARPC_LB_RANDOM:
+        return scan_from(ch, random_index());
+    case ARPC_LB_LEAST_IN_FLIGHT:
+        return pick_least_in_flight(ch);
+    case ARPC_LB_CONSISTENT_HASH:
+        return pick_by_hash(ch, hash_key);
+    case ARPC_LB_ROUND_ROBIN:
+    default:
+        return scan_from(ch, atomic_fetch_add_explicit(&ch->next_ep, 1, memory_order_relaxed));
+    }
+}
+
+/* A slot on the calling loop if the endpoint has one; else round-robin. */
+static cli_slot *pick_slot(cli_endpoint *ep)
+{
+    arpc_loop *here = arpc__loop_current();
+    for (unsigned i = 0; i < ep->slot_count && here != NULL; i++) {
+        if (ep->slots[i].loop == here)
+            return &ep->slots[i];
+    }
+    unsigned n = atomic_fetch_add_explicit(&ep->next_slot, 1, memory_order_relaxed);
+    return &ep->slots[n % ep->slot_count];
+}
+
+static void submit_task(void *slot, void *call)
+{
+    slot_submit(slot, call);
+}
+
+static void dispatch(cli_call *call)
+{
+    cli_endpoint *ep = pick_endpoint(call->ch, call->hash_key);
+    cli_slot *slot = pick_slot(ep);
+    call->ep = ep;
+    call->lnk = NULL;
+    if (arpc__loop_current() == slot->loop) {
+        slot_submit(slot, call);
+        return;
+    }
+    int rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
+    ARPC_CHECK(rc == 0); /* the inbox spills rather than refuses */
+}
+
+/* ---- public calls --------------------------------------------------------- */
+
+int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_t req_len,
+                    const arpc_call_opts *opts, arpc_call_cb cb, void *user_data)
+{
+    if (ch == NULL || method == NULL || cb == NULL || (req == NULL && req_len > 0))
+        return ARPC_EINVAL;
+    size_t method_len = strlen(method);
+    if (method_len == 0 || method_len > ARPC__MAX_METHOD_LEN)
+        return ARPC_EINVAL;
+    if (req_len > ch->opts.max_frame_size - ARPC__FRAME_HEADER_SIZE - method_len)
+        return ARPC_ETOOBIG;
+    if (atomic_load(&ch->closing))
+        return ARPC_ESTOPPED;
+    cli_call *call = call_get();
+    if (call == NULL || arpc_buf_append(&call->req, req, req_len) < 0) {
+        if (call)
+            call_free(call);
+        return ARPC_ENOMEM;
+    }
+    int64_t timeout_ms = opts && opts->timeout_ms >= 0 ? opts->timeout_ms
+                                                       : ch->opts.default_timeout_ms;
+    call->ch = ch;
+    call->deadline_ns =
+        timeout_ms > 0 ? arpc__now_ns() + timeout_ms * ARPC__NS_PER_MS : ARPC__NO_DEADLINE;
+    call->hash_key = opts ? opts->hash_key : 0;
+    call->idempotent = opts ? opts->idempotent : false;
+    call->attempts = 0;
+    call->cb = cb;
+    call->user_data = user_data;
+    call->method_len = (uint16_t)method_len;
+    memcpy(call->method, method, method_len + 1);
+    call->lnk = NULL;
+    atomic_fetch_add(&ch->active_calls, 1);
+    atomic_fetch_add_explicit(&ch->calls, 1, memory_order_relaxed);
+    call->in_initiator = true;
+    cli_endpoint *ep = pick_endpoint(ch, call->hash_key);
+    cli_slot *slot = pick_slot(ep);
+    call->ep = ep;
+    if (arpc__loop_current() == slot->loop) {
+        slot_submit(slot, call);
+        call->in_initiator = false;
+        return 0;
+    }
+    call->in_initiator = false;
+    int rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
+    ARPC_CHECK(rc == 0);
+    return 0;
+}
+
+typedef struct sync_wait {
+    arpc_event done;
+    arpc_buf *rsp;
+    int status;
+} sync_wait;
+
+static void on_sync_done(int status, const void *rsp, size_t rsp_len, void *user_data)
+{
+    sync_wait *wait = user_data;
+    if (status >= 0 && wait->rsp != NULL && arpc_buf_append(wait->rsp, rsp, rsp_len) < 0)
+        status = ARPC_ENOMEM;
+    wait->status = status;
+    arpc_event_signal(&wait->done);
+}
+
+int arpc_call(arpc_channel *ch, const char *method, const void *req, size_t req_len,
+              const arpc_call_opts *opts, arpc_buf *rsp)
+{
+    sync_wait wait;
+    arpc_event_init(&wait.done);
+    wait.rsp = rsp;
+    wait.status = 0;
+    int rc = arpc_call_async(ch, method, req, req_len, opts, on_sync_done, &wait);
+    if (rc < 0)
+        return rc;
+    arpc_event_wait(&wait.done, -1);
+    return wait.status;
+}
+
+/* ---- channel life cycle ---------------------------------------------------- */
+
+static _Atomic unsigned next_channel_loop;
+
+static int ring_compare(const void *a, const void *b)
+{
+    const ring_point *x = a;
+    const ring_point *y = b;
+    return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+static int build_ring(arpc_channel *ch)
+{
+    ch->ring_len = ch->ep_count * RING_POINTS;
+    ch->ring = arpc__calloc(ch->ring_len, sizeof(*ch->ring));
+    if (ch->ring == NULL)
+        return ARPC_ENOMEM;
+    for (unsigned e = 0; e < ch->ep_count; e++) {
+        uint64_t base = 1469598103934665603ULL;
+        for (const char *p = ch->eps[e].address; *p; p++)
+            base = (base ^ (unsigned char)*p) * 1099511628211ULL;
+        for (unsigned i = 0; i < RING_POINTS; i++) {
+            ring_point *point = &ch->ring[e * RING_POINTS + i];
+            point->hash = hash64(base + i);
+            point->endpoint = e;
+        }
+    }
+    qsort(ch->ring, ch->ring_len, sizeof(*ch->ring), ring_compare);
+    return 0;
+}
+
+static int init_endpoint(arpc_channel *ch, cli_endpoint *ep, const char *address, size_t len)
+{
+    if (len == 0 || len >= sizeof(ep->address))
+        return ARPC_EBADADDR;
+    memcpy(ep->address, address, len);
+    ep->address[len] = '\0';
+    int rc = arpc__addr_parse(ep->address, &ep->addr, &ep->addr_len);
+    if (rc < 0)
+        return rc;
+    ep->ch = ch;
+    ep->slot_count = ch->opts.connections_per_endpoint;
+    ep->slots = arpc__calloc(ep->slot_count, sizeof(*ep->slots));
+    if (ep->slots == NULL)
+        return ARPC_ENOMEM;
+    unsigned loops = arpc_runtime_loop_count(ch->rt);
+    for (unsigned i = 0; i < ep->slot_count; i++) {
+        cli_slot *slot = &ep->slots[i];
+        unsigned index = atomic_fetch_add_explicit(&next_channel_loop, 1, memory_order_relaxed);
+        slot->ep = ep;
+        slot->loop = arpc_runtime_loop(ch->rt, index % loops);
+        arpc__list_init(&slot->waiting);
+        arpc__timer_init(&slot->backoff, on_backoff_done);
+    }
+    return 0;
+}
+
+static unsigned count_endpoints(const char *target)
+{
+    unsigned n = 1;
+    for (const char *p = target; *p; p++)
+        n += *p == ',';
+    return n;
+}
+
+static int parse_target(arpc_channel *ch, const char *target)
+{
+    ch->ep_count = count_endpoints(target);
+    if (ch->ep_count > MAX_ENDPOINTS)
+        return ARPC_EINVAL;
+    ch->eps = arpc__calloc(ch->ep_count, sizeof(*ch->eps));
+    if (ch->eps == NULL)
+        return ARPC_ENOMEM;
+    const char *start = target;
+    for (unsigned i = 0; i < ch->ep_count; i++) {
+        const char *end = strchr(start, ',');
+        size_t len = end ? (size_t)(end - start) : strlen(start);
+        int rc = init_endpoint(ch, &ch->eps[i], start, len);
+        if (rc < 0)
+            return rc;
+        start = end ? end + 1 : start + len;
+    }
+    return 0;
+}
+
+static void channel_free(arpc_channel *ch)
+{
+    for (unsigned i = 0; ch->eps != NULL && i < ch->ep_count; i++)
+        arpc__free(ch->eps[i].slots);
+    arpc__free(ch->eps);
+    arpc__free(ch->ring);
+    arpc__free(ch);
+}
+
+static bool opts_valid(const arpc_channel_opts *o)
+{
+    return o->connections_per_endpoint >= 1 && o->connections_per_endpoint <= 1024 &&
+           o->connect_timeout_ms > 0 && o->heartbeat_interval_ms >= 0 &&
+           o->heartbeat_timeout_ms >= 0 && o->reconnect_backoff_min_ms > 0 &&
+           o->reconnect_backoff_max_ms >= o->reconnect_backoff_min_ms &&
+           o->max_frame_size > ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN &&
+           o->lb_policy >= ARPC_LB_ROUND_ROBIN && o->lb_policy <= ARPC_LB_CONSISTENT_HASH;
+}
+
+int arpc_channel_create(arpc_runtime *rt, const char *target, const arpc_channel_opts *opts,
+                        arpc_channel **out)
+{
+    if (rt == NULL || target == NULL || out == NULL)
+        return ARPC_EINVAL;
+    arpc_channel *ch = arpc__calloc(1, sizeof(*ch));
+    if (ch == NULL)
+        return ARPC_ENOMEM;
+    if (opts != NULL)
+        ch->opts = *opts;
+    else
+        arpc_channel_opts_init(&ch->opts);
+    if (!opts_valid(&ch->opts)) {
+        arpc__free(ch);
+        return ARPC_EINVAL;
+    }
+    ch->rt = rt;
+    arpc_event_init(&ch->idle);
+    int rc = parse_target(ch, target);
+    if (rc == 0)
+        rc = build_ring(ch);
+    if (rc < 0) {
+        channel_free(ch);
+        return rc;
+    }
+    *out = ch;
+    return 0;
+}
+
+static void close_slot_task(void *slot_arg, void *wg)
+{
+    cli_slot *slot = slot_arg;
+    slot->closed = true;
+    arpc__loop_timer_disarm(slot->loop, &slot->backoff);
+    slot_fail_waiting(slot, ARPC_ECANCELED);
+    if (slot->lnk != NULL)
+        arpc__conn_close(&slot->lnk->conn, ARPC_ECANCELED);
+    arpc_wg_done(wg);
+}
+
+void arpc_channel_destroy(arpc_channel *ch)
+{
+    if (ch == NULL)
+        return;
+    atomic_store(&ch->closing, true);
+    unsigned slots = 0;
+    for (unsigned i = 0; i < ch->ep_count; i++)
+        slots += ch->eps[i].slot_count;
+    arpc_wg wg;
+    arpc_wg_init(&wg, slots);
+    for (unsigned i = 0; i < ch->ep_count; i++) {
+        for (unsigned j = 0; j < ch->eps[i].slot_count; j++) {
+            cli_slot *slot = &ch->eps[i].slots[j];
+            ARPC_CHECK(arpc__loop_submit2(slot->loop, close_slot_task, slot, &wg) == 0);
+        }
+    }
+    arpc_wg_wait(&wg, -1);
+    /* Links detached by GOAWAY may still hold calls; they end by answer or
+     * deadline.  The memory goes only when no call can touch it. */
+    while (atomic_load(&ch->active_calls) > 0)
+        arpc_event_wait(&ch->idle, 100);
+    channel_free(ch);
+}
+
+void arpc_channel_get_stats(const arpc_channel *ch, arpc_channel_stats *out)
+{
+    arpc_channel *c = (arpc_channel *)ch;
+    out->calls = atomic_load_explicit(&c->calls, memory_order_relaxed);
+    out->retries = atomic_load_explicit(&c->retries, memory_order_relaxed);
+    out->reconnects = atomic_load_explicit(&c->reconnects, memory_order_relaxed);
+    out->heartbeat_failures = atomic_load_explicit(&c->heartbeat_failures, memory_order_relaxed);
+    out->late_answers = atomic_load_explicit(&c->late_answers, memory_order_relaxed);
+}

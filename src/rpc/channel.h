@@ -1,0 +1,106 @@
+/*
+ * Internal structure of a channel: endpoints, connection slots, links (one
+ * physical connection each) and calls.  See channel.c for the design notes
+ * and docs/connections.md for the life cycle.
+ */
+#ifndef ARPC_RPC_CHANNEL_H
+#define ARPC_RPC_CHANNEL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <arpc/client.h>
+
+#include "base/list.h"
+#include "rpc/conn.h"
+#include "rpc/pending.h"
+
+typedef struct cli_endpoint cli_endpoint;
+typedef struct cli_slot cli_slot;
+typedef struct cli_link cli_link;
+typedef struct cli_call cli_call;
+
+struct cli_call {
+    arpc__timer timer; /* the deadline, on the loop that holds the call */
+    arpc__list link;   /* in a slot's waiting list, or the loop's pool */
+    arpc_channel *ch;
+    cli_endpoint *ep;
+    cli_link *lnk; /* the link it was sent on; NULL while not sent */
+    uint64_t id;
+    int64_t deadline_ns;
+    uint64_t hash_key;
+    bool idempotent;
+    bool in_initiator; /* inside arpc_call_async: complete later, never inline */
+    uint32_t attempts;
+    arpc_call_cb cb;
+    void *user_data;
+    uint16_t method_len;
+    char method[ARPC__MAX_METHOD_LEN + 1];
+    arpc_buf req;
+};
+
+struct cli_link {
+    arpc__conn conn;
+    cli_slot *slot; /* NULL once detached (GOAWAY) or the slot is gone */
+    arpc_channel *ch;
+    cli_endpoint *ep;
+    arpc__pending pending;
+    uint64_t next_id;
+    arpc__timer heartbeat;
+    int64_t ping_sent_ns;
+    bool ping_outstanding;
+    bool heard_from_peer; /* a frame arrived: the endpoint is healthy */
+    bool goaway;
+    uint64_t goaway_last_id;
+};
+
+struct cli_slot {
+    cli_endpoint *ep;
+    arpc_loop *loop;
+    cli_link *lnk;        /* connecting or connected; NULL if none */
+    arpc__list waiting;   /* calls waiting for the link */
+    arpc__timer backoff;  /* reconnect delay */
+    int64_t backoff_ms;
+    bool in_backoff;
+    bool closed;
+};
+
+struct cli_endpoint {
+    arpc_channel *ch;
+    char address[128];
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    cli_slot *slots;
+    unsigned slot_count;
+    _Atomic unsigned next_slot;
+    _Atomic uint32_t failures; /* consecutive */
+    _Atomic bool ejected;
+    _Atomic int64_t in_flight;
+};
+
+typedef struct ring_point {
+    uint64_t hash;
+    unsigned endpoint;
+} ring_point;
+
+struct arpc_channel {
+    arpc_runtime *rt;
+    arpc_channel_opts opts;
+    cli_endpoint *eps;
+    unsigned ep_count;
+    ring_point *ring; /* consistent hashing */
+    unsigned ring_len;
+    _Atomic unsigned next_ep;
+    _Atomic int64_t active_calls;
+    _Atomic bool closing;
+    arpc_event idle; /* signalled when closing and active_calls reaches 0 */
+    _Atomic uint64_t calls;
+    _Atomic uint64_t retries;
+    _Atomic uint64_t reconnects;
+    _Atomic uint64_t heartbeat_failures;
+    _Atomic uint64_t late_answers;
+};
+
+#endif

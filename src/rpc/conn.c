@@ -1,0 +1,256 @@
+/*
+ * Design notes.
+ *
+ * Reading: the socket is read into the loop's shared 64 KiB buffer and every
+ * complete frame is decoded from there; only a trailing incomplete frame is
+ * copied into the connection's own buffer, which the next read then extends
+ * until the frame completes.  So a connection that is idle between frames
+ * owns no input memory, and a busy one costs one read per 64 KiB.
+ * With edge-triggered epoll, a read shorter than the space offered means the
+ * socket is drained: data that arrives later raises a new edge.
+ *
+ * Writing: encoders append to `out`; the connection schedules one flush per
+ * loop iteration (arpc__deferred), so all answers produced in an iteration
+ * leave in one write.  On EAGAIN the flush waits for EPOLLOUT; the interest
+ * set never changes.
+ *
+ * Lifetime: references count the loop's registration and every owner (a
+ * request in progress, a pending call); on_free runs when the last goes.
+ */
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpc/err.h>
+
+#include "base/assert.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "rpc/conn.h"
+
+#define READ_CHUNK    (64 * 1024)
+#define OUT_KEEP_SIZE (256 * 1024)
+
+static uint64_t next_conn_id;
+
+static void on_flush_deferred(arpc__deferred *deferred)
+{
+    arpc__conn *conn = arpc__container_of(deferred, arpc__conn, flush);
+    arpc__conn_flush_now(conn);
+    arpc__conn_unref(conn); /* taken by arpc__conn_flush_soon */
+}
+
+static void on_event(arpc__io_watcher *watcher, uint32_t events);
+
+void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn_ops *ops,
+                     uint32_t max_frame, bool connecting)
+{
+    conn->watcher.fd = fd;
+    conn->watcher.on_event = on_event;
+    conn->loop = loop;
+    conn->ops = ops;
+    arpc__buf_init(&conn->in);
+    arpc__buf_init(&conn->out);
+    arpc__list_init(&conn->flush.link);
+    conn->flush.run = on_flush_deferred;
+    conn->max_frame = max_frame;
+    conn->refs = 1;
+    conn->connecting = connecting;
+    conn->write_blocked = false;
+    conn->closed = false;
+    conn->close_err = 0;
+    conn->last_rx_ns = arpc__now_ns();
+    conn->id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
+    conn->peer[0] = '\0';
+}
+
+int arpc__conn_start(arpc__conn *conn)
+{
+    arpc__conn_ref(conn); /* held while registered with the loop */
+    int rc = arpc__loop_watch(conn->loop, &conn->watcher);
+    if (rc < 0) {
+        close(conn->watcher.fd);
+        conn->watcher.fd = -1;
+        arpc__conn_close(conn, rc);
+    }
+    return rc;
+}
+
+void arpc__conn_ref(arpc__conn *conn)
+{
+    conn->refs++;
+}
+
+void arpc__conn_unref(arpc__conn *conn)
+{
+    ARPC_CHECK(conn->refs > 0);
+    if (--conn->refs > 0)
+        return;
+    arpc__buf_fini(&conn->in);
+    arpc__buf_fini(&conn->out);
+    conn->ops->on_free(conn);
+}
+
+void arpc__conn_flush_soon(arpc__conn *conn)
+{
+    if (conn->closed || conn->connecting || conn->write_blocked ||
+        arpc__list_linked(&conn->flush.link))
+        return;
+    arpc__conn_ref(conn);
+    arpc__loop_defer(conn->loop, &conn->flush);
+}
+
+void arpc__conn_flush_now(arpc__conn *conn)
+{
+    while (!conn->closed && conn->out.len > 0) {
+        ssize_t n = send(conn->watcher.fd, arpc__buf_head(&conn->out), conn->out.len,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            arpc__buf_consume(&conn->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            conn->write_blocked = true;
+            return;
+        }
+        arpc__conn_close(conn, n < 0 ? -errno : ARPC_ECLOSED);
+        return;
+    }
+    arpc__buf_shrink_if_idle(&conn->out, OUT_KEEP_SIZE);
+}
+
+void arpc__conn_close(arpc__conn *conn, int err)
+{
+    if (conn->closed)
+        return;
+    conn->closed = true;
+    conn->close_err = err;
+    if (conn->watcher.fd >= 0) {
+        arpc__loop_unwatch(conn->loop, &conn->watcher);
+        close(conn->watcher.fd);
+        conn->watcher.fd = -1;
+    }
+    if (arpc__list_linked(&conn->flush.link)) {
+        arpc__list_remove(&conn->flush.link);
+        arpc__conn_unref(conn);
+    }
+    arpc__conn_ref(conn);
+    conn->ops->on_close(conn, err);
+    arpc__conn_unref(conn); /* the loop registration's reference */
+    arpc__conn_unref(conn);
+}
+
+/* Decodes every complete frame in `buf` and consumes it.  @return 0 or an error. */
+static int decode_frames(arpc__conn *conn, arpc_buf *buf)
+{
+    while (buf->len > 0 && !conn->closed) {
+        arpc__frame frame;
+        int64_t n = arpc__frame_decode(arpc__buf_head(buf), buf->len, conn->max_frame, &frame);
+        if (n == 0)
+            return 0;
+        if (n < 0)
+            return (int)n;
+        conn->last_rx_ns = conn->loop->now_ns;
+        int rc = conn->ops->on_frame(conn, &frame);
+        arpc__buf_consume(buf, (size_t)n);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void protocol_error(arpc__conn *conn, int err)
+{
+    ARPC_LOG_WARNF("connection %llu to %s: %s, closing it", (unsigned long long)conn->id,
+                   conn->peer, arpc_strerror(err));
+    arpc__conn_close(conn, err);
+}
+
+/* One read into the shared buffer (or into `in` while a frame is incomplete).
+ * @return bytes read, 0 for EOF, or a negative error (ARPC_EAGAIN: drained). */
+static ssize_t read_once(arpc__conn *conn, size_t *offered)
+{
+    arpc_buf *buf = conn->in.len > 0 ? &conn->in : &conn->loop->read_buf;
+    int rc = arpc__buf_ensure(buf, READ_CHUNK);
+    if (rc < 0)
+        return rc;
+    *offered = arpc__buf_room(buf);
+    ssize_t n;
+    do {
+        n = read(conn->watcher.fd, arpc__buf_tail(buf), *offered);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    buf->len += (size_t)n;
+    if (n == 0)
+        return 0;
+    rc = decode_frames(conn, buf);
+    if (rc < 0)
+        return rc;
+    if (buf == &conn->loop->read_buf) {
+        /* Keep the incomplete tail; the shared buffer is free for the next conn. */
+        if (buf->len > 0 && !conn->closed)
+            rc = arpc_buf_append(&conn->in, arpc__buf_head(buf), buf->len);
+        arpc_buf_clear(buf);
+        if (rc < 0)
+            return rc;
+    }
+    return n;
+}
+
+static void read_all(arpc__conn *conn)
+{
+    while (!conn->closed) {
+        size_t offered = 0;
+        ssize_t n = read_once(conn, &offered);
+        if (n == ARPC_EAGAIN)
+            return;
+        if (n == 0) {
+            arpc__conn_close(conn, ARPC_ECLOSED);
+            return;
+        }
+        if (n == ARPC_EFRAME || n == ARPC_ETOOBIG || n == ARPC_EVERSION) {
+            protocol_error(conn, (int)n);
+            return;
+        }
+        if (n < 0) {
+            arpc__conn_close(conn, (int)n);
+            return;
+        }
+        if ((size_t)n < offered)
+            return; /* drained: a later arrival raises a new edge */
+    }
+}
+
+static void finish_connect(arpc__conn *conn)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(conn->watcher.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+        arpc__conn_close(conn, -err);
+        return;
+    }
+    conn->connecting = false;
+    conn->ops->on_connected(conn);
+    arpc__conn_flush_soon(conn);
+}
+
+static void on_event(arpc__io_watcher *watcher, uint32_t events)
+{
+    arpc__conn *conn = arpc__container_of(watcher, arpc__conn, watcher);
+    arpc__conn_ref(conn);
+    if (conn->connecting) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            finish_connect(conn);
+    } else if ((events & EPOLLOUT) && conn->write_blocked) {
+        conn->write_blocked = false;
+        arpc__conn_flush_now(conn);
+    }
+    if (!conn->closed && !conn->connecting &&
+        (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        read_all(conn);
+    arpc__conn_unref(conn);
+}

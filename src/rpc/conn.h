@@ -1,0 +1,71 @@
+/*
+ * A framed connection: the I/O half shared by server and client connections.
+ * It reads in large chunks, decodes every complete frame, hands each to its
+ * owner, and gathers everything written during one loop iteration into one
+ * write just before the loop polls.  Loop thread only.
+ */
+#ifndef ARPC_RPC_CONN_H
+#define ARPC_RPC_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "proto/frame.h"
+#include "runtime/loop.h"
+
+typedef struct arpc__conn arpc__conn;
+
+typedef struct arpc__conn_ops {
+    /* A decoded frame; its views are valid during the call only.  A negative
+     * return closes the connection with that error. */
+    int (*on_frame)(arpc__conn *conn, const arpc__frame *frame);
+    /* A client connection's connect() completed. */
+    void (*on_connected)(arpc__conn *conn);
+    /* The connection closed; `err` says why (ARPC_ECLOSED for an orderly end
+     * by the peer).  Runs exactly once. */
+    void (*on_close)(arpc__conn *conn, int err);
+    /* The last reference is gone: free the owner. */
+    void (*on_free)(arpc__conn *conn);
+} arpc__conn_ops;
+
+struct arpc__conn {
+    arpc__io_watcher watcher;
+    arpc_loop *loop;
+    const arpc__conn_ops *ops;
+    arpc_buf in;  /* an incomplete frame carried over between reads */
+    arpc_buf out; /* encoded frames not yet written */
+    arpc__deferred flush;
+    uint32_t max_frame;
+    uint32_t refs;
+    bool connecting;
+    bool write_blocked; /* the socket buffer is full: wait for EPOLLOUT */
+    bool closed;
+    int close_err;
+    int64_t last_rx_ns; /* when a frame last arrived */
+    uint64_t id;
+    char peer[136];
+};
+
+/* Prepares a connection on `fd` (non-blocking) with one reference, held by the
+ * caller; `connecting` means connect() is in progress. */
+void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn_ops *ops,
+                     uint32_t max_frame, bool connecting);
+
+/* Registers the connection with its loop.  @return 0 or an error (the
+ * connection is then closed with it). */
+int arpc__conn_start(arpc__conn *conn);
+
+/* Asks for the output buffer to be written before the loop's next poll. */
+void arpc__conn_flush_soon(arpc__conn *conn);
+
+/* Writes what it can of the output buffer now. */
+void arpc__conn_flush_now(arpc__conn *conn);
+
+/* Closes the socket, then tells the owner (on_close).  Idempotent. */
+void arpc__conn_close(arpc__conn *conn, int err);
+
+void arpc__conn_ref(arpc__conn *conn);
+void arpc__conn_unref(arpc__conn *conn);
+
+#endif

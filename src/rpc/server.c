@@ -1,0 +1,708 @@
+/*
+ * Design notes.
+ *
+ * Threading: the server owns one `srv_loop` per runtime loop.  Each listens on
+ * the same port (SO_REUSEPORT, so the kernel spreads connections) and keeps
+ * its connections, its request pool and its counters to itself.  The only
+ * state shared across loops is the in-flight count (one atomic add per
+ * request, which the limit needs), the connection count, and flags.
+ *
+ * A request: its payload is copied out of the read buffer into a pooled
+ * arpc_request (the read buffer is reused as soon as decoding ends), a
+ * coroutine is spawned for it, and its answer is appended to the connection's
+ * output, which is flushed once per loop iteration.  The request holds a
+ * reference on its connection: if the peer goes away first, the answer is
+ * dropped and nothing dangles.
+ *
+ * Shutdown: stop listening, GOAWAY on every connection (with the last request
+ * id it will answer), wait for the in-flight count to reach zero or the drain
+ * deadline, then close every connection.  Requests that arrive after the
+ * GOAWAY are answered ARPC_ESHUTDOWN.  The server memory is freed only once
+ * every request has ended, so a handler that outlives the drain cannot touch
+ * freed memory.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpc/err.h>
+#include <arpc/io.h>
+#include <arpc/server.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/map.h"
+#include "rpc/conn.h"
+#include "runtime/addr.h"
+#include "runtime/loop.h"
+
+#define REQUEST_POOL_MAX 4096
+#define BUF_KEEP_SIZE    (64 * 1024)
+#define LISTEN_BACKLOG   4096
+
+typedef struct method_entry {
+    arpc_handler_fn fn;
+    void *user_data;
+    char name[ARPC__MAX_METHOD_LEN + 1];
+} method_entry;
+
+typedef struct srv_loop srv_loop;
+
+/* Per-loop counters: written by the loop thread only, read by anyone. */
+typedef struct srv_counters {
+    _Atomic uint64_t requests;
+    _Atomic uint64_t overloaded;
+    _Atomic uint64_t expired;
+    _Atomic uint64_t unknown_method;
+    _Atomic uint64_t refused_connections;
+    _Atomic uint64_t protocol_errors;
+} srv_counters;
+
+struct srv_loop {
+    arpc_server *srv;
+    arpc_loop *loop;
+    arpc__io_watcher listener;
+    arpc__list conns;
+    arpc__list free_requests;
+    size_t free_request_count;
+    arpc__timer idle_sweep;
+    srv_counters counters;
+};
+
+typedef struct srv_conn {
+    arpc__conn conn;
+    srv_loop *sl;
+    arpc__list link;
+    uint64_t last_request_id;
+    bool goaway_sent;
+} srv_conn;
+
+struct arpc_request {
+    arpc__list link;
+    srv_loop *sl;
+    srv_conn *sc;
+    const method_entry *method;
+    uint64_t id;
+    int64_t deadline_ns;
+    arpc_buf payload;
+    arpc_buf response;
+    int deferred_status;
+};
+
+struct arpc_server {
+    arpc_runtime *rt;
+    arpc_server_opts opts;
+    arpc__map methods;
+    unsigned loop_count;
+    srv_loop *loops;
+    int port;
+    bool listening;
+    bool shut_down;
+    _Atomic bool draining;
+    _Atomic uint32_t in_flight;
+    _Atomic uint64_t connections;
+    arpc_event drained; /* signalled when draining and in_flight reaches 0 */
+};
+
+void arpc_server_opts_init(arpc_server_opts *opts)
+{
+    opts->max_in_flight = 100000;
+    opts->max_frame_size = ARPC__DEFAULT_MAX_FRAME;
+    opts->max_connections = 0;
+    opts->idle_timeout_ms = 0;
+}
+
+int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_server **out)
+{
+    if (rt == NULL || out == NULL)
+        return ARPC_EINVAL;
+    arpc_server *srv = arpc__calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return ARPC_ENOMEM;
+    if (opts != NULL)
+        srv->opts = *opts;
+    else
+        arpc_server_opts_init(&srv->opts);
+    if (srv->opts.max_frame_size < ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN) {
+        arpc__free(srv);
+        return ARPC_EINVAL;
+    }
+    srv->rt = rt;
+    srv->loop_count = arpc_runtime_loop_count(rt);
+    srv->loops = arpc__calloc(srv->loop_count, sizeof(*srv->loops));
+    if (srv->loops == NULL) {
+        arpc__free(srv);
+        return ARPC_ENOMEM;
+    }
+    for (unsigned i = 0; i < srv->loop_count; i++) {
+        srv_loop *sl = &srv->loops[i];
+        sl->srv = srv;
+        sl->loop = arpc_runtime_loop(rt, i);
+        sl->listener.fd = -1;
+        arpc__list_init(&sl->conns);
+        arpc__list_init(&sl->free_requests);
+    }
+    arpc__map_init(&srv->methods);
+    arpc_event_init(&srv->drained);
+    srv->port = ARPC_EINVAL;
+    *out = srv;
+    return 0;
+}
+
+int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn handler,
+                         void *user_data)
+{
+    if (srv == NULL || method == NULL || handler == NULL || srv->listening)
+        return ARPC_EINVAL;
+    size_t len = strlen(method);
+    if (len == 0 || len > ARPC__MAX_METHOD_LEN)
+        return ARPC_EINVAL;
+    method_entry *entry = arpc__calloc(1, sizeof(*entry));
+    if (entry == NULL)
+        return ARPC_ENOMEM;
+    entry->fn = handler;
+    entry->user_data = user_data;
+    memcpy(entry->name, method, len + 1);
+    int rc = arpc__map_insert(&srv->methods, method, len, entry);
+    if (rc < 0)
+        arpc__free(entry);
+    return rc;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static arpc_request *request_get(srv_loop *sl)
+{
+    arpc__list *node = arpc__list_pop_front(&sl->free_requests);
+    if (node != NULL) {
+        sl->free_request_count--;
+        return arpc__container_of(node, arpc_request, link);
+    }
+    arpc_request *req = arpc__calloc(1, sizeof(*req));
+    if (req == NULL)
+        return NULL;
+    arpc__list_init(&req->link);
+    arpc__buf_init(&req->payload);
+    arpc__buf_init(&req->response);
+    req->sl = sl;
+    return req;
+}
+
+static void request_free(arpc_request *req)
+{
+    arpc__buf_fini(&req->payload);
+    arpc__buf_fini(&req->response);
+    arpc__free(req);
+}
+
+static void request_put(srv_loop *sl, arpc_request *req)
+{
+    if (sl->free_request_count >= REQUEST_POOL_MAX) {
+        request_free(req);
+        return;
+    }
+    arpc_buf_clear(&req->payload);
+    arpc_buf_clear(&req->response);
+    arpc__buf_shrink_if_idle(&req->payload, BUF_KEEP_SIZE);
+    arpc__buf_shrink_if_idle(&req->response, BUF_KEEP_SIZE);
+    arpc__list_push_front(&sl->free_requests, &req->link);
+    sl->free_request_count++;
+}
+
+static void send_response(srv_conn *sc, uint64_t id, int status, const arpc_buf *payload)
+{
+    if (sc->conn.closed)
+        return;
+    const void *data = payload ? arpc_buf_data(payload) : NULL;
+    size_t len = payload ? payload->len : 0;
+    int rc = arpc__frame_encode_response(&sc->conn.out, id, status, data, len);
+    if (rc == ARPC_ENOMEM) {
+        /* Better a short error than silence: the client must hear back. */
+        rc = arpc__frame_encode_response(&sc->conn.out, id, ARPC_ENOMEM, NULL, 0);
+    }
+    if (rc < 0) {
+        arpc__conn_close(&sc->conn, rc);
+        return;
+    }
+    arpc__conn_flush_soon(&sc->conn);
+}
+
+static void request_leave(arpc_server *srv)
+{
+    uint32_t before = atomic_fetch_sub(&srv->in_flight, 1);
+    if (before == 1 && atomic_load(&srv->draining))
+        arpc_event_signal(&srv->drained);
+}
+
+/* Sends the answer and returns everything the request held.  Loop thread. */
+static void request_finish(arpc_request *req, int status)
+{
+    srv_loop *sl = req->sl;
+    srv_conn *sc = req->sc;
+    if (status > 0 && status >= ARPC_DEFERRED)
+        status = ARPC_EINTERNAL; /* not a valid application code */
+    send_response(sc, req->id, status, &req->response);
+    req->sc = NULL;
+    arpc__conn_unref(&sc->conn);
+    arpc_server *srv = sl->srv;
+    request_put(sl, req);
+    request_leave(srv);
+}
+
+static void run_request(void *arg)
+{
+    arpc_request *req = arg;
+    if (req->deadline_ns != ARPC__NO_DEADLINE && arpc__now_ns() >= req->deadline_ns) {
+        /* The caller has given up already: do not spend work on it. */
+        atomic_fetch_add_explicit(&req->sl->counters.expired, 1, memory_order_relaxed);
+        request_finish(req, ARPC_ETIMEDOUT);
+        return;
+    }
+    int status = req->method->fn(req, req->method->user_data);
+    if (status == ARPC_DEFERRED)
+        return;
+    request_finish(req, status);
+}
+
+static void finish_deferred_task(void *req, void *unused)
+{
+    arpc_request *r = req;
+    request_finish(r, r->deferred_status);
+}
+
+void arpc_request_respond(arpc_request *req, int status)
+{
+    req->deferred_status = status;
+    if (arpc_loop_current() == req->sl->loop) {
+        request_finish(req, status);
+        return;
+    }
+    int rc = arpc__loop_submit2(req->sl->loop, finish_deferred_task, req, NULL);
+    ARPC_CHECK(rc == 0); /* an answer must never be lost */
+}
+
+const void *arpc_request_data(const arpc_request *req)
+{
+    return arpc_buf_data(&req->payload);
+}
+
+size_t arpc_request_len(const arpc_request *req)
+{
+    return req->payload.len;
+}
+
+const char *arpc_request_method(const arpc_request *req)
+{
+    return req->method->name;
+}
+
+int64_t arpc_request_remaining_ms(const arpc_request *req)
+{
+    if (req->deadline_ns == ARPC__NO_DEADLINE)
+        return -1;
+    int64_t left = req->deadline_ns - arpc__now_ns();
+    return left > 0 ? left / ARPC__NS_PER_MS : 0;
+}
+
+arpc_buf *arpc_request_response(arpc_request *req)
+{
+    return &req->response;
+}
+
+int arpc_request_set_error(arpc_request *req, const char *message)
+{
+    arpc_buf_clear(&req->response);
+    return arpc_buf_append(&req->response, message, strlen(message));
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void reject(srv_conn *sc, uint64_t id, int status, _Atomic uint64_t *counter)
+{
+    if (counter != NULL)
+        atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+    send_response(sc, id, status, NULL);
+}
+
+static int start_request(srv_conn *sc, const arpc__frame *frame, const method_entry *method)
+{
+    srv_loop *sl = sc->sl;
+    arpc_server *srv = sl->srv;
+    uint32_t before = atomic_fetch_add(&srv->in_flight, 1);
+    if (before >= srv->opts.max_in_flight) {
+        request_leave(srv);
+        reject(sc, frame->request_id, ARPC_EOVERLOAD, &sl->counters.overloaded);
+        return 0;
+    }
+    arpc_request *req = request_get(sl);
+    int rc = req ? arpc_buf_append(&req->payload, frame->payload, frame->payload_len) : ARPC_ENOMEM;
+    if (rc == 0) {
+        req->sc = sc;
+        req->method = method;
+        req->id = frame->request_id;
+        req->deadline_ns = frame->timeout_ms == 0
+                               ? ARPC__NO_DEADLINE
+                               : sl->loop->now_ns + (int64_t)frame->timeout_ms * ARPC__NS_PER_MS;
+        arpc__conn_ref(&sc->conn);
+        rc = arpc_coro_spawn(sl->loop, run_request, req);
+        if (rc < 0)
+            arpc__conn_unref(&sc->conn);
+    }
+    if (rc < 0) {
+        if (req)
+            request_put(sl, req);
+        request_leave(srv);
+        reject(sc, frame->request_id, rc, NULL);
+    }
+    return 0;
+}
+
+static int on_request(srv_conn *sc, const arpc__frame *frame)
+{
+    srv_loop *sl = sc->sl;
+    atomic_fetch_add_explicit(&sl->counters.requests, 1, memory_order_relaxed);
+    if (sc->goaway_sent) {
+        reject(sc, frame->request_id, ARPC_ESHUTDOWN, NULL);
+        return 0;
+    }
+    if (frame->request_id > sc->last_request_id)
+        sc->last_request_id = frame->request_id;
+    const method_entry *method = arpc__map_find(&sl->srv->methods, frame->method, frame->method_len);
+    if (method == NULL) {
+        reject(sc, frame->request_id, ARPC_ENOMETHOD, &sl->counters.unknown_method);
+        return 0;
+    }
+    return start_request(sc, frame, method);
+}
+
+static int srv_on_frame(arpc__conn *conn, const arpc__frame *frame)
+{
+    srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
+    switch (frame->type) {
+    case ARPC__FRAME_REQUEST:
+        return on_request(sc, frame);
+    case ARPC__FRAME_PING: {
+        int rc = arpc__frame_encode_control(&conn->out, ARPC__FRAME_PONG, frame->request_id, 0);
+        if (rc == 0)
+            arpc__conn_flush_soon(conn);
+        return rc;
+    }
+    case ARPC__FRAME_PONG:
+        return 0;
+    default:
+        /* RESPONSE and GOAWAY only travel towards clients. */
+        return ARPC_EFRAME;
+    }
+}
+
+static void srv_on_connected(arpc__conn *conn)
+{
+}
+
+static void srv_on_close(arpc__conn *conn, int err)
+{
+    srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
+    if (err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION)
+        atomic_fetch_add_explicit(&sc->sl->counters.protocol_errors, 1, memory_order_relaxed);
+    arpc__list_remove(&sc->link);
+    atomic_fetch_sub(&sc->sl->srv->connections, 1);
+}
+
+static void srv_on_free(arpc__conn *conn)
+{
+    arpc__free(arpc__container_of(conn, srv_conn, conn));
+}
+
+static const arpc__conn_ops srv_conn_ops = {
+    .on_frame = srv_on_frame,
+    .on_connected = srv_on_connected,
+    .on_close = srv_on_close,
+    .on_free = srv_on_free,
+};
+
+static void accept_one(srv_loop *sl, int fd)
+{
+    arpc_server *srv = sl->srv;
+    uint64_t open = atomic_fetch_add(&srv->connections, 1);
+    if (srv->opts.max_connections != 0 && open >= srv->opts.max_connections) {
+        atomic_fetch_sub(&srv->connections, 1);
+        atomic_fetch_add_explicit(&sl->counters.refused_connections, 1, memory_order_relaxed);
+        close(fd);
+        return;
+    }
+    srv_conn *sc = arpc__calloc(1, sizeof(*sc));
+    if (sc == NULL) {
+        atomic_fetch_sub(&srv->connections, 1);
+        close(fd);
+        return;
+    }
+    sc->sl = sl;
+    arpc__conn_init(&sc->conn, sl->loop, fd, &srv_conn_ops, srv->opts.max_frame_size, false);
+    arpc__list_push_back(&sl->conns, &sc->link);
+    if (arpc__conn_start(&sc->conn) == 0) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+            arpc__addr_format((struct sockaddr *)&ss, sc->conn.peer, sizeof(sc->conn.peer));
+    }
+    arpc__conn_unref(&sc->conn); /* the loop registration keeps it */
+}
+
+static void on_listener_event(arpc__io_watcher *watcher, uint32_t events)
+{
+    srv_loop *sl = arpc__container_of(watcher, srv_loop, listener);
+    for (;;) {
+        int fd = accept4(watcher->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            accept_one(sl, fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno != EAGAIN)
+            ARPC_LOG_WARNF("accept on port %d: %s", sl->srv->port, arpc_strerror(-errno));
+        return;
+    }
+}
+
+/* ---- per-loop tasks: listen, drain, close ------------------------------ */
+
+typedef struct loop_job {
+    srv_loop *sl;
+    arpc_wg *wg;
+    int fd;
+    int result;
+} loop_job;
+
+/* Runs `fn` on every loop of the server and waits until all have run it. */
+static int run_on_every_loop(arpc_server *srv, void (*fn)(void *a, void *b), loop_job *jobs)
+{
+    arpc_wg wg;
+    arpc_wg_init(&wg, srv->loop_count);
+    for (unsigned i = 0; i < srv->loop_count; i++) {
+        jobs[i].sl = &srv->loops[i];
+        jobs[i].wg = &wg;
+        jobs[i].result = 0;
+        int rc = arpc__loop_submit2(srv->loops[i].loop, fn, &jobs[i], NULL);
+        ARPC_CHECK(rc == 0);
+    }
+    arpc_wg_wait(&wg, -1);
+    for (unsigned i = 0; i < srv->loop_count; i++) {
+        if (jobs[i].result < 0)
+            return jobs[i].result;
+    }
+    return 0;
+}
+
+static void on_idle_sweep(arpc__timer *timer);
+
+static void arm_idle_sweep(srv_loop *sl)
+{
+    int64_t period = sl->srv->opts.idle_timeout_ms * ARPC__NS_PER_MS / 2;
+    if (period <= 0)
+        return;
+    arpc__loop_timer_arm(sl->loop, &sl->idle_sweep, arpc__now_ns() + period);
+}
+
+static void on_idle_sweep(arpc__timer *timer)
+{
+    srv_loop *sl = arpc__container_of(timer, srv_loop, idle_sweep);
+    int64_t limit = sl->srv->opts.idle_timeout_ms * ARPC__NS_PER_MS;
+    int64_t now = arpc__now_ns();
+    arpc__list *it;
+    arpc__list *tmp;
+    arpc_list_foreach_safe(it, tmp, &sl->conns)
+    {
+        srv_conn *sc = arpc__container_of(it, srv_conn, link);
+        if (now - sc->conn.last_rx_ns >= limit)
+            arpc__conn_close(&sc->conn, ARPC_ETIMEDOUT);
+    }
+    arm_idle_sweep(sl);
+}
+
+static void start_listening_task(void *job_arg, void *unused)
+{
+    loop_job *job = job_arg;
+    srv_loop *sl = job->sl;
+    sl->listener.fd = job->fd;
+    sl->listener.on_event = on_listener_event;
+    job->result = arpc__loop_watch(sl->loop, &sl->listener);
+    if (job->result == 0)
+        on_listener_event(&sl->listener, 0); /* connections that queued already */
+    arpc__timer_init(&sl->idle_sweep, on_idle_sweep);
+    arm_idle_sweep(sl);
+    arpc_wg_done(job->wg);
+}
+
+static int open_listeners(arpc_server *srv, const char *address, loop_job *jobs)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int rc = arpc__addr_parse(address, &ss, &len);
+    if (rc < 0)
+        return rc;
+    char bound[128];
+    for (unsigned i = 0; i < srv->loop_count; i++) {
+        /* The first socket picks the port (maybe 0 -> ephemeral); the others
+         * join it through SO_REUSEPORT. */
+        rc = arpc_io_listen(i == 0 ? address : bound, LISTEN_BACKLOG, 1, &jobs[i].fd);
+        if (rc < 0) {
+            while (i-- > 0)
+                close(jobs[i].fd);
+            return rc;
+        }
+        if (i == 0) {
+            srv->port = arpc_io_local_port(jobs[0].fd);
+            if (ss.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->port);
+            else
+                ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->port);
+            arpc__addr_format((struct sockaddr *)&ss, bound, sizeof(bound));
+        }
+    }
+    return 0;
+}
+
+int arpc_server_listen(arpc_server *srv, const char *address)
+{
+    if (srv == NULL || address == NULL || srv->listening || srv->shut_down)
+        return ARPC_EINVAL;
+    loop_job *jobs = arpc__calloc(srv->loop_count, sizeof(*jobs));
+    if (jobs == NULL)
+        return ARPC_ENOMEM;
+    int rc = open_listeners(srv, address, jobs);
+    if (rc == 0) {
+        srv->listening = true;
+        rc = run_on_every_loop(srv, start_listening_task, jobs);
+    }
+    arpc__free(jobs);
+    return rc;
+}
+
+int arpc_server_port(const arpc_server *srv)
+{
+    return srv->port;
+}
+
+static void send_goaway(srv_conn *sc)
+{
+    if (sc->goaway_sent || sc->conn.closed)
+        return;
+    sc->goaway_sent = true;
+    if (arpc__frame_encode_control(&sc->conn.out, ARPC__FRAME_GOAWAY, sc->last_request_id,
+                                   ARPC_ESHUTDOWN) == 0)
+        arpc__conn_flush_soon(&sc->conn);
+}
+
+static void begin_drain_task(void *job_arg, void *unused)
+{
+    loop_job *job = job_arg;
+    srv_loop *sl = job->sl;
+    if (sl->listener.fd >= 0) {
+        arpc__loop_unwatch(sl->loop, &sl->listener);
+        close(sl->listener.fd);
+        sl->listener.fd = -1;
+    }
+    arpc__loop_timer_disarm(sl->loop, &sl->idle_sweep);
+    arpc__list *it;
+    arpc_list_foreach(it, &sl->conns)
+    {
+        send_goaway(arpc__container_of(it, srv_conn, link));
+    }
+    arpc_wg_done(job->wg);
+}
+
+static void close_all_task(void *job_arg, void *unused)
+{
+    loop_job *job = job_arg;
+    srv_loop *sl = job->sl;
+    arpc__list *it;
+    arpc__list *tmp;
+    arpc_list_foreach_safe(it, tmp, &sl->conns)
+    {
+        srv_conn *sc = arpc__container_of(it, srv_conn, link);
+        arpc__conn_flush_now(&sc->conn); /* the GOAWAY and the last answers */
+        arpc__conn_close(&sc->conn, ARPC_ESHUTDOWN);
+    }
+    arpc_wg_done(job->wg);
+}
+
+static void free_pool_task(void *job_arg, void *unused)
+{
+    loop_job *job = job_arg;
+    srv_loop *sl = job->sl;
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&sl->free_requests)) != NULL)
+        request_free(arpc__container_of(node, arpc_request, link));
+    sl->free_request_count = 0;
+    arpc_wg_done(job->wg);
+}
+
+int arpc_server_shutdown(arpc_server *srv, int64_t drain_timeout_ms)
+{
+    if (srv == NULL)
+        return ARPC_EINVAL;
+    if (srv->shut_down)
+        return 0;
+    srv->shut_down = true;
+    loop_job *jobs = arpc__calloc(srv->loop_count, sizeof(*jobs));
+    if (jobs == NULL)
+        return ARPC_ENOMEM;
+    atomic_store(&srv->draining, true);
+    run_on_every_loop(srv, begin_drain_task, jobs);
+    int rc = 0;
+    int64_t deadline = arpc__now_ns() + drain_timeout_ms * ARPC__NS_PER_MS;
+    while (atomic_load(&srv->in_flight) > 0) {
+        int64_t left_ms = (deadline - arpc__now_ns()) / ARPC__NS_PER_MS;
+        if (left_ms <= 0 || arpc_event_wait(&srv->drained, left_ms) == ARPC_ETIMEDOUT) {
+            rc = atomic_load(&srv->in_flight) > 0 ? ARPC_ETIMEDOUT : 0;
+            break;
+        }
+    }
+    run_on_every_loop(srv, close_all_task, jobs);
+    arpc__free(jobs);
+    return rc;
+}
+
+void arpc_server_destroy(arpc_server *srv)
+{
+    if (srv == NULL)
+        return;
+    arpc_server_shutdown(srv, 0);
+    /* Handlers still running hold pointers into the server: wait for them. */
+    while (atomic_load(&srv->in_flight) > 0)
+        arpc_event_wait(&srv->drained, 100);
+    loop_job *jobs = arpc__calloc(srv->loop_count, sizeof(*jobs));
+    ARPC_CHECK(jobs != NULL);
+    run_on_every_loop(srv, free_pool_task, jobs);
+    arpc__free(jobs);
+    for (size_t i = 0; i < srv->methods.cap; i++)
+        arpc__free(srv->methods.slots[i].value);
+    arpc__map_fini(&srv->methods);
+    arpc__free(srv->loops);
+    arpc__free(srv);
+}
+
+void arpc_server_get_stats(const arpc_server *srv, arpc_server_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < srv->loop_count; i++) {
+        const srv_counters *c = &srv->loops[i].counters;
+        out->requests += atomic_load_explicit(&c->requests, memory_order_relaxed);
+        out->overloaded += atomic_load_explicit(&c->overloaded, memory_order_relaxed);
+        out->expired += atomic_load_explicit(&c->expired, memory_order_relaxed);
+        out->unknown_method += atomic_load_explicit(&c->unknown_method, memory_order_relaxed);
+        out->refused_connections +=
+            atomic_load_explicit(&c->refused_connections, memory_order_relaxed);
+        out->protocol_errors += atomic_load_explicit(&c->protocol_errors, memory_order_relaxed);
+    }
+    out->connections = atomic_load(&((arpc_server *)srv)->connections);
+}

@@ -1,0 +1,818 @@
+/*
+ * The native frame codec: golden bytes for every frame type, a stream split at every byte
+ * position and fed the way a connection feeds it, inputs that end at a PROT_NONE page,
+ * every malformed header field, size limits, encoder errors and a seeded random round trip.
+ */
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <arpc/buf.h>
+#include <arpc/err.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "proto/frame.h"
+#include "test.h"
+
+#define MAX_FRAME ARPC__DEFAULT_MAX_FRAME
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static void set_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void set_le32(uint8_t *p, uint32_t v)
+{
+    set_le16(p, (uint16_t)v);
+    set_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+static size_t frame_size(const arpc__frame *f)
+{
+    return ARPC__FRAME_HEADER_SIZE + (size_t)f->method_len + f->payload_len;
+}
+
+static void assert_frame_eq(const arpc__frame *got, const arpc__frame *want)
+{
+    ASSERT_EQ(got->type, want->type);
+    ASSERT_EQ(got->flags, want->flags);
+    ASSERT_TRUE(got->request_id == want->request_id);
+    ASSERT_EQ(got->status, want->status);
+    ASSERT_EQ(got->timeout_ms, want->timeout_ms);
+    ASSERT_EQ(got->method_len, want->method_len);
+    ASSERT_EQ(got->payload_len, want->payload_len);
+    ASSERT_TRUE(got->method != NULL && got->payload != NULL);
+    if (want->method_len > 0)
+        ASSERT_MEMEQ(got->method, want->method, want->method_len);
+    if (want->payload_len > 0)
+        ASSERT_MEMEQ(got->payload, want->payload, want->payload_len);
+}
+
+/* Encodes `f` with the encoder its type calls for. */
+static int encode_frame(arpc_buf *b, const arpc__frame *f)
+{
+    switch (f->type) {
+    case ARPC__FRAME_REQUEST:
+        return arpc__frame_encode_request(b, f->request_id, f->timeout_ms, f->flags, f->method,
+                                          f->method_len, f->payload, f->payload_len);
+    case ARPC__FRAME_RESPONSE:
+        return arpc__frame_encode_response(b, f->request_id, f->status, f->payload, f->payload_len);
+    default:
+        return arpc__frame_encode_control(b, f->type, f->request_id, f->status);
+    }
+}
+
+/* What a connection does with its input: append what arrived, decode every complete frame,
+ * keep the rest for the next read. */
+struct reader {
+    arpc_buf *in;
+    const arpc__frame *want;
+    size_t nwant;
+    size_t ngot;
+};
+
+static void reader_init(struct reader *r, const arpc__frame *want, size_t nwant)
+{
+    ASSERT_OK(arpc_buf_create(&r->in));
+    r->want = want;
+    r->nwant = nwant;
+    r->ngot = 0;
+}
+
+static void reader_fini(struct reader *r)
+{
+    arpc_buf_destroy(r->in);
+}
+
+static void reader_feed(struct reader *r, const uint8_t *chunk, size_t n)
+{
+    ASSERT_OK(arpc_buf_append(r->in, chunk, n));
+    /* An empty buffer may have no memory yet: do not form NULL + 0. */
+    while (r->in->len > 0) {
+        arpc__frame f;
+        int64_t rc = arpc__frame_decode(arpc__buf_head(r->in), r->in->len, MAX_FRAME, &f);
+        ASSERT_GE(rc, 0);
+        if (rc == 0)
+            break;
+        ASSERT_LT(r->ngot, r->nwant);
+        ASSERT_EQ(rc, frame_size(&r->want[r->ngot]));
+        assert_frame_eq(&f, &r->want[r->ngot]);
+        r->ngot++;
+        arpc__buf_consume(r->in, (size_t)rc);
+    }
+}
+
+/* All frames arrived and nothing is left over. */
+static void reader_assert_done(const struct reader *r)
+{
+    ASSERT_EQ(r->ngot, r->nwant);
+    ASSERT_EQ(r->in->len, 0);
+}
+
+/* ---- golden bytes ----------------------------------------------------------------- */
+
+static const uint8_t golden_request[] = {
+    0x41, 0x52, 0x01, 0x01,                         /* magic, version 1, REQUEST */
+    0x01, 0x00,                                     /* flags: IDEMPOTENT */
+    0x08, 0x00,                                     /* method_len 8 */
+    0x03, 0x00, 0x00, 0x00,                         /* payload_len 3 */
+    0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+    0xdc, 0x05, 0x00, 0x00,                         /* timeout_ms 1500 */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* request_id 0x0102030405060708 */
+    'c',  'a',  'l',  'c',  '.',  'A',  'd',  'd',  /* method */
+    0x01, 0x02, 0x03,                               /* payload */
+};
+
+static const uint8_t golden_response_ok[] = {
+    0x41, 0x52, 0x01, 0x02,                         /* RESPONSE */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x02, 0x00, 0x00, 0x00,                         /* payload_len 2 */
+    0x00, 0x00, 0x00, 0x00,                         /* status 0: ok */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* request_id */
+    'h',  'i',
+};
+
+static const uint8_t golden_response_app_error[] = {
+    0x41, 0x52, 0x01, 0x02,                              /* RESPONSE */
+    0x00, 0x00, 0x00, 0x00,                              /* flags, method_len */
+    0x09, 0x00, 0x00, 0x00,                              /* payload_len 9 */
+    0x94, 0x01, 0x00, 0x00,                              /* status 404: an application code */
+    0x00, 0x00, 0x00, 0x00,                              /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                              /* reserved */
+    0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,      /* request_id 7 */
+    'n',  'o',  't',  ' ',  'f',  'o',  'u',  'n',  'd', /* the error message */
+};
+
+static const uint8_t golden_response_arpc_error[] = {
+    0x41, 0x52, 0x01, 0x02,                         /* RESPONSE */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x00, 0x00, 0x00, 0x00,                         /* payload_len 0 */
+    0x15, 0xfc, 0xff, 0xff,                         /* status -1003: ARPC_ENOMETHOD */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* request_id UINT64_MAX */
+};
+
+static const uint8_t golden_ping[] = {
+    0x41, 0x52, 0x01, 0x03,                         /* PING */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x00, 0x00, 0x00, 0x00,                         /* payload_len */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, /* request_id 0x1122334455667788 */
+};
+
+static const uint8_t golden_pong[] = {
+    0x41, 0x52, 0x01, 0x04,                         /* PONG */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x00, 0x00, 0x00, 0x00,                         /* payload_len */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, /* echoes the PING's request_id */
+};
+
+static const uint8_t golden_goaway[] = {
+    0x41, 0x52, 0x01, 0x05,                         /* GOAWAY */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x00, 0x00, 0x00, 0x00,                         /* payload_len */
+    0x13, 0xfc, 0xff, 0xff,                         /* status -1005: ARPC_ESHUTDOWN */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x29, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* last request_id answered: 41 */
+};
+
+struct golden {
+    const char *name;
+    const uint8_t *bytes;
+    size_t len;
+    arpc__frame frame;
+};
+
+static const struct golden goldens[] = {
+    {"request",
+     golden_request,
+     sizeof(golden_request),
+     {.type = ARPC__FRAME_REQUEST,
+      .flags = ARPC__FLAG_IDEMPOTENT,
+      .request_id = 0x0102030405060708u,
+      .timeout_ms = 1500,
+      .method = "calc.Add",
+      .method_len = 8,
+      .payload = (const uint8_t *)"\x01\x02\x03",
+      .payload_len = 3}},
+    {"response ok",
+     golden_response_ok,
+     sizeof(golden_response_ok),
+     {.type = ARPC__FRAME_RESPONSE,
+      .request_id = 0x0102030405060708u,
+      .payload = (const uint8_t *)"hi",
+      .payload_len = 2}},
+    {"response application error",
+     golden_response_app_error,
+     sizeof(golden_response_app_error),
+     {.type = ARPC__FRAME_RESPONSE,
+      .request_id = 7,
+      .status = 404,
+      .payload = (const uint8_t *)"not found",
+      .payload_len = 9}},
+    {"response arpc error",
+     golden_response_arpc_error,
+     sizeof(golden_response_arpc_error),
+     {.type = ARPC__FRAME_RESPONSE, .request_id = UINT64_MAX, .status = ARPC_ENOMETHOD}},
+    {"ping",
+     golden_ping,
+     sizeof(golden_ping),
+     {.type = ARPC__FRAME_PING, .request_id = 0x1122334455667788u}},
+    {"pong",
+     golden_pong,
+     sizeof(golden_pong),
+     {.type = ARPC__FRAME_PONG, .request_id = 0x1122334455667788u}},
+    {"goaway",
+     golden_goaway,
+     sizeof(golden_goaway),
+     {.type = ARPC__FRAME_GOAWAY, .request_id = 41, .status = ARPC_ESHUTDOWN}},
+};
+
+#define NGOLDENS (sizeof(goldens) / sizeof(goldens[0]))
+
+static void test_golden_encode(void)
+{
+    arpc_buf *b;
+
+    ASSERT_OK(arpc_buf_create(&b));
+    for (size_t i = 0; i < NGOLDENS; i++) {
+        const struct golden *g = &goldens[i];
+        fprintf(stderr, "     %s\n", g->name);
+        arpc_buf_clear(b);
+        ASSERT_OK(encode_frame(b, &g->frame));
+        ASSERT_EQ(arpc_buf_len(b), g->len);
+        ASSERT_MEMEQ(arpc_buf_data(b), g->bytes, g->len);
+
+        uint8_t header[ARPC__FRAME_HEADER_SIZE];
+        arpc__frame_write_header(header, &g->frame);
+        ASSERT_MEMEQ(header, g->bytes, sizeof(header));
+    }
+    arpc_buf_destroy(b);
+}
+
+static void test_golden_decode(void)
+{
+    for (size_t i = 0; i < NGOLDENS; i++) {
+        const struct golden *g = &goldens[i];
+        arpc__frame f;
+        fprintf(stderr, "     %s\n", g->name);
+        ASSERT_EQ(arpc__frame_decode(g->bytes, g->len, MAX_FRAME, &f), g->len);
+        assert_frame_eq(&f, &g->frame);
+        /* The views point into the input, right after the header. */
+        ASSERT_TRUE(f.method == (const char *)g->bytes + ARPC__FRAME_HEADER_SIZE);
+        ASSERT_TRUE(f.payload == g->bytes + ARPC__FRAME_HEADER_SIZE + f.method_len);
+    }
+}
+
+/* ---- a stream of frames, split and fed incrementally ------------------------------ */
+
+static uint8_t long_method[ARPC__MAX_METHOD_LEN];
+static uint8_t pattern[4096];
+
+static void fill_pattern(void)
+{
+    memset(long_method, 'm', sizeof(long_method));
+    for (size_t i = 0; i < sizeof(pattern); i++)
+        pattern[i] = (uint8_t)(i * 31 + 7);
+}
+
+/* Every type, method lengths 1 and 255, payloads of 0, 1, 31, 32, 33 and 300 bytes. */
+static size_t stream_frames(arpc__frame *out)
+{
+    const arpc__frame frames[] = {
+        {.type = ARPC__FRAME_REQUEST, .request_id = 1, .method = "a", .method_len = 1},
+        {.type = ARPC__FRAME_RESPONSE, .request_id = 1},
+        {.type = ARPC__FRAME_PING, .request_id = 100},
+        {.type = ARPC__FRAME_REQUEST,
+         .flags = ARPC__FLAG_IDEMPOTENT,
+         .request_id = 2,
+         .timeout_ms = 250,
+         .method = (const char *)long_method,
+         .method_len = ARPC__MAX_METHOD_LEN,
+         .payload = pattern,
+         .payload_len = 300},
+        {.type = ARPC__FRAME_PONG, .request_id = 100},
+        {.type = ARPC__FRAME_RESPONSE,
+         .request_id = 2,
+         .status = 3,
+         .payload = (const uint8_t *)"boom",
+         .payload_len = 4},
+        {.type = ARPC__FRAME_REQUEST,
+         .request_id = 3,
+         .timeout_ms = UINT32_MAX,
+         .method = "calc.Add",
+         .method_len = 8,
+         .payload = pattern + 1,
+         .payload_len = 1},
+        {.type = ARPC__FRAME_RESPONSE, .request_id = 3, .status = ARPC_EOVERLOAD},
+        {.type = ARPC__FRAME_REQUEST,
+         .request_id = 4,
+         .method = "x.y",
+         .method_len = 3,
+         .payload = pattern + 2,
+         .payload_len = 31},
+        {.type = ARPC__FRAME_RESPONSE, .request_id = 4, .payload = pattern + 3, .payload_len = 32},
+        {.type = ARPC__FRAME_RESPONSE, .request_id = 4, .payload = pattern + 4, .payload_len = 33},
+        {.type = ARPC__FRAME_GOAWAY, .request_id = 4, .status = ARPC_ESHUTDOWN},
+    };
+    size_t n = sizeof(frames) / sizeof(frames[0]);
+    memcpy(out, frames, sizeof(frames));
+    return n;
+}
+
+static arpc_buf *encode_all(const arpc__frame *frames, size_t n)
+{
+    arpc_buf *b;
+
+    ASSERT_OK(arpc_buf_create(&b));
+    for (size_t i = 0; i < n; i++)
+        ASSERT_OK(encode_frame(b, &frames[i]));
+    return b;
+}
+
+static void test_stream_split_at_every_position(void)
+{
+    arpc__frame frames[16];
+    size_t n = stream_frames(frames);
+    arpc_buf *stream = encode_all(frames, n);
+    const uint8_t *bytes = arpc_buf_data(stream);
+    size_t len = arpc_buf_len(stream);
+
+    for (size_t split = 0; split <= len; split++) {
+        struct reader r;
+        reader_init(&r, frames, n);
+        reader_feed(&r, bytes, split);
+        reader_feed(&r, bytes + split, len - split);
+        reader_assert_done(&r);
+        reader_fini(&r);
+    }
+    arpc_buf_destroy(stream);
+}
+
+static void test_stream_one_byte_at_a_time(void)
+{
+    arpc__frame frames[16];
+    size_t n = stream_frames(frames);
+    arpc_buf *stream = encode_all(frames, n);
+    const uint8_t *bytes = arpc_buf_data(stream);
+    struct reader r;
+
+    reader_init(&r, frames, n);
+    for (size_t i = 0; i < arpc_buf_len(stream); i++)
+        reader_feed(&r, bytes + i, 1);
+    reader_assert_done(&r);
+    reader_fini(&r);
+    arpc_buf_destroy(stream);
+}
+
+/* ---- inputs that end at an unreadable page ---------------------------------------- */
+
+struct guarded {
+    uint8_t *map;
+    size_t page;
+};
+
+/* Two pages, the second PROT_NONE: bytes placed right before it end at the guard. */
+static void guarded_init(struct guarded *g)
+{
+    g->page = (size_t)sysconf(_SC_PAGESIZE);
+    g->map = mmap(NULL, 2 * g->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_TRUE(g->map != MAP_FAILED);
+    ASSERT_EQ(mprotect(g->map + g->page, g->page, PROT_NONE), 0);
+}
+
+static void guarded_fini(struct guarded *g)
+{
+    ASSERT_EQ(munmap(g->map, 2 * g->page), 0);
+}
+
+static const uint8_t *guarded_place(struct guarded *g, const uint8_t *bytes, size_t n)
+{
+    uint8_t *p = g->map + g->page - n;
+    ASSERT_LE(n, g->page);
+    if (n > 0)
+        memcpy(p, bytes, n);
+    return p;
+}
+
+/* Decodes every prefix of a frame placed against the guard page. */
+static void decode_prefixes_at_guard(struct guarded *g, const uint8_t *bytes, size_t len,
+                                     const arpc__frame *want)
+{
+    for (size_t n = 0; n <= len; n++) {
+        const uint8_t *p = guarded_place(g, bytes, n);
+        arpc__frame f;
+        int64_t rc = arpc__frame_decode(p, n, MAX_FRAME, &f);
+        if (n < len) {
+            ASSERT_EQ(rc, 0);
+            continue;
+        }
+        ASSERT_EQ(rc, len);
+        assert_frame_eq(&f, want);
+    }
+}
+
+static void test_decode_never_reads_past_end(void)
+{
+    struct guarded g;
+    arpc__frame frames[16];
+    size_t n = stream_frames(frames);
+
+    guarded_init(&g);
+    for (size_t i = 0; i < NGOLDENS; i++)
+        decode_prefixes_at_guard(&g, goldens[i].bytes, goldens[i].len, &goldens[i].frame);
+    for (size_t i = 0; i < n; i++) {
+        arpc_buf *b = encode_all(&frames[i], 1);
+        decode_prefixes_at_guard(&g, arpc_buf_data(b), arpc_buf_len(b), &frames[i]);
+        arpc_buf_destroy(b);
+    }
+
+    /* Errors from a header that ends at the guard, its body absent. */
+    uint8_t header[ARPC__FRAME_HEADER_SIZE];
+    arpc__frame f;
+    memcpy(header, golden_request, sizeof(header));
+    set_le32(header + 8, MAX_FRAME);
+    ASSERT_ERR(arpc__frame_decode(guarded_place(&g, header, 32), 32, MAX_FRAME, &f), ARPC_ETOOBIG);
+    header[23] = 1;
+    ASSERT_ERR(arpc__frame_decode(guarded_place(&g, header, 32), 32, MAX_FRAME, &f), ARPC_EFRAME);
+    ASSERT_ERR(arpc__frame_decode(guarded_place(&g, (const uint8_t *)"GE", 2), 2, MAX_FRAME, &f),
+               ARPC_EFRAME);
+    guarded_fini(&g);
+}
+
+/* ---- malformed, truncated, oversize ----------------------------------------------- */
+
+/* Decodes `bytes` with one header byte replaced, both with the whole frame and with the
+ * header alone: an error must not wait for the body. */
+static void expect_byte_error(const uint8_t *bytes, size_t len, size_t off, uint8_t value, int want)
+{
+    uint8_t copy[512];
+    arpc__frame f;
+
+    ASSERT_LE(len, sizeof(copy));
+    memcpy(copy, bytes, len);
+    copy[off] = value;
+    ASSERT_ERR(arpc__frame_decode(copy, len, MAX_FRAME, &f), want);
+    ASSERT_ERR(arpc__frame_decode(copy, ARPC__FRAME_HEADER_SIZE, MAX_FRAME, &f), want);
+}
+
+static void expect_method_len_error(const uint8_t *bytes, size_t len, uint16_t method_len)
+{
+    uint8_t copy[512];
+    arpc__frame f;
+
+    ASSERT_LE(len, sizeof(copy));
+    memcpy(copy, bytes, len);
+    set_le16(copy + 6, method_len);
+    ASSERT_ERR(arpc__frame_decode(copy, len, MAX_FRAME, &f), ARPC_EFRAME);
+    ASSERT_ERR(arpc__frame_decode(copy, ARPC__FRAME_HEADER_SIZE, MAX_FRAME, &f), ARPC_EFRAME);
+}
+
+static void test_malformed_header(void)
+{
+    const uint8_t *req = golden_request;
+    size_t len = sizeof(golden_request);
+
+    expect_byte_error(req, len, 0, 'B', ARPC_EFRAME);
+    expect_byte_error(req, len, 0, 0x00, ARPC_EFRAME);
+    expect_byte_error(req, len, 1, 0x53, ARPC_EFRAME);
+    expect_byte_error(req, len, 3, 0, ARPC_EFRAME);
+    expect_byte_error(req, len, 3, 6, ARPC_EFRAME);
+    expect_byte_error(req, len, 3, 0xff, ARPC_EFRAME);
+    for (size_t off = 20; off < 24; off++) {
+        expect_byte_error(req, len, off, 0x01, ARPC_EFRAME);
+        expect_byte_error(req, len, off, 0x80, ARPC_EFRAME);
+    }
+
+    expect_method_len_error(req, len, 0);
+    expect_method_len_error(req, len, ARPC__MAX_METHOD_LEN + 1);
+    expect_method_len_error(req, len, 0x100 | 8); /* the low byte alone would look right */
+    expect_method_len_error(req, len, UINT16_MAX);
+    for (size_t i = 1; i < NGOLDENS; i++) {
+        expect_method_len_error(goldens[i].bytes, goldens[i].len, 1);
+        expect_method_len_error(goldens[i].bytes, goldens[i].len, 256);
+    }
+}
+
+static void test_unknown_version(void)
+{
+    const uint8_t *req = golden_request;
+    size_t len = sizeof(golden_request);
+    uint8_t copy[sizeof(golden_request)];
+    arpc__frame f;
+
+    expect_byte_error(req, len, 2, 2, ARPC_EVERSION);
+    expect_byte_error(req, len, 2, 0, ARPC_EVERSION);
+    expect_byte_error(req, len, 2, 0xff, ARPC_EVERSION);
+
+    /* The version is judged before anything a future version may redefine... */
+    memcpy(copy, req, len);
+    copy[2] = 2;
+    copy[3] = 99;
+    copy[20] = 1;
+    set_le16(copy + 6, 4000);
+    ASSERT_ERR(arpc__frame_decode(copy, len, MAX_FRAME, &f), ARPC_EVERSION);
+    /* ...but only once the magic says this is arpc at all. */
+    copy[1] = 'X';
+    ASSERT_ERR(arpc__frame_decode(copy, len, MAX_FRAME, &f), ARPC_EFRAME);
+}
+
+/* A bad magic, version or type is reported before the header is complete. */
+static void test_early_rejection(void)
+{
+    static const char http[] = "GET / HTTP/1.1\r\n\r\n";
+    const uint8_t v2[] = {0x41, 0x52, 0x02};
+    const uint8_t type0[] = {0x41, 0x52, 0x01, 0x00};
+    arpc__frame f;
+
+    ASSERT_EQ(arpc__frame_decode(NULL, 0, MAX_FRAME, &f), 0);
+    for (size_t n = 1; n < sizeof(http); n++)
+        ASSERT_ERR(arpc__frame_decode((const uint8_t *)http, n, MAX_FRAME, &f), ARPC_EFRAME);
+    ASSERT_EQ(arpc__frame_decode(v2, 2, MAX_FRAME, &f), 0);
+    ASSERT_ERR(arpc__frame_decode(v2, 3, MAX_FRAME, &f), ARPC_EVERSION);
+    ASSERT_EQ(arpc__frame_decode(type0, 3, MAX_FRAME, &f), 0);
+    ASSERT_ERR(arpc__frame_decode(type0, 4, MAX_FRAME, &f), ARPC_EFRAME);
+}
+
+static void test_truncated_needs_more(void)
+{
+    for (size_t i = 0; i < NGOLDENS; i++) {
+        for (size_t n = 0; n < goldens[i].len; n++) {
+            arpc__frame f, untouched;
+            memset(&f, 0xa5, sizeof(f));
+            memcpy(&untouched, &f, sizeof(f));
+            ASSERT_EQ(arpc__frame_decode(goldens[i].bytes, n, MAX_FRAME, &f), 0);
+            ASSERT_MEMEQ(&f, &untouched, sizeof(f));
+        }
+    }
+}
+
+static void test_oversize(void)
+{
+    uint8_t h[ARPC__FRAME_HEADER_SIZE];
+    arpc__frame f;
+
+    /* A request of exactly the limit is fine (it waits for its body); one byte more is not,
+     * and that is known from the header alone. */
+    memcpy(h, golden_request, sizeof(h));
+    set_le32(h + 8, MAX_FRAME - ARPC__FRAME_HEADER_SIZE - 8);
+    ASSERT_EQ(arpc__frame_decode(h, sizeof(h), MAX_FRAME, &f), 0);
+    set_le32(h + 8, MAX_FRAME - ARPC__FRAME_HEADER_SIZE - 8 + 1);
+    ASSERT_ERR(arpc__frame_decode(h, sizeof(h), MAX_FRAME, &f), ARPC_ETOOBIG);
+
+    /* The largest sizes the fields can express: 32 + 255 + UINT32_MAX overflows 32 bits. */
+    set_le16(h + 6, ARPC__MAX_METHOD_LEN);
+    set_le32(h + 8, UINT32_MAX);
+    ASSERT_ERR(arpc__frame_decode(h, sizeof(h), UINT32_MAX, &f), ARPC_ETOOBIG);
+    set_le16(h + 6, 1);
+    set_le32(h + 8, UINT32_MAX - ARPC__FRAME_HEADER_SIZE - 1);
+    ASSERT_EQ(arpc__frame_decode(h, sizeof(h), UINT32_MAX, &f), 0);
+
+    /* A response with a 16 MiB payload is over the default limit. */
+    memcpy(h, golden_response_ok, sizeof(h));
+    set_le32(h + 8, 16u * 1024 * 1024);
+    ASSERT_ERR(arpc__frame_decode(h, sizeof(h), MAX_FRAME, &f), ARPC_ETOOBIG);
+
+    /* A tiny configured limit admits a bare control frame but no request. */
+    ASSERT_EQ(arpc__frame_decode(golden_ping, sizeof(golden_ping), 32, &f), 32);
+    ASSERT_ERR(arpc__frame_decode(golden_request, sizeof(golden_request), 42, &f), ARPC_ETOOBIG);
+    ASSERT_EQ(arpc__frame_decode(golden_request, sizeof(golden_request), 43, &f), 43);
+}
+
+/* Fields a type does not use and reserved flag bits are accepted and reported as 0. */
+static void test_liberal_decode(void)
+{
+    uint8_t copy[64];
+    arpc__frame f;
+
+    memcpy(copy, golden_request, sizeof(golden_request));
+    set_le16(copy + 4, 0xfffe); /* every reserved flag bit, not IDEMPOTENT */
+    set_le32(copy + 12, 77);    /* status on a request */
+    ASSERT_EQ(arpc__frame_decode(copy, sizeof(golden_request), MAX_FRAME, &f),
+              sizeof(golden_request));
+    ASSERT_EQ(f.flags, 0);
+    ASSERT_EQ(f.status, 0);
+    ASSERT_EQ(f.timeout_ms, 1500);
+
+    memcpy(copy, golden_response_ok, sizeof(golden_response_ok));
+    set_le16(copy + 4, 0xffff);
+    set_le32(copy + 16, 500); /* timeout on a response */
+    ASSERT_EQ(arpc__frame_decode(copy, sizeof(golden_response_ok), MAX_FRAME, &f),
+              sizeof(golden_response_ok));
+    ASSERT_EQ(f.flags, 0);
+    ASSERT_EQ(f.timeout_ms, 0);
+
+    /* A PING with a status, a timeout and a payload: the payload is skipped by size. */
+    memcpy(copy, golden_ping, sizeof(golden_ping));
+    set_le32(copy + 12, 5);
+    set_le32(copy + 16, 6);
+    set_le32(copy + 8, 4);
+    memcpy(copy + 32, "junk", 4);
+    ASSERT_EQ(arpc__frame_decode(copy, 36, MAX_FRAME, &f), 36);
+    ASSERT_EQ(f.type, ARPC__FRAME_PING);
+    ASSERT_EQ(f.status, 0);
+    ASSERT_EQ(f.timeout_ms, 0);
+    ASSERT_EQ(f.payload_len, 4);
+    ASSERT_TRUE(f.payload == copy + 32);
+}
+
+/* ---- encoders --------------------------------------------------------------------- */
+
+static void test_write_header_is_canonical(void)
+{
+    uint8_t h[ARPC__FRAME_HEADER_SIZE];
+    arpc__frame f = {.type = ARPC__FRAME_PING,
+                     .flags = 0xffff,
+                     .request_id = 0x1122334455667788u,
+                     .status = 9,
+                     .timeout_ms = 10};
+
+    arpc__frame_write_header(h, &f);
+    ASSERT_MEMEQ(h, golden_ping, sizeof(h));
+
+    f = goldens[0].frame;
+    f.flags = 0xffff;
+    f.status = -1;
+    arpc__frame_write_header(h, &f);
+    ASSERT_MEMEQ(h, golden_request, sizeof(h));
+}
+
+static void test_encode_invalid(void)
+{
+    arpc_buf *b;
+    arpc__frame f;
+
+    ASSERT_OK(arpc_buf_create(&b));
+    ASSERT_OK(arpc_buf_append(b, "keep", 4));
+    ASSERT_ERR(arpc__frame_encode_request(b, 1, 0, 0, "m", 0, NULL, 0), ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_request(b, 1, 0, 0, (const char *)long_method,
+                                          ARPC__MAX_METHOD_LEN + 1, NULL, 0),
+               ARPC_EINVAL);
+#if SIZE_MAX > UINT32_MAX
+    /* The payload is never read: the length alone is refused. */
+    ASSERT_ERR(arpc__frame_encode_request(b, 1, 0, 0, "m", 1, pattern, (size_t)UINT32_MAX + 1),
+               ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_response(b, 1, 0, pattern, (size_t)UINT32_MAX + 1), ARPC_EINVAL);
+#endif
+    ASSERT_ERR(arpc__frame_encode_control(b, 0, 1, 0), ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_control(b, ARPC__FRAME_REQUEST, 1, 0), ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_control(b, ARPC__FRAME_RESPONSE, 1, 0), ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_control(b, 6, 1, 0), ARPC_EINVAL);
+    ASSERT_EQ(arpc_buf_len(b), 4);
+    ASSERT_MEMEQ(arpc_buf_data(b), "keep", 4);
+
+    /* NULL is fine for empty payloads, and the frame lands after what was there. */
+    ASSERT_OK(arpc__frame_encode_request(b, 9, 0, 0, "m", 1, NULL, 0));
+    ASSERT_OK(arpc__frame_encode_response(b, 9, 0, NULL, 0));
+    const uint8_t *p = (const uint8_t *)arpc_buf_data(b) + 4;
+    ASSERT_EQ(arpc__frame_decode(p, arpc_buf_len(b) - 4, MAX_FRAME, &f), 33);
+    ASSERT_EQ(arpc__frame_decode(p + 33, arpc_buf_len(b) - 37, MAX_FRAME, &f), 32);
+    arpc_buf_destroy(b);
+}
+
+static void test_encode_enomem_leaves_buffer_unchanged(void)
+{
+    arpc_buf *b;
+
+    ASSERT_OK(arpc_buf_create(&b));
+    ASSERT_OK(arpc_buf_append(b, "keep", 4));
+    arpc__alloc_fail_after(0);
+    ASSERT_ERR(arpc__frame_encode_response(b, 1, 0, pattern, sizeof(pattern)), ARPC_ENOMEM);
+    arpc__alloc_fail_after(-1);
+    ASSERT_EQ(arpc_buf_len(b), 4);
+    ASSERT_MEMEQ(arpc_buf_data(b), "keep", 4);
+    ASSERT_OK(arpc__frame_encode_response(b, 1, 0, pattern, sizeof(pattern)));
+    arpc_buf_destroy(b);
+}
+
+/* ---- random round trip ------------------------------------------------------------ */
+
+static uint8_t random_pool[1 << 18];
+
+static size_t random_payload_len(void)
+{
+    switch (test_rand() % 8) {
+    case 0:
+        return 0;
+    case 1:
+        return test_rand() % sizeof(random_pool);
+    case 2:
+    case 3:
+        return test_rand() % 4096;
+    default:
+        return test_rand() % 64;
+    }
+}
+
+/* A random frame as an encoder is given it, and `want`, what the decoder must report. */
+static void random_frame(arpc__frame *f, arpc__frame *want)
+{
+    memset(f, 0, sizeof(*f));
+    f->type = (uint8_t)(ARPC__FRAME_REQUEST + test_rand() % 5);
+    f->flags = (uint16_t)test_rand();
+    f->request_id = test_rand();
+    f->status = (int32_t)(uint32_t)test_rand();
+    f->timeout_ms = (uint32_t)test_rand();
+    if (f->type == ARPC__FRAME_REQUEST) {
+        f->method_len = (uint16_t)(1 + test_rand() % ARPC__MAX_METHOD_LEN);
+        f->method = (const char *)random_pool + test_rand() % (sizeof(random_pool) - 256);
+    }
+    if (f->type == ARPC__FRAME_REQUEST || f->type == ARPC__FRAME_RESPONSE) {
+        f->payload_len = (uint32_t)random_payload_len();
+        f->payload = random_pool + test_rand() % (sizeof(random_pool) - f->payload_len + 1);
+    }
+    *want = *f;
+    if (f->type != ARPC__FRAME_REQUEST) {
+        want->flags = 0;
+        want->timeout_ms = 0;
+    }
+    want->flags &= ARPC__FLAG_IDEMPOTENT;
+    if (f->type != ARPC__FRAME_RESPONSE && f->type != ARPC__FRAME_GOAWAY)
+        want->status = 0;
+}
+
+/* The header writer plus the body, as a writev would send them, equals the encoder's frame. */
+static void assert_header_matches(const uint8_t *encoded, const arpc__frame *f)
+{
+    uint8_t h[ARPC__FRAME_HEADER_SIZE];
+    arpc__frame_write_header(h, f);
+    ASSERT_MEMEQ(encoded, h, sizeof(h));
+    ASSERT_MEMEQ(encoded + sizeof(h), f->method, f->method_len);
+    ASSERT_MEMEQ(encoded + sizeof(h) + f->method_len, f->payload, f->payload_len);
+}
+
+static void test_random_round_trip(void)
+{
+    arpc__frame frames[8], wants[8];
+    arpc_buf *b;
+
+    test_seed();
+    for (size_t i = 0; i < sizeof(random_pool); i++)
+        random_pool[i] = (uint8_t)test_rand();
+    ASSERT_OK(arpc_buf_create(&b));
+    for (int iter = 0; iter < 2000; iter++) {
+        size_t n = 1 + test_rand() % 8;
+        arpc_buf_clear(b);
+        for (size_t i = 0; i < n; i++) {
+            random_frame(&frames[i], &wants[i]);
+            size_t at = arpc_buf_len(b);
+            ASSERT_OK(encode_frame(b, &frames[i]));
+            ASSERT_EQ(arpc_buf_len(b) - at, frame_size(&frames[i]));
+        }
+
+        const uint8_t *bytes = arpc_buf_data(b);
+        size_t len = arpc_buf_len(b), off = 0;
+        for (size_t i = 0; i < n; i++) {
+            arpc__frame f;
+            int64_t rc = arpc__frame_decode(bytes + off, len - off, MAX_FRAME, &f);
+            ASSERT_EQ(rc, frame_size(&frames[i]));
+            assert_frame_eq(&f, &wants[i]);
+            assert_header_matches(bytes + off, &f);
+            off += (size_t)rc;
+        }
+        ASSERT_EQ(off, len);
+
+        struct reader r;
+        size_t split = test_rand() % (len + 1);
+        reader_init(&r, wants, n);
+        reader_feed(&r, bytes, split);
+        reader_feed(&r, bytes + split, len - split);
+        reader_assert_done(&r);
+        reader_fini(&r);
+    }
+    arpc_buf_destroy(b);
+}
+
+int main(void)
+{
+    fill_pattern();
+    RUN_TEST(test_golden_encode);
+    RUN_TEST(test_golden_decode);
+    RUN_TEST(test_stream_split_at_every_position);
+    RUN_TEST(test_stream_one_byte_at_a_time);
+    RUN_TEST(test_decode_never_reads_past_end);
+    RUN_TEST(test_malformed_header);
+    RUN_TEST(test_unknown_version);
+    RUN_TEST(test_early_rejection);
+    RUN_TEST(test_truncated_needs_more);
+    RUN_TEST(test_oversize);
+    RUN_TEST(test_liberal_decode);
+    RUN_TEST(test_write_header_is_canonical);
+    RUN_TEST(test_encode_invalid);
+    RUN_TEST(test_encode_enomem_leaves_buffer_unchanged);
+    RUN_TEST(test_random_round_trip);
+    return 0;
+}

@@ -1,0 +1,151 @@
+/*
+ * arpc-echo-server: serves `echo` (answers the request bytes) and `sleep`
+ * (payload: decimal milliseconds; answers after that long, suspending only
+ * the request's coroutine).  With --relay HOST:PORT, `echo` is forwarded to
+ * another server through an arpc client, from inside the handler's
+ * coroutine (the two-tier benchmark shape).  SIGINT/SIGTERM shut it down
+ * gracefully.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpc/arpc.h>
+
+typedef struct options {
+    const char *listen;
+    const char *relay;
+    unsigned threads;
+    int64_t drain_ms;
+} options;
+
+static arpc_channel *relay_channel;
+
+static int handle_echo(arpc_request *req, void *user_data)
+{
+    return arpc_buf_append(arpc_request_response(req), arpc_request_data(req),
+                           arpc_request_len(req));
+}
+
+static int handle_relay(arpc_request *req, void *user_data)
+{
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    int64_t left = arpc_request_remaining_ms(req);
+    if (left >= 0)
+        opts.timeout_ms = left > 0 ? left : 1;
+    int rc = arpc_call(relay_channel, "echo", arpc_request_data(req), arpc_request_len(req),
+                       &opts, arpc_request_response(req));
+    return rc;
+}
+
+static int handle_sleep(arpc_request *req, void *user_data)
+{
+    char text[32];
+    size_t len = arpc_request_len(req);
+    if (len == 0 || len >= sizeof(text))
+        goto bad;
+    memcpy(text, arpc_request_data(req), len);
+    text[len] = '\0';
+    char *end;
+    long ms = strtol(text, &end, 10);
+    if (*end != '\0' || ms < 0 || ms > 3600 * 1000)
+        goto bad;
+    arpc_coro_sleep_ms(ms);
+    return arpc_buf_append(arpc_request_response(req), text, len);
+bad:
+    arpc_request_set_error(req, "sleep: payload must be decimal milliseconds (0..3600000)");
+    return 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: arpc-echo-server --listen HOST:PORT [--threads N] [--relay HOST:PORT]\n"
+                    "                        [--drain-ms N]\n");
+    exit(2);
+}
+
+static void parse(int argc, char **argv, options *o)
+{
+    o->listen = NULL;
+    o->relay = NULL;
+    o->threads = 0;
+    o->drain_ms = 5000;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc)
+            usage();
+        if (strcmp(argv[i], "--listen") == 0)
+            o->listen = argv[++i];
+        else if (strcmp(argv[i], "--threads") == 0)
+            o->threads = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--relay") == 0)
+            o->relay = argv[++i];
+        else if (strcmp(argv[i], "--drain-ms") == 0)
+            o->drain_ms = strtoll(argv[++i], NULL, 10);
+        else
+            usage();
+    }
+    if (o->listen == NULL)
+        usage();
+}
+
+static int fail(const char *what, int rc)
+{
+    fprintf(stderr, "error: %s: %s: %s\n", arpc_err_name(rc), what, arpc_strerror(rc));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    parse(argc, argv, &o);
+
+    /* Loop threads inherit this mask, so only sigwait() below sees the signals. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    arpc_runtime_opts rt_opts;
+    arpc_runtime_opts_init(&rt_opts);
+    rt_opts.loops = o.threads;
+    arpc_runtime *rt;
+    int rc = arpc_runtime_create(&rt_opts, &rt);
+    if (rc < 0)
+        return fail("runtime", rc);
+    if (o.relay != NULL && (rc = arpc_channel_create(rt, o.relay, NULL, &relay_channel)) < 0)
+        return fail(o.relay, rc);
+
+    arpc_server *srv;
+    if ((rc = arpc_server_create(rt, NULL, &srv)) < 0)
+        return fail("server", rc);
+    arpc_server_register(srv, "echo", o.relay ? handle_relay : handle_echo, NULL);
+    arpc_server_register(srv, "sleep", handle_sleep, NULL);
+    if ((rc = arpc_server_listen(srv, o.listen)) < 0)
+        return fail(o.listen, rc);
+
+    char shown[300];
+    snprintf(shown, sizeof(shown), "%s", o.listen);
+    char *colon = strrchr(shown, ':');
+    if (colon != NULL)
+        snprintf(colon + 1, sizeof(shown) - (size_t)(colon + 1 - shown), "%d",
+                 arpc_server_port(srv));
+    printf("listening on %s\n", shown);
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    rc = arpc_server_shutdown(srv, o.drain_ms);
+    arpc_server_stats stats;
+    arpc_server_get_stats(srv, &stats);
+    fprintf(stderr, "shutting down on signal %d: %llu requests served%s\n", sig,
+            (unsigned long long)stats.requests,
+            rc == ARPC_ETIMEDOUT ? " (drain deadline passed with requests running)" : "");
+    arpc_server_destroy(srv);
+    arpc_channel_destroy(relay_channel);
+    arpc_runtime_destroy(rt);
+    return 0;
+}
