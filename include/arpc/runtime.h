@@ -20,6 +20,9 @@ typedef struct arpc_runtime_opts {
     unsigned loops;
     /** Options of every loop (stack size, inbox size, stack pool). */
     arpc_loop_opts loop;
+    /** Worker threads for arpc_runtime_offload(), started on first use;
+     *  0 means one per online CPU. */
+    unsigned offload_threads;
 } arpc_runtime_opts;
 
 /** Fills `opts` with defaults.  Thread: any. */
@@ -56,6 +59,16 @@ ARPC_EXPORT arpc_loop *arpc_runtime_next_loop(arpc_runtime *rt);
  * Thread: any.  Suspends: no.
  */
 ARPC_EXPORT int arpc_runtime_spawn(arpc_runtime *rt, arpc_coro_fn fn, void *user_data);
+
+/**
+ * Runs `fn(user_data)` on the runtime's worker pool and waits for it to
+ * return: CPU-heavy work (compression, crypto, parsing) that would otherwise
+ * hold up every other coroutine of the loop.  Inside a coroutine only that
+ * coroutine waits; on a plain thread the thread blocks.
+ * @return 0 (fn ran), ARPC_ENOMEM or -errno (the pool could not start; fn did not run).
+ * Thread: any.  Suspends: yes.
+ */
+ARPC_EXPORT int arpc_runtime_offload(arpc_runtime *rt, arpc_task_cb fn, void *user_data);
 
 ARPC_END_DECLS
 

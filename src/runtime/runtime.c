@@ -12,16 +12,20 @@
 #include "base/alloc.h"
 #include "runtime/loop.h"
 
+#include "runtime/offload.h"
+
 struct arpc_runtime {
     unsigned loop_count;
     _Atomic unsigned next;
     arpc_loop **loops;
+    arpc__offload_pool offload;
 };
 
 void arpc_runtime_opts_init(arpc_runtime_opts *opts)
 {
     opts->loops = 0;
     arpc_loop_opts_init(&opts->loop);
+    opts->offload_threads = 0;
 }
 
 static void destroy_loops(arpc_runtime *rt, unsigned count)
@@ -67,6 +71,7 @@ int arpc_runtime_create(const arpc_runtime_opts *opts, arpc_runtime **out)
         }
     }
     rt->loop_count = count;
+    arpc__offload_init(&rt->offload, opts->offload_threads ? opts->offload_threads : count);
     *out = rt;
     return 0;
 }
@@ -76,6 +81,7 @@ void arpc_runtime_destroy(arpc_runtime *rt)
     if (rt == NULL)
         return;
     destroy_loops(rt, rt->loop_count);
+    arpc__offload_fini(&rt->offload);
     arpc__free(rt->loops);
     arpc__free(rt);
 }
@@ -99,4 +105,11 @@ arpc_loop *arpc_runtime_next_loop(arpc_runtime *rt)
 int arpc_runtime_spawn(arpc_runtime *rt, arpc_coro_fn fn, void *user_data)
 {
     return arpc_coro_spawn(arpc_runtime_next_loop(rt), fn, user_data);
+}
+
+int arpc_runtime_offload(arpc_runtime *rt, arpc_task_cb fn, void *user_data)
+{
+    if (rt == NULL || fn == NULL)
+        return ARPC_EINVAL;
+    return arpc__offload_run(&rt->offload, fn, user_data);
 }
