@@ -13,6 +13,7 @@
 
 #include "base/alloc.h"
 #include "base/assert.h"
+#include "base/clock.h"
 #include "runtime/loop.h"
 
 #define MAX_EVENTS 256
@@ -104,6 +105,9 @@ void arpc__poller_poll(arpc_loop *loop, int timeout_ms)
 {
     struct epoll_event events[MAX_EVENTS];
     int n = epoll_wait(loop->epoll_fd, events, MAX_EVENTS, timeout_ms);
+    /* The wait may have slept: handlers that timestamp arrivals need the
+     * time after it, not the time the iteration began. */
+    loop->now_ns = arpc__now_ns();
     for (int i = 0; i < n; i++) {
         int fd = events[i].data.fd;
         if (fd == loop->wake_fd) {
