@@ -11,7 +11,9 @@ PACKAGES=(
     clang             # libFuzzer target
     libclang-rt-14-dev
     pkg-config
-    strace            # bench: system calls per request
+    strace            # debugging system calls
+    linux-perf        # bench/syscalls.sh: syscall tracepoints; profiling
+    bc                # bench scripts: ratios
     valgrind
     util-linux        # setarch, for ThreadSanitizer on high-entropy ASLR kernels
     procps
