@@ -327,6 +327,15 @@ static int link_on_frame(arpc__conn *conn, const arpc__frame *frame)
         if (lnk->slot != NULL)
             lnk->slot->backoff_ms = 0;
     }
+    if (lnk->ping_outstanding) {
+        /* The PING is answered: the next one is due an interval after this
+         * frame, not when the PING would have timed out, so a peer that dies
+         * now is noticed within interval + timeout (not 2 x timeout). */
+        lnk->ping_outstanding = false;
+        int64_t interval = lnk->ch->opts.heartbeat_interval_ms * ARPC__NS_PER_MS;
+        if (interval > 0)
+            arpc__loop_timer_arm(conn->loop, &lnk->heartbeat, conn->last_rx_ns + interval);
+    }
     switch (frame->type) {
     case ARPC__FRAME_RESPONSE:
         on_response(lnk, frame);
@@ -602,10 +611,15 @@ static void slot_submit(cli_slot *slot, cli_call *call)
 static void on_call_deadline(arpc__timer *timer)
 {
     cli_call *call = arpc__container_of(timer, cli_call, timer);
-    if (call->lnk != NULL)
-        link_forget(call->lnk, call);
-    else
+    cli_link *lnk = call->lnk;
+    if (lnk != NULL) {
+        link_forget(lnk, call);
+        /* A link detached by GOAWAY is reachable only through its calls: if
+         * this was the last, close it now, or it outlives the channel. */
+        link_close_if_drained(lnk);
+    } else {
         arpc__list_remove(&call->link); /* waiting for a connection */
+    }
     call_complete(call, ARPC_ETIMEDOUT, NULL, 0);
 }
 
@@ -653,7 +667,9 @@ static cli_endpoint *pick_least_in_flight(arpc_channel *ch)
     return best ? best : scan_from(ch, start);
 }
 
-static cli_endpoint *pick_by_hash(arpc_channel *ch, uint64_t key)
+/* The key's endpoint: the first usable one clockwise from the key on the ring,
+ * skipping `avoid` (may be NULL). */
+static cli_endpoint *pick_by_hash(arpc_channel *ch, uint64_t key, const cli_endpoint *avoid)
 {
     uint64_t h = hash64(key);
     unsigned lo = 0;
@@ -669,7 +685,7 @@ static cli_endpoint *pick_by_hash(arpc_channel *ch, uint64_t key)
      * while its endpoint is ejected. */
     for (unsigned i = 0; i < ch->ring_len; i++) {
         cli_endpoint *ep = &ch->eps[ch->ring[(lo + i) % ch->ring_len].endpoint];
-        if (usable(ep))
+        if (usable(ep) && ep != avoid)
             return ep;
     }
     return &ch->eps[ch->ring[lo % ch->ring_len].endpoint];
@@ -697,7 +713,7 @@ static cli_endpoint *pick_endpoint(arpc_channel *ch, uint64_t hash_key)
     case ARPC_LB_LEAST_IN_FLIGHT:
         return pick_least_in_flight(ch);
     case ARPC_LB_CONSISTENT_HASH:
-        return pick_by_hash(ch, hash_key);
+        return pick_by_hash(ch, hash_key, NULL);
     case ARPC_LB_ROUND_ROBIN:
     default:
         return scan_from(ch, atomic_fetch_add_explicit(&ch->next_ep, 1, memory_order_relaxed));
@@ -721,9 +737,34 @@ static void submit_task(void *slot, void *call)
     slot_submit(slot, call);
 }
 
+/* A usable endpoint other than `avoid`, or `avoid` if there is none.  With
+ * consistent hashing: the key's next endpoint on the ring, so that the
+ * retries of one key agree. */
+static cli_endpoint *pick_other(arpc_channel *ch, uint64_t hash_key, cli_endpoint *avoid)
+{
+    if (ch->opts.lb_policy == ARPC_LB_CONSISTENT_HASH) {
+        cli_endpoint *ep = pick_by_hash(ch, hash_key, avoid);
+        return usable(ep) && ep != avoid ? ep : avoid;
+    }
+    unsigned start = (unsigned)(avoid - ch->eps) + 1;
+    for (unsigned i = 0; i + 1 < ch->ep_count; i++) {
+        cli_endpoint *ep = &ch->eps[(start + i) % ch->ep_count];
+        if (usable(ep))
+            return ep;
+    }
+    return avoid;
+}
+
+/* Sends a call again.  Loop thread. */
 static void dispatch(cli_call *call)
 {
-    cli_endpoint *ep = pick_endpoint(call->ch, call->hash_key);
+    arpc_channel *ch = call->ch;
+    cli_endpoint *ep = pick_endpoint(ch, call->hash_key);
+    /* Retried elsewhere when there is an elsewhere: the endpoint that just
+     * failed the call (a dead server not yet ejected, one going away) would
+     * most likely fail it again and burn the retry budget. */
+    if (ep == call->ep && ch->ep_count > 1)
+        ep = pick_other(ch, call->hash_key, ep);
     cli_slot *slot = pick_slot(ep);
     call->ep = ep;
     call->lnk = NULL;
@@ -958,6 +999,11 @@ static void close_slot_task(void *slot_arg, void *wg)
     arpc_wg_done(wg);
 }
 
+static void barrier_task(void *wg, void *unused)
+{
+    arpc_wg_done(wg);
+}
+
 void arpc_channel_destroy(arpc_channel *ch)
 {
     if (ch == NULL)
@@ -979,6 +1025,17 @@ void arpc_channel_destroy(arpc_channel *ch)
      * deadline.  The memory goes only when no call can touch it. */
     while (atomic_load(&ch->active_calls) > 0)
         arpc_event_wait(&ch->idle, 100);
+    /* The call that brought the count to zero may still be in
+     * channel_call_ended() (or closing its drained link) on its slot's loop:
+     * once every slot loop has run one more task, nothing touches `ch`. */
+    arpc_wg_init(&wg, slots);
+    for (unsigned i = 0; i < ch->ep_count; i++) {
+        for (unsigned j = 0; j < ch->eps[i].slot_count; j++) {
+            arpc_loop *loop = ch->eps[i].slots[j].loop;
+            ARPC_CHECK(arpc__loop_submit2(loop, barrier_task, &wg, NULL) == 0);
+        }
+    }
+    arpc_wg_wait(&wg, -1);
     channel_free(ch);
 }
 

@@ -119,6 +119,8 @@ void arpc__conn_flush_now(arpc__conn *conn)
         return;
     }
     arpc__buf_shrink_if_idle(&conn->out, OUT_KEEP_SIZE);
+    if (!conn->closed && conn->ops->on_flushed != NULL)
+        conn->ops->on_flushed(conn);
 }
 
 void arpc__conn_close(arpc__conn *conn, int err)
@@ -187,16 +189,16 @@ static ssize_t read_once(arpc__conn *conn, size_t *offered)
     if (n == 0)
         return 0;
     rc = decode_frames(conn, buf);
-    if (rc < 0)
-        return rc;
     if (buf == &conn->loop->read_buf) {
-        /* Keep the incomplete tail; the shared buffer is free for the next conn. */
-        if (buf->len > 0 && !conn->closed)
+        /* Keep the incomplete tail; the shared buffer is free for the next conn.
+         * Cleared on a decode error too: bytes a bad peer left behind must not be
+         * read as the start of another connection's input. */
+        if (rc == 0 && buf->len > 0 && !conn->closed)
             rc = arpc_buf_append(&conn->in, arpc__buf_head(buf), buf->len);
         arpc_buf_clear(buf);
-        if (rc < 0)
-            return rc;
     }
+    if (rc < 0)
+        return rc;
     return n;
 }
 

@@ -27,6 +27,10 @@ typedef struct arpc__conn_ops {
     void (*on_close)(arpc__conn *conn, int err);
     /* The last reference is gone: free the owner. */
     void (*on_free)(arpc__conn *conn);
+    /* Optional: the output buffer has been written out completely (the
+     * server closes a draining connection only then).  The caller of the
+     * flush holds a reference, so it may close the connection. */
+    void (*on_flushed)(arpc__conn *conn);
 } arpc__conn_ops;
 
 struct arpc__conn {

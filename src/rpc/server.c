@@ -16,10 +16,11 @@
  *
  * Shutdown: stop listening, GOAWAY on every connection (with the last request
  * id it will answer), wait for the in-flight count to reach zero or the drain
- * deadline, then close every connection.  Requests that arrive after the
- * GOAWAY are answered ARPC_ESHUTDOWN.  The server memory is freed only once
- * every request has ended, so a handler that outlives the drain cannot touch
- * freed memory.
+ * deadline, then close every connection (one whose last answers are not
+ * written yet only once they are, or at the drain deadline).  Requests that
+ * arrive after the GOAWAY are answered ARPC_ESHUTDOWN.  The server memory is
+ * freed only once every request has ended, so a handler that outlives the
+ * drain cannot touch freed memory.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -81,6 +82,7 @@ typedef struct srv_conn {
     arpc__list link;
     uint64_t last_request_id;
     bool goaway_sent;
+    bool close_when_flushed; /* shutting down: close once the output is written */
 } srv_conn;
 
 struct arpc_request {
@@ -107,7 +109,8 @@ struct arpc_server {
     _Atomic bool draining;
     _Atomic uint32_t in_flight;
     _Atomic uint64_t connections;
-    arpc_event drained; /* signalled when draining and in_flight reaches 0 */
+    _Atomic uint32_t flushing; /* connections closing once their last answers are written */
+    arpc_event drained; /* signalled when draining and in_flight or flushing reaches 0 */
 };
 
 void arpc_server_opts_init(arpc_server_opts *opts)
@@ -411,7 +414,23 @@ static void srv_on_close(arpc__conn *conn, int err)
     if (err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION)
         atomic_fetch_add_explicit(&sc->sl->counters.protocol_errors, 1, memory_order_relaxed);
     arpc__list_remove(&sc->link);
-    atomic_fetch_sub(&sc->sl->srv->connections, 1);
+    arpc_server *srv = sc->sl->srv;
+    atomic_fetch_sub(&srv->connections, 1);
+    if (sc->close_when_flushed) {
+        /* Written out, or lost with the peer: either way nothing is left to wait for.
+         * The shutdown thread runs a task on this loop after its wait, so the
+         * server outlives this signal. */
+        sc->close_when_flushed = false;
+        if (atomic_fetch_sub(&srv->flushing, 1) == 1)
+            arpc_event_signal(&srv->drained);
+    }
+}
+
+static void srv_on_flushed(arpc__conn *conn)
+{
+    srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
+    if (sc->close_when_flushed)
+        arpc__conn_close(conn, ARPC_ESHUTDOWN);
 }
 
 static void srv_on_free(arpc__conn *conn)
@@ -424,6 +443,7 @@ static const arpc__conn_ops srv_conn_ops = {
     .on_connected = srv_on_connected,
     .on_close = srv_on_close,
     .on_free = srv_on_free,
+    .on_flushed = srv_on_flushed,
 };
 
 static void accept_one(srv_loop *sl, int fd)
@@ -480,6 +500,7 @@ typedef struct loop_job {
     arpc_wg *wg;
     int fd;
     int result;
+    bool force; /* close_all_task: close even connections with unwritten output */
 } loop_job;
 
 /* Runs `fn` on every loop of the server and waits until all have run it. */
@@ -629,8 +650,21 @@ static void close_all_task(void *job_arg, void *unused)
     arpc_list_foreach_safe(it, tmp, &sl->conns)
     {
         srv_conn *sc = arpc__container_of(it, srv_conn, link);
+        /* A failed flush closes the connection, which may free it: hold it. */
+        arpc__conn_ref(&sc->conn);
         arpc__conn_flush_now(&sc->conn); /* the GOAWAY and the last answers */
-        arpc__conn_close(&sc->conn, ARPC_ESHUTDOWN);
+        if (!job->force && !sc->conn.closed && sc->conn.out.len > 0) {
+            /* Answers the socket could not take yet: closing now would lose
+             * them.  srv_on_flushed closes it once they are written; the
+             * shutdown's forced round, at the drain deadline, at the latest. */
+            if (!sc->close_when_flushed) {
+                sc->close_when_flushed = true;
+                atomic_fetch_add(&sl->srv->flushing, 1);
+            }
+        } else {
+            arpc__conn_close(&sc->conn, ARPC_ESHUTDOWN);
+        }
+        arpc__conn_unref(&sc->conn);
     }
     arpc_wg_done(job->wg);
 }
@@ -667,6 +701,21 @@ int arpc_server_shutdown(arpc_server *srv, int64_t drain_timeout_ms)
             break;
         }
     }
+    /* A finished request's answer may still sit in its connection's output
+     * (the socket was full): those connections close once it is written. */
+    run_on_every_loop(srv, close_all_task, jobs);
+    while (atomic_load(&srv->flushing) > 0) {
+        int64_t left_ms = (deadline - arpc__now_ns()) / ARPC__NS_PER_MS;
+        if (left_ms <= 0 || arpc_event_wait(&srv->drained, left_ms) == ARPC_ETIMEDOUT) {
+            if (atomic_load(&srv->flushing) > 0)
+                rc = ARPC_ETIMEDOUT;
+            break;
+        }
+    }
+    /* The deadline: close what is left.  This round also runs after any
+     * on_close that signalled `drained`, so nothing touches the server later. */
+    for (unsigned i = 0; i < srv->loop_count; i++)
+        jobs[i].force = true;
     run_on_every_loop(srv, close_all_task, jobs);
     arpc__free(jobs);
     return rc;

@@ -3,16 +3,23 @@
  * and wait groups.  Its state word moves between
  *   IDLE -> SIGNALLED            (signal with nobody waiting)
  *   IDLE -> WAITING              (a waiter parks)
- *   WAITING -> WAKING -> IDLE    (signal to a parked coroutine: the waker owns
- *                                 the hand-off until the coroutine resumes)
- *   WAITING -> SIGNALLED         (signal to a thread blocked in futex_wait)
+ *   WAITING -> WAKING            (a signaller claims the hand-off)
+ *   WAKING -> IDLE               (to a coroutine: on the coroutine's loop
+ *                                 thread, right before it is woken)
+ *   WAKING -> SIGNALLED          (to a plain thread, which then consumes it)
  *   WAITING -> IDLE              (the waiter's deadline passed)
- * A coroutine whose deadline fires while a wake is in flight (WAKING) keeps
- * waiting for that wake, so its wake-up task never finds a coroutine that
- * has moved on.  Plain threads sleep on the state word with a futex.
+ * The waiter cannot leave while the state is WAKING, so the signaller may
+ * read `waiter` and the hand-off may touch the event.  Because a coroutine's
+ * hand-off completes on its own loop thread, a coroutine that resumes and
+ * still sees WAKING knows its wake-up is queued and waits for it (so the
+ * wake never reaches a coroutine that has moved on), and one that sees
+ * anything else knows the wake-up has already been delivered, even if its
+ * deadline fired too and the wake itself was absorbed.  Plain threads sleep
+ * on the state word with a futex.
  */
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -24,6 +31,7 @@
 #include "base/assert.h"
 #include "base/clock.h"
 #include "runtime/coro.h"
+#include "runtime/loop.h"
 
 enum { EV_IDLE = 0, EV_SIGNALLED = 1, EV_WAITING = 2, EV_WAKING = 3 };
 
@@ -37,6 +45,11 @@ _Static_assert(sizeof(event_impl) <= sizeof(arpc_event), "arpc_event too small")
 typedef struct wg_impl {
     _Atomic int64_t count;
     arpc_event done;
+    /* arpc_wg_done() calls between their first and last touch of the group:
+     * the one that brings the count to zero still signals `done` afterwards,
+     * and a waiter that saw zero must not return (and let its caller free the
+     * group) before that signal is over. */
+    _Atomic uint32_t busy;
 } wg_impl;
 
 _Static_assert(sizeof(wg_impl) <= sizeof(arpc_wg), "arpc_wg too small");
@@ -85,19 +98,22 @@ static int wait_in_coroutine(event_impl *e, arpc_coro *self, int64_t deadline_ns
     }
     for (;;) {
         int rc = arpc__coro_park(deadline_ns);
-        if (atomic_load(&e->state) == EV_WAITING) {
-            expected = EV_WAITING;
-            if (rc == ARPC_ETIMEDOUT &&
-                atomic_compare_exchange_strong(&e->state, &expected, EV_IDLE))
+        uint32_t state = atomic_load(&e->state);
+        if (state == EV_WAITING) {
+            if (rc != ARPC_ETIMEDOUT)
+                continue; /* a spurious resume */
+            if (atomic_compare_exchange_strong(&e->state, &state, EV_IDLE))
                 return ARPC_ETIMEDOUT;
-            continue; /* a spurious resume, or a signal racing the deadline */
+            /* A signaller claimed the hand-off first: `state` is WAKING now. */
         }
-        /* A signaller took the hand-off (WAKING, then IDLE or even a newer
-         * signal).  If its wake-up has not arrived yet, wait for it: it must
-         * not reach a coroutine that has moved on. */
-        if (rc == 0)
-            return 0;
-        deadline_ns = ARPC__NO_DEADLINE;
+        if (state == EV_WAKING) {
+            /* The hand-off is queued on this loop and has not run yet; wait
+             * for it, whatever the deadline says. */
+            deadline_ns = ARPC__NO_DEADLINE;
+            continue;
+        }
+        /* The hand-off ran (IDLE, or SIGNALLED again by a newer signal). */
+        return 0;
     }
 }
 
@@ -110,14 +126,17 @@ static int wait_on_thread(event_impl *e, int64_t deadline_ns)
         return 0;
     }
     for (;;) {
-        futex_wait(&e->state, EV_WAITING, deadline_ns);
-        if (consume_signal(e))
+        uint32_t state = atomic_load(&e->state);
+        if (state == EV_SIGNALLED && consume_signal(e))
             return 0;
-        if (deadline_ns != ARPC__NO_DEADLINE && arpc__now_ns() >= deadline_ns) {
-            expected = EV_WAITING;
-            if (atomic_compare_exchange_strong(&e->state, &expected, EV_IDLE))
+        if (state == EV_WAITING && deadline_ns != ARPC__NO_DEADLINE &&
+            arpc__now_ns() >= deadline_ns) {
+            if (atomic_compare_exchange_strong(&e->state, &state, EV_IDLE))
                 return ARPC_ETIMEDOUT;
+            continue;
         }
+        /* While WAKING the signal is a few instructions away: no deadline. */
+        futex_wait(&e->state, state, state == EV_WAKING ? ARPC__NO_DEADLINE : deadline_ns);
     }
 }
 
@@ -134,6 +153,14 @@ int arpc_event_wait(arpc_event *ev, int64_t timeout_ms)
     return wait_on_thread(e, deadline_ns);
 }
 
+/* Runs on the waiting coroutine's loop thread. */
+static void finish_handoff(void *ev, void *coro)
+{
+    event_impl *e = ev;
+    atomic_store(&e->state, EV_IDLE);
+    arpc__coro_wake(coro);
+}
+
 void arpc_event_signal(arpc_event *ev)
 {
     event_impl *e = (event_impl *)ev;
@@ -141,28 +168,27 @@ void arpc_event_signal(arpc_event *ev)
     for (;;) {
         if (state == EV_SIGNALLED || state == EV_WAKING)
             return;
-        if (state == EV_IDLE) {
-            if (atomic_compare_exchange_weak(&e->state, &state, EV_SIGNALLED))
-                return;
-            continue;
-        }
-        /* WAITING: read the waiter before any state change lets it leave. */
-        arpc_coro *waiter = e->waiter;
-        if (waiter == NULL) {
-            if (atomic_compare_exchange_weak(&e->state, &state, EV_SIGNALLED)) {
-                futex_wake_one(&e->state);
-                return;
-            }
-            continue;
-        }
-        if (atomic_compare_exchange_weak(&e->state, &state, EV_WAKING)) {
-            /* The coroutine cannot leave while WAKING, so it is safe to hand
-             * it back to IDLE before the wake-up reaches it. */
-            atomic_store(&e->state, EV_IDLE);
-            arpc__coro_wake_any_thread(waiter);
-            return;
-        }
+        uint32_t next = state == EV_IDLE ? EV_SIGNALLED : EV_WAKING;
+        if (atomic_compare_exchange_weak(&e->state, &state, next))
+            break;
     }
+    if (state == EV_IDLE)
+        return;
+    /* WAKING: the waiter cannot leave, so `waiter` is the current one (read
+     * after the claim, never a previous waiter's). */
+    arpc_coro *waiter = e->waiter;
+    if (waiter == NULL) {
+        atomic_store(&e->state, EV_SIGNALLED);
+        futex_wake_one(&e->state);
+        return;
+    }
+    if (arpc__loop_current() == waiter->loop) {
+        finish_handoff(e, waiter);
+        return;
+    }
+    int rc = arpc__loop_submit2(waiter->loop, finish_handoff, e, waiter);
+    /* A lost hand-off would strand the coroutine forever. */
+    ARPC_CHECK(rc == 0);
 }
 
 void arpc_wg_init(arpc_wg *wg, int64_t count)
@@ -170,6 +196,7 @@ void arpc_wg_init(arpc_wg *wg, int64_t count)
     wg_impl *w = (wg_impl *)wg;
     atomic_init(&w->count, count);
     arpc_event_init(&w->done);
+    atomic_init(&w->busy, 0);
 }
 
 void arpc_wg_add(arpc_wg *wg, int64_t n)
@@ -181,10 +208,12 @@ void arpc_wg_add(arpc_wg *wg, int64_t n)
 void arpc_wg_done(arpc_wg *wg)
 {
     wg_impl *w = (wg_impl *)wg;
+    atomic_fetch_add(&w->busy, 1); /* before the count can reach zero */
     int64_t before = atomic_fetch_sub(&w->count, 1);
     ARPC_CHECK(before > 0);
     if (before == 1)
         arpc_event_signal(&w->done);
+    atomic_fetch_sub(&w->busy, 1); /* the last touch of `wg` */
 }
 
 int arpc_wg_wait(arpc_wg *wg, int64_t timeout_ms)
@@ -204,6 +233,13 @@ int arpc_wg_wait(arpc_wg *wg, int64_t timeout_ms)
         int rc = arpc_event_wait(&w->done, left_ms);
         if (rc < 0 && atomic_load(&w->count) > 0)
             return rc;
+    }
+    /* The count is zero, but the arpc_wg_done() that made it so may still be
+     * inside arpc_event_signal(): wait (a few instructions) until it is out,
+     * since the caller may free the group as soon as this returns. */
+    while (atomic_load(&w->busy) > 0) {
+        if (arpc_coro_yield() == ARPC_ENOTCORO)
+            sched_yield();
     }
     return 0;
 }

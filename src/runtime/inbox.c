@@ -123,16 +123,8 @@ static bool ring_try_pop(arpc__inbox *inbox, arpc__task_fn *fn, void **a, void *
     return true;
 }
 
-static size_t overflow_drain(arpc__inbox *inbox)
+static size_t run_overflow(arpc__overflow_task *task)
 {
-    pthread_mutex_lock(&inbox->overflow_lock);
-    arpc__overflow_task *task = inbox->overflow_head;
-    inbox->overflow_head = NULL;
-    inbox->overflow_tail = NULL;
-    /* Producers that see the count drop to zero go back to the ring; the ring
-     * is empty of their older tasks because it was drained first. */
-    atomic_store_explicit(&inbox->overflow_count, 0, memory_order_release);
-    pthread_mutex_unlock(&inbox->overflow_lock);
     size_t ran = 0;
     while (task != NULL) {
         arpc__overflow_task *next = task->next;
@@ -142,6 +134,43 @@ static size_t overflow_drain(arpc__inbox *inbox)
         ran++;
     }
     return ran;
+}
+
+/* Takes the overflow list once every ring task claimed before it has run.
+ * A producer claims its ring cells before it spills, and the lock orders
+ * its spill before our tail read, so the ring tasks that must run first are
+ * exactly those below the tail read under the lock.  A claimed cell may not
+ * be filled yet (its producer was preempted between claim and publish):
+ * then the overflow waits for the next call rather than overtake it.
+ * @return the number of tasks run. */
+static size_t overflow_drain(arpc__inbox *inbox)
+{
+    size_t ran = 0;
+    arpc__task_fn fn;
+    void *a;
+    void *b;
+    for (;;) {
+        pthread_mutex_lock(&inbox->overflow_lock);
+        size_t tail = atomic_load_explicit(&inbox->tail, memory_order_relaxed);
+        if (inbox->head == tail) {
+            arpc__overflow_task *task = inbox->overflow_head;
+            inbox->overflow_head = NULL;
+            inbox->overflow_tail = NULL;
+            /* Producers that see the count drop to zero go back to the ring,
+             * at positions from `tail` on, after every task taken here. */
+            atomic_store_explicit(&inbox->overflow_count, 0, memory_order_release);
+            pthread_mutex_unlock(&inbox->overflow_lock);
+            return ran + run_overflow(task);
+        }
+        pthread_mutex_unlock(&inbox->overflow_lock);
+        /* Tasks run without the lock: they may submit to this inbox. */
+        while (inbox->head != tail && ring_try_pop(inbox, &fn, &a, &b)) {
+            fn(a, b);
+            ran++;
+        }
+        if (inbox->head != tail)
+            return ran;
+    }
 }
 
 size_t arpc__inbox_drain(arpc__inbox *inbox, size_t budget)
@@ -154,15 +183,8 @@ size_t arpc__inbox_drain(arpc__inbox *inbox, size_t budget)
         fn(a, b);
         ran++;
     }
-    if (ran < budget && atomic_load_explicit(&inbox->overflow_count, memory_order_acquire) > 0) {
-        /* Tasks claimed in the ring before the spill must run before the
-         * spilled ones: finish the ring, then take the overflow. */
-        while (ring_try_pop(inbox, &fn, &a, &b)) {
-            fn(a, b);
-            ran++;
-        }
+    if (ran < budget && atomic_load_explicit(&inbox->overflow_count, memory_order_acquire) > 0)
         ran += overflow_drain(inbox);
-    }
     return ran;
 }
 

@@ -80,8 +80,11 @@ void arpc_runtime_destroy(arpc_runtime *rt)
 {
     if (rt == NULL)
         return;
-    destroy_loops(rt, rt->loop_count);
+    /* Workers first: a worker that finished a job wakes its coroutine with a
+     * submit to the coroutine's loop, which touches the loop after the push.
+     * Joining them while the loops still run orders that before the free. */
     arpc__offload_fini(&rt->offload);
+    destroy_loops(rt, rt->loop_count);
     arpc__free(rt->loops);
     arpc__free(rt);
 }

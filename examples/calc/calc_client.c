@@ -1,0 +1,519 @@
+/*
+ * The client half of the calc demo: the three call styles of arpc, then what
+ * happens when things go wrong, then a fan-out.
+ *
+ * The client has its own runtime (two loop threads), as a separate program
+ * would.  Its channel keeps one multiplexed connection to the server, opened
+ * by the first call.  Every step prints one line saying what it did; a step
+ * that did not behave as expected prints FAIL and is counted.
+ *
+ * Threads: steps 1, 2, 4, 5 and 6 run on the main thread; steps 3 and 7 run
+ * in coroutines on the client's loops, and the main thread waits for them.
+ * Every completion callback runs on a client loop thread.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "calc.h"
+
+#define CLIENT_LOOPS 2
+#define CHAINS       2   /* coroutines of step 3 */
+#define FAN_OUT      100 /* calls of step 7 */
+#define STEP_WAIT_MS 30000
+
+/* Step 3: one coroutine computing fib(slow_square(sumadd(a, b))). */
+typedef struct chain {
+    struct demo *d;
+    int64_t a, b;
+    int64_t sum, square, fib;
+    int status; /* of the first call that failed, else 0 */
+    char message[128];
+    bool on_loop; /* it ran on the loop main spawned it on */
+    double end_ms;
+} chain;
+
+/* Step 7: one of the fan-out calls. */
+typedef struct fan_call {
+    arpc_wg *wg;
+    int64_t x;
+    int status;
+    int64_t value;
+} fan_call;
+
+typedef struct demo {
+    arpc_runtime *rt;
+    arpc_channel *ch;
+    pthread_t main_thread;
+    int step;
+    int failures;
+
+    /* step 2 */
+    arpc_event async_done;
+    int async_status;
+    int64_t async_value;
+    arpc_loop *async_loop;
+    bool async_on_main;
+
+    /* step 3 */
+    arpc_loop *chain_loop;
+    arpc_wg chains_done;
+    chain chains[CHAINS];
+
+    /* step 7 */
+    arpc_event fan_finished;
+    arpc_wg fan_wg;
+    fan_call fan[FAN_OUT];
+    int fan_wrong;
+    int fan_first_error;
+    double fan_ms;
+} demo;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Prints one step's line: "[ok] 1. ..." or "[FAIL] 1. ...". */
+__attribute__((format(printf, 3, 4))) static void report(demo *d, bool ok, const char *format, ...)
+{
+    va_list ap;
+    d->step++;
+    if (!ok)
+        d->failures++;
+    printf("%s %d. ", ok ? "[ok]  " : "[FAIL]", d->step);
+    va_start(ap, format);
+    vprintf(format, ap);
+    va_end(ap);
+    putchar('\n');
+}
+
+/* Describes a call's outcome in words; `message` is an application error's text. */
+static const char *describe(int status, const char *message, char *out, size_t size)
+{
+    if (status == 0)
+        snprintf(out, size, "success");
+    else if (status > 0)
+        snprintf(out, size, "code %d, \"%s\"", status, message);
+    else
+        snprintf(out, size, "ARPC_%s (%s)", arpc_err_name(status), arpc_strerror(status));
+    return out;
+}
+
+/*
+ * Calls a calc method with `count` numbers and decodes the one-number answer.
+ * Works on the main thread (which blocks) and in a coroutine (which
+ * suspends); arpc_call() is the same function for both.
+ * @param value    out: the answer, written on success only.
+ * @param message  out: an application error's text ("" otherwise).
+ * @return 0, a positive calc_error, or a negative arpc_err.
+ */
+static int call_numbers(arpc_channel *ch, const char *method, const int64_t *args, size_t count,
+                        int64_t timeout_ms, int64_t *value, char *message, size_t message_size)
+{
+    unsigned char req[2 * CALC_NUM_SIZE];
+    for (size_t i = 0; i < count; i++)
+        calc_put_i64(req + i * CALC_NUM_SIZE, args[i]);
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    if (timeout_ms > 0)
+        opts.timeout_ms = timeout_ms;
+    message[0] = '\0';
+    arpc_buf *rsp;
+    int rc = arpc_buf_create(&rsp);
+    if (rc < 0)
+        return rc;
+    rc = arpc_call(ch, method, req, count * CALC_NUM_SIZE, &opts, rsp);
+    size_t len = arpc_buf_len(rsp);
+    if (rc > 0) {
+        /* An application error: the answer is its message. */
+        size_t n = len < message_size - 1 ? len : message_size - 1;
+        memcpy(message, arpc_buf_data(rsp), n);
+        message[n] = '\0';
+    } else if (rc == 0 && len != CALC_NUM_SIZE) {
+        snprintf(message, message_size, "answer of %zu bytes, expected %d", len, CALC_NUM_SIZE);
+        rc = ARPC_EFRAME;
+    } else if (rc == 0) {
+        *value = calc_get_i64(arpc_buf_data(rsp));
+    }
+    arpc_buf_destroy(rsp);
+    return rc;
+}
+
+static int call2(arpc_channel *ch, const char *method, int64_t a, int64_t b, int64_t timeout_ms,
+                 int64_t *value, char *message, size_t message_size)
+{
+    int64_t args[2] = {a, b};
+    return call_numbers(ch, method, args, 2, timeout_ms, value, message, message_size);
+}
+
+static int call1(arpc_channel *ch, const char *method, int64_t x, int64_t timeout_ms,
+                 int64_t *value, char *message, size_t message_size)
+{
+    return call_numbers(ch, method, &x, 1, timeout_ms, value, message, message_size);
+}
+
+/* ---- 1. synchronous call from a plain thread ------------------------------ */
+
+static void step_sync(demo *d)
+{
+    char msg[128];
+    char why[256];
+    int64_t sum = 0;
+    double start = now_ms();
+    int rc = call2(d->ch, CALC_SUMADD, 10, 20, 0, &sum, msg, sizeof(msg));
+    double took = now_ms() - start;
+    if (rc != 0) {
+        report(d, false, "sync call: sumadd(10, 20) failed: %s",
+               describe(rc, msg, why, sizeof(why)));
+        return;
+    }
+    report(d, sum == 30,
+           "sync call: sumadd(10, 20) = %lld (took %.1f ms, connecting included; "
+           "main waited for it)",
+           (long long)sum, took);
+}
+
+/* ---- 2. asynchronous call with a completion callback ---------------------- */
+
+/* Runs on a client loop thread, once, after arpc_call_async() has returned. */
+static void on_async_done(int status, const void *rsp, size_t rsp_len, void *user_data)
+{
+    demo *d = user_data;
+    d->async_status = status;
+    if (status == 0 && rsp_len == CALC_NUM_SIZE)
+        d->async_value = calc_get_i64(rsp);
+    else if (status == 0)
+        d->async_status = ARPC_EFRAME;
+    d->async_loop = arpc_loop_current();
+    d->async_on_main = pthread_equal(pthread_self(), d->main_thread);
+    /* The last touch of `d` by this thread: main may go on at once. */
+    arpc_event_signal(&d->async_done);
+}
+
+static int loop_index(demo *d, arpc_loop *loop)
+{
+    for (unsigned i = 0; i < arpc_runtime_loop_count(d->rt); i++) {
+        if (arpc_runtime_loop(d->rt, i) == loop)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void step_async(demo *d)
+{
+    char why[256];
+    unsigned char req[2 * CALC_NUM_SIZE];
+    calc_put_i64(req, 1);
+    calc_put_i64(req + CALC_NUM_SIZE, 2);
+    arpc_event_init(&d->async_done);
+    d->async_value = 0;
+    double start = now_ms();
+    int rc = arpc_call_async(d->ch, CALC_SUMADD, req, sizeof(req), NULL, on_async_done, d);
+    double returned = now_ms() - start;
+    if (rc < 0) {
+        report(d, false, "async call: arpc_call_async failed: %s",
+               describe(rc, "", why, sizeof(why)));
+        return;
+    }
+    /* Main is free to do other work here; this demo simply waits. */
+    if (arpc_event_wait(&d->async_done, STEP_WAIT_MS) != 0) {
+        report(d, false, "async call: the callback did not run within %d ms", STEP_WAIT_MS);
+        return;
+    }
+    if (d->async_status != 0) {
+        report(d, false, "async call: sumadd(1, 2) failed: %s",
+               describe(d->async_status, "", why, sizeof(why)));
+        return;
+    }
+    int index = loop_index(d, d->async_loop);
+    report(d, d->async_value == 3 && index >= 0 && !d->async_on_main,
+           "async call: arpc_call_async() returned at once (%.2f ms);\n"
+           "         later its callback got sumadd(1, 2) = %lld, on client loop thread #%d "
+           "(not main)",
+           returned, (long long)d->async_value, index);
+}
+
+/* ---- 3. coroutines: straight-line code that suspends, never blocks -------- */
+
+static void chain_coro(void *arg)
+{
+    chain *c = arg;
+    demo *d = c->d;
+    c->on_loop = arpc_coro_in() && arpc_loop_current() == d->chain_loop;
+    /* Each arpc_call() below suspends this coroutine until its answer comes;
+     * meanwhile the loop thread runs the other coroutine. */
+    c->status = call2(d->ch, CALC_SUMADD, c->a, c->b, 0, &c->sum, c->message, sizeof(c->message));
+    if (c->status == 0)
+        c->status =
+            call1(d->ch, CALC_SLOW_SQUARE, c->sum, 0, &c->square, c->message, sizeof(c->message));
+    if (c->status == 0)
+        c->status = call1(d->ch, CALC_FIB, c->square, 0, &c->fib, c->message, sizeof(c->message));
+    c->end_ms = now_ms();
+    arpc_wg_done(&d->chains_done);
+}
+
+static int64_t fib_reference(int64_t n)
+{
+    int64_t a = 0;
+    int64_t b = 1;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t next = a + b;
+        a = b;
+        b = next;
+    }
+    return a;
+}
+
+static void step_coroutines(demo *d)
+{
+    char why[256];
+    static const int64_t inputs[CHAINS][2] = {{2, 3}, {1, 3}};
+    /* Both on one loop, hence one thread: their calls still overlap. */
+    d->chain_loop = arpc_runtime_loop(d->rt, 0);
+    arpc_wg_init(&d->chains_done, CHAINS);
+    double start = now_ms();
+    for (int i = 0; i < CHAINS; i++) {
+        chain *c = &d->chains[i];
+        memset(c, 0, sizeof(*c));
+        c->d = d;
+        c->a = inputs[i][0];
+        c->b = inputs[i][1];
+        int rc = arpc_coro_spawn(d->chain_loop, chain_coro, c);
+        if (rc < 0) {
+            c->status = rc;
+            c->end_ms = start;
+            arpc_wg_done(&d->chains_done);
+        }
+    }
+    if (arpc_wg_wait(&d->chains_done, STEP_WAIT_MS) != 0) {
+        /* A coroutine is still using `d`: tearing down now would be unsafe. */
+        printf("[FAIL] 3. coroutines did not finish within %d ms; giving up\n", STEP_WAIT_MS);
+        exit(EXIT_FAILURE);
+    }
+    double elapsed = 0;
+    bool ok = true;
+    for (int i = 0; i < CHAINS; i++) {
+        const chain *c = &d->chains[i];
+        int64_t sum = c->a + c->b;
+        if (c->status != 0) {
+            report(d, false, "coroutines: fib(slow_square(sumadd(%lld, %lld))) failed: %s",
+                   (long long)c->a, (long long)c->b,
+                   describe(c->status, c->message, why, sizeof(why)));
+            return;
+        }
+        ok = ok && c->on_loop && c->sum == sum && c->square == sum * sum &&
+             c->fib == fib_reference(sum * sum);
+        if (c->end_ms - start > elapsed)
+            elapsed = c->end_ms - start;
+    }
+    const chain *c = &d->chains[0];
+    /* One after the other, the two slow calls alone would take 2 x CALC_SLOW_MS. */
+    ok = ok && elapsed < 2 * CALC_SLOW_MS;
+    const chain *other = &d->chains[1];
+    report(d, ok,
+           "coroutines: sumadd(%lld, %lld) = %lld, then slow_square(%lld) = %lld, then "
+           "fib(%lld) = %lld,\n"
+           "         in plain sequential code; a 2nd coroutine on the same loop thread did\n"
+           "         the same for (%lld, %lld) -> %lld meanwhile: both done in %.0f ms, "
+           "not 2 x %d ms",
+           (long long)c->a, (long long)c->b, (long long)c->sum, (long long)c->sum,
+           (long long)c->square, (long long)c->square, (long long)c->fib, (long long)other->a,
+           (long long)other->b, (long long)other->fib, elapsed, CALC_SLOW_MS);
+}
+
+/* ---- 4. a deadline, and the connection survives it ------------------------ */
+
+static void step_timeout(demo *d)
+{
+    char msg[128];
+    char why[256];
+    arpc_channel_stats before;
+    arpc_channel_stats after;
+    arpc_channel_get_stats(d->ch, &before);
+    int64_t value = 0;
+    double start = now_ms();
+    int rc = call1(d->ch, CALC_SLOW_SQUARE, 7, 50, &value, msg, sizeof(msg));
+    double took = now_ms() - start;
+    if (rc != ARPC_ETIMEDOUT) {
+        report(d, false, "timeout: slow_square(7) with a 50 ms deadline gave %s, not a timeout",
+               describe(rc, msg, why, sizeof(why)));
+        return;
+    }
+    /* Not early, and well before the server's answer (one-sided bounds). */
+    bool timely = took >= 50 && took < CALC_SLOW_MS;
+    int64_t sum = 0;
+    rc = call2(d->ch, CALC_SUMADD, 40, 2, 0, &sum, msg, sizeof(msg));
+    arpc_channel_get_stats(d->ch, &after);
+    if (rc != 0) {
+        report(d, false, "timeout: the call after the timeout failed: %s",
+               describe(rc, msg, why, sizeof(why)));
+        return;
+    }
+    bool same_connection = after.reconnects == before.reconnects;
+    report(d, timely && sum == 42 && same_connection,
+           "timeout: slow_square(7) with a 50 ms deadline gave up after %.0f ms "
+           "(ARPC_ETIMEDOUT);\n         the %s connection then answered sumadd(40, 2) = %lld",
+           took, same_connection ? "same" : "(reopened!)", (long long)sum);
+}
+
+/* ---- 5. an application error ----------------------------------------------- */
+
+static void step_app_error(demo *d)
+{
+    char msg[128];
+    char why[256];
+    int64_t quotient = 0;
+    int rc = call2(d->ch, CALC_DIV, 20, 4, 0, &quotient, msg, sizeof(msg));
+    if (rc != 0 || quotient != 5) {
+        report(d, false, "application error: div(20, 4) should be 5 but gave %lld, %s",
+               (long long)quotient, describe(rc, msg, why, sizeof(why)));
+        return;
+    }
+    int64_t unused = 0;
+    rc = call2(d->ch, CALC_DIV, 7, 0, 0, &unused, msg, sizeof(msg));
+    report(d, rc == CALC_ERR_DIV_BY_ZERO && strcmp(msg, "division by zero") == 0,
+           "application error: div(20, 4) = 5, but div(7, 0) returned %s",
+           describe(rc, msg, why, sizeof(why)));
+}
+
+/* ---- 6. a method the server does not have ---------------------------------- */
+
+static void step_unknown_method(demo *d)
+{
+    char msg[128];
+    char why[256];
+    int64_t unused = 0;
+    int rc = call1(d->ch, "calc.sqrt", 16, 0, &unused, msg, sizeof(msg));
+    report(d, rc == ARPC_ENOMETHOD, "unknown method: calc.sqrt returned %s",
+           describe(rc, msg, why, sizeof(why)));
+}
+
+/* ---- 7. fan-out: many calls in flight from one coroutine ------------------- */
+
+/* Runs on a client loop thread for each fan-out call. */
+static void on_fan_done(int status, const void *rsp, size_t rsp_len, void *user_data)
+{
+    fan_call *call = user_data;
+    call->status = status;
+    if (status == 0 && rsp_len == CALC_NUM_SIZE)
+        call->value = calc_get_i64(rsp);
+    else if (status == 0)
+        call->status = ARPC_EFRAME;
+    arpc_wg_done(call->wg);
+}
+
+static void fan_out_coro(void *arg)
+{
+    demo *d = arg;
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = 10000;
+    arpc_wg_init(&d->fan_wg, FAN_OUT);
+    double start = now_ms();
+    /* Start every call first; none waits for another. */
+    for (int i = 0; i < FAN_OUT; i++) {
+        fan_call *call = &d->fan[i];
+        unsigned char req[CALC_NUM_SIZE];
+        call->wg = &d->fan_wg;
+        call->x = i;
+        call->value = -1;
+        calc_put_i64(req, call->x);
+        int rc =
+            arpc_call_async(d->ch, CALC_SLOW_SQUARE, req, sizeof(req), &opts, on_fan_done, call);
+        if (rc < 0) {
+            call->status = rc; /* its callback will not run */
+            arpc_wg_done(&d->fan_wg);
+        }
+    }
+    /* Then wait for all of them: only this coroutine suspends. */
+    int rc = arpc_wg_wait(&d->fan_wg, STEP_WAIT_MS);
+    d->fan_ms = now_ms() - start;
+    d->fan_wrong = rc == 0 ? 0 : FAN_OUT;
+    d->fan_first_error = rc;
+    for (int i = 0; rc == 0 && i < FAN_OUT; i++) {
+        const fan_call *call = &d->fan[i];
+        if (call->status != 0 || call->value != call->x * call->x) {
+            if (d->fan_wrong++ == 0)
+                d->fan_first_error = call->status;
+        }
+    }
+    arpc_event_signal(&d->fan_finished);
+}
+
+static void step_fan_out(demo *d)
+{
+    char why[256];
+    arpc_event_init(&d->fan_finished);
+    int rc = arpc_runtime_spawn(d->rt, fan_out_coro, d);
+    if (rc < 0) {
+        report(d, false, "fan-out: could not spawn the coroutine: %s",
+               describe(rc, "", why, sizeof(why)));
+        return;
+    }
+    if (arpc_event_wait(&d->fan_finished, 2 * STEP_WAIT_MS) != 0) {
+        printf("[FAIL] 7. fan-out: the coroutine did not finish; giving up\n");
+        exit(EXIT_FAILURE);
+    }
+    if (d->fan_wrong != 0) {
+        report(d, false, "fan-out: %d of %d answers missing or wrong (first error: %s)",
+               d->fan_wrong, FAN_OUT, describe(d->fan_first_error, "", why, sizeof(why)));
+        return;
+    }
+    /* Sequentially they would take FAN_OUT x CALC_SLOW_MS; overlapped, about one. */
+    report(d, d->fan_ms < 10 * CALC_SLOW_MS,
+           "fan-out: one coroutine started %d slow_square calls at once; all %d answers right\n"
+           "         after %.0f ms in total (one after another: %d x %d ms = %d s)",
+           FAN_OUT, FAN_OUT, d->fan_ms, FAN_OUT, CALC_SLOW_MS, FAN_OUT * CALC_SLOW_MS / 1000);
+}
+
+/* ---- the whole client ------------------------------------------------------- */
+
+int calc_client_run(const char *target)
+{
+    demo *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return -1;
+    d->main_thread = pthread_self();
+    arpc_runtime_opts rt_opts;
+    arpc_runtime_opts_init(&rt_opts);
+    rt_opts.loops = CLIENT_LOOPS;
+    int rc = arpc_runtime_create(&rt_opts, &d->rt);
+    if (rc == 0)
+        rc = arpc_channel_create(d->rt, target, NULL, &d->ch);
+    if (rc < 0) {
+        fprintf(stderr, "calc client: cannot start: ARPC_%s (%s)\n", arpc_err_name(rc),
+                arpc_strerror(rc));
+        arpc_runtime_destroy(d->rt);
+        free(d);
+        return -1;
+    }
+
+    step_sync(d);
+    step_async(d);
+    step_coroutines(d);
+    step_timeout(d);
+    step_app_error(d);
+    step_unknown_method(d);
+    step_fan_out(d);
+
+    arpc_channel_stats stats;
+    arpc_channel_get_stats(d->ch, &stats);
+    if (stats.late_answers > 0)
+        printf("note: step 4's slow_square(7) did finish on the server later; its late answer "
+               "was dropped\n");
+
+    /* Calls still in flight would complete with ARPC_ECANCELED here; the
+     * runtime goes last, once nothing uses it. */
+    arpc_channel_destroy(d->ch);
+    arpc_runtime_destroy(d->rt);
+    int failures = d->failures + (CALC_DEMO_STEPS - d->step);
+    free(d);
+    return failures;
+}
