@@ -953,7 +953,11 @@ static bool opts_valid(const arpc_channel_opts *o)
 {
     return o->connections_per_endpoint >= 1 && o->connections_per_endpoint <= 1024 &&
            o->connect_timeout_ms > 0 && o->heartbeat_interval_ms >= 0 &&
-           o->heartbeat_timeout_ms >= 0 && o->reconnect_backoff_min_ms > 0 &&
+           o->heartbeat_timeout_ms >= 0 &&
+           /* With heartbeats on, a timeout of 0 would declare every healthy
+            * connection dead at its first PING. */
+           (o->heartbeat_interval_ms == 0 || o->heartbeat_timeout_ms > 0) &&
+           o->reconnect_backoff_min_ms > 0 &&
            o->reconnect_backoff_max_ms >= o->reconnect_backoff_min_ms &&
            o->max_frame_size > ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN &&
            o->lb_policy >= ARPC_LB_ROUND_ROBIN && o->lb_policy <= ARPC_LB_CONSISTENT_HASH;

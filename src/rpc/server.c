@@ -83,6 +83,8 @@ typedef struct srv_conn {
     uint64_t last_request_id;
     bool goaway_sent;
     bool close_when_flushed; /* shutting down: close once the output is written */
+    uint32_t running;        /* requests in progress: the connection is not idle */
+    int64_t last_done_ns;    /* when the last of them was answered */
 } srv_conn;
 
 struct arpc_request {
@@ -252,6 +254,8 @@ static void request_finish(arpc_request *req, int status)
         status = ARPC_EINTERNAL; /* not a valid application code */
     send_response(sc, req->id, status, &req->response);
     req->sc = NULL;
+    sc->running--;
+    sc->last_done_ns = sl->loop->now_ns;
     arpc__conn_unref(&sc->conn);
     arpc_server *srv = sl->srv;
     request_put(sl, req);
@@ -356,6 +360,8 @@ static int start_request(srv_conn *sc, const arpc__frame *frame, const method_en
         rc = arpc_coro_spawn(sl->loop, run_request, req);
         if (rc < 0)
             arpc__conn_unref(&sc->conn);
+        else
+            sc->running++;
     }
     if (rc < 0) {
         if (req)
@@ -543,7 +549,11 @@ static void on_idle_sweep(arpc__timer *timer)
     arpc_list_foreach_safe(it, tmp, &sl->conns)
     {
         srv_conn *sc = arpc__container_of(it, srv_conn, link);
-        if (now - sc->conn.last_rx_ns >= limit)
+        /* Idle: nothing received and nothing running for `limit`.  A request
+         * in progress keeps its connection, or its answer would be lost. */
+        int64_t last =
+            sc->conn.last_rx_ns > sc->last_done_ns ? sc->conn.last_rx_ns : sc->last_done_ns;
+        if (sc->running == 0 && now - last >= limit)
             arpc__conn_close(&sc->conn, ARPC_ETIMEDOUT);
     }
     arm_idle_sweep(sl);
