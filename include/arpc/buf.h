@@ -31,7 +31,8 @@ ARPC_EXPORT const void *arpc_buf_data(const arpc_buf *buf);
 ARPC_EXPORT size_t arpc_buf_len(const arpc_buf *buf);
 
 /**
- * Appends `len` bytes copied from `data`.
+ * Appends `len` bytes copied from `data`, which must not point into `buf`
+ * itself (growing the buffer may move its bytes).
  * @return 0 or ARPC_ENOMEM (the buffer is then unchanged).
  * Thread: the owner's.  Suspends: no.
  */

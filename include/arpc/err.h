@@ -49,8 +49,10 @@ typedef enum arpc_err {
 
 /**
  * Describes an error code in words.  Codes from ARPC_ERR_MAP get their text;
- * any other negative errno gets strerror()'s text; anything else "unknown error".
- * @return a static string, never NULL.
+ * any other negative errno (above -1000) gets strerror()'s text; anything else
+ * "unknown error".
+ * @return a string that stays valid at least until the calling thread's next
+ *         call (static for every code of ARPC_ERR_MAP), never NULL.
  * Thread: any.  Suspends: no.
  */
 ARPC_EXPORT const char *arpc_strerror(int err);

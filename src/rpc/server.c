@@ -633,16 +633,26 @@ static void send_goaway(srv_conn *sc)
         arpc__conn_flush_soon(&sc->conn);
 }
 
-static void begin_drain_task(void *job_arg, void *unused)
+static void stop_listening_task(void *job_arg, void *unused)
 {
     loop_job *job = job_arg;
     srv_loop *sl = job->sl;
     if (sl->listener.fd >= 0) {
+        /* Connections the kernel has queued already would be reset by the
+         * close: take them, so they get a GOAWAY like the others. */
+        on_listener_event(&sl->listener, 0);
         arpc__loop_unwatch(sl->loop, &sl->listener);
         close(sl->listener.fd);
         sl->listener.fd = -1;
     }
     arpc__loop_timer_disarm(sl->loop, &sl->idle_sweep);
+    arpc_wg_done(job->wg);
+}
+
+static void begin_drain_task(void *job_arg, void *unused)
+{
+    loop_job *job = job_arg;
+    srv_loop *sl = job->sl;
     arpc__list *it;
     arpc_list_foreach(it, &sl->conns)
     {
@@ -701,6 +711,10 @@ int arpc_server_shutdown(arpc_server *srv, int64_t drain_timeout_ms)
     if (jobs == NULL)
         return ARPC_ENOMEM;
     atomic_store(&srv->draining, true);
+    /* Every loop stops listening before any sends GOAWAY: a client that
+     * reconnects after a GOAWAY must be refused (never sent: safe to retry),
+     * not queued on a busy loop's listener and reset when that one closes. */
+    run_on_every_loop(srv, stop_listening_task, jobs);
     run_on_every_loop(srv, begin_drain_task, jobs);
     int rc = 0;
     int64_t deadline = arpc__now_ns() + drain_timeout_ms * ARPC__NS_PER_MS;

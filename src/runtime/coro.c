@@ -232,22 +232,6 @@ void arpc__coro_wake(arpc_coro *coro)
     arpc__list_push_back(&coro->loop->ready, &coro->link);
 }
 
-static void wake_task(void *coro, void *unused)
-{
-    arpc__coro_wake(coro);
-}
-
-void arpc__coro_wake_any_thread(arpc_coro *coro)
-{
-    if (arpc__loop_current() == coro->loop) {
-        arpc__coro_wake(coro);
-        return;
-    }
-    int rc = arpc__loop_submit2(coro->loop, wake_task, coro, NULL);
-    /* A lost wake-up would strand the coroutine forever. */
-    ARPC_CHECK(rc == 0);
-}
-
 int arpc_coro_yield(void)
 {
     arpc_coro *coro = arpc__coro_self();

@@ -46,10 +46,6 @@ int arpc__coro_park(int64_t deadline_ns);
  * is already ready is left alone.  Loop thread only. */
 void arpc__coro_wake(arpc_coro *coro);
 
-/* Wakes a parked coroutine from any thread (through its loop's inbox when the
- * caller is another thread). */
-void arpc__coro_wake_any_thread(arpc_coro *coro);
-
 /* Scheduler hooks used by the loop. */
 void arpc__coro_run_ready(arpc_loop *loop);
 void arpc__coro_pool_fini(arpc_loop *loop);
