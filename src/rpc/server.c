@@ -50,6 +50,7 @@
 typedef struct method_entry {
     arpc_handler_fn fn;
     void *user_data;
+    size_t name_len;
     char name[ARPC__MAX_METHOD_LEN + 1];
 } method_entry;
 
@@ -81,6 +82,7 @@ typedef struct srv_conn {
     srv_loop *sl;
     arpc__list link;
     uint64_t last_request_id;
+    const method_entry *last_method; /* a connection usually calls one method */
     bool goaway_sent;
     bool close_when_flushed; /* shutting down: close once the output is written */
     uint32_t running;        /* requests in progress: the connection is not idle */
@@ -173,6 +175,7 @@ int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn h
         return ARPC_ENOMEM;
     entry->fn = handler;
     entry->user_data = user_data;
+    entry->name_len = len;
     memcpy(entry->name, method, len + 1);
     int rc = arpc__map_insert(&srv->methods, method, len, entry);
     if (rc < 0)
@@ -372,6 +375,21 @@ static int start_request(srv_conn *sc, const arpc__frame *frame, const method_en
     return 0;
 }
 
+/* Looks the method up, trying the connection's previous one first: a short
+ * compare instead of hashing the name on every request. */
+static const method_entry *find_method(srv_conn *sc, const arpc__frame *frame)
+{
+    const method_entry *last = sc->last_method;
+    if (last != NULL && last->name_len == frame->method_len &&
+        memcmp(last->name, frame->method, frame->method_len) == 0)
+        return last;
+    const method_entry *method =
+        arpc__map_find(&sc->sl->srv->methods, frame->method, frame->method_len);
+    if (method != NULL)
+        sc->last_method = method;
+    return method;
+}
+
 static int on_request(srv_conn *sc, const arpc__frame *frame)
 {
     srv_loop *sl = sc->sl;
@@ -382,7 +400,7 @@ static int on_request(srv_conn *sc, const arpc__frame *frame)
     }
     if (frame->request_id > sc->last_request_id)
         sc->last_request_id = frame->request_id;
-    const method_entry *method = arpc__map_find(&sl->srv->methods, frame->method, frame->method_len);
+    const method_entry *method = find_method(sc, frame);
     if (method == NULL) {
         reject(sc, frame->request_id, ARPC_ENOMETHOD, &sl->counters.unknown_method);
         return 0;
