@@ -63,8 +63,9 @@ typedef struct arpc_channel_opts {
 } arpc_channel_opts;
 
 typedef struct arpc_call_opts {
-    /** Deadline of the call, from now.  Default: the channel's default_timeout_ms.
-     *  It travels with the request so the server skips work nobody waits for. */
+    /** Deadline of the call, from now; 0 means no deadline, < 0 (the default)
+     *  the channel's default_timeout_ms.  It travels with the request so the
+     *  server skips work nobody waits for. */
     int64_t timeout_ms;
     /** Key for ARPC_LB_CONSISTENT_HASH: equal keys reach the same healthy endpoint. */
     uint64_t hash_key;

@@ -37,7 +37,9 @@ typedef int (*arpc_handler_fn)(arpc_request *req, void *user_data);
 
 typedef struct arpc_server_opts {
     /** Requests in progress on the whole server; one more is answered at once
-     *  with ARPC_EOVERLOAD.  Default 100000. */
+     *  with ARPC_EOVERLOAD.  Default 10000: each request in progress holds a
+     *  coroutine stack, which is two memory mappings, and Linux's default
+     *  vm.max_map_count (65530) caps a process near 30000 of them. */
     uint32_t max_in_flight;
     /** Largest frame accepted (header + method + payload).  Default 16 MiB. */
     uint32_t max_frame_size;

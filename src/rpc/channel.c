@@ -20,7 +20,8 @@
  *
  * Failure handling: a call that was never sent, or was refused by a server
  * that is going away (ARPC_ESHUTDOWN), or is idempotent, is dispatched again
- * (maybe to another endpoint) while its retry budget and deadline allow.
+ * (to another endpoint when one is usable) while its retry budget and
+ * deadline allow.
  * A link that never heard from its peer, or whose heartbeat went unanswered,
  * counts as an endpoint failure; enough of them eject the endpoint from load
  * balancing (a heartbeat failure ejects at once), and the slot keeps probing

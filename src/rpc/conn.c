@@ -188,6 +188,10 @@ static ssize_t read_once(arpc__conn *conn, size_t *offered)
     buf->len += (size_t)n;
     if (n == 0)
         return 0;
+    /* Any byte proves the peer alive, even one of a large frame still
+     * arriving: a PONG queued behind 16 MiB of answers must not make a busy
+     * connection look dead. */
+    conn->last_rx_ns = conn->loop->now_ns;
     rc = decode_frames(conn, buf);
     if (buf == &conn->loop->read_buf) {
         /* Keep the incomplete tail; the shared buffer is free for the next conn.

@@ -119,7 +119,7 @@ struct arpc_server {
 
 void arpc_server_opts_init(arpc_server_opts *opts)
 {
-    opts->max_in_flight = 100000;
+    opts->max_in_flight = 10000;
     opts->max_frame_size = ARPC__DEFAULT_MAX_FRAME;
     opts->max_connections = 0;
     opts->idle_timeout_ms = 0;

@@ -1,0 +1,216 @@
+/*
+ * The deadline travels with the request.  Proves:
+ *  - a request whose deadline passes while it waits in the server (its loop
+ *    is held by a 300 ms busy handler that arrived in the same read) is not
+ *    run: its handler's counter stays 0 even once the server is idle again,
+ *    the server counts it in stats.expired, answers it ARPC_ETIMEDOUT (the
+ *    client drops that answer as late), and the client's call has already
+ *    completed with ARPC_ETIMEDOUT at its own deadline, before the busy call;
+ *  - arpc_request_remaining_ms inside a handler is > 0 and <= the client's
+ *    timeout, and -1 when the client set no deadline.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpc/arpc.h>
+
+#include "rpc_fixture.h"
+#include "test.h"
+
+static _Atomic int count_runs;
+static _Atomic int block_runs;
+
+/* Holds the server's only loop for 300 ms without yielding. */
+static int handle_block(arpc_request *req, void *user_data)
+{
+    atomic_fetch_add(&block_runs, 1);
+    int64_t end = test_now_ms() + 300;
+    while (test_now_ms() < end) {
+    }
+    return arpc_buf_append(arpc_request_response(req), "blocked", 7);
+}
+
+static int handle_count(arpc_request *req, void *user_data)
+{
+    atomic_fetch_add(&count_runs, 1);
+    return 0;
+}
+
+static int handle_remaining(arpc_request *req, void *user_data)
+{
+    int64_t left = arpc_request_remaining_ms(req);
+    return arpc_buf_append(arpc_request_response(req), &left, sizeof(left));
+}
+
+typedef struct result {
+    _Atomic int runs;
+    int status;
+    int rank;
+    int64_t done_ms;
+    char rsp[16];
+    size_t rsp_len;
+} result;
+
+typedef struct pair {
+    arpc_channel *ch;
+    result block;
+    result count;
+    _Atomic int finished;
+    int64_t start_ms;
+    arpc_wg wg;
+} pair;
+
+static pair p;
+
+static void on_result(int status, const void *rsp, size_t rsp_len, void *user_data)
+{
+    result *r = user_data;
+    r->status = status;
+    r->done_ms = test_now_ms();
+    r->rsp_len = rsp_len < sizeof(r->rsp) ? rsp_len : sizeof(r->rsp);
+    if (r->rsp_len > 0)
+        memcpy(r->rsp, rsp, r->rsp_len);
+    r->rank = atomic_fetch_add(&p.finished, 1);
+    atomic_fetch_add(&r->runs, 1);
+    arpc_wg_done(&p.wg);
+}
+
+/* Both calls leave in the same loop iteration, so in one write. */
+static void issue_pair(void *arg)
+{
+    arpc_call_opts block_opts = fx_timeout(2000);
+    arpc_call_opts count_opts = fx_timeout(100);
+    p.start_ms = test_now_ms();
+    ASSERT_OK(arpc_call_async(p.ch, "block", NULL, 0, &block_opts, on_result, &p.block));
+    ASSERT_OK(arpc_call_async(p.ch, "count", NULL, 0, &count_opts, on_result, &p.count));
+}
+
+typedef struct expired_wait {
+    arpc_server *srv;
+    arpc_channel *ch;
+} expired_wait;
+
+static bool server_expired_one(void *arg)
+{
+    expired_wait *w = arg;
+    arpc_server_stats s;
+    arpc_server_get_stats(w->srv, &s);
+    return s.expired >= 1;
+}
+
+static bool client_saw_late_answer(void *arg)
+{
+    expired_wait *w = arg;
+    arpc_channel_stats s;
+    arpc_channel_get_stats(w->ch, &s);
+    return s.late_answers >= 1;
+}
+
+static void test_expired_request_not_run(void)
+{
+    arpc_runtime *srv_rt = fx_runtime(1);
+    arpc_runtime *cli_rt = fx_runtime(1);
+    const fx_method methods[] = {{"echo", fx_handle_echo, NULL},
+                                 {"block", handle_block, NULL},
+                                 {"count", handle_count, NULL},
+                                 {NULL, NULL, NULL}};
+    arpc_server *srv = fx_server(srv_rt, NULL, methods);
+    arpc_channel_opts copts;
+    arpc_channel_opts_init(&copts);
+    copts.connections_per_endpoint = 1;
+    p.ch = fx_channel(cli_rt, srv, &copts);
+
+    /* Connect first, so the pair is written on an open connection at once. */
+    arpc_buf *rsp;
+    ASSERT_OK(arpc_buf_create(&rsp));
+    arpc_call_opts opts = fx_timeout(10000);
+    ASSERT_OK(arpc_call(p.ch, "echo", "warm", 4, &opts, rsp));
+
+    arpc_wg_init(&p.wg, 2);
+    fx_run_on_loop(arpc_runtime_loop(cli_rt, 0), issue_pair, NULL);
+    ASSERT_OK(arpc_wg_wait(&p.wg, 30000));
+
+    ASSERT_EQ(atomic_load(&p.block.runs), 1);
+    ASSERT_EQ(atomic_load(&p.count.runs), 1);
+    ASSERT_OK(p.block.status);
+    ASSERT_EQ(p.block.rsp_len, 7);
+    ASSERT_MEMEQ(p.block.rsp, "blocked", 7);
+    ASSERT_ERR(p.count.status, ARPC_ETIMEDOUT);
+    /* The client timed out on its own clock, before the busy call returned. */
+    ASSERT_GE(p.count.done_ms - p.start_ms, 100);
+    ASSERT_EQ(p.count.rank, 0);
+    ASSERT_GE(p.block.done_ms - p.start_ms, 300);
+
+    /* The server is idle again: one more round trip proves it has handled
+     * everything it received before. */
+    arpc_buf_clear(rsp);
+    ASSERT_OK(arpc_call(p.ch, "echo", "idle", 4, &opts, rsp));
+    expired_wait w = {.srv = srv, .ch = p.ch};
+    ASSERT_TRUE(wait_until(server_expired_one, &w, 10000));
+    ASSERT_TRUE(wait_until(client_saw_late_answer, &w, 10000));
+
+    arpc_server_stats s;
+    arpc_server_get_stats(srv, &s);
+    ASSERT_EQ(s.expired, 1);
+    ASSERT_EQ(s.requests, 4);
+    ASSERT_EQ(atomic_load(&block_runs), 1);
+    ASSERT_EQ(atomic_load(&count_runs), 0);
+    arpc_channel_stats cs;
+    arpc_channel_get_stats(p.ch, &cs);
+    ASSERT_EQ(cs.late_answers, 1);
+    ASSERT_EQ(cs.reconnects, 1);
+
+    arpc_buf_destroy(rsp);
+    arpc_channel_destroy(p.ch);
+    arpc_server_destroy(srv);
+    ASSERT_EQ(atomic_load(&count_runs), 0);
+    arpc_runtime_destroy(cli_rt);
+    arpc_runtime_destroy(srv_rt);
+}
+
+static int64_t remaining_seen(arpc_channel *ch, int64_t timeout_ms)
+{
+    arpc_buf *rsp;
+    ASSERT_OK(arpc_buf_create(&rsp));
+    arpc_call_opts opts = fx_timeout(timeout_ms);
+    ASSERT_OK(arpc_call(ch, "remaining", NULL, 0, &opts, rsp));
+    ASSERT_EQ(arpc_buf_len(rsp), sizeof(int64_t));
+    int64_t left;
+    memcpy(&left, arpc_buf_data(rsp), sizeof(left));
+    arpc_buf_destroy(rsp);
+    return left;
+}
+
+static void test_remaining_ms_in_handler(void)
+{
+    arpc_runtime *srv_rt = fx_runtime(2);
+    arpc_runtime *cli_rt = fx_runtime(2);
+    const fx_method methods[] = {{"remaining", handle_remaining, NULL}, {NULL, NULL, NULL}};
+    arpc_server *srv = fx_server(srv_rt, NULL, methods);
+    arpc_channel *ch = fx_channel(cli_rt, srv, NULL);
+
+    const int64_t timeouts[] = {1000, 5000, 60000};
+    for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+        int64_t left = remaining_seen(ch, timeouts[i]);
+        fprintf(stderr, "  timeout %lld ms: handler saw %lld ms left\n", (long long)timeouts[i],
+                (long long)left);
+        ASSERT_GT(left, 0);
+        ASSERT_LE(left, timeouts[i]);
+    }
+    /* timeout_ms 0: no deadline at all. */
+    ASSERT_EQ(remaining_seen(ch, 0), -1);
+
+    arpc_channel_destroy(ch);
+    arpc_server_destroy(srv);
+    arpc_runtime_destroy(cli_rt);
+    arpc_runtime_destroy(srv_rt);
+}
+
+int main(void)
+{
+    RUN_TEST(test_expired_request_not_run);
+    RUN_TEST(test_remaining_ms_in_handler);
+    return 0;
+}

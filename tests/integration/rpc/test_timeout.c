@@ -1,0 +1,241 @@
+/*
+ * Call deadlines.  Proves:
+ *  - a call to `sleep 500` with a 50 ms timeout returns ARPC_ETIMEDOUT not
+ *    before 50 ms and well before the answer (generous upper bound), from a
+ *    plain thread and from a coroutine, leaving the response buffer alone;
+ *  - the connection stays usable: the next echo on the same channel succeeds
+ *    over the same connection (no reconnect);
+ *  - the late answer is discarded and counted: late_answers becomes 1 once
+ *    the server has answered, and the call does not complete a second time;
+ *  - in a mix of fast calls and calls that time out, every call completes
+ *    exactly once with the status its deadline implies, never early, and
+ *    every late answer is counted.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpc/arpc.h>
+
+#include "rpc_fixture.h"
+#include "test.h"
+
+/* Slack for a loaded sanitizer build: the timeout must not fire early, and
+ * must fire long before the 500 ms answer would have arrived. */
+#define LATE_SLACK_MS 250
+
+static arpc_runtime *srv_rt;
+static arpc_runtime *cli_rt;
+static arpc_server *srv;
+
+static arpc_channel *one_conn_channel(void)
+{
+    arpc_channel_opts copts;
+    arpc_channel_opts_init(&copts);
+    copts.connections_per_endpoint = 1;
+    return fx_channel(cli_rt, srv, &copts);
+}
+
+static void warm_up(arpc_channel *ch)
+{
+    arpc_buf *rsp;
+    ASSERT_OK(arpc_buf_create(&rsp));
+    arpc_call_opts opts = fx_timeout(10000);
+    ASSERT_OK(arpc_call(ch, "echo", "warm", 4, &opts, rsp));
+    arpc_buf_destroy(rsp);
+}
+
+typedef struct stats_wait {
+    arpc_channel *ch;
+    uint64_t want;
+} stats_wait;
+
+static bool late_answers_reached(void *arg)
+{
+    stats_wait *w = arg;
+    arpc_channel_stats s;
+    arpc_channel_get_stats(w->ch, &s);
+    return s.late_answers >= w->want;
+}
+
+/* One 50 ms call to `sleep 500`; returns its elapsed time. */
+static int64_t timed_out_call(arpc_channel *ch)
+{
+    arpc_buf *rsp;
+    ASSERT_OK(arpc_buf_create(&rsp));
+    arpc_call_opts opts = fx_timeout(50);
+    int64_t start = test_now_ms();
+    int rc = arpc_call(ch, "sleep", "500", 3, &opts, rsp);
+    int64_t elapsed = test_now_ms() - start;
+    ASSERT_ERR(rc, ARPC_ETIMEDOUT);
+    ASSERT_EQ(arpc_buf_len(rsp), 0);
+    arpc_buf_destroy(rsp);
+    return elapsed;
+}
+
+static void test_timeout_then_connection_usable(void)
+{
+    arpc_channel *ch = one_conn_channel();
+    warm_up(ch);
+
+    int64_t elapsed = timed_out_call(ch);
+    fprintf(stderr, "  timed out after %lld ms\n", (long long)elapsed);
+    ASSERT_GE(elapsed, 50);
+    ASSERT_LE(elapsed, 50 + LATE_SLACK_MS);
+
+    /* Same channel, same connection: the next call goes through. */
+    arpc_buf *rsp;
+    ASSERT_OK(arpc_buf_create(&rsp));
+    arpc_call_opts opts = fx_timeout(10000);
+    ASSERT_OK(arpc_call(ch, "echo", "after", 5, &opts, rsp));
+    ASSERT_EQ(arpc_buf_len(rsp), 5);
+    ASSERT_MEMEQ(arpc_buf_data(rsp), "after", 5);
+
+    /* The server answers at ~500 ms; that answer finds no call. */
+    stats_wait w = {.ch = ch, .want = 1};
+    ASSERT_TRUE(wait_until(late_answers_reached, &w, 10000));
+    arpc_channel_stats s;
+    arpc_channel_get_stats(ch, &s);
+    ASSERT_EQ(s.late_answers, 1);
+    ASSERT_EQ(s.reconnects, 1);
+    ASSERT_EQ(s.calls, 3);
+
+    /* Still usable after the late answer. */
+    arpc_buf_clear(rsp);
+    ASSERT_OK(arpc_call(ch, "echo", "again", 5, &opts, rsp));
+    ASSERT_MEMEQ(arpc_buf_data(rsp), "again", 5);
+    arpc_channel_get_stats(ch, &s);
+    ASSERT_EQ(s.late_answers, 1);
+    ASSERT_EQ(s.reconnects, 1);
+    arpc_buf_destroy(rsp);
+    arpc_channel_destroy(ch);
+}
+
+typedef struct coro_timeout {
+    arpc_channel *ch;
+    int64_t elapsed;
+    arpc_event done;
+} coro_timeout;
+
+static void coro_timeout_body(void *arg)
+{
+    coro_timeout *ct = arg;
+    ct->elapsed = timed_out_call(ct->ch);
+    arpc_event_signal(&ct->done);
+}
+
+static void test_timeout_in_coroutine(void)
+{
+    static coro_timeout ct;
+    ct.ch = one_conn_channel();
+    warm_up(ct.ch);
+    arpc_event_init(&ct.done);
+    ASSERT_OK(arpc_runtime_spawn(cli_rt, coro_timeout_body, &ct));
+    ASSERT_OK(arpc_event_wait(&ct.done, 10000));
+    ASSERT_GE(ct.elapsed, 50);
+    ASSERT_LE(ct.elapsed, 50 + LATE_SLACK_MS);
+    stats_wait w = {.ch = ct.ch, .want = 1};
+    ASSERT_TRUE(wait_until(late_answers_reached, &w, 10000));
+    arpc_channel_destroy(ct.ch);
+}
+
+/* ---- a mix of fast and timing-out calls ------------------------------------------ */
+
+#define MIX_CALLS 200
+
+typedef struct mix_call {
+    const char *method;
+    const char *payload;
+    int64_t timeout_ms;
+    int want;
+    int64_t started_ms;
+    int64_t done_ms;
+    _Atomic int runs;
+    int status;
+    arpc_wg *wg;
+} mix_call;
+
+static void on_mix_done(int status, const void *rsp, size_t rsp_len, void *user_data)
+{
+    mix_call *c = user_data;
+    c->done_ms = test_now_ms();
+    c->status = status;
+    if (status == 0 && (rsp_len != strlen(c->payload) || memcmp(rsp, c->payload, rsp_len) != 0))
+        c->status = 12345; /* wrong bytes */
+    atomic_fetch_add(&c->runs, 1);
+    arpc_wg_done(c->wg);
+}
+
+static void test_mixed_calls_complete_once(void)
+{
+    arpc_channel *ch = one_conn_channel();
+    warm_up(ch);
+    static mix_call calls[MIX_CALLS];
+    static arpc_wg wg;
+    arpc_wg_init(&wg, MIX_CALLS);
+    int timeouts = 0;
+    for (int i = 0; i < MIX_CALLS; i++) {
+        mix_call *c = &calls[i];
+        memset(c, 0, sizeof(*c));
+        c->wg = &wg;
+        switch (i % 4) {
+        case 0: /* answered after its deadline */
+            c->method = "sleep", c->payload = "300", c->timeout_ms = 50;
+            c->want = ARPC_ETIMEDOUT;
+            break;
+        case 1:
+            c->method = "echo", c->payload = "fast", c->timeout_ms = 10000;
+            break;
+        case 2:
+            c->method = "sleep", c->payload = "5", c->timeout_ms = 10000;
+            break;
+        default:
+            c->method = "sleep", c->payload = "600", c->timeout_ms = 100;
+            c->want = ARPC_ETIMEDOUT;
+            break;
+        }
+        timeouts += c->want == ARPC_ETIMEDOUT;
+        arpc_call_opts opts = fx_timeout(c->timeout_ms);
+        c->started_ms = test_now_ms();
+        ASSERT_OK(
+            arpc_call_async(ch, c->method, c->payload, strlen(c->payload), &opts, on_mix_done, c));
+    }
+    ASSERT_OK(arpc_wg_wait(&wg, 30000));
+    for (int i = 0; i < MIX_CALLS; i++) {
+        mix_call *c = &calls[i];
+        ASSERT_EQ(atomic_load(&c->runs), 1);
+        ASSERT_ERR(c->status, c->want);
+        if (c->want == ARPC_ETIMEDOUT)
+            ASSERT_GE(c->done_ms - c->started_ms, c->timeout_ms);
+    }
+    /* Every timed-out call's answer arrives late and is dropped. */
+    stats_wait w = {.ch = ch, .want = (uint64_t)timeouts + 0};
+    ASSERT_TRUE(wait_until(late_answers_reached, &w, 10000));
+    arpc_channel_stats s;
+    arpc_channel_get_stats(ch, &s);
+    ASSERT_EQ(s.late_answers, timeouts);
+    ASSERT_EQ(s.reconnects, 1);
+    arpc_channel_destroy(ch);
+    /* The late answers completed nothing a second time. */
+    for (int i = 0; i < MIX_CALLS; i++)
+        ASSERT_EQ(atomic_load(&calls[i].runs), 1);
+}
+
+int main(void)
+{
+    srv_rt = fx_runtime(2);
+    cli_rt = fx_runtime(2);
+    const fx_method methods[] = {
+        {"echo", fx_handle_echo, NULL}, {"sleep", fx_handle_sleep, NULL}, {NULL, NULL, NULL}};
+    srv = fx_server(srv_rt, NULL, methods);
+
+    RUN_TEST(test_timeout_then_connection_usable);
+    RUN_TEST(test_timeout_in_coroutine);
+    RUN_TEST(test_mixed_calls_complete_once);
+
+    arpc_server_destroy(srv);
+    arpc_runtime_destroy(cli_rt);
+    arpc_runtime_destroy(srv_rt);
+    return 0;
+}
