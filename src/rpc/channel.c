@@ -10,9 +10,15 @@
  *
  * A call is always in exactly one place: in transit to a slot's loop (an
  * inbox task), in a slot's waiting list (not yet sent), or in a link's
- * pending table (sent).  Its deadline timer lives on the loop that holds it.
+ * pending table (sent).  Its deadline is tracked by the loop that holds it.
  * Whatever completes it (answer, timer, connection loss, channel close)
  * first takes it out of that place, so it completes exactly once.
+ *
+ * Deadlines: each loop keeps the calls it holds in a queue sorted by
+ * deadline, with one heap timer for the queue's head.  Calls of a channel
+ * mostly share one timeout, so a new call goes at the tail (no search) and an
+ * answered call leaves in O(1); the heap is touched about once per timeout
+ * period instead of twice per call.
  *
  * Calls started on a loop thread use the loop's pool of call objects and a
  * slot on the same loop when the endpoint has one, so a coroutine or a
@@ -85,6 +91,9 @@ void arpc_call_opts_init(arpc_call_opts *opts)
 typedef struct call_pool {
     arpc__list free;
     size_t count;
+    arpc_loop *loop;
+    arpc__list deadlines;        /* calls held by this loop, earliest first */
+    arpc__timer deadline_timer;  /* armed no later than the head's deadline */
 } call_pool;
 
 static void call_free(cli_call *call)
@@ -96,11 +105,14 @@ static void call_free(cli_call *call)
 static void call_pool_fini(void *value)
 {
     call_pool *pool = value;
+    arpc__loop_timer_disarm(pool->loop, &pool->deadline_timer);
     arpc__list *node;
     while ((node = arpc__list_pop_front(&pool->free)) != NULL)
         call_free(arpc__container_of(node, cli_call, link));
     arpc__free(pool);
 }
+
+static void on_deadlines(arpc__timer *timer);
 
 /* The pool of the calling loop thread, created on first use; NULL elsewhere. */
 static call_pool *local_pool(void)
@@ -114,13 +126,55 @@ static call_pool *local_pool(void)
         if (pool == NULL)
             return NULL;
         arpc__list_init(&pool->free);
+        arpc__list_init(&pool->deadlines);
+        arpc__timer_init(&pool->deadline_timer, on_deadlines);
+        pool->loop = loop;
         local->value = pool;
         local->fini = call_pool_fini;
     }
     return local->value;
 }
 
-static void on_call_deadline(arpc__timer *timer);
+/* Queues a call's deadline on the calling loop.  @return 0 or ARPC_ENOMEM. */
+static int deadline_track(cli_call *call)
+{
+    call_pool *pool = local_pool();
+    if (pool == NULL)
+        return ARPC_ENOMEM;
+    arpc__list *pos = pool->deadlines.prev;
+    while (pos != &pool->deadlines &&
+           arpc__container_of(pos, cli_call, deadline_link)->deadline_ns > call->deadline_ns)
+        pos = pos->prev;
+    arpc__list_insert_before(pos->next, &call->deadline_link);
+    arpc__timer *timer = &pool->deadline_timer;
+    if (!arpc__timer_queued(timer) || timer->deadline_ns > call->deadline_ns)
+        return arpc__loop_timer_arm(pool->loop, timer, call->deadline_ns);
+    return 0;
+}
+
+/* Takes a call out of its loop's deadline queue (a no-op if it is not in one).
+ * The timer stays: when it fires early for an answered head it re-arms. */
+static void deadline_untrack(cli_call *call)
+{
+    arpc__list_remove(&call->deadline_link);
+}
+
+static void call_expired(cli_call *call);
+
+static void on_deadlines(arpc__timer *timer)
+{
+    call_pool *pool = arpc__container_of(timer, call_pool, deadline_timer);
+    int64_t now = arpc__now_ns();
+    while (!arpc__list_empty(&pool->deadlines)) {
+        cli_call *head = arpc__container_of(pool->deadlines.next, cli_call, deadline_link);
+        if (head->deadline_ns > now) {
+            arpc__loop_timer_arm(pool->loop, timer, head->deadline_ns);
+            return;
+        }
+        deadline_untrack(head);
+        call_expired(head);
+    }
+}
 
 static cli_call *call_get(void)
 {
@@ -135,7 +189,7 @@ static cli_call *call_get(void)
         return NULL;
     arpc__buf_init(&call->req);
     arpc__list_init(&call->link);
-    arpc__timer_init(&call->timer, on_call_deadline);
+    arpc__list_init(&call->deadline_link);
     return call;
 }
 
@@ -164,7 +218,7 @@ static void deliver(cli_call *call, int status, const void *rsp, size_t rsp_len)
     arpc_channel *ch = call->ch;
     arpc_call_cb cb = call->cb;
     void *user_data = call->user_data;
-    arpc__loop_timer_disarm(arpc__loop_current(), &call->timer);
+    deadline_untrack(call);
     call_put(call);
     cb(status, rsp, rsp_len, user_data);
     channel_call_ended(ch);
@@ -180,7 +234,7 @@ static void call_complete(cli_call *call, int status, const void *rsp, size_t rs
 {
     if (call->in_initiator) {
         /* The async contract: never inside the initiating call. */
-        arpc__loop_timer_disarm(arpc__loop_current(), &call->timer);
+        deadline_untrack(call);
         int rc = arpc__loop_submit2(arpc__loop_current(), deliver_later_task, call,
                                     (void *)(intptr_t)status);
         ARPC_CHECK(rc == 0);
@@ -197,7 +251,7 @@ static void call_retry_or_fail(cli_call *call, int err)
         arpc__now_ns() < call->deadline_ns) {
         call->attempts++;
         atomic_fetch_add_explicit(&ch->retries, 1, memory_order_relaxed);
-        arpc__loop_timer_disarm(arpc__loop_current(), &call->timer);
+        deadline_untrack(call); /* it may move to another loop */
         dispatch(call);
         return;
     }
@@ -594,11 +648,9 @@ static void slot_submit(cli_slot *slot, cli_call *call)
         call_complete(call, ARPC_ECANCELED, NULL, 0);
         return;
     }
-    if (call->deadline_ns != ARPC__NO_DEADLINE) {
-        if (arpc__loop_timer_arm(slot->loop, &call->timer, call->deadline_ns) < 0) {
-            call_complete(call, ARPC_ENOMEM, NULL, 0);
-            return;
-        }
+    if (call->deadline_ns != ARPC__NO_DEADLINE && deadline_track(call) < 0) {
+        call_complete(call, ARPC_ENOMEM, NULL, 0);
+        return;
     }
     cli_link *lnk = slot->lnk;
     if (lnk != NULL && !lnk->conn.connecting && !lnk->conn.closed) {
@@ -609,9 +661,9 @@ static void slot_submit(cli_slot *slot, cli_call *call)
     slot_connect(slot);
 }
 
-static void on_call_deadline(arpc__timer *timer)
+/* The deadline passed: take the call from wherever it is and fail it. */
+static void call_expired(cli_call *call)
 {
-    cli_call *call = arpc__container_of(timer, cli_call, timer);
     cli_link *lnk = call->lnk;
     if (lnk != NULL) {
         link_forget(lnk, call);

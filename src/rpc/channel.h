@@ -23,8 +23,8 @@ typedef struct cli_link cli_link;
 typedef struct cli_call cli_call;
 
 struct cli_call {
-    arpc__timer timer; /* the deadline, on the loop that holds the call */
-    arpc__list link;   /* in a slot's waiting list, or the loop's pool */
+    arpc__list deadline_link; /* in its loop's deadline queue (channel.c) */
+    arpc__list link;          /* in a slot's waiting list, or the loop's pool */
     arpc_channel *ch;
     cli_endpoint *ep;
     cli_link *lnk; /* the link it was sent on; NULL while not sent */
