@@ -28,16 +28,11 @@
 #define DEFAULT_STACK_POOL_MAX 1024
 #define INBOX_BUDGET           4096
 
-static _Thread_local arpc_loop *tls_loop;
-
-arpc_loop *arpc__loop_current(void)
-{
-    return tls_loop;
-}
+_Thread_local arpc_loop *arpc__tls_loop ARPC__TLS_MODEL;
 
 arpc_loop *arpc_loop_current(void)
 {
-    return tls_loop;
+    return arpc__tls_loop;
 }
 
 void arpc_loop_opts_init(arpc_loop_opts *opts)
@@ -154,17 +149,17 @@ static void loop_iteration(arpc_loop *loop)
 
 int arpc_loop_run(arpc_loop *loop)
 {
-    if (loop->running || tls_loop != NULL)
+    if (loop->running || arpc__tls_loop != NULL)
         return ARPC_EINVAL;
     loop->running = true;
-    tls_loop = loop;
+    arpc__tls_loop = loop;
     while (!atomic_load_explicit(&loop->stop_requested, memory_order_acquire))
         loop_iteration(loop);
     /* Work submitted before the stop still runs, as arpc_loop_stop promises. */
     arpc__inbox_drain(&loop->inbox, SIZE_MAX);
     arpc__coro_run_ready(loop);
     run_deferred(loop);
-    tls_loop = NULL;
+    arpc__tls_loop = NULL;
     loop->running = false;
     return 0;
 }

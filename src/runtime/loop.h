@@ -97,8 +97,17 @@ struct arpc_loop {
     uint32_t user_timer_free; /* index of the first free slot, or UINT32_MAX */
 };
 
+/* The initial-exec model makes a thread-local read one instruction instead of
+ * a __tls_get_addr() call; it is asked for on every call and every wake-up. */
+#define ARPC__TLS_MODEL __attribute__((tls_model("initial-exec")))
+
+extern _Thread_local arpc_loop *arpc__tls_loop ARPC__TLS_MODEL;
+
 /* The loop of the calling thread, or NULL. */
-arpc_loop *arpc__loop_current(void);
+static inline arpc_loop *arpc__loop_current(void)
+{
+    return arpc__tls_loop;
+}
 
 /* fd -> handler table.  Registers `watcher` for edge-triggered input and output
  * readiness (interest is set once; no epoll_ctl per operation).

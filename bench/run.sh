@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# bench/run.sh -- arpc against the raw-socket baselines on this machine (`make bench`).
+#
+# Starts on 127.0.0.1, each on an ephemeral port read from its "listening on
+# HOST:PORT" line:
+#   arpc-echo-server --threads 1                      (arpc shapes a-f)
+#   arpc-echo-server --threads 1 --relay <the first>  (shape g: two tiers)
+#   raw-pingpong-server                               (baseline of shape a)
+#   raw-pipelined-server --threads 1                  (baseline of shapes b-e)
+# then runs every shape with one client thread, interleaved per shape (arpc
+# coro, arpc async, baseline), prints a table of results and ratios, and
+# appends it with the machine's description to bench/RESULTS.md.
+#
+# Environment:
+#   BENCH_SECS     measured seconds per run (default 5; each run adds 1 s warm-up)
+#   BENCH_BIN      directory of the binaries (default <repo>/build/bin)
+#   BENCH_RESULTS  file to append to (default <repo>/bench/RESULTS.md; "-" = don't)
+#
+# Every server runs under `timeout`, so it stops by itself even if this script
+# is killed; on exit the script stops the servers it started (by PID) and
+# nothing else.  Exit status: 0 if every run produced a result, 1 otherwise.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${BENCH_BIN:-$ROOT/build/bin}
+SECS=${BENCH_SECS:-5}
+RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
+HOST=127.0.0.1
+SERVER_LIFETIME=600 # seconds; a server outlives no run of this script
+READY_TIMEOUT=10    # seconds to wait for a server's "listening on" line
+COMMAND="bench/run.sh${*:+ $*} (BENCH_SECS=$SECS)"
+
+die() {
+    echo "bench/run.sh: $*" >&2
+    exit 1
+}
+
+if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
+    die "BENCH_SECS must be 1..600, got '$SECS'"
+fi
+for prog in arpc-bench arpc-echo-server raw-pingpong raw-pingpong-server raw-pipelined \
+    raw-pipelined-server; do
+    [[ -x $BIN/$prog ]] || die "$BIN/$prog is missing: build first (make build)"
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/arpc-bench.XXXXXX")
+SERVER_PIDS=()
+SERVER_FDS=()
+
+# shellcheck disable=SC2317 # reached through the EXIT trap
+cleanup() {
+    local pid fd
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${SERVER_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    for fd in "${SERVER_FDS[@]}"; do
+        exec {fd}<&- || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start_server NAME CMD...: starts CMD --listen $HOST:0 and waits for its
+# "listening on HOST:PORT" line, read through a FIFO (a blocking read with a
+# timeout, no guessing).  Sets ADDR to HOST:PORT.
+start_server() {
+    local name=$1 fifo line fd pid
+    shift
+    fifo=$WORK/$name.fifo
+    mkfifo "$fifo"
+    timeout -k 5 "$SERVER_LIFETIME" "$@" --listen "$HOST:0" >"$fifo" 2>"$WORK/$name.err" &
+    pid=$!
+    SERVER_PIDS+=("$pid")
+    # Opening the read end completes the server's open of the write end; the fd
+    # stays open until exit so the server can never get SIGPIPE on stdout.
+    exec {fd}<"$fifo"
+    SERVER_FDS+=("$fd")
+    if ! read -r -t "$READY_TIMEOUT" -u "$fd" line || [[ $line != "listening on "* ]]; then
+        die "$name did not start: ${line:-no 'listening on' line within ${READY_TIMEOUT}s}; $(cat "$WORK/$name.err")"
+    fi
+    ADDR=${line#listening on }
+    echo "started $name (pid $pid) on $ADDR" >&2
+}
+
+# field LINE KEY: the value of KEY=VALUE in a result line ("" if absent).
+field() {
+    local w
+    for w in $1; do
+        if [[ $w == "$2="* ]]; then
+            echo "${w#*=}"
+            return
+        fi
+    done
+    echo ""
+}
+
+# ratio A B: A/B with two decimals, or "n/a".
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+}
+
+# check RATIO OP LIMIT: "ok" or "MISS" (OP is <= or >=).
+check() {
+    awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN {
+        if (r == "n/a") { print "n/a"; exit }
+        ok = (op == "<=") ? (r + 0 <= t + 0) : (r + 0 >= t + 0)
+        print ok ? "ok" : "MISS" }'
+}
+
+declare -A LINE TAIL
+FAILED=0
+RUNS=0
+
+# run KEY CMD...: runs a client, stores its result line in LINE[KEY] (and a
+# tail line in TAIL[KEY]).  A run that prints no result counts as failed.
+run() {
+    local key=$1 out rc=0
+    shift
+    RUNS=$((RUNS + 1))
+    echo "[$RUNS] ${*#"$BIN"/}" >&2
+    out=$(timeout -k 5 $((SECS + 60)) "$@" 2>>"$WORK/clients.err") || rc=$?
+    LINE[$key]=$(grep -m1 '^system=.* qps=' <<<"$out" || true)
+    TAIL[$key]=$(grep -m1 ' tail_pct=' <<<"$out" || true)
+    {
+        echo "\$ ${*#"$BIN"/}"
+        if [[ -n $out ]]; then echo "$out"; fi
+        if ((rc != 0)); then echo "(exit status $rc)"; fi
+    } >>"$WORK/raw.txt"
+    if [[ -z ${LINE[$key]} ]]; then
+        FAILED=1
+        echo "    no result (exit status $rc)" >&2
+    else
+        echo "    ${LINE[$key]}" >&2
+    fi
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+ARPC=$BIN/arpc-bench
+start_server echo "$BIN/arpc-echo-server" --threads 1
+ECHO=$ADDR
+start_server relay "$BIN/arpc-echo-server" --threads 1 --relay "$ECHO"
+RELAY=$ADDR
+start_server pingpong "$BIN/raw-pingpong-server"
+PINGPONG=$ADDR
+start_server pipelined "$BIN/raw-pipelined-server" --threads 1
+PIPELINED=$ADDR
+
+# Shapes: key, conns, depth, size.
+SHAPES=("a 1 1 64" "b 1 64 64" "c 4 64 64" "d 4 16 4096" "e 1000 1 64")
+echo "running 19 clients of ~$((SECS + 2)) s each" >&2
+for shape in "${SHAPES[@]}"; do
+    read -r key c d s <<<"$shape"
+    common=(--conns "$c" --depth "$d" --size "$s" --secs "$SECS")
+    run "$key:coro" "$ARPC" --target "$ECHO" "${common[@]}" --mode coro --threads 1
+    run "$key:async" "$ARPC" --target "$ECHO" "${common[@]}" --mode async --threads 1
+    if [[ $key == a ]]; then
+        run "$key:base" "$BIN/raw-pingpong" --target "$PINGPONG" "${common[@]}"
+    else
+        run "$key:base" "$BIN/raw-pipelined" --target "$PIPELINED" "${common[@]}" --threads 1
+    fi
+done
+for mode in coro async; do
+    run "f:$mode" "$ARPC" --target "$ECHO" --conns 4 --depth 64 --size 64 --secs "$SECS" \
+        --mode "$mode" --threads 1 --tail-pct 1 --tail-ms 10
+done
+for mode in coro async; do
+    run "g:$mode" "$ARPC" --target "$RELAY" --conns 1 --depth 64 --size 64 --secs "$SECS" \
+        --mode "$mode" --threads 1
+done
+
+# ---- the table ------------------------------------------------------------------
+
+declare -A QPS_TARGET=([b]=0.8 [c]=0.25 [d]=0.6 [e]=0.5)
+declare -A SHAPE_NAME=(
+    [a]="(a) c=1 d=1 s=64"
+    [b]="(b) c=1 d=64 s=64"
+    [c]="(c) c=4 d=64 s=64"
+    [d]="(d) c=4 d=16 s=4096"
+    [e]="(e) c=1000 d=1 s=64"
+    [f]="(f) = (c) + 1% sleep 10ms"
+    [g]="(g) = (b) via relay"
+)
+
+TABLE=$WORK/table.md
+{
+    echo "| shape | system/mode | qps | p50 us | p99 us | p999 us | errors | ratio | target |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+} >"$TABLE"
+
+# row SHAPE LABEL LINE RATIOS TARGETS [PREFIX]: one table row; PREFIX "fast_"
+# reads the fast-call fields of a tail line.
+row() {
+    local name=$1 label=$2 line=$3 ratios=$4 targets=$5 p=${6:-}
+    if [[ -z $line ]]; then
+        echo "| $name | $label | FAILED | | | | | | |" >>"$TABLE"
+        return
+    fi
+    local errors
+    errors=$(field "$line" errors)
+    echo "| $name | $label | $(field "$line" "${p}qps") | $(field "$line" "${p}p50_us") |" \
+        "$(field "$line" "${p}p99_us") | $(field "$line" "${p}p999_us") | ${errors:--} |" \
+        "$ratios | $targets |" >>"$TABLE"
+}
+
+for shape in "${SHAPES[@]}"; do
+    read -r key _ <<<"$shape"
+    base=${LINE[$key:base]}
+    base_label=$([[ $key == a ]] && echo "raw-pingpong" || echo "raw-pipelined")
+    for mode in coro async; do
+        line=${LINE[$key:$mode]}
+        qr=$(ratio "$(field "$line" qps)" "$(field "$base" qps)")
+        p99r=$(ratio "$(field "$line" p99_us)" "$(field "$base" p99_us)")
+        if [[ $key == a ]]; then
+            p50r=$(ratio "$(field "$line" p50_us)" "$(field "$base" p50_us)")
+            ratios="qps $qr, p50 $p50r, p99 $p99r"
+            targets="p50 <= 1.15: $(check "$p50r" "<=" 1.15); p99 <= 2: $(check "$p99r" "<=" 2)"
+        else
+            ratios="qps $qr, p99 $p99r"
+            targets="qps >= ${QPS_TARGET[$key]}: $(check "$qr" ">=" "${QPS_TARGET[$key]}"); p99 <= 2: $(check "$p99r" "<=" 2)"
+        fi
+        row "${SHAPE_NAME[$key]}" "arpc $mode" "$line" "$ratios" "$targets"
+    done
+    row "${SHAPE_NAME[$key]}" "$base_label" "$base" "1 (baseline)" ""
+done
+for mode in coro async; do
+    line=${LINE[f:$mode]}
+    row "${SHAPE_NAME[f]}" "arpc $mode, all calls" "$line" "" ""
+    tail_line=${TAIL[f:$mode]}
+    fr=$(ratio "$(field "$tail_line" fast_p99_us)" "$(field "${LINE[c:$mode]}" p99_us)")
+    row "${SHAPE_NAME[f]}" "arpc $mode, fast calls" "$tail_line" "fast p99 / (c) p99 $fr" \
+        "<= 1.5: $(check "$fr" "<=" 1.5)" fast_
+done
+for mode in coro async; do
+    line=${LINE[g:$mode]}
+    gr=$(ratio "$(field "$line" qps)" "$(field "${LINE[b:$mode]}" qps)")
+    row "${SHAPE_NAME[g]}" "arpc $mode" "$line" "qps / arpc (b) qps $gr" \
+        ">= 0.5: $(check "$gr" ">=" 0.5)"
+done
+
+echo
+cat "$TABLE"
+
+if [[ $RESULTS != "-" ]]; then
+    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+        commit="$commit (with uncommitted changes)"
+    fi
+    {
+        echo
+        echo "## $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo
+        echo "- command: \`$COMMAND\`, client and servers with --threads 1 on 127.0.0.1"
+        echo "- \`uname -srm\`: $(uname -srm)"
+        echo "- \`nproc\`: $(nproc)"
+        echo "- CPU: $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
+        echo "- commit: $commit"
+        echo "- load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+        echo
+        cat "$TABLE"
+        echo
+        echo "<details><summary>raw result lines</summary>"
+        echo
+        echo '```'
+        cat "$WORK/raw.txt"
+        echo '```'
+        echo
+        echo "</details>"
+    } >>"$RESULTS"
+    echo >&2
+    echo "appended to $RESULTS" >&2
+fi
+exit "$FAILED"
