@@ -63,6 +63,20 @@ static inline arpc__list *arpc__list_pop_front(arpc__list *head)
     return node;
 }
 
+/* Moves every node of `from` to the empty list `to`, leaving `from` empty: a
+ * walk over `to` is then safe from nodes that callbacks add to `from`. */
+static inline void arpc__list_move_all(arpc__list *from, arpc__list *to)
+{
+    arpc__list_init(to);
+    if (arpc__list_empty(from))
+        return;
+    to->next = from->next;
+    to->prev = from->prev;
+    to->next->prev = to;
+    to->prev->next = to;
+    arpc__list_init(from);
+}
+
 #define arpc_list_foreach(it, head) for ((it) = (head)->next; (it) != (head); (it) = (it)->next)
 
 #define arpc_list_foreach_safe(it, tmp, head) \

@@ -541,15 +541,8 @@ static int64_t jittered(int64_t ms)
 static void slot_fail_waiting(cli_slot *slot, int err)
 {
     arpc__list waiting;
-    arpc__list_init(&waiting);
     /* Detach the list first: a retried call may come back to this slot. */
-    if (!arpc__list_empty(&slot->waiting)) {
-        waiting.next = slot->waiting.next;
-        waiting.prev = slot->waiting.prev;
-        waiting.next->prev = &waiting;
-        waiting.prev->next = &waiting;
-        arpc__list_init(&slot->waiting);
-    }
+    arpc__list_move_all(&slot->waiting, &waiting);
     arpc__list *node;
     while ((node = arpc__list_pop_front(&waiting)) != NULL) {
         cli_call *call = arpc__container_of(node, cli_call, link);

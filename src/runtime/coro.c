@@ -197,13 +197,7 @@ void arpc__coro_run_ready(arpc_loop *loop)
     /* Run only what is ready now; coroutines woken meanwhile run in the next
      * pass, after I/O and timers had their turn. */
     arpc__list batch;
-    if (arpc__list_empty(&loop->ready))
-        return;
-    batch.next = loop->ready.next;
-    batch.prev = loop->ready.prev;
-    batch.next->prev = &batch;
-    batch.prev->next = &batch;
-    arpc__list_init(&loop->ready);
+    arpc__list_move_all(&loop->ready, &batch);
     arpc__list *node;
     while ((node = arpc__list_pop_front(&batch)) != NULL)
         resume(loop, arpc__container_of(node, arpc_coro, link));

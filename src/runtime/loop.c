@@ -84,14 +84,7 @@ static void run_deferred(arpc_loop *loop)
      * does not: it waits for EPOLLOUT); detach the list first so that
      * re-scheduling during the walk runs next iteration. */
     arpc__list batch;
-    arpc__list_init(&batch);
-    if (arpc__list_empty(&loop->deferred))
-        return;
-    batch.next = loop->deferred.next;
-    batch.prev = loop->deferred.prev;
-    batch.next->prev = &batch;
-    batch.prev->next = &batch;
-    arpc__list_init(&loop->deferred);
+    arpc__list_move_all(&loop->deferred, &batch);
     arpc__list *node;
     while ((node = arpc__list_pop_front(&batch)) != NULL) {
         arpc__deferred *deferred = arpc__container_of(node, arpc__deferred, link);
