@@ -1,0 +1,98 @@
+/*
+ * Helpers shared by the fault tests: arpc-echo-server child processes (started,
+ * signalled and reaped by PID only), an in-process echo server, a record of
+ * asynchronous calls, and small stats predicates for wait_until().
+ */
+#ifndef ARPC_FAULT_UTIL_H
+#define ARPC_FAULT_UTIL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <arpc/arpc.h>
+
+/* One arpc-echo-server child process. */
+typedef struct fault_proc {
+    pid_t pid;
+    int port;
+} fault_proc;
+
+/*
+ * Starts build/bin/arpc-echo-server --listen `listen` --threads `threads` and
+ * waits (bounded) for its "listening on HOST:PORT" line, which gives the port.
+ * The child gets SIGKILL if the test process dies first.  Fails the test on error.
+ */
+void fault_echo_start(const char *listen, unsigned threads, fault_proc *out);
+
+/* Sends `sig` to the child (by its PID). */
+void fault_proc_signal(const fault_proc *p, int sig);
+
+/* Waits until /proc/PID/stat shows the child in state `state` ('T': stopped) or,
+ * with `negate`, in any other state.  @return true if it did within timeout_ms. */
+bool fault_proc_wait_state(const fault_proc *p, char state, bool negate, int timeout_ms);
+
+/* Waits (bounded) for the child to exit and returns its raw wait status; fails
+ * the test if it does not exit within timeout_ms. */
+int fault_proc_reap(fault_proc *p, int timeout_ms);
+
+/* Record of one asynchronous call: completions are counted, so a second one
+ * shows up as done == 2. */
+typedef struct fault_calls fault_calls;
+
+typedef struct fault_call {
+    fault_calls *set;
+    _Atomic int done;
+    _Atomic int status;
+    _Atomic int64_t end_ms;
+    int64_t start_ms;
+} fault_call;
+
+struct fault_calls {
+    fault_call *calls;
+    size_t count;
+    _Atomic size_t completed; /* completions, counting duplicates */
+};
+
+void fault_calls_init(fault_calls *set, size_t count);
+void fault_calls_fini(fault_calls *set);
+
+/* Starts call `index` of `set` with arpc_call_async; asserts it was accepted. */
+void fault_call_start(fault_calls *set, size_t index, arpc_channel *ch, const char *method,
+                      const char *payload, const arpc_call_opts *opts);
+
+/* True once the set has seen `count` completions (a wait_until() predicate). */
+bool fault_calls_all_done(void *set);
+
+/* An in-process server on 127.0.0.1:0 serving `echo`; the runtime must outlive it. */
+arpc_server *fault_echo_server(arpc_runtime *rt, const arpc_server_opts *opts);
+
+/* The `echo` handler, for servers that register more methods. */
+int fault_handle_echo(arpc_request *req, void *user_data);
+
+/* "127.0.0.1:PORT" into buf. */
+void fault_addr(char *buf, size_t size, int port);
+
+/* One echo call with `timeout_ms`; returns its status. */
+int fault_echo_call(arpc_channel *ch, int64_t timeout_ms);
+
+/* Channel defaults for tests that are not about heartbeats: a heartbeat
+ * timeout of 5 s instead of 1 s, so that a loaded machine (or a sanitizer
+ * build) that delays a PONG by a second does not fail a call with
+ * ARPC_EHEARTBEAT in a test about something else. */
+void fault_channel_opts_init(arpc_channel_opts *opts);
+
+/* True in ASan and TSan builds (they are slower; some timings scale). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FAULT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FAULT_SANITIZED 1
+#endif
+#endif
+
+/* A runtime with `loops` loops; fails the test on error. */
+arpc_runtime *fault_runtime(unsigned loops);
+
+#endif

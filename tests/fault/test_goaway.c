@@ -1,0 +1,206 @@
+/*
+ * Graceful server shutdown (GOAWAY) seen from the client: calls accepted
+ * before the GOAWAY are answered during the drain, calls started afterwards
+ * go to the other server, and a link left behind by a GOAWAY is closed by the
+ * client as soon as its last call is gone, even when that call ended at its
+ * deadline, so destroying the channel right after leaves nothing that still
+ * points at it.  Server and client run on separate runtimes, so "the client
+ * loops have processed everything up to now" can be established with a
+ * round trip through each client loop.
+ */
+#include <pthread.h>
+#include <signal.h>
+
+#include "fault_util.h"
+#include "test.h"
+
+static int handle_sleep(arpc_request *req, void *user_data)
+{
+    (void)user_data;
+    char text[16] = {0};
+    size_t len = arpc_request_len(req);
+    if (len == 0 || len >= sizeof(text))
+        return 1;
+    memcpy(text, arpc_request_data(req), len);
+    arpc_coro_sleep_ms(atoi(text));
+    return arpc_buf_append(arpc_request_response(req), text, len);
+}
+
+static arpc_server *sleep_server(arpc_runtime *rt)
+{
+    arpc_server *srv;
+    ASSERT_OK(arpc_server_create(rt, NULL, &srv));
+    ASSERT_OK(arpc_server_register(srv, "echo", fault_handle_echo, NULL));
+    ASSERT_OK(arpc_server_register(srv, "sleep", handle_sleep, NULL));
+    ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
+    return srv;
+}
+
+typedef struct shutdown_job {
+    arpc_server *srv;
+    int64_t drain_ms;
+    int rc;
+    pthread_t thread;
+} shutdown_job;
+
+static void *shutdown_main(void *arg)
+{
+    shutdown_job *job = arg;
+    job->rc = arpc_server_shutdown(job->srv, job->drain_ms);
+    return NULL;
+}
+
+static void shutdown_start(shutdown_job *job, arpc_server *srv, int64_t drain_ms)
+{
+    job->srv = srv;
+    job->drain_ms = drain_ms;
+    job->rc = -1;
+    ASSERT_EQ(pthread_create(&job->thread, NULL, shutdown_main, job), 0);
+}
+
+typedef struct srv_wait {
+    arpc_server *srv;
+    uint64_t requests;
+    uint64_t connections;
+} srv_wait;
+
+static bool requests_reached(void *arg)
+{
+    srv_wait *w = arg;
+    arpc_server_stats stats;
+    arpc_server_get_stats(w->srv, &stats);
+    return stats.requests >= w->requests;
+}
+
+static bool connections_are(void *arg)
+{
+    srv_wait *w = arg;
+    arpc_server_stats stats;
+    arpc_server_get_stats(w->srv, &stats);
+    return stats.connections == w->connections;
+}
+
+static void nop_task(void *wg)
+{
+    arpc_wg_done(wg);
+}
+
+/* Returns once every loop of `rt` has run an iteration that started after
+ * this call: events already delivered to their sockets have been handled. */
+static void sync_loops(arpc_runtime *rt)
+{
+    unsigned n = arpc_runtime_loop_count(rt);
+    arpc_wg wg;
+    arpc_wg_init(&wg, n);
+    for (unsigned i = 0; i < n; i++)
+        ASSERT_OK(arpc_loop_submit(arpc_runtime_loop(rt, i), nop_task, &wg));
+    ASSERT_OK(arpc_wg_wait(&wg, 10000));
+}
+
+static void test_drain_answers_accepted_calls(void)
+{
+    arpc_runtime *srv_rt = fault_runtime(1);
+    arpc_runtime *cli_rt = fault_runtime(2);
+    arpc_server *a = sleep_server(srv_rt);
+    arpc_server *b = sleep_server(srv_rt);
+    char target[128];
+    snprintf(target, sizeof(target), "127.0.0.1:%d,127.0.0.1:%d", arpc_server_port(a),
+             arpc_server_port(b));
+    arpc_channel_opts copts;
+    fault_channel_opts_init(&copts);
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(cli_rt, target, &copts, &ch));
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(fault_echo_call(ch, 5000)); /* both connected */
+
+    arpc_server_stats before;
+    arpc_server_get_stats(a, &before);
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = 5000;
+    fault_calls set;
+    fault_calls_init(&set, 20);
+    for (size_t i = 0; i < 20; i++)
+        fault_call_start(&set, i, ch, "sleep", "300", &opts);
+    srv_wait w = {.srv = a, .requests = before.requests + 10};
+    ASSERT_TRUE(wait_until(requests_reached, &w, 5000)); /* A holds its 10 */
+
+    shutdown_job job;
+    shutdown_start(&job, a, 5000);
+    /* Calls made during the drain: refused by A's closed listener or
+     * answered ESHUTDOWN, both retried on B. */
+    for (int i = 0; i < 20; i++)
+        ASSERT_OK(fault_echo_call(ch, 5000));
+    ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 10000));
+    for (size_t i = 0; i < 20; i++)
+        ASSERT_OK(atomic_load(&set.calls[i].status));
+    ASSERT_EQ(pthread_join(job.thread, NULL), 0);
+    ASSERT_OK(job.rc);
+    fault_calls_fini(&set);
+
+    arpc_channel_destroy(ch);
+    arpc_server_destroy(a);
+    arpc_server_destroy(b);
+    arpc_runtime_destroy(cli_rt);
+    arpc_runtime_destroy(srv_rt);
+}
+
+static void test_deadline_on_goaway_link_then_destroy(void)
+{
+    arpc_runtime *srv_rt = fault_runtime(1);
+    arpc_runtime *cli_rt = fault_runtime(2);
+    arpc_server *srv = sleep_server(srv_rt);
+    char target[64];
+    fault_addr(target, sizeof(target), arpc_server_port(srv));
+    arpc_channel_opts copts;
+    fault_channel_opts_init(&copts);
+    copts.heartbeat_interval_ms = 50; /* the link's timer fires often */
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(cli_rt, target, &copts, &ch));
+    ASSERT_OK(fault_echo_call(ch, 5000));
+
+    /* A call the server accepted, which runs longer than the call waits. */
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = 600;
+    fault_calls set;
+    fault_calls_init(&set, 1);
+    fault_call_start(&set, 0, ch, "sleep", "2000", &opts);
+    srv_wait w = {.srv = srv, .requests = 2, .connections = 1};
+    ASSERT_TRUE(wait_until(requests_reached, &w, 5000));
+
+    /* GOAWAY now; the drain waits for the 2 s handler.  The link is detached
+     * from its slot but must carry the accepted call to its end. */
+    shutdown_job job;
+    shutdown_start(&job, srv, 5000);
+    ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 5000));
+    ASSERT_ERR(atomic_load(&set.calls[0].status), ARPC_ETIMEDOUT);
+    fault_calls_fini(&set);
+
+    /* Its last call gone, the client closes the drained link itself, well
+     * before the server's drain ends. */
+    int64_t call_end = test_now_ms();
+    w.connections = 0;
+    ASSERT_TRUE(wait_until(connections_are, &w, 1000));
+    fprintf(stderr, "  drained link closed %lld ms after its last call ended\n",
+            (long long)(test_now_ms() - call_end));
+
+    /* Nothing may refer to the channel once it is destroyed: not the link's
+     * heartbeat timer, not the server's close at the end of its drain. */
+    arpc_channel_destroy(ch);
+    ASSERT_EQ(pthread_join(job.thread, NULL), 0);
+    ASSERT_OK(job.rc);
+    sync_loops(cli_rt);
+    sync_loops(cli_rt);
+    arpc_server_destroy(srv);
+    arpc_runtime_destroy(cli_rt);
+    arpc_runtime_destroy(srv_rt);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    RUN_TEST(test_drain_answers_accepted_calls);
+    RUN_TEST(test_deadline_on_goaway_link_then_destroy);
+    return 0;
+}

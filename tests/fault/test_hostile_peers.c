@@ -1,0 +1,619 @@
+/*
+ * Hostile and broken peers cost only their own connection.
+ *
+ * Client side: a channel talks to an in-process "server" that is really a
+ * plain thread on a blocking listener, which misbehaves in one way per case:
+ * never answers, answers garbage, half a frame, an oversized frame header, a
+ * REQUEST, or answers PINGs for a while and then falls silent.  Each case
+ * checks the error the caller gets and when, while a second channel to a
+ * healthy arpc_server on the same runtime keeps working.
+ *
+ * Server side: raw sockets send garbage, an oversized header, a frame type
+ * that only travels to clients, or half a frame, to a healthy arpc_server:
+ * the bad connection is closed and counted, the others are unaffected.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fault_util.h"
+#include "proto/frame.h"
+#include "test.h"
+
+#define MAX_PEER_CONNS 64
+#define PROMPT_MS      1000 /* "promptly": far below the 5 s timeouts used */
+
+typedef enum peer_mode {
+    PEER_SILENT,        /* reads everything, never writes */
+    PEER_GARBAGE,       /* answers a request with an HTTP response */
+    PEER_HALF,          /* answers with 10 bytes of a valid header, then stalls */
+    PEER_TOOBIG,        /* answers with a header announcing a 100 MiB payload */
+    PEER_REQUEST,       /* sends a REQUEST back: only servers receive those */
+    PEER_PONG_THEN_MUTE /* answers PINGs and requests until `mute`, then nothing */
+} peer_mode;
+
+typedef struct peer_conn {
+    int fd;
+    uint8_t buf[64 * 1024];
+    size_t len;
+} peer_conn;
+
+typedef struct hostile_peer {
+    peer_mode mode;
+    int listen_fd;
+    uint16_t port;
+    int wake[2];
+    pthread_t thread;
+    peer_conn *conns[MAX_PEER_CONNS];
+    _Atomic int accepted;
+    _Atomic int requests;
+    _Atomic int pongs;
+    _Atomic bool mute;
+    _Atomic int64_t last_pong_ms;
+} hostile_peer;
+
+static void write_all(int fd, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* the client closed: fine for a hostile peer */
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void send_header(int fd, uint8_t type, uint64_t id, int32_t status, uint32_t payload_len,
+                        size_t bytes)
+{
+    arpc__frame f = {.type = type, .request_id = id, .status = status, .payload_len = payload_len};
+    uint8_t header[ARPC__FRAME_HEADER_SIZE];
+    arpc__frame_write_header(header, &f);
+    write_all(fd, header, bytes);
+}
+
+static void peer_on_frame(hostile_peer *p, peer_conn *c, const arpc__frame *f)
+{
+    if (f->type == ARPC__FRAME_PING) {
+        if (p->mode == PEER_PONG_THEN_MUTE && !atomic_load(&p->mute)) {
+            send_header(c->fd, ARPC__FRAME_PONG, f->request_id, 0, 0, ARPC__FRAME_HEADER_SIZE);
+            atomic_store(&p->last_pong_ms, test_now_ms());
+            atomic_fetch_add(&p->pongs, 1);
+        }
+        return;
+    }
+    if (f->type != ARPC__FRAME_REQUEST)
+        return;
+    atomic_fetch_add(&p->requests, 1);
+    switch (p->mode) {
+    case PEER_SILENT:
+        break;
+    case PEER_GARBAGE: {
+        static const char http[] = "HTTP/1.1 200 OK\r\n\r\n";
+        write_all(c->fd, http, sizeof(http) - 1);
+        break;
+    }
+    case PEER_HALF:
+        send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, 4, 10);
+        break;
+    case PEER_TOOBIG:
+        send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, 100u * 1024 * 1024,
+                    ARPC__FRAME_HEADER_SIZE);
+        break;
+    case PEER_REQUEST: {
+        arpc__frame req = {
+            .type = ARPC__FRAME_REQUEST, .request_id = 1, .method_len = 4, .payload_len = 0};
+        uint8_t header[ARPC__FRAME_HEADER_SIZE];
+        arpc__frame_write_header(header, &req);
+        write_all(c->fd, header, sizeof(header));
+        write_all(c->fd, "echo", 4);
+        break;
+    }
+    case PEER_PONG_THEN_MUTE:
+        if (!atomic_load(&p->mute)) {
+            send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, f->payload_len,
+                        ARPC__FRAME_HEADER_SIZE);
+            write_all(c->fd, f->payload, f->payload_len);
+        }
+        break;
+    }
+}
+
+/* Reads what is there and handles every complete frame.  @return false on EOF. */
+static bool peer_read(hostile_peer *p, peer_conn *c)
+{
+    ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return true;
+    if (n <= 0)
+        return false;
+    c->len += (size_t)n;
+    size_t off = 0;
+    for (;;) {
+        arpc__frame f;
+        int64_t size = arpc__frame_decode(c->buf + off, c->len - off, sizeof(c->buf), &f);
+        if (size < 0)
+            return false; /* the client sent something malformed: cannot happen */
+        if (size == 0)
+            break;
+        peer_on_frame(p, c, &f);
+        off += (size_t)size;
+    }
+    memmove(c->buf, c->buf + off, c->len - off);
+    c->len -= off;
+    return true;
+}
+
+static void *peer_main(void *arg)
+{
+    hostile_peer *p = arg;
+    for (;;) {
+        struct pollfd fds[2 + MAX_PEER_CONNS];
+        int slot_of[2 + MAX_PEER_CONNS];
+        nfds_t n = 0;
+        fds[n++] = (struct pollfd){.fd = p->wake[0], .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
+        for (int i = 0; i < MAX_PEER_CONNS; i++) {
+            if (p->conns[i] != NULL) {
+                slot_of[n] = i;
+                fds[n++] = (struct pollfd){.fd = p->conns[i]->fd, .events = POLLIN};
+            }
+        }
+        if (poll(fds, n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (fds[0].revents)
+            break;
+        if (fds[1].revents & POLLIN) {
+            int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0) {
+                atomic_fetch_add(&p->accepted, 1);
+                int i = 0;
+                while (i < MAX_PEER_CONNS && p->conns[i] != NULL)
+                    i++;
+                if (i == MAX_PEER_CONNS) {
+                    close(fd);
+                } else {
+                    p->conns[i] = calloc(1, sizeof(peer_conn));
+                    ASSERT_TRUE(p->conns[i] != NULL);
+                    p->conns[i]->fd = fd;
+                }
+            }
+        }
+        for (nfds_t k = 2; k < n; k++) {
+            if (fds[k].revents == 0)
+                continue;
+            peer_conn *c = p->conns[slot_of[k]];
+            if (!peer_read(p, c)) {
+                close(c->fd);
+                free(c);
+                p->conns[slot_of[k]] = NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void peer_start(hostile_peer *p, peer_mode mode)
+{
+    memset(p, 0, sizeof(*p));
+    p->mode = mode;
+    p->listen_fd = test_listen_ephemeral(&p->port);
+    ASSERT_GE(p->listen_fd, 0);
+    ASSERT_EQ(pipe2(p->wake, O_CLOEXEC), 0);
+    ASSERT_EQ(pthread_create(&p->thread, NULL, peer_main, p), 0);
+}
+
+static void peer_stop(hostile_peer *p)
+{
+    ASSERT_EQ(write(p->wake[1], "x", 1), 1);
+    ASSERT_EQ(pthread_join(p->thread, NULL), 0);
+    for (int i = 0; i < MAX_PEER_CONNS; i++) {
+        if (p->conns[i] != NULL) {
+            close(p->conns[i]->fd);
+            free(p->conns[i]);
+        }
+    }
+    close(p->listen_fd);
+    close(p->wake[0]);
+    close(p->wake[1]);
+}
+
+/* ---- fixture: a runtime, a healthy server and a channel to it ----------- */
+
+typedef struct fixture {
+    arpc_runtime *rt;
+    arpc_server *srv;
+    arpc_channel *healthy;
+} fixture;
+
+static void fixture_start(fixture *f)
+{
+    f->rt = fault_runtime(2);
+    f->srv = fault_echo_server(f->rt, NULL);
+    char target[64];
+    fault_addr(target, sizeof(target), arpc_server_port(f->srv));
+    arpc_channel_opts opts;
+    fault_channel_opts_init(&opts);
+    ASSERT_OK(arpc_channel_create(f->rt, target, &opts, &f->healthy));
+    ASSERT_OK(fault_echo_call(f->healthy, 5000));
+}
+
+/* The healthy channel works, on its first and only connection. */
+static void fixture_check_healthy(fixture *f)
+{
+    for (int i = 0; i < 20; i++)
+        ASSERT_OK(fault_echo_call(f->healthy, 2000));
+    arpc_channel_stats stats;
+    arpc_channel_get_stats(f->healthy, &stats);
+    ASSERT_EQ(stats.reconnects, 1);
+    ASSERT_EQ(stats.heartbeat_failures, 0);
+}
+
+static void fixture_stop(fixture *f)
+{
+    fixture_check_healthy(f);
+    arpc_channel_destroy(f->healthy);
+    arpc_server_destroy(f->srv);
+    arpc_runtime_destroy(f->rt);
+}
+
+static arpc_channel *hostile_channel(fixture *f, const hostile_peer *p, int64_t hb_interval_ms,
+                                     int64_t hb_timeout_ms)
+{
+    char target[64];
+    fault_addr(target, sizeof(target), p->port);
+    arpc_channel_opts opts;
+    arpc_channel_opts_init(&opts);
+    opts.heartbeat_interval_ms = hb_interval_ms;
+    opts.heartbeat_timeout_ms = hb_timeout_ms;
+    opts.reconnect_backoff_max_ms = 500;
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(f->rt, target, &opts, &ch));
+    return ch;
+}
+
+/* Starts one call on `ch`, checks the healthy channel while it is pending,
+ * waits for it (bounded) and returns its record. */
+static fault_call run_hostile_call(fixture *f, arpc_channel *ch, int64_t timeout_ms)
+{
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = timeout_ms;
+    fault_calls set;
+    fault_calls_init(&set, 1);
+    fault_call_start(&set, 0, ch, "echo", "hello", &opts);
+    fixture_check_healthy(f);
+    ASSERT_TRUE(wait_until(fault_calls_all_done, &set, (int)timeout_ms + 5000));
+    fault_call c = set.calls[0];
+    ASSERT_EQ(atomic_load(&c.done), 1);
+    fault_calls_fini(&set);
+    return c;
+}
+
+static int64_t took_ms(const fault_call *c)
+{
+    return atomic_load(&c->end_ms) - c->start_ms;
+}
+
+static bool heartbeat_failed(void *ch)
+{
+    arpc_channel_stats stats;
+    arpc_channel_get_stats(ch, &stats);
+    return stats.heartbeat_failures >= 1;
+}
+
+/* ---- client side -------------------------------------------------------- */
+
+static void test_silent_peer_times_out_then_heartbeat_kills(void)
+{
+    fixture f;
+    fixture_start(&f);
+    hostile_peer p;
+    peer_start(&p, PEER_SILENT);
+    arpc_channel *ch = hostile_channel(&f, &p, 200, 400);
+
+    /* A deadline shorter than the heartbeat timeout: ETIMEDOUT, not early. */
+    fault_call c = run_hostile_call(&f, ch, 300);
+    ASSERT_ERR(atomic_load(&c.status), ARPC_ETIMEDOUT);
+    ASSERT_GE(took_ms(&c), 299);
+    ASSERT_LT(took_ms(&c), 3000);
+
+    /* The probe PING sent on connect is never answered: declared dead. */
+    ASSERT_TRUE(wait_until(heartbeat_failed, ch, 3000));
+
+    /* A call with a long deadline on such a peer ends by heartbeat, long
+     * before its deadline (backoff <= 500 ms, then PING timeout 400 ms). */
+    c = run_hostile_call(&f, ch, 10000);
+    ASSERT_ERR(atomic_load(&c.status), ARPC_EHEARTBEAT);
+    ASSERT_LT(took_ms(&c), 3000);
+    fprintf(stderr, "  EHEARTBEAT after %lld ms\n", (long long)took_ms(&c));
+    ASSERT_GE(atomic_load(&p.requests), 2);
+
+    arpc_channel_destroy(ch);
+    peer_stop(&p);
+    fixture_stop(&f);
+}
+
+static void test_garbage_answer_fails_with_eframe(void)
+{
+    fixture f;
+    fixture_start(&f);
+    hostile_peer p;
+    peer_start(&p, PEER_GARBAGE);
+    arpc_channel *ch = hostile_channel(&f, &p, 500, 1000);
+    fault_call c = run_hostile_call(&f, ch, 5000);
+    ASSERT_ERR(atomic_load(&c.status), ARPC_EFRAME);
+    ASSERT_LT(took_ms(&c), PROMPT_MS);
+    arpc_channel_destroy(ch);
+    peer_stop(&p);
+    fixture_stop(&f);
+}
+
+static void test_half_frame_ends_at_deadline_then_heartbeat_fires(void)
+{
+    fixture f;
+    fixture_start(&f);
+    hostile_peer p;
+    peer_start(&p, PEER_HALF);
+    arpc_channel *ch = hostile_channel(&f, &p, 200, 1000);
+    int64_t start = test_now_ms();
+    fault_call c = run_hostile_call(&f, ch, 300);
+    ASSERT_ERR(atomic_load(&c.status), ARPC_ETIMEDOUT);
+    ASSERT_GE(took_ms(&c), 299);
+    ASSERT_LT(took_ms(&c), 3000);
+    /* The half frame counted as life when it arrived, but nothing follows:
+     * the next idle PING goes unanswered and the heartbeat fires. */
+    ASSERT_TRUE(wait_until(heartbeat_failed, ch, 5000));
+    ASSERT_GE(test_now_ms() - start, 999);
+    arpc_channel_destroy(ch);
+    peer_stop(&p);
+    fixture_stop(&f);
+}
+
+static void test_oversized_header_fails_with_etoobig(void)
+{
+    fixture f;
+    fixture_start(&f);
+    hostile_peer p;
+    peer_start(&p, PEER_TOOBIG);
+    arpc_channel *ch = hostile_channel(&f, &p, 500, 1000);
+    fault_call c = run_hostile_call(&f, ch, 5000);
+    ASSERT_ERR(atomic_load(&c.status), ARPC_ETOOBIG);
+    ASSERT_LT(took_ms(&c), PROMPT_MS);
+    arpc_channel_destroy(ch);
+    peer_stop(&p);
+    fixture_stop(&f);
+}
+
+static void test_request_towards_client_fails_with_eframe(void)
+{
+    fixture f;
+    fixture_start(&f);
+    hostile_peer p;
+    peer_start(&p, PEER_REQUEST);
+    arpc_channel *ch = hostile_channel(&f, &p, 500, 1000);
+    fault_call c = run_hostile_call(&f, ch, 5000);
+    ASSERT_ERR(atomic_load(&c.status), ARPC_EFRAME);
+    ASSERT_LT(took_ms(&c), PROMPT_MS);
+    arpc_channel_destroy(ch);
+    peer_stop(&p);
+    fixture_stop(&f);
+}
+
+static bool two_pongs(void *arg)
+{
+    hostile_peer *p = arg;
+    return atomic_load(&p->pongs) >= 2;
+}
+
+/* The promise of client.h: a peer that stops answering is noticed within
+ * about interval + timeout of its last answer, whatever the phase. */
+static void test_muted_peer_noticed_within_interval_plus_timeout(void)
+{
+    enum { INTERVAL = 100, TIMEOUT = 1000, SLACK = 600 }; /* 2 x TIMEOUT before the fix */
+
+    fixture f;
+    fixture_start(&f);
+    hostile_peer p;
+    peer_start(&p, PEER_PONG_THEN_MUTE);
+    arpc_channel *ch = hostile_channel(&f, &p, INTERVAL, TIMEOUT);
+    ASSERT_OK(fault_echo_call(ch, 5000));
+    /* Idle, the link PINGs every interval; the peer answers at once. */
+    ASSERT_TRUE(wait_until(two_pongs, &p, 5000));
+    atomic_store(&p.mute, true);
+    ASSERT_TRUE(wait_until(heartbeat_failed, ch, 5000));
+    int64_t noticed = test_now_ms() - atomic_load(&p.last_pong_ms);
+    fprintf(stderr, "  dead peer noticed %lld ms after its last PONG (interval %d + timeout %d)\n",
+            (long long)noticed, INTERVAL, TIMEOUT);
+    ASSERT_GE(noticed, TIMEOUT - 1);
+    ASSERT_LT(noticed, INTERVAL + TIMEOUT + SLACK);
+    arpc_channel_destroy(ch);
+    peer_stop(&p);
+    fixture_stop(&f);
+}
+
+/* A listener that never accepts and whose queue is full: the kernel drops
+ * the SYNs, connect() hangs, and connect_timeout_ms ends each attempt. */
+static void test_full_backlog_connect_times_out(void)
+{
+    fixture f;
+    fixture_start(&f);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(lfd, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof(addr);
+    ASSERT_EQ(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    ASSERT_EQ(listen(lfd, 0), 0);
+    ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    int fillers[4];
+    for (int i = 0; i < 4; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ASSERT_GE(fillers[i], 0);
+        connect(fillers[i], (struct sockaddr *)&addr, sizeof(addr)); /* EINPROGRESS or 0 */
+    }
+    char target[64];
+    fault_addr(target, sizeof(target), ntohs(addr.sin_port));
+    arpc_channel_opts opts;
+    fault_channel_opts_init(&opts);
+    opts.connect_timeout_ms = 200;
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(f.rt, target, &opts, &ch));
+    /* Never sent: retried (max_retries 2) after each backoff, then failed
+     * with the last attempt's error, before the call's own deadline. */
+    fault_call c = run_hostile_call(&f, ch, 5000);
+    ASSERT_ERR(atomic_load(&c.status), ARPC_ETIMEDOUT);
+    ASSERT_GE(took_ms(&c), 3 * 200 - 1);
+    ASSERT_LT(took_ms(&c), 5000 + 1000);
+    fprintf(stderr, "  3 connect attempts timed out after %lld ms\n", (long long)took_ms(&c));
+    arpc_channel_stats stats;
+    arpc_channel_get_stats(ch, &stats);
+    ASSERT_EQ(stats.reconnects, 0);
+    ASSERT_EQ(stats.retries, 2);
+    arpc_channel_destroy(ch);
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(lfd);
+    fixture_stop(&f);
+}
+
+/* A heartbeat timeout of 0 with heartbeats on would kill every connection at
+ * its first PING: refused.  With heartbeats off it is allowed (the probe PING
+ * sent on connect then waits connect_timeout_ms). */
+static void test_zero_heartbeat_timeout_is_refused(void)
+{
+    arpc_runtime *rt = fault_runtime(1);
+    arpc_channel_opts opts;
+    arpc_channel_opts_init(&opts);
+    opts.heartbeat_timeout_ms = 0;
+    arpc_channel *ch = NULL;
+    ASSERT_ERR(arpc_channel_create(rt, "127.0.0.1:1", &opts, &ch), ARPC_EINVAL);
+    opts.heartbeat_interval_ms = 0;
+    ASSERT_OK(arpc_channel_create(rt, "127.0.0.1:1", &opts, &ch));
+    arpc_channel_destroy(ch);
+    arpc_runtime_destroy(rt);
+}
+
+/* ---- server side -------------------------------------------------------- */
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* Reads until the server closes the connection (bounded by SO_RCVTIMEO). */
+static void expect_closed_by_server(int fd)
+{
+    char buf[256];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            break;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            test_fail(__FILE__, __LINE__, "server did not close the connection: %s",
+                      strerror(errno));
+    }
+    close(fd);
+}
+
+typedef struct stat_wait {
+    arpc_server *srv;
+    uint64_t protocol_errors;
+    uint64_t connections;
+} stat_wait;
+
+static bool server_stats_reached(void *arg)
+{
+    stat_wait *w = arg;
+    arpc_server_stats stats;
+    arpc_server_get_stats(w->srv, &stats);
+    return stats.protocol_errors == w->protocol_errors && stats.connections == w->connections;
+}
+
+static void test_server_drops_bad_clients_only(void)
+{
+    fixture f;
+    fixture_start(&f);
+    int port = arpc_server_port(f.srv);
+    stat_wait w = {.srv = f.srv, .protocol_errors = 0, .connections = 1};
+    ASSERT_TRUE(wait_until(server_stats_reached, &w, 5000));
+
+    /* Half a frame (slowloris): the connection waits, the others are served. */
+    int slow = raw_connect(port);
+    arpc__frame req = {.type = ARPC__FRAME_REQUEST, .request_id = 1, .method_len = 4};
+    uint8_t header[ARPC__FRAME_HEADER_SIZE];
+    arpc__frame_write_header(header, &req);
+    write_all(slow, header, 10);
+    w.connections = 2;
+    ASSERT_TRUE(wait_until(server_stats_reached, &w, 5000));
+    fixture_check_healthy(&f);
+
+    /* Garbage. */
+    int fd = raw_connect(port);
+    static const char get[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    write_all(fd, get, sizeof(get) - 1);
+    expect_closed_by_server(fd);
+    w.protocol_errors = 1;
+    ASSERT_TRUE(wait_until(server_stats_reached, &w, 5000));
+    fixture_check_healthy(&f);
+
+    /* A request header announcing 100 MiB (limit 16 MiB): closed at the header. */
+    fd = raw_connect(port);
+    req.payload_len = 100u * 1024 * 1024;
+    arpc__frame_write_header(header, &req);
+    write_all(fd, header, sizeof(header));
+    write_all(fd, "echo", 4);
+    expect_closed_by_server(fd);
+    w.protocol_errors = 2;
+    ASSERT_TRUE(wait_until(server_stats_reached, &w, 5000));
+
+    /* A RESPONSE travels only towards clients. */
+    fd = raw_connect(port);
+    send_header(fd, ARPC__FRAME_RESPONSE, 7, 0, 0, ARPC__FRAME_HEADER_SIZE);
+    expect_closed_by_server(fd);
+    w.protocol_errors = 3;
+    ASSERT_TRUE(wait_until(server_stats_reached, &w, 5000));
+    fixture_check_healthy(&f);
+
+    /* The slow client leaves: its connection goes too. */
+    close(slow);
+    w.connections = 1;
+    ASSERT_TRUE(wait_until(server_stats_reached, &w, 5000));
+    fixture_stop(&f);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    RUN_TEST(test_silent_peer_times_out_then_heartbeat_kills);
+    RUN_TEST(test_garbage_answer_fails_with_eframe);
+    RUN_TEST(test_half_frame_ends_at_deadline_then_heartbeat_fires);
+    RUN_TEST(test_oversized_header_fails_with_etoobig);
+    RUN_TEST(test_request_towards_client_fails_with_eframe);
+    RUN_TEST(test_muted_peer_noticed_within_interval_plus_timeout);
+    RUN_TEST(test_full_backlog_connect_times_out);
+    RUN_TEST(test_zero_heartbeat_timeout_is_refused);
+    RUN_TEST(test_server_drops_bad_clients_only);
+    return 0;
+}
