@@ -250,6 +250,7 @@ static void call_retry_or_fail(cli_call *call, int err)
     if (!atomic_load(&ch->closing) && call->attempts < ch->opts.max_retries &&
         arpc__now_ns() < call->deadline_ns) {
         call->attempts++;
+        call->last_error = err;
         atomic_fetch_add_explicit(&ch->retries, 1, memory_order_relaxed);
         deadline_untrack(call); /* it may move to another loop */
         call->fresh = false;
@@ -263,6 +264,7 @@ static void call_retry_or_fail(cli_call *call, int err)
 
 static void endpoint_failed(cli_endpoint *ep, int err)
 {
+    atomic_store(&ep->last_error, err);
     uint32_t failures = atomic_fetch_add(&ep->failures, 1) + 1;
     bool eject = err == ARPC_EHEARTBEAT || failures >= ep->ch->opts.eject_after_failures;
     if (eject && !atomic_exchange(&ep->ejected, true))
@@ -639,6 +641,15 @@ static void slot_connect(cli_slot *slot)
     arpc__conn_unref(&lnk->conn); /* the loop registration holds it */
 }
 
+static bool no_usable_endpoint(const arpc_channel *ch)
+{
+    for (unsigned i = 0; i < ch->ep_count; i++) {
+        if (!atomic_load_explicit(&ch->eps[i].ejected, memory_order_relaxed))
+            return false;
+    }
+    return true;
+}
+
 static void slot_submit(cli_slot *slot, cli_call *call)
 {
     if (slot->closed) {
@@ -652,6 +663,15 @@ static void slot_submit(cli_slot *slot, cli_call *call)
     cli_link *lnk = slot->lnk;
     if (lnk != NULL && !lnk->conn.connecting && !lnk->conn.closed) {
         link_send(lnk, call);
+        return;
+    }
+    if (lnk == NULL && slot->in_backoff && no_usable_endpoint(call->ch)) {
+        /* Every endpoint is ejected and this one waits out its backoff: fail
+         * fast, with the failure that got it ejected, rather than hold the
+         * call to its deadline.  Probing goes on in the background and
+         * re-admits the endpoint when a PING is answered. */
+        int err = call->attempts > 0 ? call->last_error : atomic_load(&slot->ep->last_error);
+        call_complete(call, err < 0 ? err : ARPC_ENOENDPOINT, NULL, 0);
         return;
     }
     call->fresh = false; /* it waits for a connection first */

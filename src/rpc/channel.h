@@ -36,6 +36,7 @@ struct cli_call {
     bool fresh;        /* not delayed yet: its whole timeout still remains */
     uint32_t timeout_ms; /* as requested (0: no deadline), sent while `fresh` */
     uint32_t attempts;
+    int last_error; /* why the previous attempt failed */
     arpc_call_cb cb;
     void *user_data;
     uint16_t method_len;
@@ -78,6 +79,7 @@ struct cli_endpoint {
     unsigned slot_count;
     _Atomic unsigned next_slot;
     _Atomic uint32_t failures; /* consecutive */
+    _Atomic int last_error;    /* of the latest failure */
     _Atomic bool ejected;
     _Atomic int64_t in_flight;
 };

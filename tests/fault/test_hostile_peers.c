@@ -333,13 +333,14 @@ static void test_silent_peer_times_out_then_heartbeat_kills(void)
     /* The probe PING sent on connect is never answered: declared dead. */
     ASSERT_TRUE(wait_until(heartbeat_failed, ch, 3000));
 
-    /* A call with a long deadline on such a peer ends by heartbeat, long
-     * before its deadline (backoff <= 500 ms, then PING timeout 400 ms). */
+    /* A call with a long deadline on such a peer ends with the heartbeat's
+     * error, long before its deadline: the only endpoint is ejected, so the
+     * call fails fast while the slot waits out its backoff, or is sent on the
+     * next probe connection and dies with it. */
     c = run_hostile_call(&f, ch, 10000);
     ASSERT_ERR(atomic_load(&c.status), ARPC_EHEARTBEAT);
     ASSERT_LT(took_ms(&c), 3000);
     fprintf(stderr, "  EHEARTBEAT after %lld ms\n", (long long)took_ms(&c));
-    ASSERT_GE(atomic_load(&p.requests), 2);
 
     arpc_channel_destroy(ch);
     peer_stop(&p);
