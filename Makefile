@@ -51,7 +51,7 @@ fuzz: deps
 	build-fuzz/bin/fuzz_decoder -max_total_time=20 -print_final_stats=1 \
 	    build-fuzz/corpus fuzz/corpus
 
-test: test-normal test-asan test-tsan fuzz
+test: test-normal test-asan fuzz test-tsan
 
 bench: build
 	bench/run.sh
