@@ -1,6 +1,10 @@
 /**
  * A growable byte buffer.  Callers own the buffers they create and reuse them
  * across calls, so a steady stream of calls allocates nothing.
+ *
+ * Thread-safety: a buffer is used by one thread at a time (its owner); hand it
+ * to another thread only with a synchronisation of your own (e.g. the end of
+ * an arpc_call()).  No function here suspends.
  */
 #ifndef ARPC_BUF_H
 #define ARPC_BUF_H

@@ -17,7 +17,12 @@ ARPC_BEGIN_DECLS
 
 typedef struct arpc_server arpc_server;
 
-/** One request being served; valid from the handler's start until its answer is sent. */
+/**
+ * One request being served; valid from the handler's start until its answer
+ * is sent.  Owned by the server.  The arpc_request_* accessors below are
+ * called by whoever holds the request: the handler's coroutine, or, for a
+ * deferred request, the one thread that will answer it; none suspends.
+ */
 typedef struct arpc_request arpc_request;
 
 /**
