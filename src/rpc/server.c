@@ -4,12 +4,17 @@
  * Threading: the server owns one `srv_loop` per runtime loop.  Each listens on
  * the same port (SO_REUSEPORT, so the kernel spreads connections) and keeps
  * its connections, its request pool and its counters to itself.  The only
- * state shared across loops is the in-flight count (one atomic add per
- * request, which the limit needs), the connection count, and flags.
+ * state shared across loops is the admission count for max_in_flight (which
+ * loops reserve from in batches, see "admission"), the connection count, and
+ * flags.
  *
  * A request: its payload is copied out of the read buffer into a pooled
- * arpc_request (the read buffer is reused as soon as decoding ends), a
- * coroutine is spawned for it, and its answer is appended to the connection's
+ * arpc_request (the read buffer is reused as soon as decoding ends, and a
+ * handler that parks must still see its payload then), and a coroutine is
+ * spawned for it and run at once, from the read loop itself
+ * (arpc__coro_spawn_run): a handler that does not park has answered before
+ * the next frame is decoded, and its request and stack go back to their pools
+ * for that frame to reuse.  The answer is appended to the connection's
  * output, which is flushed once per loop iteration.  The request holds a
  * reference on its connection: if the peer goes away first, the answer is
  * dropped and nothing dangles.
@@ -28,6 +33,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpc/err.h>
@@ -41,6 +47,7 @@
 #include "base/map.h"
 #include "rpc/conn.h"
 #include "runtime/addr.h"
+#include "runtime/coro.h"
 #include "runtime/loop.h"
 
 #define REQUEST_POOL_MAX 4096
@@ -75,6 +82,11 @@ struct srv_loop {
     size_t free_request_count;
     arpc__timer idle_sweep;
     srv_counters counters;
+    /* Requests of this loop not yet answered: written by the loop thread
+     * only (no locked instruction), summed by the shutdown thread. */
+    _Atomic uint32_t in_flight;
+    uint32_t credits; /* admissions reserved from srv->admitted, unused yet */
+    bool draining;    /* shutdown waits for in_flight to reach 0 */
 };
 
 typedef struct srv_conn {
@@ -110,12 +122,21 @@ struct arpc_server {
     int port;
     bool listening;
     bool shut_down;
-    _Atomic bool draining;
-    _Atomic uint32_t in_flight;
+    /* Admissions reserved by the loops, in batches of credit_batch: their
+     * in_flight plus their credits.  Never above opts.max_in_flight. */
+    _Atomic uint32_t admitted;
+    uint32_t credit_batch;
     _Atomic uint64_t connections;
     _Atomic uint32_t flushing; /* connections closing once their last answers are written */
-    arpc_event drained; /* signalled when draining and in_flight or flushing reaches 0 */
+    arpc_event drained; /* signalled when draining and a loop's in_flight or flushing reaches 0 */
 };
+
+/* Admissions a loop reserves at a time (see "admission" below). */
+static uint32_t pick_credit_batch(uint32_t max_in_flight, unsigned loops)
+{
+    uint32_t batch = max_in_flight / (16 * loops);
+    return batch < 1 ? 1 : batch > 32 ? 32 : batch;
+}
 
 void arpc_server_opts_init(arpc_server_opts *opts)
 {
@@ -142,6 +163,7 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
     }
     srv->rt = rt;
     srv->loop_count = arpc_runtime_loop_count(rt);
+    srv->credit_batch = pick_credit_batch(srv->opts.max_in_flight, srv->loop_count);
     srv->loops = arpc__calloc(srv->loop_count, sizeof(*srv->loops));
     if (srv->loops == NULL) {
         arpc__free(srv);
@@ -185,6 +207,14 @@ int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn h
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* Adds one to a counter only its loop writes: a relaxed load and store, not a
+ * locked read-modify-write, which costs tens of cycles per request. */
+static inline void counter_inc(_Atomic uint64_t *counter)
+{
+    uint64_t v = atomic_load_explicit(counter, memory_order_relaxed);
+    atomic_store_explicit(counter, v + 1, memory_order_relaxed);
+}
+
 static arpc_request *request_get(srv_loop *sl)
 {
     arpc__list *node = arpc__list_pop_front(&sl->free_requests);
@@ -215,8 +245,8 @@ static void request_put(srv_loop *sl, arpc_request *req)
         request_free(req);
         return;
     }
-    arpc_buf_clear(&req->payload);
-    arpc_buf_clear(&req->response);
+    arpc__buf_clear(&req->payload);
+    arpc__buf_clear(&req->response);
     arpc__buf_shrink_if_idle(&req->payload, BUF_KEEP_SIZE);
     arpc__buf_shrink_if_idle(&req->response, BUF_KEEP_SIZE);
     arpc__list_push_front(&sl->free_requests, &req->link);
@@ -227,8 +257,8 @@ static void send_response(srv_conn *sc, uint64_t id, int status, const arpc_buf 
 {
     if (sc->conn.closed)
         return;
-    const void *data = payload ? arpc_buf_data(payload) : NULL;
     size_t len = payload ? payload->len : 0;
+    const void *data = len > 0 ? arpc__buf_head(payload) : NULL;
     int rc = arpc__frame_encode_response(&sc->conn.out, id, status, data, len);
     if (rc == ARPC_ENOMEM) {
         /* Better a short error than silence: the client must hear back. */
@@ -241,11 +271,71 @@ static void send_response(srv_conn *sc, uint64_t id, int status, const arpc_buf 
     arpc__conn_flush_soon(&sc->conn);
 }
 
-static void request_leave(arpc_server *srv)
+/* ---- admission --------------------------------------------------------
+ *
+ * max_in_flight bounds the requests in progress on all loops together.  A
+ * shared counter touched twice per request would cost two locked
+ * instructions per request (and a contended cache line with several loops),
+ * so each loop reserves admissions from srv->admitted in batches (credits)
+ * and counts its requests in progress in its own in_flight.  The limit is
+ * never exceeded; a request may be refused while other loops hold unused
+ * credits, at most 2 * credit_batch - 1 each, and credit_batch is at most
+ * 1/16 of the limit per loop (1 for small limits, so those stay exact on one
+ * loop).  Shutdown sums the loops' in_flight.
+ */
+
+/* Reserves a batch of admissions, or what is left of the limit.  @return
+ * false if nothing is left. */
+static bool take_credits(srv_loop *sl)
 {
-    uint32_t before = atomic_fetch_sub(&srv->in_flight, 1);
-    if (before == 1 && atomic_load(&srv->draining))
-        arpc_event_signal(&srv->drained);
+    arpc_server *srv = sl->srv;
+    uint32_t max = srv->opts.max_in_flight;
+    uint32_t want = srv->credit_batch;
+    uint32_t before = atomic_fetch_add(&srv->admitted, want);
+    if ((uint64_t)before + want > max) {
+        uint32_t fit = before < max ? max - before : 0;
+        atomic_fetch_sub(&srv->admitted, want - fit);
+        want = fit;
+    }
+    sl->credits = want;
+    return want > 0;
+}
+
+static void loop_count_add(_Atomic uint32_t *count, uint32_t delta)
+{
+    uint32_t v = atomic_load_explicit(count, memory_order_relaxed);
+    atomic_store_explicit(count, v + delta, memory_order_relaxed);
+}
+
+static bool request_admit(srv_loop *sl)
+{
+    if (sl->credits == 0 && !take_credits(sl))
+        return false;
+    sl->credits--;
+    loop_count_add(&sl->in_flight, 1);
+    return true;
+}
+
+static uint32_t in_flight_total(const arpc_server *srv)
+{
+    uint32_t total = 0;
+    for (unsigned i = 0; i < srv->loop_count; i++)
+        total += atomic_load(&srv->loops[i].in_flight);
+    return total;
+}
+
+static void request_leave(srv_loop *sl)
+{
+    arpc_server *srv = sl->srv;
+    loop_count_add(&sl->in_flight, (uint32_t)-1);
+    if (++sl->credits >= 2 * srv->credit_batch) {
+        atomic_fetch_sub(&srv->admitted, srv->credit_batch);
+        sl->credits -= srv->credit_batch;
+    }
+    /* `draining` is the loop's own copy, set by begin_drain_task before the
+     * shutdown thread first sums the counts: no fence needed here. */
+    if (sl->draining && atomic_load_explicit(&sl->in_flight, memory_order_relaxed) == 0)
+        arpc_event_signal(&srv->drained); /* the waiter sums all loops again */
 }
 
 /* Sends the answer and returns everything the request held.  Loop thread. */
@@ -260,17 +350,30 @@ static void request_finish(arpc_request *req, int status)
     sc->running--;
     sc->last_done_ns = sl->loop->now_ns;
     arpc__conn_unref(&sc->conn);
-    arpc_server *srv = sl->srv;
     request_put(sl, req);
-    request_leave(srv);
+    request_leave(sl);
+}
+
+/*
+ * The monotonic clock at tick resolution (a few ms): the same clock as
+ * arpc__now_ns, never ahead of it, and about a third of its cost, which is
+ * paid on every request that carries a deadline.  Skipping a caller's
+ * abandoned work is best effort, so a request may run up to one tick after
+ * its deadline, but never is dropped before it.
+ */
+static int64_t coarse_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void run_request(void *arg)
 {
     arpc_request *req = arg;
-    if (req->deadline_ns != ARPC__NO_DEADLINE && arpc__now_ns() >= req->deadline_ns) {
+    if (req->deadline_ns != ARPC__NO_DEADLINE && coarse_now_ns() >= req->deadline_ns) {
         /* The caller has given up already: do not spend work on it. */
-        atomic_fetch_add_explicit(&req->sl->counters.expired, 1, memory_order_relaxed);
+        counter_inc(&req->sl->counters.expired);
         request_finish(req, ARPC_ETIMEDOUT);
         return;
     }
@@ -336,22 +439,20 @@ int arpc_request_set_error(arpc_request *req, const char *message)
 static void reject(srv_conn *sc, uint64_t id, int status, _Atomic uint64_t *counter)
 {
     if (counter != NULL)
-        atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+        counter_inc(counter);
     send_response(sc, id, status, NULL);
 }
 
 static int start_request(srv_conn *sc, const arpc__frame *frame, const method_entry *method)
 {
     srv_loop *sl = sc->sl;
-    arpc_server *srv = sl->srv;
-    uint32_t before = atomic_fetch_add(&srv->in_flight, 1);
-    if (before >= srv->opts.max_in_flight) {
-        request_leave(srv);
+    if (!request_admit(sl)) {
         reject(sc, frame->request_id, ARPC_EOVERLOAD, &sl->counters.overloaded);
         return 0;
     }
     arpc_request *req = request_get(sl);
-    int rc = req ? arpc_buf_append(&req->payload, frame->payload, frame->payload_len) : ARPC_ENOMEM;
+    int rc =
+        req ? arpc__buf_append(&req->payload, frame->payload, frame->payload_len) : ARPC_ENOMEM;
     if (rc == 0) {
         req->sc = sc;
         req->method = method;
@@ -359,17 +460,19 @@ static int start_request(srv_conn *sc, const arpc__frame *frame, const method_en
         req->deadline_ns = frame->timeout_ms == 0
                                ? ARPC__NO_DEADLINE
                                : sl->loop->now_ns + (int64_t)frame->timeout_ms * ARPC__NS_PER_MS;
+        /* Taken before the spawn: the handler usually finishes inside it. */
         arpc__conn_ref(&sc->conn);
-        rc = arpc_coro_spawn(sl->loop, run_request, req);
-        if (rc < 0)
+        sc->running++;
+        rc = arpc__coro_spawn_run(sl->loop, run_request, req);
+        if (rc < 0) {
+            sc->running--;
             arpc__conn_unref(&sc->conn);
-        else
-            sc->running++;
+        }
     }
     if (rc < 0) {
         if (req)
             request_put(sl, req);
-        request_leave(srv);
+        request_leave(sl);
         reject(sc, frame->request_id, rc, NULL);
     }
     return 0;
@@ -393,7 +496,7 @@ static const method_entry *find_method(srv_conn *sc, const arpc__frame *frame)
 static int on_request(srv_conn *sc, const arpc__frame *frame)
 {
     srv_loop *sl = sc->sl;
-    atomic_fetch_add_explicit(&sl->counters.requests, 1, memory_order_relaxed);
+    counter_inc(&sl->counters.requests);
     if (sc->goaway_sent) {
         reject(sc, frame->request_id, ARPC_ESHUTDOWN, NULL);
         return 0;
@@ -436,7 +539,7 @@ static void srv_on_close(arpc__conn *conn, int err)
 {
     srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
     if (err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION)
-        atomic_fetch_add_explicit(&sc->sl->counters.protocol_errors, 1, memory_order_relaxed);
+        counter_inc(&sc->sl->counters.protocol_errors);
     arpc__list_remove(&sc->link);
     arpc_server *srv = sc->sl->srv;
     atomic_fetch_sub(&srv->connections, 1);
@@ -476,7 +579,7 @@ static void accept_one(srv_loop *sl, int fd)
     uint64_t open = atomic_fetch_add(&srv->connections, 1);
     if (srv->opts.max_connections != 0 && open >= srv->opts.max_connections) {
         atomic_fetch_sub(&srv->connections, 1);
-        atomic_fetch_add_explicit(&sl->counters.refused_connections, 1, memory_order_relaxed);
+        counter_inc(&sl->counters.refused_connections);
         close(fd);
         return;
     }
@@ -676,6 +779,7 @@ static void begin_drain_task(void *job_arg, void *unused)
     {
         send_goaway(arpc__container_of(it, srv_conn, link));
     }
+    sl->draining = true;
     arpc_wg_done(job->wg);
 }
 
@@ -728,7 +832,6 @@ int arpc_server_shutdown(arpc_server *srv, int64_t drain_timeout_ms)
     loop_job *jobs = arpc__calloc(srv->loop_count, sizeof(*jobs));
     if (jobs == NULL)
         return ARPC_ENOMEM;
-    atomic_store(&srv->draining, true);
     /* Every loop stops listening before any sends GOAWAY: a client that
      * reconnects after a GOAWAY must be refused (never sent: safe to retry),
      * not queued on a busy loop's listener and reset when that one closes. */
@@ -736,10 +839,10 @@ int arpc_server_shutdown(arpc_server *srv, int64_t drain_timeout_ms)
     run_on_every_loop(srv, begin_drain_task, jobs);
     int rc = 0;
     int64_t deadline = arpc__now_ns() + drain_timeout_ms * ARPC__NS_PER_MS;
-    while (atomic_load(&srv->in_flight) > 0) {
+    while (in_flight_total(srv) > 0) {
         int64_t left_ms = (deadline - arpc__now_ns()) / ARPC__NS_PER_MS;
         if (left_ms <= 0 || arpc_event_wait(&srv->drained, left_ms) == ARPC_ETIMEDOUT) {
-            rc = atomic_load(&srv->in_flight) > 0 ? ARPC_ETIMEDOUT : 0;
+            rc = in_flight_total(srv) > 0 ? ARPC_ETIMEDOUT : 0;
             break;
         }
     }
@@ -769,7 +872,7 @@ void arpc_server_destroy(arpc_server *srv)
         return;
     arpc_server_shutdown(srv, 0);
     /* Handlers still running hold pointers into the server: wait for them. */
-    while (atomic_load(&srv->in_flight) > 0)
+    while (in_flight_total(srv) > 0)
         arpc_event_wait(&srv->drained, 100);
     loop_job *jobs = arpc__calloc(srv->loop_count, sizeof(*jobs));
     ARPC_CHECK(jobs != NULL);

@@ -46,6 +46,12 @@ int arpc__coro_park(int64_t deadline_ns);
  * is already ready is left alone.  Loop thread only. */
 void arpc__coro_wake(arpc_coro *coro);
 
+/* Spawns `fn` on the calling thread's loop.  Called from the scheduler (not
+ * inside a coroutine), it runs the coroutine at once, until it first parks or
+ * ends, before returning; inside a coroutine it queues it like
+ * arpc_coro_spawn.  @return 0 or ARPC_ENOMEM.  Loop thread only. */
+int arpc__coro_spawn_run(arpc_loop *loop, arpc_coro_fn fn, void *user_data);
+
 /* Scheduler hooks used by the loop. */
 void arpc__coro_run_ready(arpc_loop *loop);
 void arpc__coro_pool_fini(arpc_loop *loop);
