@@ -1,7 +1,7 @@
 /*
  * A server killed with SIGKILL while 1,000 calls are in flight on one
  * connection: every call completes exactly once, with a connection error,
- * promptly (not at its 5 s deadline, not at the server's 2 s sleep); a server
+ * promptly (not at its 8 s deadline, not at the server's 20 s sleep); a server
  * restarted on the same port is used again with no action by the caller.
  */
 #include <signal.h>
@@ -12,7 +12,10 @@
 #include "test.h"
 
 #define CALLS           1000
-#define CALL_TIMEOUT_MS 5000
+/* The sleeps (20 s) and deadlines (8 s) outlast any delay before the kill,
+ * even under TSan on a loaded machine, so no call can end another way first;
+ * the test waits past the deadlines to check that none completes twice. */
+#define CALL_TIMEOUT_MS 8000
 #define KILL_BOUND_MS   1500 /* all calls done within this of the kill */
 
 typedef struct echo_until_ok {
@@ -56,7 +59,7 @@ static void test_kill9_completes_every_call_once_then_reconnects(void)
     fault_calls_init(&set, CALLS);
     int64_t started = test_now_ms();
     for (size_t i = 0; i < CALLS; i++)
-        fault_call_start(&set, i, ch, "sleep", "2000", &opts);
+        fault_call_start(&set, i, ch, "sleep", "20000", &opts);
     /* A barrier: the calls above were written to the one connection before
      * this one, so once it is answered the server holds all of them. */
     ASSERT_OK(fault_echo_call(ch, 5000));
@@ -151,12 +154,14 @@ static void test_kill9_idempotent_calls_retried_elsewhere(void)
 
     arpc_call_opts opts;
     arpc_call_opts_init(&opts);
-    opts.timeout_ms = 8000; /* room for 2 s on A, then 2 s again on B */
+    /* Room for 8 s on A (killed long before they end, even under TSan), then
+     * 8 s again on B. */
+    opts.timeout_ms = 25000;
     opts.idempotent = true;
     fault_calls set;
     fault_calls_init(&set, N);
     for (size_t i = 0; i < N; i++)
-        fault_call_start(&set, i, ch, "sleep", "2000", &opts);
+        fault_call_start(&set, i, ch, "sleep", "8000", &opts);
     /* Round robin: these two follow the sleeps on each connection. */
     ASSERT_OK(fault_echo_call(ch, 5000));
     ASSERT_OK(fault_echo_call(ch, 5000));
@@ -164,7 +169,7 @@ static void test_kill9_idempotent_calls_retried_elsewhere(void)
 
     fault_proc_signal(&a, SIGKILL);
     fault_proc_reap(&a, 5000);
-    ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 8000 + 2000));
+    ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 25000 + 2000));
     int failed = 0;
     int first_error = 0;
     for (size_t i = 0; i < N; i++) {
