@@ -14,34 +14,6 @@
 
 #define START_TIMEOUT_MS 20000 /* a sanitizer build starts slowly on a busy machine */
 
-/* Reads one line from `fd` within the deadline.  @return its length, or -1. */
-static int read_line(int fd, char *line, size_t size, int64_t deadline_ms)
-{
-    size_t len = 0;
-    while (len + 1 < size) {
-        int64_t left = deadline_ms - test_now_ms();
-        if (left <= 0)
-            return -1;
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int n = poll(&pfd, 1, (int)left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        char c;
-        ssize_t r = read(fd, &c, 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        if (c == '\n')
-            break;
-        line[len++] = c;
-    }
-    line[len] = '\0';
-    return (int)len;
-}
-
 void fault_echo_start(const char *listen, unsigned threads, fault_proc *out)
 {
     char threads_text[16];
@@ -67,7 +39,7 @@ void fault_echo_start(const char *listen, unsigned threads, fault_proc *out)
     }
     close(pipe_fds[1]);
     char line[256];
-    int len = read_line(pipe_fds[0], line, sizeof(line), test_now_ms() + START_TIMEOUT_MS);
+    int len = test_read_line(pipe_fds[0], line, sizeof(line), START_TIMEOUT_MS);
     close(pipe_fds[0]);
     if (len < 0) {
         kill(pid, SIGKILL);

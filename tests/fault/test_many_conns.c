@@ -45,32 +45,6 @@
 #define HOLD_MS        (5 * HB_INTERVAL_MS / 2) /* every link PINGs at least twice */
 #define STEP_MS        50000                    /* bound of one step of the protocol */
 
-static int read_line(int fd, char *line, size_t size, int timeout_ms)
-{
-    int64_t deadline = test_now_ms() + timeout_ms;
-    size_t len = 0;
-    while (len + 1 < size) {
-        int64_t left = deadline - test_now_ms();
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int n = left > 0 ? poll(&pfd, 1, (int)left) : 0;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        char c;
-        ssize_t r = read(fd, &c, 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        if (c == '\n')
-            break;
-        line[len++] = c;
-    }
-    line[len] = '\0';
-    return (int)len;
-}
-
 static void write_line(int fd, const char *line)
 {
     size_t len = strlen(line);
@@ -120,7 +94,7 @@ static bool all_connected(void *arg)
 static void child_main(int n, int from_test, int to_test)
 {
     char line[128];
-    ASSERT_GT(read_line(from_test, line, sizeof(line), STEP_MS), 0);
+    ASSERT_GT(test_read_line(from_test, line, sizeof(line), STEP_MS), 0);
     char target[64];
     fault_addr(target, sizeof(target), atoi(line));
 
@@ -154,7 +128,7 @@ static void child_main(int n, int from_test, int to_test)
     snprintf(line, sizeof(line), "connected %d\n", n);
     write_line(to_test, line);
 
-    ASSERT_GT(read_line(from_test, line, sizeof(line), STEP_MS), 0);
+    ASSERT_GT(test_read_line(from_test, line, sizeof(line), STEP_MS), 0);
     ASSERT_STREQ(line, "close");
     uint64_t hb_failures = 0;
     uint64_t reconnects = 0;
@@ -243,7 +217,7 @@ static void test_ten_thousand_connections(void)
     snprintf(line, sizeof(line), "%d\n", arpc_server_port(srv));
     write_line(to_child[1], line);
 
-    if (read_line(from_child[0], line, sizeof(line), STEP_MS) < 0)
+    if (test_read_line(from_child[0], line, sizeof(line), STEP_MS) < 0)
         test_fail(__FILE__, __LINE__, "the client process did not connect (see its output)");
     char expect[64];
     snprintf(expect, sizeof(expect), "connected %d", n);
@@ -268,7 +242,7 @@ static void test_ten_thousand_connections(void)
     ASSERT_EQ(stats.protocol_errors, 0);
 
     write_line(to_child[1], "close\n");
-    if (read_line(from_child[0], line, sizeof(line), STEP_MS) < 0)
+    if (test_read_line(from_child[0], line, sizeof(line), STEP_MS) < 0)
         test_fail(__FILE__, __LINE__, "the client process did not close (see its output)");
     unsigned long long hb_failures = 0;
     unsigned long long reconnects = 0;

@@ -1,4 +1,6 @@
 #include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <sys/resource.h>
@@ -26,6 +28,39 @@ int64_t test_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t test_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int test_read_line(int fd, char *line, size_t size, int timeout_ms)
+{
+    int64_t deadline = test_now_ms() + timeout_ms;
+    size_t len = 0;
+    while (len + 1 < size) {
+        int64_t left = deadline - test_now_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int n = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        char c;
+        ssize_t r = read(fd, &c, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        if (c == '\n')
+            break;
+        line[len++] = c;
+    }
+    line[len] = '\0';
+    return (int)len;
 }
 
 bool wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms)

@@ -80,8 +80,13 @@ _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
         fprintf(stderr, "OK   %s\n", #fn); \
     } while (0)
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds and nanoseconds. */
 int64_t test_now_ms(void);
+int64_t test_now_ns(void);
+
+/* Reads one line (without its newline) from `fd` within `timeout_ms`.
+ * @return its length, or -1 on timeout, end of file or error. */
+int test_read_line(int fd, char *line, size_t size, int timeout_ms);
 
 /* Polls `pred(arg)` every millisecond until true or `timeout_ms` passes.
  * @return true if the predicate became true. */

@@ -23,16 +23,9 @@
 #define BATCH   1000
 #define YIELDS  3
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void assert_not_early(int64_t start_ns, int64_t ms)
 {
-    ASSERT_GE(now_ns() - start_ns, ms * 1000000);
+    ASSERT_GE(test_now_ns() - start_ns, ms * 1000000);
 }
 
 /* ---- harness: a main coroutine on a loop that runs on the test thread ---------------- */
@@ -133,7 +126,7 @@ static void sleeper(void *arg)
     int i = *(int *)arg;
     sleepers *s = sleepers_current;
     int64_t ms = (10 - i) * 4;
-    s->start_ns[i] = now_ns();
+    s->start_ns[i] = test_now_ns();
     ASSERT_OK(arpc_coro_sleep_ms(ms));
     assert_not_early(s->start_ns[i], ms);
     s->order[s->woken++] = i;
@@ -144,7 +137,7 @@ static void sleep_body(void *arg)
 {
     static const int64_t delays[] = {0, 1, 5, 20, 50};
     for (size_t i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
-        int64_t start = now_ns();
+        int64_t start = test_now_ns();
         ASSERT_OK(arpc_coro_sleep_ms(delays[i]));
         assert_not_early(start, delays[i]);
     }
@@ -172,7 +165,7 @@ static void test_sleep_not_early(void)
         ASSERT_LE(s.start_ns[a] + (10 - a) * 4000000LL,
                   s.start_ns[b] + (10 - b) * 4000000LL + 2000000);
     }
-    int64_t start = now_ns();
+    int64_t start = test_now_ns();
     ASSERT_OK(arpc_coro_sleep_ms(10)); /* plain thread: sleeps the thread */
     assert_not_early(start, 10);
 }
@@ -206,7 +199,7 @@ static void wg_body(void *arg)
 
     arpc_wg wg;
     arpc_wg_init(&wg, 1);
-    int64_t start = now_ns();
+    int64_t start = test_now_ns();
     ASSERT_ERR(arpc_wg_wait(&wg, 30), ARPC_ETIMEDOUT);
     assert_not_early(start, 30);
     arpc_wg_done(&wg);
@@ -242,7 +235,7 @@ static void event_body(void *arg)
     arpc_event ev;
     arpc_event_init(&ev);
     ASSERT_ERR(arpc_event_wait(&ev, 0), ARPC_ETIMEDOUT);
-    int64_t start = now_ns();
+    int64_t start = test_now_ns();
     ASSERT_ERR(arpc_event_wait(&ev, 25), ARPC_ETIMEDOUT);
     assert_not_early(start, 25);
     /* A signal with nobody waiting is kept; two signals are one. */

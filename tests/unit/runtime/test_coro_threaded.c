@@ -29,16 +29,9 @@
 #define N_SPAWN 10000
 #endif
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void assert_not_early(int64_t start_ns, int64_t ms)
 {
-    ASSERT_GE(now_ns() - start_ns, ms * 1000000);
+    ASSERT_GE(test_now_ns() - start_ns, ms * 1000000);
 }
 
 /* Two started loops, standing in for two runtime threads. */
@@ -173,7 +166,7 @@ typedef struct oneshot {
 static void timed_waiter(void *arg)
 {
     oneshot *o = arg;
-    int64_t start = now_ns();
+    int64_t start = test_now_ns();
     o->rc = arpc_event_wait(&o->ev, 40);
     assert_not_early(start, 40);
     arpc_wg_done(&o->done);
@@ -217,7 +210,7 @@ static void test_event_timeouts(void)
     wait_done(&o.done);
     ASSERT_ERR(o.rc, ARPC_ETIMEDOUT);
     /* A plain thread times out. */
-    int64_t start = now_ns();
+    int64_t start = test_now_ns();
     ASSERT_ERR(arpc_event_wait(&o.ev, 40), ARPC_ETIMEDOUT);
     assert_not_early(start, 40);
     ASSERT_ERR(arpc_event_wait(&o.ev, 0), ARPC_ETIMEDOUT);

@@ -16,17 +16,10 @@
 
 #define NS_PER_MS 1000000LL
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void busy_wait_ms(int64_t ms)
 {
-    int64_t end = now_ns() + ms * NS_PER_MS;
-    while (now_ns() < end)
+    int64_t end = test_now_ns() + ms * NS_PER_MS;
+    while (test_now_ns() < end)
         ;
 }
 
@@ -86,7 +79,7 @@ typedef struct order_fixture {
 static void on_order_fire(void *arg)
 {
     order_timer *t = arg;
-    t->fired_ns = now_ns();
+    t->fired_ns = test_now_ns();
     t->fire_count++;
     t->rank = t->f->fired++;
     if (t->f->fired == N_ORDER)
@@ -102,9 +95,9 @@ static void setup_order(void *arg)
         t->f = f;
         /* Even delays from 0 to 80 ms: many ties, many distinct deadlines. */
         t->delay_ms = (int64_t)(test_rand() % 41) * 2;
-        t->before_ns = now_ns();
+        t->before_ns = test_now_ns();
         ASSERT_OK(arpc_timer_add(f->loop, t->delay_ms, on_order_fire, t, NULL));
-        t->after_ns = now_ns();
+        t->after_ns = test_now_ns();
     }
 }
 
