@@ -347,19 +347,26 @@ static void test_silent_peer_times_out_then_heartbeat_kills(void)
     fixture_stop(&f);
 }
 
-static void test_garbage_answer_fails_with_eframe(void)
+/* A peer of `kind` answers a call with bad bytes: the call fails promptly
+ * with `want`, long before its 5 s deadline. */
+static void expect_prompt_error(peer_mode kind, int want)
 {
     fixture f;
     fixture_start(&f);
     hostile_peer p;
-    peer_start(&p, PEER_GARBAGE);
+    peer_start(&p, kind);
     arpc_channel *ch = hostile_channel(&f, &p, 500, 1000);
     fault_call c = run_hostile_call(&f, ch, 5000);
-    ASSERT_ERR(atomic_load(&c.status), ARPC_EFRAME);
+    ASSERT_ERR(atomic_load(&c.status), want);
     ASSERT_LT(took_ms(&c), PROMPT_MS);
     arpc_channel_destroy(ch);
     peer_stop(&p);
     fixture_stop(&f);
+}
+
+static void test_garbage_answer_fails_with_eframe(void)
+{
+    expect_prompt_error(PEER_GARBAGE, ARPC_EFRAME);
 }
 
 static void test_half_frame_ends_at_deadline_then_heartbeat_fires(void)
@@ -385,32 +392,12 @@ static void test_half_frame_ends_at_deadline_then_heartbeat_fires(void)
 
 static void test_oversized_header_fails_with_etoobig(void)
 {
-    fixture f;
-    fixture_start(&f);
-    hostile_peer p;
-    peer_start(&p, PEER_TOOBIG);
-    arpc_channel *ch = hostile_channel(&f, &p, 500, 1000);
-    fault_call c = run_hostile_call(&f, ch, 5000);
-    ASSERT_ERR(atomic_load(&c.status), ARPC_ETOOBIG);
-    ASSERT_LT(took_ms(&c), PROMPT_MS);
-    arpc_channel_destroy(ch);
-    peer_stop(&p);
-    fixture_stop(&f);
+    expect_prompt_error(PEER_TOOBIG, ARPC_ETOOBIG);
 }
 
 static void test_request_towards_client_fails_with_eframe(void)
 {
-    fixture f;
-    fixture_start(&f);
-    hostile_peer p;
-    peer_start(&p, PEER_REQUEST);
-    arpc_channel *ch = hostile_channel(&f, &p, 500, 1000);
-    fault_call c = run_hostile_call(&f, ch, 5000);
-    ASSERT_ERR(atomic_load(&c.status), ARPC_EFRAME);
-    ASSERT_LT(took_ms(&c), PROMPT_MS);
-    arpc_channel_destroy(ch);
-    peer_stop(&p);
-    fixture_stop(&f);
+    expect_prompt_error(PEER_REQUEST, ARPC_EFRAME);
 }
 
 static bool two_pongs(void *arg)
