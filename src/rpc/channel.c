@@ -361,6 +361,9 @@ static void slot_detach(cli_slot *slot, cli_link *lnk)
 
 static void on_goaway(cli_link *lnk, const arpc__frame *frame)
 {
+    /* The reason travels in the status: ARPC_ESHUTDOWN for a server going
+     * away, ARPC_ETOOMANYCONNS for a connection over the server's cap. */
+    int reason = frame->status < 0 ? frame->status : ARPC_ESHUTDOWN;
     lnk->goaway = true;
     lnk->goaway_last_id = frame->request_id;
     cli_slot *slot = lnk->slot;
@@ -372,7 +375,7 @@ static void on_goaway(cli_link *lnk, const arpc__frame *frame)
             continue;
         atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
         call->lnk = NULL;
-        call_retry_or_fail(call, ARPC_ESHUTDOWN);
+        call_retry_or_fail(call, reason);
     }
     if (slot != NULL && !arpc__list_empty(&slot->waiting))
         slot_connect(slot);

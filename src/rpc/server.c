@@ -573,14 +573,36 @@ static const arpc__conn_ops srv_conn_ops = {
     .on_flushed = srv_on_flushed,
 };
 
+/* Closes a connection over max_connections, telling the client why first: a
+ * GOAWAY with ARPC_ETOOMANYCONNS (and no accepted request), so its calls fail
+ * with that code, or go to another endpoint, instead of with a bare reset.
+ * The 32-byte frame goes into an empty socket buffer, so a non-blocking send
+ * takes it whole; input already sent is read away, so the close is a FIN that
+ * follows the frame rather than a reset that could overtake it. */
+static void refuse_connection(srv_loop *sl, int fd)
+{
+    counter_inc(&sl->counters.refused_connections);
+    uint8_t goaway[ARPC__FRAME_HEADER_SIZE];
+    arpc__frame frame;
+    memset(&frame, 0, sizeof(frame));
+    frame.type = ARPC__FRAME_GOAWAY;
+    frame.status = ARPC_ETOOMANYCONNS;
+    arpc__frame_write_header(goaway, &frame);
+    ssize_t sent = send(fd, goaway, sizeof(goaway), MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)sent;
+    char discard[4096];
+    for (int i = 0; i < 16 && recv(fd, discard, sizeof(discard), MSG_DONTWAIT) > 0; i++)
+        ;
+    close(fd);
+}
+
 static void accept_one(srv_loop *sl, int fd)
 {
     arpc_server *srv = sl->srv;
     uint64_t open = atomic_fetch_add(&srv->connections, 1);
     if (srv->opts.max_connections != 0 && open >= srv->opts.max_connections) {
         atomic_fetch_sub(&srv->connections, 1);
-        counter_inc(&sl->counters.refused_connections);
-        close(fd);
+        refuse_connection(sl, fd);
         return;
     }
     srv_conn *sc = arpc__calloc(1, sizeof(*sc));
