@@ -34,7 +34,6 @@
  * with exponential backoff until a probe PING is answered.
  */
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +51,7 @@
 #include "rpc/channel.h"
 #include "runtime/addr.h"
 #include "runtime/loop.h"
+#include "runtime/sock.h"
 
 #define CALL_POOL_MAX   4096
 #define RING_POINTS     160
@@ -589,34 +589,15 @@ static void on_backoff_done(arpc__timer *timer)
         slot_connect(slot);
 }
 
-static int open_socket(cli_endpoint *ep, int *out_fd, bool *in_progress)
-{
-    int fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    *in_progress = false;
-    if (connect(fd, (struct sockaddr *)&ep->addr, ep->addr_len) < 0) {
-        if (errno != EINPROGRESS) {
-            int err = -errno;
-            close(fd);
-            return err;
-        }
-        *in_progress = true;
-    }
-    *out_fd = fd;
-    return 0;
-}
-
 static void slot_connect(cli_slot *slot)
 {
     if (slot->lnk != NULL || slot->in_backoff || slot->closed)
         return;
     cli_endpoint *ep = slot->ep;
     int fd = -1;
-    bool in_progress = false;
-    int rc = open_socket(ep, &fd, &in_progress);
+    /* Even a connection that completes at once (loopback) finishes its set-up
+     * on the EPOLLOUT edge, so whether it is still in progress does not matter. */
+    int rc = arpc__sock_connect_start(&ep->addr, ep->addr_len, &fd, NULL);
     cli_link *lnk = rc == 0 ? arpc__calloc(1, sizeof(*lnk)) : NULL;
     if (rc == 0 && lnk == NULL) {
         close(fd);
@@ -637,10 +618,7 @@ static void slot_connect(cli_slot *slot)
     slot->lnk = lnk;
     arpc__loop_timer_arm(slot->loop, &lnk->heartbeat,
                          arpc__now_ns() + ep->ch->opts.connect_timeout_ms * ARPC__NS_PER_MS);
-    if (arpc__conn_start(&lnk->conn) == 0 && !in_progress) {
-        /* Connected at once (possible on loopback): the edge for EPOLLOUT
-         * still arrives, and finishes the set-up through the usual path. */
-    }
+    arpc__conn_start(&lnk->conn); /* on failure it closes the link, which reports it */
     arpc__conn_unref(&lnk->conn); /* the loop registration holds it */
 }
 

@@ -29,7 +29,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -49,6 +48,7 @@
 #include "runtime/addr.h"
 #include "runtime/coro.h"
 #include "runtime/loop.h"
+#include "runtime/sock.h"
 
 #define REQUEST_POOL_MAX 4096
 #define BUF_KEEP_SIZE    (64 * 1024)
@@ -343,7 +343,7 @@ static void request_finish(arpc_request *req, int status)
 {
     srv_loop *sl = req->sl;
     srv_conn *sc = req->sc;
-    if (status > 0 && status >= ARPC_DEFERRED)
+    if (status >= ARPC_DEFERRED)
         status = ARPC_EINTERNAL; /* not a valid application code */
     send_response(sc, req->id, status, &req->response);
     req->sc = NULL;
@@ -629,8 +629,7 @@ static void on_listener_event(arpc__io_watcher *watcher, uint32_t events)
     for (;;) {
         int fd = accept4(watcher->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            arpc__sock_set_nodelay(fd);
             accept_one(sl, fd);
             continue;
         }

@@ -9,7 +9,6 @@
  */
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 #include "runtime/addr.h"
 #include "runtime/coro.h"
 #include "runtime/loop.h"
+#include "runtime/sock.h"
 
 typedef struct io_waiter {
     arpc_coro *coro;
@@ -102,14 +102,6 @@ static int wait_ready(coro_fd *cfd, io_waiter **slot, int64_t deadline_ns)
     return waiter.result;
 }
 
-static int set_socket_options(int fd)
-{
-    int one = 1;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 && errno != EOPNOTSUPP)
-        return -errno;
-    return 0;
-}
-
 int arpc_io_connect(const char *address, int64_t timeout_ms, int *out)
 {
     struct sockaddr_storage ss;
@@ -119,17 +111,13 @@ int arpc_io_connect(const char *address, int64_t timeout_ms, int *out)
     int rc = arpc__addr_parse(address, &ss, &len);
     if (rc < 0)
         return rc;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    set_socket_options(fd);
+    int fd;
+    bool in_progress;
+    rc = arpc__sock_connect_start(&ss, len, &fd, &in_progress);
+    if (rc < 0)
+        return rc;
     int64_t deadline = deadline_of(timeout_ms);
-    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
-        if (errno != EINPROGRESS) {
-            rc = -errno;
-            close(fd);
-            return rc;
-        }
+    if (in_progress) {
         coro_fd *cfd;
         rc = lookup(fd, &cfd);
         if (rc == 0)
@@ -195,7 +183,7 @@ int arpc_io_accept(int listen_fd, int64_t timeout_ms, int *out)
     for (;;) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            set_socket_options(fd);
+            arpc__sock_set_nodelay(fd);
             *out = fd;
             return 0;
         }
