@@ -87,15 +87,22 @@ static bool consume_signal(event_impl *e)
     return atomic_compare_exchange_strong(&e->state, &expected, EV_IDLE);
 }
 
+/* Registers `waiter` (NULL: a plain thread) and moves IDLE -> WAITING.
+ * @return false if a signal came first; it is consumed, and the wait is over. */
+static bool begin_wait(event_impl *e, arpc_coro *waiter)
+{
+    e->waiter = waiter;
+    uint32_t expected = EV_IDLE;
+    if (atomic_compare_exchange_strong(&e->state, &expected, EV_WAITING))
+        return true;
+    ARPC_CHECK(consume_signal(e)); /* signalled between the first check and now */
+    return false;
+}
+
 static int wait_in_coroutine(event_impl *e, arpc_coro *self, int64_t deadline_ns)
 {
-    e->waiter = self;
-    uint32_t expected = EV_IDLE;
-    if (!atomic_compare_exchange_strong(&e->state, &expected, EV_WAITING)) {
-        /* Signalled between the first check and now. */
-        ARPC_CHECK(consume_signal(e));
+    if (!begin_wait(e, self))
         return 0;
-    }
     for (;;) {
         int rc = arpc__coro_park(deadline_ns);
         uint32_t state = atomic_load(&e->state);
@@ -119,12 +126,8 @@ static int wait_in_coroutine(event_impl *e, arpc_coro *self, int64_t deadline_ns
 
 static int wait_on_thread(event_impl *e, int64_t deadline_ns)
 {
-    e->waiter = NULL;
-    uint32_t expected = EV_IDLE;
-    if (!atomic_compare_exchange_strong(&e->state, &expected, EV_WAITING)) {
-        ARPC_CHECK(consume_signal(e));
+    if (!begin_wait(e, NULL))
         return 0;
-    }
     for (;;) {
         uint32_t state = atomic_load(&e->state);
         if (state == EV_SIGNALLED && consume_signal(e))
