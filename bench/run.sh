@@ -4,17 +4,20 @@
 # Starts on 127.0.0.1, each on an ephemeral port read from its "listening on
 # HOST:PORT" line:
 #   arpc-echo-server --threads 1                      (arpc shapes a-f)
+#   arpc-echo-server --threads 1 --busy-poll-us N     (arpc shapes a-e, busy polling)
 #   arpc-echo-server --threads 1 --relay <the first>  (shape g: two tiers)
 #   raw-pingpong-server                               (baseline of shape a)
 #   raw-pipelined-server --threads 1                  (baseline of shapes b-e)
 # then runs every shape with one client thread, interleaved per shape (arpc
-# coro, arpc async, baseline), prints a table of results and ratios, and
-# appends it with the machine's description to bench/RESULTS.md.
+# coro, arpc async, arpc coro with busy polling on both sides, baseline),
+# prints a table of results and ratios, and appends it with the machine's
+# description to bench/RESULTS.md.
 #
 # Environment:
 #   BENCH_SECS     measured seconds per run (default 5; each run adds 1 s warm-up)
 #   BENCH_BIN      directory of the binaries (default <repo>/build/bin)
 #   BENCH_RESULTS  file to append to (default <repo>/bench/RESULTS.md; "-" = don't)
+#   BENCH_BUSY_POLL_US  busy-poll window of the coro-bp rows (default 50)
 #
 # Every server runs under `timeout`, so it stops by itself even if this script
 # is killed; on exit the script stops the servers it started (by PID) and
@@ -25,6 +28,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${BENCH_BIN:-$ROOT/build/bin}
 SECS=${BENCH_SECS:-5}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
+BUSY_POLL_US=${BENCH_BUSY_POLL_US:-50}
 HOST=127.0.0.1
 SERVER_LIFETIME=600 # seconds; a server outlives no run of this script
 READY_TIMEOUT=10    # seconds to wait for a server's "listening on" line
@@ -37,6 +41,9 @@ die() {
 
 if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
     die "BENCH_SECS must be 1..600, got '$SECS'"
+fi
+if ! [[ $BUSY_POLL_US =~ ^[0-9]+$ ]] || ((BUSY_POLL_US < 1 || BUSY_POLL_US > 1000000)); then
+    die "BENCH_BUSY_POLL_US must be 1..1000000, got '$BUSY_POLL_US'"
 fi
 for prog in arpc-bench arpc-echo-server raw-pingpong raw-pingpong-server raw-pipelined \
     raw-pipelined-server; do
@@ -143,6 +150,8 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 ARPC=$BIN/arpc-bench
 start_server echo "$BIN/arpc-echo-server" --threads 1
 ECHO=$ADDR
+start_server echo-bp "$BIN/arpc-echo-server" --threads 1 --busy-poll-us "$BUSY_POLL_US"
+ECHO_BP=$ADDR
 start_server relay "$BIN/arpc-echo-server" --threads 1 --relay "$ECHO"
 RELAY=$ADDR
 start_server pingpong "$BIN/raw-pingpong-server"
@@ -152,12 +161,14 @@ PIPELINED=$ADDR
 
 # Shapes: key, conns, depth, size.
 SHAPES=("a 1 1 64" "b 1 64 64" "c 4 64 64" "d 4 16 4096" "e 1000 1 64")
-echo "running 19 clients of ~$((SECS + 2)) s each" >&2
+echo "running 24 clients of ~$((SECS + 2)) s each" >&2
 for shape in "${SHAPES[@]}"; do
     read -r key c d s <<<"$shape"
     common=(--conns "$c" --depth "$d" --size "$s" --secs "$SECS")
     run "$key:coro" "$ARPC" --target "$ECHO" "${common[@]}" --mode coro --threads 1
     run "$key:async" "$ARPC" --target "$ECHO" "${common[@]}" --mode async --threads 1
+    run "$key:coro-bp" "$ARPC" --target "$ECHO_BP" "${common[@]}" --mode coro --threads 1 \
+        --busy-poll-us "$BUSY_POLL_US"
     if [[ $key == a ]]; then
         run "$key:base" "$BIN/raw-pingpong" --target "$PINGPONG" "${common[@]}"
     else
@@ -211,7 +222,7 @@ for shape in "${SHAPES[@]}"; do
     read -r key _ <<<"$shape"
     base=${LINE[$key:base]}
     base_label=$([[ $key == a ]] && echo "raw-pingpong" || echo "raw-pipelined")
-    for mode in coro async; do
+    for mode in coro async coro-bp; do
         line=${LINE[$key:$mode]}
         qr=$(ratio "$(field "$line" qps)" "$(field "$base" qps)")
         p99r=$(ratio "$(field "$line" p99_us)" "$(field "$base" p99_us)")
@@ -223,7 +234,9 @@ for shape in "${SHAPES[@]}"; do
             ratios="qps $qr, p99 $p99r"
             targets="qps >= ${QPS_TARGET[$key]}: $(check "$qr" ">=" "${QPS_TARGET[$key]}"); p99 <= 2: $(check "$p99r" "<=" 2)"
         fi
-        row "${SHAPE_NAME[$key]}" "arpc $mode" "$line" "$ratios" "$targets"
+        label="arpc $mode"
+        [[ $mode == coro-bp ]] && label="arpc coro, busy-poll ${BUSY_POLL_US} us"
+        row "${SHAPE_NAME[$key]}" "$label" "$line" "$ratios" "$targets"
     done
     row "${SHAPE_NAME[$key]}" "$base_label" "$base" "1 (baseline)" ""
 done

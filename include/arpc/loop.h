@@ -21,10 +21,19 @@ typedef struct arpc_loop_opts {
     /** Slots of the lock-free inbox ring (rounded up to a power of two); when the
      *  ring is full, submissions spill to a locked overflow list, never lost. */
     size_t inbox_capacity;
-    /** Usable stack bytes of each coroutine (rounded up to pages; default 64 KiB). */
+    /** Usable stack bytes of each coroutine (rounded up to pages; default 128 KiB). */
     size_t coro_stack_size;
     /** Free stacks kept for reuse (default 1024). */
     size_t stack_pool_max;
+    /** Busy polling: when the loop runs out of work it keeps polling without
+     *  sleeping for up to this many microseconds (never past its next timer)
+     *  before it blocks.  An answer that arrives within the window is seen
+     *  without the kernel's wake-up of a sleeping thread, which on a loopback
+     *  or LAN round trip is most of the latency; the price is up to this much
+     *  CPU time after every burst of work, spent even if nothing arrives.
+     *  Worth it on a loop that owns a core; harmful when loops share cores
+     *  with other busy threads.  0 (the default) never spins. */
+    unsigned busy_poll_us;
 } arpc_loop_opts;
 
 /** Fills `opts` with defaults.  Thread: any.  Suspends: no. */

@@ -10,6 +10,12 @@
  * clears `sleeping` with an exchange and writes the eventfd only if it was
  * set.  Either the loop sees the task or the producer sees the flag, so no
  * task waits for a timeout, and a busy loop receives no eventfd writes.
+ *
+ * Busy polling (opts.busy_poll_us): before that blocking poll, the loop polls
+ * with a zero timeout until something arrives or the window closes.  It stays
+ * `sleeping == 0` meanwhile, so producers write no eventfd and the spin sees
+ * their tasks by looking at the inbox.  The window ends at the next timer so a
+ * spin never delays one.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -40,6 +46,7 @@ void arpc_loop_opts_init(arpc_loop_opts *opts)
     opts->inbox_capacity = DEFAULT_INBOX_CAPACITY;
     opts->coro_stack_size = DEFAULT_STACK_SIZE;
     opts->stack_pool_max = DEFAULT_STACK_POOL_MAX;
+    opts->busy_poll_us = 0;
 }
 
 int arpc_loop_create(const arpc_loop_opts *opts, arpc_loop **out)
@@ -72,6 +79,7 @@ int arpc_loop_create(const arpc_loop_opts *opts, arpc_loop **out)
     arpc__buf_init(&loop->read_buf);
     loop->stack_size = opts->coro_stack_size;
     loop->stack_pool_max = opts->stack_pool_max;
+    loop->busy_poll_ns = (int64_t)opts->busy_poll_us * 1000;
     loop->user_timer_free = UINT32_MAX;
     loop->now_ns = arpc__now_ns();
     *out = loop;
@@ -117,9 +125,30 @@ static int poll_timeout_ms(arpc_loop *loop)
     return ms > 3600 * 1000 ? 3600 * 1000 : (int)ms;
 }
 
+/* Polls without blocking until there is work or the busy-poll window (cut
+ * short by the next timer) has passed.  @return true if there is work. */
+static bool busy_poll(arpc_loop *loop)
+{
+    int64_t until = arpc__now_ns() + loop->busy_poll_ns;
+    arpc__timer *next = arpc__timer_heap_peek(&loop->timers);
+    if (next != NULL && next->deadline_ns < until)
+        until = next->deadline_ns;
+    do {
+        if (arpc__poller_poll(loop, 0) > 0 || arpc__inbox_nonempty(&loop->inbox) ||
+            atomic_load_explicit(&loop->stop_requested, memory_order_relaxed))
+            return true;
+    } while (loop->now_ns < until); /* the poll refreshed now_ns */
+    return false;
+}
+
 static void poll_once(arpc_loop *loop)
 {
     int timeout = poll_timeout_ms(loop);
+    if (timeout != 0 && loop->busy_poll_ns > 0) {
+        if (busy_poll(loop))
+            return;
+        timeout = poll_timeout_ms(loop); /* the spin used part of the wait */
+    }
     if (timeout != 0) {
         atomic_store(&loop->sleeping, 1);
         atomic_thread_fence(memory_order_seq_cst);

@@ -61,7 +61,8 @@ struct arpc_loop {
 
     arpc__inbox inbox;
     arpc__timer_heap timers;
-    int64_t now_ns; /* refreshed every iteration */
+    int64_t now_ns;       /* refreshed every iteration */
+    int64_t busy_poll_ns; /* arpc_loop_opts.busy_poll_us; 0: never spin */
 
     arpc__list ready;    /* coroutines ready to run */
     arpc__list deferred; /* arpc__deferred to run before polling */
@@ -131,7 +132,9 @@ void arpc__loop_user_timers_fini(arpc_loop *loop);
 /* Poller backend (poller_epoll.c). */
 int arpc__poller_open(arpc_loop *loop);
 void arpc__poller_close(arpc_loop *loop);
-void arpc__poller_poll(arpc_loop *loop, int timeout_ms);
+/* Waits up to `timeout_ms` (-1: forever, 0: not at all) and runs the handlers
+ * of the ready fds.  @return the number of events seen (0 on EINTR). */
+int arpc__poller_poll(arpc_loop *loop, int timeout_ms);
 void arpc__poller_wake(arpc_loop *loop);
 
 #endif

@@ -101,7 +101,7 @@ arpc__io_watcher *arpc__loop_watcher(arpc_loop *loop, int fd)
     return loop->watchers[fd];
 }
 
-void arpc__poller_poll(arpc_loop *loop, int timeout_ms)
+int arpc__poller_poll(arpc_loop *loop, int timeout_ms)
 {
     struct epoll_event events[MAX_EVENTS];
     int n = epoll_wait(loop->epoll_fd, events, MAX_EVENTS, timeout_ms);
@@ -120,4 +120,5 @@ void arpc__poller_poll(arpc_loop *loop, int timeout_ms)
         if (watcher != NULL)
             watcher->on_event(watcher, events[i].events);
     }
+    return n > 0 ? n : 0;
 }

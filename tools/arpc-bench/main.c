@@ -73,12 +73,13 @@
 #define MAX_MS           3600000 /* the server's `sleep` accepts up to an hour */
 #define SYNC_STACK       (256u * 1024u)
 #define DRAIN_SLACK_MS   3000
+#define MAX_BUSY_POLL_US 1000000
 
 static const char usage_text[] =
     "usage: arpc-bench --target HOST:PORT[,HOST:PORT...] [--conns C] [--depth D] [--size S]\n"
     "                  [--secs T] [--mode coro|async|sync] [--threads N] [--method NAME]\n"
     "                  [--lb round_robin|random|least_in_flight|consistent_hash]\n"
-    "                  [--timeout-ms N] [--tail-pct P --tail-ms M]\n"
+    "                  [--timeout-ms N] [--tail-pct P --tail-ms M] [--busy-poll-us N]\n"
     "  Keeps D calls in flight on each of C connections (one channel each) with\n"
     "  S-byte payloads; warms up 1 s, then measures T s (1..600) and prints\n"
     "  system=arpc mode=M conns=C depth=D size=S qps=N p50_us=N p99_us=N p999_us=N errors=N\n"
@@ -96,6 +97,8 @@ static const char usage_text[] =
     "             (fast) calls alone:\n"
     "  system=arpc mode=M conns=C depth=D size=S tail_pct=P tail_ms=M fast_qps=N\n"
     "  fast_p50_us=N fast_p99_us=N fast_p999_us=N\n"
+    "  --busy-poll-us  each client loop polls this long before it sleeps\n"
+    "             (0..1000000, default 0; see arpc_loop_opts.busy_poll_us)\n"
     "  Defaults: --conns 1 --depth 1 --size 64 --secs 10.\n";
 
 enum bench_mode { MODE_CORO, MODE_ASYNC, MODE_SYNC };
@@ -113,7 +116,8 @@ typedef struct extra_opts {
     arpc_lb_policy lb;
     int64_t timeout_ms;
     double tail_pct; /* 0: no tail */
-    int64_t tail_ms; /* -1: not given */
+    int64_t tail_ms;      /* -1: not given */
+    int64_t busy_poll_us; /* arpc_loop_opts.busy_poll_us of every client loop */
 } extra_opts;
 
 /* Counters and histograms of one loop (coro, async) or one thread (sync). */
@@ -160,20 +164,26 @@ static _Thread_local stats *tls_stats;
 
 /* ---- flags ------------------------------------------------------------- */
 
-static int parse_ms(const char *flag, const char *value, int64_t min, int64_t *out)
+/* Parses a decimal integer in [min, max] for --flag.  @return 0 or -EINVAL (reported). */
+static int parse_range(const char *flag, const char *value, int64_t min, int64_t max, int64_t *out)
 {
     char *end;
     long long v;
 
     errno = 0;
     v = strtoll(value, &end, 10);
-    if (*value == '\0' || *end != '\0' || errno != 0 || v < min || v > MAX_MS) {
-        fprintf(stderr, "arpc-bench: --%s must be %lld..%d, got '%s'\n", flag, (long long)min,
-                MAX_MS, value);
+    if (*value == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
+        fprintf(stderr, "arpc-bench: --%s must be %lld..%lld, got '%s'\n", flag, (long long)min,
+                (long long)max, value);
         return -EINVAL;
     }
     *out = v;
     return 0;
+}
+
+static int parse_ms(const char *flag, const char *value, int64_t min, int64_t *out)
+{
+    return parse_range(flag, value, min, MAX_MS, out);
 }
 
 /* bench_opts_parse() callback for the flags bench_common does not know. */
@@ -184,7 +194,8 @@ static int parse_extra(const char *flag, const char *value, void *user_data)
 
     if (strcmp(flag, "target") != 0 && strcmp(flag, "mode") != 0 && strcmp(flag, "method") != 0 &&
         strcmp(flag, "lb") != 0 && strcmp(flag, "timeout-ms") != 0 &&
-        strcmp(flag, "tail-pct") != 0 && strcmp(flag, "tail-ms") != 0)
+        strcmp(flag, "tail-pct") != 0 && strcmp(flag, "tail-ms") != 0 &&
+        strcmp(flag, "busy-poll-us") != 0)
         return 0;
     if (value == NULL)
         return 2; /* the parser reports the missing value */
@@ -228,6 +239,8 @@ static int parse_extra(const char *flag, const char *value, void *user_data)
         return parse_ms(flag, value, 1, &x->timeout_ms) == 0 ? 2 : -EINVAL;
     if (strcmp(flag, "tail-ms") == 0)
         return parse_ms(flag, value, 0, &x->tail_ms) == 0 ? 2 : -EINVAL;
+    if (strcmp(flag, "busy-poll-us") == 0)
+        return parse_range(flag, value, 0, MAX_BUSY_POLL_US, &x->busy_poll_us) == 0 ? 2 : -EINVAL;
 
     /* tail-pct */
     {
@@ -589,6 +602,7 @@ int main(int argc, char **argv)
 
     arpc_runtime_opts_init(&rt_opts);
     rt_opts.loops = (unsigned)g.o.threads;
+    rt_opts.loop.busy_poll_us = (unsigned)g.x.busy_poll_us;
     rc = arpc_runtime_create(&rt_opts, &g.rt);
     if (rc < 0)
         return fail("runtime", rc);

@@ -18,6 +18,7 @@ typedef struct options {
     const char *relay;
     unsigned threads;
     int64_t drain_ms;
+    unsigned busy_poll_us; /* arpc_loop_opts.busy_poll_us of every loop */
 } options;
 
 static arpc_channel *relay_channel;
@@ -62,7 +63,7 @@ bad:
 static void usage(void)
 {
     fprintf(stderr, "usage: arpc-echo-server --listen HOST:PORT [--threads N] [--relay HOST:PORT]\n"
-                    "                        [--drain-ms N]\n");
+                    "                        [--drain-ms N] [--busy-poll-us N]\n");
     exit(2);
 }
 
@@ -72,6 +73,7 @@ static void parse(int argc, char **argv, options *o)
     o->relay = NULL;
     o->threads = 0;
     o->drain_ms = 5000;
+    o->busy_poll_us = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
@@ -83,6 +85,8 @@ static void parse(int argc, char **argv, options *o)
             o->relay = argv[++i];
         else if (strcmp(argv[i], "--drain-ms") == 0)
             o->drain_ms = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--busy-poll-us") == 0)
+            o->busy_poll_us = (unsigned)strtoul(argv[++i], NULL, 10);
         else
             usage();
     }
@@ -112,6 +116,7 @@ int main(int argc, char **argv)
     arpc_runtime_opts rt_opts;
     arpc_runtime_opts_init(&rt_opts);
     rt_opts.loops = o.threads;
+    rt_opts.loop.busy_poll_us = o.busy_poll_us;
     arpc_runtime *rt;
     int rc = arpc_runtime_create(&rt_opts, &rt);
     if (rc < 0)

@@ -7,7 +7,10 @@
  *    on stderr and exits non-zero; an unknown method reports
  *    "error: ENOMETHOD: ..." and exits non-zero;
  *  - SIGTERM shuts the server down gracefully: it exits 0 within a few
- *    seconds and then refuses connections.
+ *    seconds and then refuses connections;
+ *  - arpc-bench against a server with --busy-poll-us, itself busy polling,
+ *    in coroutine and callback modes, prints its one result line with
+ *    qps > 0 and errors=0 and exits 0.
  * Only the processes this test spawns are ever signalled, by their pid; if
  * the test fails, the server is killed before the abort completes.
  */
@@ -98,17 +101,19 @@ static void drain(int fd, output *o)
     }
 }
 
-/* Runs arpc-call with `args`; collects stdout and stderr; returns the wait status. */
-static int run_call(const char *target, const char *const args[], output *out, output *err)
+/* Runs `tool --target TARGET args...`; collects stdout and stderr; returns the
+ * wait status. */
+static int run_tool(const char *tool, const char *target, const char *const args[], output *out,
+                    output *err)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s", test_bin_path("arpc-call"));
-    char *argv[16];
+    snprintf(path, sizeof(path), "%s", test_bin_path(tool));
+    char *argv[24];
     int argc = 0;
     argv[argc++] = path;
     argv[argc++] = "--target";
     argv[argc++] = (char *)target;
-    for (int i = 0; args[i] != NULL && argc < 15; i++)
+    for (int i = 0; args[i] != NULL && argc < 23; i++)
         argv[argc++] = (char *)args[i];
     argv[argc] = NULL;
 
@@ -127,7 +132,7 @@ static int run_call(const char *target, const char *const args[], output *out, o
                                 {.fd = err->eof ? -1 : err_pipe[0], .events = POLLIN}};
         int left = (int)(end - test_now_ms());
         if (left <= 0)
-            test_fail(__FILE__, __LINE__, "arpc-call did not finish within %d ms", STEP_TIMEOUT_MS);
+            test_fail(__FILE__, __LINE__, "%s did not finish within %d ms", tool, STEP_TIMEOUT_MS);
         poll(fds, 2, left);
         if (!out->eof)
             drain(out_pipe[0], out);
@@ -141,17 +146,25 @@ static int run_call(const char *target, const char *const args[], output *out, o
     return status;
 }
 
+static int run_call(const char *target, const char *const args[], output *out, output *err)
+{
+    return run_tool("arpc-call", target, args, out, err);
+}
+
 static bool starts_with(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Starts the echo server and reads the address it announces. */
-static void start_server(char *target, size_t len)
+/* Starts the echo server with `extra` flags (NULL-terminated, at most 4) and
+ * reads the address it announces. */
+static void start_server(char *target, size_t len, char *const extra[])
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s", test_bin_path("arpc-echo-server"));
-    char *argv[] = {path, "--listen", "127.0.0.1:0", "--threads", "2", NULL};
+    char *argv[10] = {path, "--listen", "127.0.0.1:0", "--threads", "2"};
+    for (int i = 0; extra[i] != NULL && i < 4; i++)
+        argv[5 + i] = extra[i];
     int out_pipe[2];
     ASSERT_EQ(pipe2(out_pipe, O_CLOEXEC | O_NONBLOCK), 0);
     server_pid = spawn(argv, out_pipe[1], -1);
@@ -184,7 +197,8 @@ static void start_server(char *target, size_t len)
 static void test_tools_end_to_end(void)
 {
     char target[128];
-    start_server(target, sizeof(target));
+    char *no_flags[] = {NULL};
+    start_server(target, sizeof(target), no_flags);
     output out, err;
 
     const char *echo_args[] = {"echo", "hello", NULL};
@@ -233,9 +247,42 @@ static void test_tools_end_to_end(void)
     ASSERT_TRUE(starts_with(err.text, "error: ECONNREFUSED: "));
 }
 
+static void stop_server(void)
+{
+    ASSERT_EQ(kill(server_pid, SIGTERM), 0);
+    int status = wait_exit(server_pid, 10000);
+    server_pid = -1;
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+static void test_bench_with_busy_polling(void)
+{
+    char target[128];
+    char *busy_poll[] = {"--busy-poll-us", "50", NULL};
+    start_server(target, sizeof(target), busy_poll);
+    static const char *const modes[] = {"coro", "async"};
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {"--conns", "2",    "--depth",        "8",  "--secs", "1",
+                              "--mode",  modes[i], "--busy-poll-us", "50", NULL};
+        output out, err;
+        int status = run_tool("arpc-bench", target, args, &out, &err);
+        fprintf(stderr, "  %s%s", out.text, err.text);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+        char want[64];
+        snprintf(want, sizeof(want), "system=arpc mode=%s conns=2 depth=8 size=64 qps=", modes[i]);
+        ASSERT_TRUE(starts_with(out.text, want));
+        ASSERT_GT(atol(out.text + strlen(want)), 0);
+        ASSERT_TRUE(strstr(out.text, " errors=0\n") != NULL);
+    }
+    stop_server();
+}
+
 int main(void)
 {
     signal(SIGABRT, on_abort);
     RUN_TEST(test_tools_end_to_end);
+    RUN_TEST(test_bench_with_busy_polling);
     return 0;
 }
