@@ -181,11 +181,8 @@ int main(int argc, char **argv)
 {
     bench_opts opts;
     bench_addr bound;
-    char name[128];
-    sigset_t sigs;
     pthread_t acceptor;
     struct conn *c;
-    int sig;
     int err;
 
     bench_opts_init(&opts);
@@ -197,10 +194,7 @@ int main(int argc, char **argv)
     bench_ignore_sigpipe();
     g.head.next = g.head.prev = &g.head;
 
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    bench_block_stop_signals();
 
     err = bench_listen(&opts.addr, &g.listen_fd, &bound);
     if (err != 0) {
@@ -212,12 +206,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "raw-pingpong-server: cannot start the acceptor thread\n");
         return 1;
     }
-    bench_addr_format(&bound, name, sizeof(name));
-    printf("listening on %s\n", name);
-    fflush(stdout);
-
-    while (sigwait(&sigs, &sig) != 0) {
-    }
+    bench_announce_listening(&bound);
+    bench_wait_stop_signal();
 
     /* shutdown() on a listening socket makes a blocked accept() fail with EINVAL on Linux. */
     atomic_store(&g.stopping, 1);

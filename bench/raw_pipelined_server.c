@@ -366,10 +366,7 @@ int main(int argc, char **argv)
     bench_opts opts;
     bench_addr bound;
     struct epoll_event ev;
-    char name[128];
-    sigset_t sigs;
     uint64_t one = 1;
-    int sig;
     int err;
     int i;
 
@@ -381,10 +378,7 @@ int main(int argc, char **argv)
     bench_raise_nofile();
     bench_ignore_sigpipe();
 
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    bench_block_stop_signals();
 
     err = bench_listen(&opts.addr, &g.listen_fd, &bound);
     if (err == 0)
@@ -420,12 +414,8 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    bench_addr_format(&bound, name, sizeof(name));
-    printf("listening on %s\n", name);
-    fflush(stdout);
-
-    while (sigwait(&sigs, &sig) != 0) {
-    }
+    bench_announce_listening(&bound);
+    bench_wait_stop_signal();
 
     atomic_store(&g.stopping, 1);
     for (i = 0; i < g.nworkers; i++) {

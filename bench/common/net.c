@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,6 +197,40 @@ void bench_ignore_sigpipe(void)
     sa.sa_handler = SIG_IGN;
     sigemptyset(&sa.sa_mask);
     (void)sigaction(SIGPIPE, &sa, NULL);
+}
+
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
+void bench_block_stop_signals(void)
+{
+    sigset_t set;
+
+    stop_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+void bench_wait_stop_signal(void)
+{
+    sigset_t set;
+    int sig;
+
+    stop_signals(&set);
+    while (sigwait(&set, &sig) != 0) {
+    }
+}
+
+void bench_announce_listening(const bench_addr *bound)
+{
+    char name[128];
+
+    bench_addr_format(bound, name, sizeof(name));
+    printf("listening on %s\n", name);
+    fflush(stdout);
 }
 
 uint64_t bench_now_ns(void)

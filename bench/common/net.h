@@ -72,6 +72,19 @@ void bench_raise_nofile(void);
 /** Ignores SIGPIPE for the whole process. */
 void bench_ignore_sigpipe(void);
 
+/**
+ * Blocks SIGINT and SIGTERM in the calling thread; threads it creates later
+ * inherit the mask, so only bench_wait_stop_signal() receives them.  Call it
+ * before starting any thread.
+ */
+void bench_block_stop_signals(void);
+
+/** Waits for SIGINT or SIGTERM (blocked by bench_block_stop_signals()). */
+void bench_wait_stop_signal(void);
+
+/** Prints "listening on HOST:PORT" for `bound` and flushes stdout: a server's ready line. */
+void bench_announce_listening(const bench_addr *bound);
+
 /** Monotonic clock in nanoseconds. */
 uint64_t bench_now_ns(void);
 

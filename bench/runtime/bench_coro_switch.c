@@ -22,24 +22,11 @@
 
 #include "runtime/arch/switch.h"
 
+#include "runtime_bench.h"
+
 #ifndef BENCH_BACKEND
 #define BENCH_BACKEND "asm"
 #endif
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void check(int rc, const char *what)
-{
-    if (rc != 0) {
-        fprintf(stderr, "%s failed: %s\n", what, arpc_strerror(rc));
-        exit(1);
-    }
-}
 
 /* ---- raw context switch -------------------------------------------------------------- */
 

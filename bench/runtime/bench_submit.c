@@ -23,24 +23,11 @@
 
 #include "base/alloc.h"
 
+#include "runtime_bench.h"
+
 #define SAMPLES 10000
 
 static long per_producer = 5000000;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void check(int rc, const char *what)
-{
-    if (rc != 0) {
-        fprintf(stderr, "%s failed: %s\n", what, arpc_strerror(rc));
-        exit(1);
-    }
-}
 
 /* ---- throughput ---------------------------------------------------------------------- */
 

@@ -18,17 +18,12 @@
 #include <arpc/loop.h>
 #include <arpc/timer.h>
 
+#include "runtime_bench.h"
+
 #define PRELOADED 10000
 
 static long pairs = 2000000;
 static uint64_t rng = 88172645463325252ull;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int64_t random_delay_ms(void)
 {
@@ -42,14 +37,6 @@ static void never(void *arg)
 {
     fprintf(stderr, "a benchmark timer fired\n");
     abort();
-}
-
-static void check(int rc, const char *what)
-{
-    if (rc != 0) {
-        fprintf(stderr, "%s failed: %s\n", what, arpc_strerror(rc));
-        exit(1);
-    }
 }
 
 static void bench_immediate(arpc_loop *loop, bool print)
