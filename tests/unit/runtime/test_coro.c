@@ -8,8 +8,10 @@
  * another coroutine; yields run coroutines round-robin in spawn order; a
  * spawn never runs the new coroutine inside the call; registers (including
  * floating point) survive switches; a coroutine can use most of its stack;
- * every callee-saved register holds its own value in each coroutine.
+ * every callee-saved register holds its own value in each coroutine; each
+ * coroutine keeps its own floating-point rounding mode.
  */
+#include <fenv.h>
 #include <time.h>
 
 #include <arpc/coro.h>
@@ -478,6 +480,68 @@ static void test_callee_saved_registers_per_coroutine(void)
     }
 }
 
+/* ---- floating-point control ---------------------------------------------------------- */
+
+/* The rounding mode lives in a control register (MXCSR and the x87 control
+ * word on x86-64, FPCR on aarch64) that the ABIs make callee-saved, so each
+ * coroutine must keep its own across switches, like any thread would. */
+
+#define ROUNDING_WORKERS 3
+
+static const int rounding_modes[ROUNDING_WORKERS] = {FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO};
+
+typedef struct rounding_state {
+    arpc_wg wg;
+    int ids[ROUNDING_WORKERS];
+    double third[ROUNDING_WORKERS];
+} rounding_state;
+
+static rounding_state *rounding_current;
+
+/* Volatile, so every division happens at run time under the current mode. */
+static volatile double fp_one = 1.0;
+static volatile double fp_three = 3.0;
+
+static void rounding_worker(void *arg)
+{
+    int id = *(int *)arg;
+    int mode = rounding_modes[id];
+    ASSERT_EQ(fesetround(mode), 0);
+    double third = fp_one / fp_three;
+    for (int i = 0; i < 20; i++) {
+        ASSERT_OK(arpc_coro_yield());
+        ASSERT_EQ(fegetround(), mode);
+        ASSERT_TRUE(fp_one / fp_three == third);
+    }
+    rounding_current->third[id] = third;
+    arpc_wg_done(&rounding_current->wg);
+}
+
+static void rounding_body(void *arg)
+{
+    rounding_state *s = arg;
+    rounding_current = s;
+    ASSERT_EQ(fegetround(), FE_TONEAREST);
+    arpc_wg_init(&s->wg, ROUNDING_WORKERS);
+    for (int i = 0; i < ROUNDING_WORKERS; i++) {
+        s->ids[i] = i;
+        ASSERT_OK(arpc_coro_spawn(arpc_loop_current(), rounding_worker, &s->ids[i]));
+    }
+    ASSERT_OK(arpc_wg_wait(&s->wg, -1));
+    ASSERT_EQ(fegetround(), FE_TONEAREST);
+}
+
+static void test_rounding_mode_per_coroutine(void)
+{
+    rounding_state s;
+    memset(&s, 0, sizeof(s));
+    run_main(NULL, rounding_body, &s);
+    ASSERT_EQ(fegetround(), FE_TONEAREST);
+    /* The modes really applied: 1/3 rounded up is above 1/3 rounded down. */
+    ASSERT_TRUE(s.third[0] > s.third[1]);
+    ASSERT_TRUE(s.third[1] == s.third[2]);
+}
+
 int main(void)
 {
     RUN_TEST(test_100k_coroutines);
@@ -487,5 +551,6 @@ int main(void)
     RUN_TEST(test_yield_order);
     RUN_TEST(test_registers_and_stack_survive_switches);
     RUN_TEST(test_callee_saved_registers_per_coroutine);
+    RUN_TEST(test_rounding_mode_per_coroutine);
     return 0;
 }
