@@ -16,6 +16,7 @@
     .type   arpc__ctx_switch, %function
     .p2align 4
 arpc__ctx_switch:
+    .cfi_startproc
     sub     sp, sp, #176
     stp     x19, x20, [sp, #0]
     stp     x21, x22, [sp, #16]
@@ -53,6 +54,7 @@ arpc__ctx_switch:
 1:
     add     sp, sp, #176
     ret
+    .cfi_endproc
     .size   arpc__ctx_switch, .-arpc__ctx_switch
 
 /* void arpc__ctx_make(arpc__ctx *ctx = x0, void *stack_lo = x1, size_t size = x2,
@@ -65,6 +67,7 @@ arpc__ctx_switch:
     .type   arpc__ctx_make, %function
     .p2align 4
 arpc__ctx_make:
+    .cfi_startproc
     add     x9, x1, x2
     and     x9, x9, #~15
     sub     x9, x9, #176
@@ -83,14 +86,19 @@ arpc__ctx_make:
     stp     x10, xzr, [x9, #160]
     str     x9, [x0]
     ret
+    .cfi_endproc
     .size   arpc__ctx_make, .-arpc__ctx_make
 
     .type   arpc_ctx_trampoline, %function
     .p2align 4
 arpc_ctx_trampoline:
+    .cfi_startproc
+    /* The outermost frame of a coroutine: stop unwinders here. */
+    .cfi_undefined x30
     mov     x0, x19
     blr     x20
     brk     #0
+    .cfi_endproc
     .size   arpc_ctx_trampoline, .-arpc_ctx_trampoline
 
     .section .note.GNU-stack,"",%progbits
