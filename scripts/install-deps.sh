@@ -17,6 +17,9 @@ PACKAGES=(
     valgrind
     util-linux        # setarch, for ThreadSanitizer on high-entropy ASLR kernels
     procps
+    gcc-aarch64-linux-gnu     # make test-aarch64: cross-compiles switch_aarch64.S and the
+    libc6-dev-arm64-cross     #   runtime tests, which run under qemu-user's qemu-aarch64
+    qemu-user
 )
 
 missing=()

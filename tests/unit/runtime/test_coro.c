@@ -7,8 +7,11 @@
  * the wait, times out with ARPC_ETIMEDOUT (not early), and is woken by
  * another coroutine; yields run coroutines round-robin in spawn order; a
  * spawn never runs the new coroutine inside the call; registers (including
- * floating point) survive switches; a coroutine can use most of its stack.
+ * floating point) survive switches; a coroutine can use most of its stack;
+ * every callee-saved register holds its own value in each coroutine; each
+ * coroutine keeps its own floating-point rounding mode.
  */
+#include <fenv.h>
 #include <time.h>
 
 #include <arpc/coro.h>
@@ -389,6 +392,156 @@ static void test_registers_and_stack_survive_switches(void)
         ASSERT_TRUE(s.results[i] == fp_reference(i));
 }
 
+/* ---- callee-saved registers --------------------------------------------------------- */
+
+#define LIVE_ROUNDS 300
+
+typedef struct live_sums {
+    uint64_t ints;
+    double fps;
+} live_sums;
+
+/* Keeps ten integers and eight doubles live across every yield: more than a
+ * compiler can park on the stack cheaply, so it keeps them in the
+ * callee-saved registers (x19-x28 and d8-d15 on aarch64; rbx, rbp and
+ * r12-r15 on x86-64, where every SSE register is caller-saved and the doubles
+ * are spilled), and the coroutines running in between hold different values
+ * in the same registers.  A register the switch forgets changes the sums. */
+__attribute__((noinline)) static live_sums live_values(int id, bool yield)
+{
+    uint64_t a = (uint64_t)id + 1, b = a * 3, c = a * 5, d = a * 7, e = a * 11;
+    uint64_t f = a * 13, g = a * 17, h = a * 19, i = a * 23, j = a * 29;
+    double p = id + 0.5, q = p * 2, r = p * 3, s = p * 5, t = p * 7, u = p * 11;
+    double v = p * 13, w = p * 17;
+    for (int k = 0; k < LIVE_ROUNDS; k++) {
+        if (yield)
+            ASSERT_OK(arpc_coro_yield());
+        a = a * 6364136223846793005u + j;
+        b = (b ^ a) * 3 + 1;
+        c = (c ^ b) * 5 + 2;
+        d = (d ^ c) * 7 + 3;
+        e = (e ^ d) * 11 + 4;
+        f = (f ^ e) * 13 + 5;
+        g = (g ^ f) * 17 + 6;
+        h = (h ^ g) * 19 + 7;
+        i = (i ^ h) * 23 + 8;
+        j = (j ^ i) * 29 + 9;
+        p = p * 0.999 + w * 0.001;
+        q = q * 0.998 + p * 0.002;
+        r = r * 0.997 + q * 0.003;
+        s = s * 0.996 + r * 0.004;
+        t = t * 0.995 + s * 0.005;
+        u = u * 0.994 + t * 0.006;
+        v = v * 0.993 + u * 0.007;
+        w = w * 0.992 + v * 0.008;
+    }
+    live_sums sums = {a ^ b ^ c ^ d ^ e ^ f ^ g ^ h ^ i ^ j, p + q + r + s + t + u + v + w};
+    return sums;
+}
+
+#define LIVE_WORKERS 3
+
+typedef struct live_state {
+    arpc_wg wg;
+    int ids[LIVE_WORKERS];
+    live_sums sums[LIVE_WORKERS];
+} live_state;
+
+static live_state *live_current;
+
+static void live_worker(void *arg)
+{
+    int id = *(int *)arg;
+    live_current->sums[id] = live_values(id, true);
+    arpc_wg_done(&live_current->wg);
+}
+
+static void live_body(void *arg)
+{
+    live_state *s = arg;
+    live_current = s;
+    arpc_wg_init(&s->wg, LIVE_WORKERS);
+    for (int i = 0; i < LIVE_WORKERS; i++) {
+        s->ids[i] = i;
+        ASSERT_OK(arpc_coro_spawn(arpc_loop_current(), live_worker, &s->ids[i]));
+    }
+    ASSERT_OK(arpc_wg_wait(&s->wg, -1));
+}
+
+static void test_callee_saved_registers_per_coroutine(void)
+{
+    live_state s;
+    memset(&s, 0, sizeof(s));
+    run_main(NULL, live_body, &s);
+    for (int i = 0; i < LIVE_WORKERS; i++) {
+        live_sums want = live_values(i, false);
+        ASSERT_EQ(s.sums[i].ints, want.ints);
+        ASSERT_TRUE(s.sums[i].fps == want.fps);
+    }
+}
+
+/* ---- floating-point control ---------------------------------------------------------- */
+
+/* The rounding mode lives in a control register (MXCSR and the x87 control
+ * word on x86-64, FPCR on aarch64) that the ABIs make callee-saved, so each
+ * coroutine must keep its own across switches, like any thread would. */
+
+#define ROUNDING_WORKERS 3
+
+static const int rounding_modes[ROUNDING_WORKERS] = {FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO};
+
+typedef struct rounding_state {
+    arpc_wg wg;
+    int ids[ROUNDING_WORKERS];
+    double third[ROUNDING_WORKERS];
+} rounding_state;
+
+static rounding_state *rounding_current;
+
+/* Volatile, so every division happens at run time under the current mode. */
+static volatile double fp_one = 1.0;
+static volatile double fp_three = 3.0;
+
+static void rounding_worker(void *arg)
+{
+    int id = *(int *)arg;
+    int mode = rounding_modes[id];
+    ASSERT_EQ(fesetround(mode), 0);
+    double third = fp_one / fp_three;
+    for (int i = 0; i < 20; i++) {
+        ASSERT_OK(arpc_coro_yield());
+        ASSERT_EQ(fegetround(), mode);
+        ASSERT_TRUE(fp_one / fp_three == third);
+    }
+    rounding_current->third[id] = third;
+    arpc_wg_done(&rounding_current->wg);
+}
+
+static void rounding_body(void *arg)
+{
+    rounding_state *s = arg;
+    rounding_current = s;
+    ASSERT_EQ(fegetround(), FE_TONEAREST);
+    arpc_wg_init(&s->wg, ROUNDING_WORKERS);
+    for (int i = 0; i < ROUNDING_WORKERS; i++) {
+        s->ids[i] = i;
+        ASSERT_OK(arpc_coro_spawn(arpc_loop_current(), rounding_worker, &s->ids[i]));
+    }
+    ASSERT_OK(arpc_wg_wait(&s->wg, -1));
+    ASSERT_EQ(fegetround(), FE_TONEAREST);
+}
+
+static void test_rounding_mode_per_coroutine(void)
+{
+    rounding_state s;
+    memset(&s, 0, sizeof(s));
+    run_main(NULL, rounding_body, &s);
+    ASSERT_EQ(fegetround(), FE_TONEAREST);
+    /* The modes really applied: 1/3 rounded up is above 1/3 rounded down. */
+    ASSERT_TRUE(s.third[0] > s.third[1]);
+    ASSERT_TRUE(s.third[1] == s.third[2]);
+}
+
 int main(void)
 {
     RUN_TEST(test_100k_coroutines);
@@ -397,5 +550,7 @@ int main(void)
     RUN_TEST(test_event_in_one_loop);
     RUN_TEST(test_yield_order);
     RUN_TEST(test_registers_and_stack_survive_switches);
+    RUN_TEST(test_callee_saved_registers_per_coroutine);
+    RUN_TEST(test_rounding_mode_per_coroutine);
     return 0;
 }
