@@ -485,22 +485,27 @@ static void link_on_connected(arpc__conn *conn)
         link_send(lnk, arpc__container_of(node, cli_call, link));
 }
 
+typedef struct link_failure {
+    cli_link *lnk;
+    int err;
+} link_failure;
+
+static void fail_sent_call(void *call_arg, void *failure_arg)
+{
+    cli_call *call = call_arg;
+    const link_failure *failure = failure_arg;
+    atomic_fetch_sub_explicit(&failure->lnk->ep->in_flight, 1, memory_order_relaxed);
+    call->lnk = NULL;
+    if (call->idempotent)
+        call_retry_or_fail(call, failure->err);
+    else
+        call_complete(call, failure->err, NULL, 0);
+}
+
 static void fail_sent_calls(cli_link *lnk, int err)
 {
-    size_t count;
-    arpc__pending_slot *slots = arpc__pending_take_all(&lnk->pending, &count);
-    for (size_t i = 0; i < count; i++) {
-        cli_call *call = slots[i].call;
-        if (slots[i].id == 0 || call == NULL)
-            continue;
-        atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
-        call->lnk = NULL;
-        if (call->idempotent)
-            call_retry_or_fail(call, err);
-        else
-            call_complete(call, err, NULL, 0);
-    }
-    arpc__free(slots);
+    link_failure failure = {lnk, err};
+    arpc__pending_drain(&lnk->pending, fail_sent_call, &failure);
 }
 
 static void slot_link_lost(cli_slot *slot, bool failed, int err);
