@@ -200,7 +200,7 @@ static void call_put(cli_call *call)
         call_free(call);
         return;
     }
-    arpc_buf_clear(&call->req);
+    arpc__buf_clear(&call->req);
     arpc__buf_shrink_if_idle(&call->req, REQ_KEEP_SIZE);
     arpc__list_push_front(&pool->free, &call->link);
     pool->count++;
@@ -308,10 +308,7 @@ static void link_send(cli_link *lnk, cli_call *call)
     uint64_t id = ++lnk->next_id;
     int rc = arpc__pending_insert(&lnk->pending, id, call);
     if (rc == 0) {
-        rc = arpc__frame_encode_request(&lnk->conn.out, id, timeout_ms,
-                                        call->idempotent ? ARPC__FLAG_IDEMPOTENT : 0,
-                                        call->method, call->method_len,
-                                        arpc_buf_data(&call->req), call->req.len);
+        rc = arpc__frame_append_request(&lnk->conn.out, &call->req, id, timeout_ms);
         if (rc < 0)
             arpc__pending_remove(&lnk->pending, id);
     }
@@ -848,10 +845,15 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     if (atomic_load(&ch->closing))
         return ARPC_ESTOPPED;
     cli_call *call = call_get();
-    if (call == NULL || arpc_buf_append(&call->req, req, req_len) < 0) {
-        if (call)
-            call_free(call);
+    if (call == NULL)
         return ARPC_ENOMEM;
+    bool idempotent = opts ? opts->idempotent : false;
+    /* Id and timeout are set when it is sent (arpc__frame_append_request). */
+    int rc = arpc__frame_encode_request(&call->req, 0, 0, idempotent ? ARPC__FLAG_IDEMPOTENT : 0,
+                                        method, method_len, req, req_len);
+    if (rc < 0) {
+        call_free(call);
+        return rc;
     }
     int64_t timeout_ms = opts && opts->timeout_ms >= 0 ? opts->timeout_ms
                                                        : ch->opts.default_timeout_ms;
@@ -861,12 +863,10 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     call->timeout_ms = timeout_ms > 0 && timeout_ms <= UINT32_MAX ? (uint32_t)timeout_ms : 0;
     call->fresh = true;
     call->hash_key = opts ? opts->hash_key : 0;
-    call->idempotent = opts ? opts->idempotent : false;
+    call->idempotent = idempotent;
     call->attempts = 0;
     call->cb = cb;
     call->user_data = user_data;
-    call->method_len = (uint16_t)method_len;
-    memcpy(call->method, method, method_len + 1);
     call->lnk = NULL;
     atomic_fetch_add(&ch->active_calls, 1);
     atomic_fetch_add_explicit(&ch->calls, 1, memory_order_relaxed);
@@ -880,7 +880,7 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
         return 0;
     }
     call->in_initiator = false;
-    int rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
+    rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
     ARPC_CHECK(rc == 0);
     return 0;
 }
