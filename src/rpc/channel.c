@@ -114,25 +114,31 @@ static void call_pool_fini(void *value)
 
 static void on_deadlines(arpc__timer *timer);
 
-/* The pool of the calling loop thread, created on first use; NULL elsewhere. */
-static call_pool *local_pool(void)
+/* Creates the pool of `loop`, the calling loop.  @return it, or NULL. */
+static __attribute__((noinline)) call_pool *local_pool_create(arpc_loop *loop)
+{
+    call_pool *pool = arpc__calloc(1, sizeof(*pool));
+    if (pool == NULL)
+        return NULL;
+    arpc__list_init(&pool->free);
+    arpc__list_init(&pool->deadlines);
+    arpc__timer_init(&pool->deadline_timer, on_deadlines);
+    pool->loop = loop;
+    arpc__loop_local *local = &loop->locals[ARPC__LOCAL_CALL_POOL];
+    local->value = pool;
+    local->fini = call_pool_fini;
+    return pool;
+}
+
+/* The pool of the calling loop thread, created on first use; NULL elsewhere.
+ * Inline: every call asks for it three times (get, deadline, put). */
+static inline call_pool *local_pool(void)
 {
     arpc_loop *loop = arpc__loop_current();
     if (loop == NULL)
         return NULL;
-    arpc__loop_local *local = &loop->locals[ARPC__LOCAL_CALL_POOL];
-    if (local->value == NULL) {
-        call_pool *pool = arpc__calloc(1, sizeof(*pool));
-        if (pool == NULL)
-            return NULL;
-        arpc__list_init(&pool->free);
-        arpc__list_init(&pool->deadlines);
-        arpc__timer_init(&pool->deadline_timer, on_deadlines);
-        pool->loop = loop;
-        local->value = pool;
-        local->fini = call_pool_fini;
-    }
-    return local->value;
+    call_pool *pool = loop->locals[ARPC__LOCAL_CALL_POOL].value;
+    return arpc__likely(pool != NULL) ? pool : local_pool_create(loop);
 }
 
 /* Queues a call's deadline on the calling loop.  @return 0 or ARPC_ENOMEM. */
@@ -757,10 +763,8 @@ static unsigned random_index(void)
     return (unsigned)(random_state >> 11);
 }
 
-static cli_endpoint *pick_endpoint(arpc_channel *ch, uint64_t hash_key)
+static cli_endpoint *pick_by_policy(arpc_channel *ch, uint64_t hash_key)
 {
-    if (ch->ep_count == 1)
-        return &ch->eps[0];
     switch (ch->opts.lb_policy) {
     case ARPC_LB_RANDOM:
         return scan_from(ch, random_index());
@@ -774,9 +778,20 @@ static cli_endpoint *pick_endpoint(arpc_channel *ch, uint64_t hash_key)
     }
 }
 
+/* Inline for the common single endpoint, which needs no policy. */
+static inline cli_endpoint *pick_endpoint(arpc_channel *ch, uint64_t hash_key)
+{
+    if (ch->ep_count == 1)
+        return &ch->eps[0];
+    return pick_by_policy(ch, hash_key);
+}
+
 /* A slot on the calling loop if the endpoint has one; else round-robin. */
 static cli_slot *pick_slot(cli_endpoint *ep)
 {
+    /* One connection per endpoint is the default: nothing to choose. */
+    if (ep->slot_count == 1)
+        return &ep->slots[0];
     arpc_loop *here = arpc__loop_current();
     for (unsigned i = 0; i < ep->slot_count && here != NULL; i++) {
         if (ep->slots[i].loop == here)
@@ -894,7 +909,7 @@ typedef struct sync_wait {
 static void on_sync_done(int status, const void *rsp, size_t rsp_len, void *user_data)
 {
     sync_wait *wait = user_data;
-    if (status >= 0 && wait->rsp != NULL && arpc_buf_append(wait->rsp, rsp, rsp_len) < 0)
+    if (status >= 0 && wait->rsp != NULL && arpc__buf_append(wait->rsp, rsp, rsp_len) < 0)
         status = ARPC_ENOMEM;
     wait->status = status;
     arpc_event_signal(&wait->done);
