@@ -76,22 +76,14 @@ int arpc__conn_start(arpc__conn *conn)
     return rc;
 }
 
-void arpc__conn_ref(arpc__conn *conn)
+void arpc__conn_free(arpc__conn *conn)
 {
-    conn->refs++;
-}
-
-void arpc__conn_unref(arpc__conn *conn)
-{
-    ARPC_CHECK(conn->refs > 0);
-    if (--conn->refs > 0)
-        return;
     arpc__buf_fini(&conn->in);
     arpc__buf_fini(&conn->out);
     conn->ops->on_free(conn);
 }
 
-void arpc__conn_flush_soon(arpc__conn *conn)
+void arpc__conn_flush_schedule(arpc__conn *conn)
 {
     if (conn->closed || conn->connecting || conn->write_blocked ||
         arpc__list_linked(&conn->flush.link))
