@@ -786,8 +786,9 @@ static inline cli_endpoint *pick_endpoint(arpc_channel *ch, uint64_t hash_key)
     return pick_by_policy(ch, hash_key);
 }
 
-/* A slot on the calling loop if the endpoint has one; else round-robin. */
-static cli_slot *pick_slot(cli_endpoint *ep)
+/* A slot on the calling loop if the endpoint has one; else round-robin.
+ * Inline, for the one-slot case every call takes by default. */
+static inline cli_slot *pick_slot(cli_endpoint *ep)
 {
     /* One connection per endpoint is the default: nothing to choose. */
     if (ep->slot_count == 1)
