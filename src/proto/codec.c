@@ -256,6 +256,23 @@ int arpc__frame_encode_request(arpc_buf *out, uint64_t request_id, uint32_t time
     return append_frame(out, &f);
 }
 
+int arpc__frame_append_request(arpc_buf *out, const arpc_buf *encoded, uint64_t request_id,
+                               uint32_t timeout_ms)
+{
+    ARPC_ASSERT(encoded->len >= ARPC__FRAME_HEADER_SIZE);
+    ARPC_ASSERT(arpc__buf_head(encoded)[OFF_TYPE] == ARPC__FRAME_REQUEST);
+    int rc = arpc__buf_ensure(out, encoded->len);
+    if (arpc__unlikely(rc < 0))
+        return rc;
+    uint8_t *h = arpc__buf_tail(out);
+    memcpy(h, arpc__buf_head(encoded), encoded->len);
+    /* timeout_ms, then the reserved word (0), as pack_header writes them. */
+    store_le64(h + OFF_TIMEOUT, timeout_ms);
+    store_le64(h + OFF_REQUEST_ID, request_id);
+    out->len += encoded->len;
+    return 0;
+}
+
 int arpc__frame_encode_response(arpc_buf *out, uint64_t request_id, int32_t status,
                                 const void *payload, size_t payload_len)
 {

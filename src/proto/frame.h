@@ -76,6 +76,17 @@ int arpc__frame_encode_request(arpc_buf *out, uint64_t request_id, uint32_t time
                                uint16_t flags, const char *method, size_t method_len,
                                const void *payload, size_t payload_len);
 
+/*
+ * Appends a copy of `encoded`, one whole REQUEST frame made by arpc__frame_encode_request,
+ * with its request id and timeout replaced: a client encodes a call once and sends it, or
+ * sends it again after a retry, with one copy.
+ *
+ * @return 0 or ARPC_ENOMEM (out unchanged).
+ * Thread: the owner of `out`.  Suspends: no.
+ */
+int arpc__frame_append_request(arpc_buf *out, const arpc_buf *encoded, uint64_t request_id,
+                               uint32_t timeout_ms);
+
 int arpc__frame_encode_response(arpc_buf *out, uint64_t request_id, int32_t status,
                                 const void *payload, size_t payload_len);
 

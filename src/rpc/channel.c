@@ -114,25 +114,31 @@ static void call_pool_fini(void *value)
 
 static void on_deadlines(arpc__timer *timer);
 
-/* The pool of the calling loop thread, created on first use; NULL elsewhere. */
-static call_pool *local_pool(void)
+/* Creates the pool of `loop`, the calling loop.  @return it, or NULL. */
+static __attribute__((noinline)) call_pool *local_pool_create(arpc_loop *loop)
+{
+    call_pool *pool = arpc__calloc(1, sizeof(*pool));
+    if (pool == NULL)
+        return NULL;
+    arpc__list_init(&pool->free);
+    arpc__list_init(&pool->deadlines);
+    arpc__timer_init(&pool->deadline_timer, on_deadlines);
+    pool->loop = loop;
+    arpc__loop_local *local = &loop->locals[ARPC__LOCAL_CALL_POOL];
+    local->value = pool;
+    local->fini = call_pool_fini;
+    return pool;
+}
+
+/* The pool of the calling loop thread, created on first use; NULL elsewhere.
+ * Inline: every call asks for it three times (get, deadline, put). */
+static inline call_pool *local_pool(void)
 {
     arpc_loop *loop = arpc__loop_current();
     if (loop == NULL)
         return NULL;
-    arpc__loop_local *local = &loop->locals[ARPC__LOCAL_CALL_POOL];
-    if (local->value == NULL) {
-        call_pool *pool = arpc__calloc(1, sizeof(*pool));
-        if (pool == NULL)
-            return NULL;
-        arpc__list_init(&pool->free);
-        arpc__list_init(&pool->deadlines);
-        arpc__timer_init(&pool->deadline_timer, on_deadlines);
-        pool->loop = loop;
-        local->value = pool;
-        local->fini = call_pool_fini;
-    }
-    return local->value;
+    call_pool *pool = loop->locals[ARPC__LOCAL_CALL_POOL].value;
+    return arpc__likely(pool != NULL) ? pool : local_pool_create(loop);
 }
 
 /* Queues a call's deadline on the calling loop.  @return 0 or ARPC_ENOMEM. */
@@ -200,7 +206,7 @@ static void call_put(cli_call *call)
         call_free(call);
         return;
     }
-    arpc_buf_clear(&call->req);
+    arpc__buf_clear(&call->req);
     arpc__buf_shrink_if_idle(&call->req, REQ_KEEP_SIZE);
     arpc__list_push_front(&pool->free, &call->link);
     pool->count++;
@@ -308,10 +314,7 @@ static void link_send(cli_link *lnk, cli_call *call)
     uint64_t id = ++lnk->next_id;
     int rc = arpc__pending_insert(&lnk->pending, id, call);
     if (rc == 0) {
-        rc = arpc__frame_encode_request(&lnk->conn.out, id, timeout_ms,
-                                        call->idempotent ? ARPC__FLAG_IDEMPOTENT : 0,
-                                        call->method, call->method_len,
-                                        arpc_buf_data(&call->req), call->req.len);
+        rc = arpc__frame_append_request(&lnk->conn.out, &call->req, id, timeout_ms);
         if (rc < 0)
             arpc__pending_remove(&lnk->pending, id);
     }
@@ -485,22 +488,27 @@ static void link_on_connected(arpc__conn *conn)
         link_send(lnk, arpc__container_of(node, cli_call, link));
 }
 
+typedef struct link_failure {
+    cli_link *lnk;
+    int err;
+} link_failure;
+
+static void fail_sent_call(void *call_arg, void *failure_arg)
+{
+    cli_call *call = call_arg;
+    const link_failure *failure = failure_arg;
+    atomic_fetch_sub_explicit(&failure->lnk->ep->in_flight, 1, memory_order_relaxed);
+    call->lnk = NULL;
+    if (call->idempotent)
+        call_retry_or_fail(call, failure->err);
+    else
+        call_complete(call, failure->err, NULL, 0);
+}
+
 static void fail_sent_calls(cli_link *lnk, int err)
 {
-    size_t count;
-    arpc__pending_slot *slots = arpc__pending_take_all(&lnk->pending, &count);
-    for (size_t i = 0; i < count; i++) {
-        cli_call *call = slots[i].call;
-        if (slots[i].id == 0 || call == NULL)
-            continue;
-        atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
-        call->lnk = NULL;
-        if (call->idempotent)
-            call_retry_or_fail(call, err);
-        else
-            call_complete(call, err, NULL, 0);
-    }
-    arpc__free(slots);
+    link_failure failure = {lnk, err};
+    arpc__pending_drain(&lnk->pending, fail_sent_call, &failure);
 }
 
 static void slot_link_lost(cli_slot *slot, bool failed, int err);
@@ -755,10 +763,8 @@ static unsigned random_index(void)
     return (unsigned)(random_state >> 11);
 }
 
-static cli_endpoint *pick_endpoint(arpc_channel *ch, uint64_t hash_key)
+static cli_endpoint *pick_by_policy(arpc_channel *ch, uint64_t hash_key)
 {
-    if (ch->ep_count == 1)
-        return &ch->eps[0];
     switch (ch->opts.lb_policy) {
     case ARPC_LB_RANDOM:
         return scan_from(ch, random_index());
@@ -772,9 +778,21 @@ static cli_endpoint *pick_endpoint(arpc_channel *ch, uint64_t hash_key)
     }
 }
 
-/* A slot on the calling loop if the endpoint has one; else round-robin. */
-static cli_slot *pick_slot(cli_endpoint *ep)
+/* Inline for the common single endpoint, which needs no policy. */
+static inline cli_endpoint *pick_endpoint(arpc_channel *ch, uint64_t hash_key)
 {
+    if (ch->ep_count == 1)
+        return &ch->eps[0];
+    return pick_by_policy(ch, hash_key);
+}
+
+/* A slot on the calling loop if the endpoint has one; else round-robin.
+ * Inline, for the one-slot case every call takes by default. */
+static inline cli_slot *pick_slot(cli_endpoint *ep)
+{
+    /* One connection per endpoint is the default: nothing to choose. */
+    if (ep->slot_count == 1)
+        return &ep->slots[0];
     arpc_loop *here = arpc__loop_current();
     for (unsigned i = 0; i < ep->slot_count && here != NULL; i++) {
         if (ep->slots[i].loop == here)
@@ -843,10 +861,15 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     if (atomic_load(&ch->closing))
         return ARPC_ESTOPPED;
     cli_call *call = call_get();
-    if (call == NULL || arpc_buf_append(&call->req, req, req_len) < 0) {
-        if (call)
-            call_free(call);
+    if (call == NULL)
         return ARPC_ENOMEM;
+    bool idempotent = opts ? opts->idempotent : false;
+    /* Id and timeout are set when it is sent (arpc__frame_append_request). */
+    int rc = arpc__frame_encode_request(&call->req, 0, 0, idempotent ? ARPC__FLAG_IDEMPOTENT : 0,
+                                        method, method_len, req, req_len);
+    if (rc < 0) {
+        call_free(call);
+        return rc;
     }
     int64_t timeout_ms = opts && opts->timeout_ms >= 0 ? opts->timeout_ms
                                                        : ch->opts.default_timeout_ms;
@@ -856,12 +879,10 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     call->timeout_ms = timeout_ms > 0 && timeout_ms <= UINT32_MAX ? (uint32_t)timeout_ms : 0;
     call->fresh = true;
     call->hash_key = opts ? opts->hash_key : 0;
-    call->idempotent = opts ? opts->idempotent : false;
+    call->idempotent = idempotent;
     call->attempts = 0;
     call->cb = cb;
     call->user_data = user_data;
-    call->method_len = (uint16_t)method_len;
-    memcpy(call->method, method, method_len + 1);
     call->lnk = NULL;
     atomic_fetch_add(&ch->active_calls, 1);
     atomic_fetch_add_explicit(&ch->calls, 1, memory_order_relaxed);
@@ -875,7 +896,7 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
         return 0;
     }
     call->in_initiator = false;
-    int rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
+    rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
     ARPC_CHECK(rc == 0);
     return 0;
 }
@@ -889,7 +910,7 @@ typedef struct sync_wait {
 static void on_sync_done(int status, const void *rsp, size_t rsp_len, void *user_data)
 {
     sync_wait *wait = user_data;
-    if (status >= 0 && wait->rsp != NULL && arpc_buf_append(wait->rsp, rsp, rsp_len) < 0)
+    if (status >= 0 && wait->rsp != NULL && arpc__buf_append(wait->rsp, rsp, rsp_len) < 0)
         status = ARPC_ENOMEM;
     wait->status = status;
     arpc_event_signal(&wait->done);

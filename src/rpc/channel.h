@@ -39,8 +39,8 @@ struct cli_call {
     int last_error; /* why the previous attempt failed */
     arpc_call_cb cb;
     void *user_data;
-    uint16_t method_len;
-    char method[ARPC__MAX_METHOD_LEN + 1];
+    /* The whole REQUEST frame, encoded once by arpc_call_async; each send
+     * copies it with its own request id and timeout (a retry sends it again). */
     arpc_buf req;
 };
 

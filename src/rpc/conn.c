@@ -76,22 +76,14 @@ int arpc__conn_start(arpc__conn *conn)
     return rc;
 }
 
-void arpc__conn_ref(arpc__conn *conn)
+void arpc__conn_free(arpc__conn *conn)
 {
-    conn->refs++;
-}
-
-void arpc__conn_unref(arpc__conn *conn)
-{
-    ARPC_CHECK(conn->refs > 0);
-    if (--conn->refs > 0)
-        return;
     arpc__buf_fini(&conn->in);
     arpc__buf_fini(&conn->out);
     conn->ops->on_free(conn);
 }
 
-void arpc__conn_flush_soon(arpc__conn *conn)
+void arpc__conn_flush_schedule(arpc__conn *conn)
 {
     if (conn->closed || conn->connecting || conn->write_blocked ||
         arpc__list_linked(&conn->flush.link))
@@ -144,7 +136,9 @@ void arpc__conn_close(arpc__conn *conn, int err)
     arpc__conn_unref(conn);
 }
 
-/* Decodes every complete frame in `buf` and consumes it.  @return 0 or an error. */
+/* Decodes every complete frame in `buf` and consumes it.  The caller has set
+ * last_rx_ns for the read (the loop's time does not move while an event is
+ * handled), so a frame need not set it again.  @return 0 or an error. */
 static int decode_frames(arpc__conn *conn, arpc_buf *buf)
 {
     while (buf->len > 0 && !conn->closed) {
@@ -154,7 +148,6 @@ static int decode_frames(arpc__conn *conn, arpc_buf *buf)
             return 0;
         if (n < 0)
             return (int)n;
-        conn->last_rx_ns = conn->loop->now_ns;
         int rc = conn->ops->on_frame(conn, &frame);
         arpc__buf_consume(buf, (size_t)n);
         if (rc < 0)

@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/assert.h"
 #include "base/buf.h"
+#include "base/list.h"
 #include "proto/frame.h"
 #include "runtime/loop.h"
 
@@ -60,8 +62,17 @@ void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn
  * connection is then closed with it). */
 int arpc__conn_start(arpc__conn *conn);
 
-/* Asks for the output buffer to be written before the loop's next poll. */
-void arpc__conn_flush_soon(arpc__conn *conn);
+/* The slow half of arpc__conn_flush_soon: schedules the flush. */
+void arpc__conn_flush_schedule(arpc__conn *conn);
+
+/* Asks for the output buffer to be written before the loop's next poll.
+ * Inline: every request and every answer asks, and all but the first of an
+ * iteration find the flush scheduled already. */
+static inline void arpc__conn_flush_soon(arpc__conn *conn)
+{
+    if (!arpc__list_linked(&conn->flush.link))
+        arpc__conn_flush_schedule(conn);
+}
 
 /* Writes what it can of the output buffer now. */
 void arpc__conn_flush_now(arpc__conn *conn);
@@ -69,7 +80,20 @@ void arpc__conn_flush_now(arpc__conn *conn);
 /* Closes the socket, then tells the owner (on_close).  Idempotent. */
 void arpc__conn_close(arpc__conn *conn, int err);
 
-void arpc__conn_ref(arpc__conn *conn);
-void arpc__conn_unref(arpc__conn *conn);
+/* The last reference is gone: frees the buffers, then the owner (on_free). */
+void arpc__conn_free(arpc__conn *conn);
+
+/* Inline: a request takes and drops one, and so does every event. */
+static inline void arpc__conn_ref(arpc__conn *conn)
+{
+    conn->refs++;
+}
+
+static inline void arpc__conn_unref(arpc__conn *conn)
+{
+    ARPC_CHECK(conn->refs > 0);
+    if (--conn->refs == 0)
+        arpc__conn_free(conn);
+}
 
 #endif

@@ -698,6 +698,44 @@ static void test_encode_enomem_leaves_buffer_unchanged(void)
     arpc_buf_destroy(b);
 }
 
+/* A request encoded once with placeholder id and timeout, then appended with the real
+ * ones, is byte for byte the request encoded directly; a second append (a retry) carries
+ * its own id; ENOMEM leaves the output as it was. */
+static void test_append_request_sets_id_and_timeout(void)
+{
+    arpc_buf *encoded;
+    arpc_buf *out;
+
+    ASSERT_OK(arpc_buf_create(&encoded));
+    ASSERT_OK(arpc_buf_create(&out));
+    ASSERT_OK(arpc__frame_encode_request(encoded, 0, 0, ARPC__FLAG_IDEMPOTENT, "calc.Add", 8,
+                                         "\x01\x02\x03", 3));
+    ASSERT_OK(arpc_buf_append(out, "x", 1));
+    ASSERT_OK(arpc__frame_append_request(out, encoded, 0x0102030405060708u, 1500));
+    ASSERT_EQ(arpc_buf_len(out), 1 + sizeof(golden_request));
+    ASSERT_MEMEQ((const uint8_t *)arpc_buf_data(out) + 1, golden_request, sizeof(golden_request));
+
+    ASSERT_OK(arpc__frame_append_request(out, encoded, 9, 0));
+    arpc__frame f;
+    const uint8_t *second = (const uint8_t *)arpc_buf_data(out) + 1 + sizeof(golden_request);
+    ASSERT_EQ(arpc__frame_decode(second, sizeof(golden_request), UINT32_MAX, &f),
+              sizeof(golden_request));
+    ASSERT_EQ(f.request_id, 9);
+    ASSERT_EQ(f.timeout_ms, 0);
+    ASSERT_EQ(f.flags, ARPC__FLAG_IDEMPOTENT);
+    ASSERT_MEMEQ(f.method, "calc.Add", 8);
+
+    size_t len = arpc_buf_len(out);
+    arpc_buf_clear(encoded);
+    ASSERT_OK(arpc__frame_encode_request(encoded, 0, 0, 0, "m", 1, pattern, sizeof(pattern)));
+    arpc__alloc_fail_after(0);
+    ASSERT_ERR(arpc__frame_append_request(out, encoded, 10, 5), ARPC_ENOMEM);
+    arpc__alloc_fail_after(-1);
+    ASSERT_EQ(arpc_buf_len(out), len);
+    arpc_buf_destroy(encoded);
+    arpc_buf_destroy(out);
+}
+
 /* ---- random round trip ------------------------------------------------------------ */
 
 static uint8_t random_pool[1 << 18];
@@ -812,6 +850,7 @@ int main(void)
     RUN_TEST(test_liberal_decode);
     RUN_TEST(test_write_header_is_canonical);
     RUN_TEST(test_encode_invalid);
+    RUN_TEST(test_append_request_sets_id_and_timeout);
     RUN_TEST(test_encode_enomem_leaves_buffer_unchanged);
     RUN_TEST(test_random_round_trip);
     return 0;
