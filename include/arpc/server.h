@@ -54,6 +54,15 @@ typedef struct arpc_server_opts {
     /** A connection with no frame received for this long is closed.  0 = never
      *  (default). */
     int64_t idle_timeout_ms;
+    /** Answers are written once per loop iteration, all those ready in one
+     *  write, except that a connection with this many answers waiting writes
+     *  them at once: on a pipelined connection the client then starts on the
+     *  first answers of a burst while the server still runs the rest (one
+     *  connection, 64 calls in flight: ~25% more calls/s).  It costs a write
+     *  per this many answers, which a CPU-bound server with many busy
+     *  connections pays (~10% of its calls/s at 4 connections x 64 in flight;
+     *  bench/RESULTS.md).  Default 32; 0 = only once per iteration. */
+    uint32_t write_early_answers;
 } arpc_server_opts;
 
 /** Counters of a server; a snapshot, each read atomically. */

@@ -11,8 +11,9 @@
  *
  * Writing: encoders append to `out`; the connection schedules one flush per
  * loop iteration (arpc__deferred), so all answers produced in an iteration
- * leave in one write.  On EAGAIN the flush waits for EPOLLOUT; the interest
- * set never changes.
+ * leave in one write -- unless a burst reaches write_early_frames (a server
+ * option), which are written at once so the peer can start on them.
+ * On EAGAIN the flush waits for EPOLLOUT; the interest set never changes.
  *
  * Lifetime: references count the loop's registration and every owner (a
  * request in progress, a pending call); on_free runs when the last goes.
@@ -55,6 +56,8 @@ void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn
     conn->flush.run = on_flush_deferred;
     conn->max_frame = max_frame;
     conn->refs = 1;
+    conn->queued_frames = 0;
+    conn->write_early_frames = 0;
     conn->connecting = connecting;
     conn->write_blocked = false;
     conn->closed = false;
@@ -92,9 +95,13 @@ void arpc__conn_flush_schedule(arpc__conn *conn)
     arpc__loop_defer(conn->loop, &conn->flush);
 }
 
-void arpc__conn_flush_now(arpc__conn *conn)
+/* Writes as much of `out` as the socket takes.
+ * @return 0 (all written), ARPC_EAGAIN (the socket is full) or the error
+ * that ends the connection. */
+static int write_out(arpc__conn *conn)
 {
-    while (!conn->closed && conn->out.len > 0) {
+    conn->queued_frames = 0;
+    while (conn->out.len > 0) {
         ssize_t n = send(conn->watcher.fd, arpc__buf_head(&conn->out), conn->out.len,
                          MSG_NOSIGNAL);
         if (n > 0) {
@@ -103,16 +110,39 @@ void arpc__conn_flush_now(arpc__conn *conn)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN) {
-            conn->write_blocked = true;
-            return;
-        }
-        arpc__conn_close(conn, n < 0 ? -errno : ARPC_ECLOSED);
+        if (n < 0 && errno == EAGAIN)
+            return ARPC_EAGAIN;
+        return n < 0 ? -errno : ARPC_ECLOSED;
+    }
+    return 0;
+}
+
+void arpc__conn_flush_now(arpc__conn *conn)
+{
+    if (conn->closed)
+        return;
+    int rc = write_out(conn);
+    if (rc == ARPC_EAGAIN) {
+        conn->write_blocked = true;
+        return;
+    }
+    if (rc < 0) {
+        arpc__conn_close(conn, rc);
         return;
     }
     arpc__buf_shrink_if_idle(&conn->out, OUT_KEEP_SIZE);
-    if (!conn->closed && conn->ops->on_flushed != NULL)
+    if (conn->ops->on_flushed != NULL)
         conn->ops->on_flushed(conn);
+}
+
+void arpc__conn_write_early(arpc__conn *conn)
+{
+    if (conn->closed || conn->connecting || conn->write_blocked) {
+        conn->queued_frames = 0;
+        return;
+    }
+    if (write_out(conn) == ARPC_EAGAIN)
+        conn->write_blocked = true;
 }
 
 void arpc__conn_close(arpc__conn *conn, int err)

@@ -2,7 +2,9 @@
  * A framed connection: the I/O half shared by server and client connections.
  * It reads in large chunks, decodes every complete frame, hands each to its
  * owner, and gathers everything written during one loop iteration into one
- * write just before the loop polls.  Loop thread only.
+ * write just before the loop polls -- or, if the owner sets
+ * write_early_frames, into one write per that many frames of a long burst, so
+ * the peer can start on the first ones.  Loop thread only.
  */
 #ifndef ARPC_RPC_CONN_H
 #define ARPC_RPC_CONN_H
@@ -44,6 +46,8 @@ struct arpc__conn {
     arpc__deferred flush;
     uint32_t max_frame;
     uint32_t refs;
+    uint32_t queued_frames;      /* frames queued since the last write */
+    uint32_t write_early_frames; /* write at once at this many; 0: never (the default) */
     bool connecting;
     bool write_blocked; /* the socket buffer is full: wait for EPOLLOUT */
     bool closed;
@@ -65,11 +69,20 @@ int arpc__conn_start(arpc__conn *conn);
 /* The slow half of arpc__conn_flush_soon: schedules the flush. */
 void arpc__conn_flush_schedule(arpc__conn *conn);
 
-/* Asks for the output buffer to be written before the loop's next poll.
- * Inline: every request and every answer asks, and all but the first of an
- * iteration find the flush scheduled already. */
+/* Writes what the socket takes of the output buffer now, as part of
+ * arpc__conn_flush_soon; a write error is left to the scheduled flush, which
+ * meets it again and closes the connection outside the caller's encoding. */
+void arpc__conn_write_early(arpc__conn *conn);
+
+/* Call after queueing one frame in `out`: asks for the output buffer to be
+ * written before the loop's next poll, and writes at once if the burst has
+ * reached write_early_frames.  Inline: every request and every answer asks,
+ * and all but the first of an iteration find the flush scheduled already.
+ * Never closes the connection. */
 static inline void arpc__conn_flush_soon(arpc__conn *conn)
 {
+    if (conn->write_early_frames != 0 && ++conn->queued_frames >= conn->write_early_frames)
+        arpc__conn_write_early(conn);
     if (!arpc__list_linked(&conn->flush.link))
         arpc__conn_flush_schedule(conn);
 }

@@ -144,6 +144,7 @@ void arpc_server_opts_init(arpc_server_opts *opts)
     opts->max_frame_size = ARPC__DEFAULT_MAX_FRAME;
     opts->max_connections = 0;
     opts->idle_timeout_ms = 0;
+    opts->write_early_answers = 32;
 }
 
 int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_server **out)
@@ -614,6 +615,7 @@ static void accept_one(srv_loop *sl, int fd)
     }
     sc->sl = sl;
     arpc__conn_init(&sc->conn, sl->loop, fd, &srv_conn_ops, srv->opts.max_frame_size, false);
+    sc->conn.write_early_frames = srv->opts.write_early_answers;
     arpc__list_push_back(&sl->conns, &sc->link);
     if (arpc__conn_start(&sc->conn) == 0) {
         struct sockaddr_storage ss;
