@@ -161,7 +161,7 @@ PIPELINED=$ADDR
 
 # Shapes: key, conns, depth, size.
 SHAPES=("a 1 1 64" "b 1 64 64" "c 4 64 64" "d 4 16 4096" "e 1000 1 64")
-echo "running 24 clients of ~$((SECS + 2)) s each" >&2
+echo "running 25 clients of ~$((SECS + 2)) s each" >&2
 for shape in "${SHAPES[@]}"; do
     read -r key c d s <<<"$shape"
     common=(--conns "$c" --depth "$d" --size "$s" --secs "$SECS")
@@ -171,6 +171,9 @@ for shape in "${SHAPES[@]}"; do
         --busy-poll-us "$BUSY_POLL_US"
     if [[ $key == a ]]; then
         run "$key:base" "$BIN/raw-pingpong" --target "$PINGPONG" "${common[@]}"
+        # Not a target: the same ping-pong through a bare epoll loop, the floor
+        # of any event-loop design (arpc's default wait is this epoll_wait).
+        run "$key:epoll" "$BIN/raw-pipelined" --target "$PIPELINED" "${common[@]}" --threads 1
     else
         run "$key:base" "$BIN/raw-pipelined" --target "$PIPELINED" "${common[@]}" --threads 1
     fi
@@ -239,6 +242,12 @@ for shape in "${SHAPES[@]}"; do
         row "${SHAPE_NAME[$key]}" "$label" "$line" "$ratios" "$targets"
     done
     row "${SHAPE_NAME[$key]}" "$base_label" "$base" "1 (baseline)" ""
+    if [[ $key == a ]]; then
+        line=${LINE[a:epoll]}
+        p50r=$(ratio "$(field "$line" p50_us)" "$(field "$base" p50_us)")
+        row "${SHAPE_NAME[a]}" "raw-pipelined, depth 1 (epoll loop, reference)" "$line" \
+            "p50 $p50r" ""
+    fi
 done
 for mode in coro async; do
     line=${LINE[f:$mode]}
