@@ -369,8 +369,12 @@ static void on_goaway(cli_link *lnk, const arpc__frame *frame)
     int reason = frame->status < 0 ? frame->status : ARPC_ESHUTDOWN;
     lnk->goaway = true;
     lnk->goaway_last_id = frame->request_id;
+    atomic_fetch_add_explicit(&lnk->ch->goaways, 1, memory_order_relaxed);
     cli_slot *slot = lnk->slot;
     slot_detach(slot, lnk);
+    /* Still the slot's to cancel if the channel is destroyed first. */
+    if (slot != NULL)
+        arpc__list_push_back(&slot->draining, &lnk->draining_link);
     /* Calls the server will not answer go elsewhere now. */
     for (uint64_t id = frame->request_id + 1; id <= lnk->next_id; id++) {
         cli_call *call = arpc__pending_remove(&lnk->pending, id);
@@ -522,6 +526,8 @@ static void link_on_close(arpc__conn *conn, int err)
         endpoint_failed(lnk->ep, err);
     cli_slot *slot = lnk->slot;
     slot_detach(slot, lnk);
+    if (arpc__list_linked(&lnk->draining_link))
+        arpc__list_remove(&lnk->draining_link);
     if (err == ARPC_ECLOSED && conn->connecting)
         err = ARPC_ECONNREFUSED;
     fail_sent_calls(lnk, err);
@@ -619,6 +625,7 @@ static void slot_connect(cli_slot *slot)
     lnk->slot = slot;
     lnk->ch = ep->ch;
     lnk->ep = ep;
+    arpc__list_init(&lnk->draining_link);
     arpc__pending_init(&lnk->pending);
     arpc__timer_init(&lnk->heartbeat, on_link_timer);
     arpc__conn_init(&lnk->conn, slot->loop, fd, &link_ops, ep->ch->opts.max_frame_size, true);
@@ -982,6 +989,7 @@ static int init_endpoint(arpc_channel *ch, cli_endpoint *ep, const char *address
         slot->ep = ep;
         slot->loop = arpc_runtime_loop(ch->rt, index % loops);
         arpc__list_init(&slot->waiting);
+        arpc__list_init(&slot->draining);
         arpc__timer_init(&slot->backoff, on_backoff_done);
     }
     return 0;
@@ -1075,6 +1083,13 @@ static void close_slot_task(void *slot_arg, void *wg)
     slot_fail_waiting(slot, ARPC_ECANCELED);
     if (slot->lnk != NULL)
         arpc__conn_close(&slot->lnk->conn, ARPC_ECANCELED);
+    /* Links left by a GOAWAY: their calls end now too, not whenever (if
+     * ever) the server answers them.  Closing one takes it off the list. */
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&slot->draining)) != NULL) {
+        cli_link *lnk = arpc__container_of(node, cli_link, draining_link);
+        arpc__conn_close(&lnk->conn, ARPC_ECANCELED);
+    }
     arpc_wg_done(wg);
 }
 
@@ -1100,8 +1115,8 @@ void arpc_channel_destroy(arpc_channel *ch)
         }
     }
     arpc_wg_wait(&wg, -1);
-    /* Links detached by GOAWAY may still hold calls; they end by answer or
-     * deadline.  The memory goes only when no call can touch it. */
+    /* A call may still be finishing on its loop (completed, not yet counted
+     * off).  The memory goes only when no call can touch it. */
     while (atomic_load(&ch->active_calls) > 0)
         arpc_event_wait(&ch->idle, 100);
     /* The call that brought the count to zero may still be in
@@ -1126,4 +1141,5 @@ void arpc_channel_get_stats(const arpc_channel *ch, arpc_channel_stats *out)
     out->reconnects = atomic_load_explicit(&c->reconnects, memory_order_relaxed);
     out->heartbeat_failures = atomic_load_explicit(&c->heartbeat_failures, memory_order_relaxed);
     out->late_answers = atomic_load_explicit(&c->late_answers, memory_order_relaxed);
+    out->goaways = atomic_load_explicit(&c->goaways, memory_order_relaxed);
 }

@@ -57,6 +57,7 @@ struct cli_link {
     bool heard_from_peer; /* a frame arrived: the endpoint is healthy */
     bool goaway;
     uint64_t goaway_last_id;
+    arpc__list draining_link; /* in its former slot's `draining` after GOAWAY */
 };
 
 struct cli_slot {
@@ -64,6 +65,7 @@ struct cli_slot {
     arpc_loop *loop;
     cli_link *lnk;        /* connecting or connected; NULL if none */
     arpc__list waiting;   /* calls waiting for the link */
+    arpc__list draining;  /* links detached by GOAWAY that still owe answers */
     arpc__timer backoff;  /* reconnect delay */
     int64_t backoff_ms;
     bool in_backoff;
@@ -105,6 +107,7 @@ struct arpc_channel {
     _Atomic uint64_t reconnects;
     _Atomic uint64_t heartbeat_failures;
     _Atomic uint64_t late_answers;
+    _Atomic uint64_t goaways;
 };
 
 #endif

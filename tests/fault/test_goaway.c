@@ -4,7 +4,10 @@
  * go to the other server, and a link left behind by a GOAWAY is closed by the
  * client as soon as its last call is gone, even when that call ended at its
  * deadline, so destroying the channel right after leaves nothing that still
- * points at it.  Server and client run on separate runtimes, so "the client
+ * points at it; and destroying the channel while a call with no deadline
+ * waits on a draining link (the server alive, answering PINGs, its handler
+ * still running) completes that call with ARPC_ECANCELED at once instead of
+ * waiting for the server.  Server and client run on separate runtimes, so "the client
  * loops have processed everything up to now" can be established with a
  * round trip through each client loop.
  */
@@ -197,10 +200,61 @@ static void test_deadline_on_goaway_link_then_destroy(void)
     arpc_runtime_destroy(srv_rt);
 }
 
+static bool goaway_received(void *ch)
+{
+    arpc_channel_stats stats;
+    arpc_channel_get_stats(ch, &stats);
+    return stats.goaways == 1;
+}
+
+static void test_destroy_cancels_calls_on_draining_link(void)
+{
+    arpc_runtime *srv_rt = fault_runtime(1);
+    arpc_runtime *cli_rt = fault_runtime(2);
+    arpc_server *srv = sleep_server(srv_rt);
+    char target[64];
+    fault_addr(target, sizeof(target), arpc_server_port(srv));
+    arpc_channel_opts copts;
+    fault_channel_opts_init(&copts);
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(cli_rt, target, &copts, &ch));
+    ASSERT_OK(fault_echo_call(ch, 5000));
+
+    /* A call with no deadline that the server accepted and runs for 3 s. */
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = 0;
+    fault_calls set;
+    fault_calls_init(&set, 1);
+    fault_call_start(&set, 0, ch, "sleep", "3000", &opts);
+    srv_wait w = {.srv = srv, .requests = 2, .connections = 1};
+    ASSERT_TRUE(wait_until(requests_reached, &w, 5000));
+
+    /* GOAWAY: the link drains, answering PINGs, with the call on it. */
+    shutdown_job job;
+    shutdown_start(&job, srv, 10000);
+    ASSERT_TRUE(wait_until(goaway_received, ch, 5000));
+    int64_t start = test_now_ms();
+    arpc_channel_destroy(ch);
+    int64_t took = test_now_ms() - start;
+    fprintf(stderr, "  destroy took %lld ms with a call on a draining link\n", (long long)took);
+    ASSERT_LT(took, 2000);
+    ASSERT_TRUE(fault_calls_all_done(&set));
+    ASSERT_ERR(atomic_load(&set.calls[0].status), ARPC_ECANCELED);
+    fault_calls_fini(&set);
+
+    ASSERT_EQ(pthread_join(job.thread, NULL), 0);
+    ASSERT_OK(job.rc);
+    arpc_server_destroy(srv);
+    arpc_runtime_destroy(cli_rt);
+    arpc_runtime_destroy(srv_rt);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     RUN_TEST(test_drain_answers_accepted_calls);
     RUN_TEST(test_deadline_on_goaway_link_then_destroy);
+    RUN_TEST(test_destroy_cancels_calls_on_draining_link);
     return 0;
 }
