@@ -832,6 +832,26 @@ static cli_endpoint *pick_other(arpc_channel *ch, uint64_t hash_key, cli_endpoin
     return avoid;
 }
 
+/* Hands `call` to a slot of `ep`: at once when that is this thread's loop,
+ * else through the slot loop's inbox.  After a hand-off to another loop the
+ * call is that loop's alone, so nothing here touches it afterwards.
+ * `from_initiator`: inside arpc_call_async, where a failure must not complete
+ * the call under its caller (call_complete defers it). */
+static void route(cli_call *call, cli_endpoint *ep, bool from_initiator)
+{
+    cli_slot *slot = pick_slot(ep);
+    call->ep = ep;
+    if (arpc__loop_current() == slot->loop) {
+        call->in_initiator = from_initiator;
+        slot_submit(slot, call);
+        call->in_initiator = false;
+        return;
+    }
+    call->in_initiator = false;
+    int rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
+    ARPC_CHECK(rc == 0); /* the inbox spills rather than refuses */
+}
+
 /* Sends a call again.  Loop thread. */
 static void dispatch(cli_call *call)
 {
@@ -842,15 +862,8 @@ static void dispatch(cli_call *call)
      * most likely fail it again and burn the retry budget. */
     if (ep == call->ep && ch->ep_count > 1)
         ep = pick_other(ch, call->hash_key, ep);
-    cli_slot *slot = pick_slot(ep);
-    call->ep = ep;
     call->lnk = NULL;
-    if (arpc__loop_current() == slot->loop) {
-        slot_submit(slot, call);
-        return;
-    }
-    int rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
-    ARPC_CHECK(rc == 0); /* the inbox spills rather than refuses */
+    route(call, ep, false);
 }
 
 /* ---- public calls --------------------------------------------------------- */
@@ -893,18 +906,7 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     call->lnk = NULL;
     atomic_fetch_add(&ch->active_calls, 1);
     atomic_fetch_add_explicit(&ch->calls, 1, memory_order_relaxed);
-    call->in_initiator = true;
-    cli_endpoint *ep = pick_endpoint(ch, call->hash_key);
-    cli_slot *slot = pick_slot(ep);
-    call->ep = ep;
-    if (arpc__loop_current() == slot->loop) {
-        slot_submit(slot, call);
-        call->in_initiator = false;
-        return 0;
-    }
-    call->in_initiator = false;
-    rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
-    ARPC_CHECK(rc == 0);
+    route(call, pick_endpoint(ch, call->hash_key), true);
     return 0;
 }
 
