@@ -18,7 +18,8 @@ typedef struct options {
     const char *relay;
     unsigned threads;
     int64_t drain_ms;
-    unsigned busy_poll_us; /* arpc_loop_opts.busy_poll_us of every loop */
+    unsigned busy_poll_us;        /* arpc_loop_opts.busy_poll_us of every loop */
+    unsigned write_early_answers; /* arpc_server_opts.write_early_answers */
 } options;
 
 static arpc_channel *relay_channel;
@@ -63,7 +64,7 @@ bad:
 static void usage(void)
 {
     fprintf(stderr, "usage: arpc-echo-server --listen HOST:PORT [--threads N] [--relay HOST:PORT]\n"
-                    "                        [--drain-ms N] [--busy-poll-us N]\n");
+                    "                        [--drain-ms N] [--busy-poll-us N] [--write-early N]\n");
     exit(2);
 }
 
@@ -74,6 +75,9 @@ static void parse(int argc, char **argv, options *o)
     o->threads = 0;
     o->drain_ms = 5000;
     o->busy_poll_us = 0;
+    arpc_server_opts defaults;
+    arpc_server_opts_init(&defaults);
+    o->write_early_answers = defaults.write_early_answers;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
@@ -87,6 +91,8 @@ static void parse(int argc, char **argv, options *o)
             o->drain_ms = strtoll(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--busy-poll-us") == 0)
             o->busy_poll_us = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--write-early") == 0)
+            o->write_early_answers = (unsigned)strtoul(argv[++i], NULL, 10);
         else
             usage();
     }
@@ -125,7 +131,10 @@ int main(int argc, char **argv)
         return fail(o.relay, rc);
 
     arpc_server *srv;
-    if ((rc = arpc_server_create(rt, NULL, &srv)) < 0)
+    arpc_server_opts srv_opts;
+    arpc_server_opts_init(&srv_opts);
+    srv_opts.write_early_answers = o.write_early_answers;
+    if ((rc = arpc_server_create(rt, &srv_opts, &srv)) < 0)
         return fail("server", rc);
     arpc_server_register(srv, "echo", o.relay ? handle_relay : handle_echo, NULL);
     arpc_server_register(srv, "sleep", handle_sleep, NULL);

@@ -8,7 +8,8 @@
  *    "error: ENOMETHOD: ..." and exits non-zero;
  *  - SIGTERM shuts the server down gracefully: it exits 0 within a few
  *    seconds and then refuses connections;
- *  - arpc-bench against a server with --busy-poll-us, itself busy polling,
+ *  - arpc-bench against a server with --busy-poll-us (and --write-early 0),
+ *    itself busy polling,
  *    in coroutine and callback modes, prints its one result line with
  *    qps > 0 and errors=0 and exits 0.
  * Only the processes this test spawns are ever signalled, by their pid; if
@@ -259,7 +260,7 @@ static void stop_server(void)
 static void test_bench_with_busy_polling(void)
 {
     char target[128];
-    char *busy_poll[] = {"--busy-poll-us", "50", NULL};
+    char *busy_poll[] = {"--busy-poll-us", "50", "--write-early", "0", NULL};
     start_server(target, sizeof(target), busy_poll);
     static const char *const modes[] = {"coro", "async"};
     for (int i = 0; i < 2; i++) {
