@@ -59,8 +59,8 @@ typedef struct arpc_server_opts {
      *  them at once: on a pipelined connection the client then starts on the
      *  first answers of a burst while the server still runs the rest (one
      *  connection, 64 calls in flight: ~25% more calls/s).  It costs a write
-     *  per this many answers, which a CPU-bound server with many busy
-     *  connections pays (~10% of its calls/s at 4 connections x 64 in flight;
+     *  per this many answers, which a CPU-bound server with several deep
+     *  pipelines pays (10-40% of its calls/s at 4 connections x 64 in flight;
      *  bench/RESULTS.md).  Default 32; 0 = only once per iteration. */
     uint32_t write_early_answers;
 } arpc_server_opts;
