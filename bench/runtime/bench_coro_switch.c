@@ -50,10 +50,10 @@ static void bench_raw(long iterations)
     arpc__ctx_make(&peer_ctx, stack, size, peer_main, NULL);
     for (long i = 0; i < iterations / 10; i++) /* warm up */
         arpc__ctx_switch(&main_ctx, &peer_ctx);
-    int64_t start = now_ns();
+    int64_t start = arpc__now_ns();
     for (long i = 0; i < iterations; i++)
         arpc__ctx_switch(&main_ctx, &peer_ctx);
-    int64_t elapsed = now_ns() - start;
+    int64_t elapsed = arpc__now_ns() - start;
     printf("coro_switch backend=%s raw: %.1f ns/switch (%ld round trips)\n", BENCH_BACKEND,
            (double)elapsed / (2.0 * (double)iterations), iterations);
     munmap(stack, size);
@@ -73,11 +73,11 @@ static void yielder(void *arg)
 {
     yield_bench *b = arg;
     if (b->start == 0)
-        b->start = now_ns();
+        b->start = arpc__now_ns();
     for (long i = 0; i < b->yields_each; i++)
         arpc_coro_yield();
     if (++b->finished == b->coros) {
-        b->end = now_ns();
+        b->end = arpc__now_ns();
         arpc_loop_stop(arpc_loop_current());
     }
 }

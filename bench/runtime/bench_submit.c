@@ -43,7 +43,7 @@ static void flood_task(void *arg)
 {
     flood *f = arg;
     if (++f->ran == f->total)
-        atomic_store(&f->end_ns, now_ns());
+        atomic_store(&f->end_ns, arpc__now_ns());
 }
 
 static void *producer(void *arg)
@@ -67,7 +67,7 @@ static void bench_throughput(int producers)
         pthread_create(&threads[i], NULL, producer, &f);
     usleep(10000);
     uint64_t allocs = arpc__alloc_count();
-    int64_t start = now_ns();
+    int64_t start = arpc__now_ns();
     atomic_store(&f.go, 1);
     for (int i = 0; i < producers; i++)
         pthread_join(threads[i], NULL);
@@ -88,7 +88,7 @@ typedef struct wake {
 
 static void wake_task(void *arg)
 {
-    atomic_store(&((wake *)arg)->ran_ns, now_ns());
+    atomic_store(&((wake *)arg)->ran_ns, arpc__now_ns());
 }
 
 static int compare_i64(const void *a, const void *b)
@@ -109,7 +109,7 @@ static void bench_wakeup(void)
         /* Give the loop time to fall asleep in epoll_wait again. */
         usleep(200);
         atomic_store(&w.ran_ns, 0);
-        int64_t start = now_ns();
+        int64_t start = arpc__now_ns();
         check(arpc_loop_submit(loop, wake_task, &w), "arpc_loop_submit");
         int64_t ran;
         while ((ran = atomic_load(&w.ran_ns)) == 0)

@@ -42,12 +42,12 @@ static void never(void *arg)
 static void bench_immediate(arpc_loop *loop, bool print)
 {
     arpc_timer_id id;
-    int64_t start = now_ns();
+    int64_t start = arpc__now_ns();
     for (long i = 0; i < pairs; i++) {
         check(arpc_timer_add(loop, random_delay_ms(), never, NULL, &id), "arpc_timer_add");
         check(arpc_timer_cancel(loop, id), "arpc_timer_cancel");
     }
-    int64_t elapsed = now_ns() - start;
+    int64_t elapsed = arpc__now_ns() - start;
     if (!print)
         return;
     printf("timer add+cancel immediate (%d in heap): %.1f ns/pair (%ld pairs)\n", PRELOADED,
@@ -56,7 +56,7 @@ static void bench_immediate(arpc_loop *loop, bool print)
 
 static void bench_fifo(arpc_loop *loop, arpc_timer_id *ring)
 {
-    int64_t start = now_ns();
+    int64_t start = arpc__now_ns();
     for (long i = 0; i < pairs; i++) {
         size_t slot = (size_t)i % PRELOADED;
         arpc_timer_id id;
@@ -64,7 +64,7 @@ static void bench_fifo(arpc_loop *loop, arpc_timer_id *ring)
         check(arpc_timer_cancel(loop, ring[slot]), "arpc_timer_cancel");
         ring[slot] = id;
     }
-    int64_t elapsed = now_ns() - start;
+    int64_t elapsed = arpc__now_ns() - start;
     printf("timer add+cancel fifo (%d in heap): %.1f ns/pair (%ld pairs)\n", PRELOADED,
            (double)elapsed / (double)pairs, pairs);
 }

@@ -148,56 +148,77 @@ static void test_drain_answers_accepted_calls(void)
     arpc_runtime_destroy(srv_rt);
 }
 
+/* One server on its own runtime, a client channel on another, and one
+ * "sleep" call the server has accepted and is running. */
+typedef struct accepted_call {
+    arpc_runtime *srv_rt;
+    arpc_runtime *cli_rt;
+    arpc_server *srv;
+    arpc_channel *ch;
+    fault_calls set;
+    srv_wait w;
+} accepted_call;
+
+static void accepted_call_start(accepted_call *ac, const arpc_channel_opts *copts,
+                                int64_t timeout_ms, const char *sleep_ms)
+{
+    ac->srv_rt = fault_runtime(1);
+    ac->cli_rt = fault_runtime(2);
+    ac->srv = sleep_server(ac->srv_rt);
+    char target[64];
+    fault_addr(target, sizeof(target), arpc_server_port(ac->srv));
+    ASSERT_OK(arpc_channel_create(ac->cli_rt, target, copts, &ac->ch));
+    ASSERT_OK(fault_echo_call(ac->ch, 5000));
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = timeout_ms;
+    fault_calls_init(&ac->set, 1);
+    fault_call_start(&ac->set, 0, ac->ch, "sleep", sleep_ms, &opts);
+    ac->w = (srv_wait){.srv = ac->srv, .requests = 2, .connections = 1};
+    ASSERT_TRUE(wait_until(requests_reached, &ac->w, 5000));
+}
+
+/* After the channel is destroyed and the server's shutdown has ended. */
+static void accepted_call_finish(accepted_call *ac, shutdown_job *job)
+{
+    ASSERT_EQ(pthread_join(job->thread, NULL), 0);
+    ASSERT_OK(job->rc);
+    sync_loops(ac->cli_rt);
+    sync_loops(ac->cli_rt);
+    arpc_server_destroy(ac->srv);
+    arpc_runtime_destroy(ac->cli_rt);
+    arpc_runtime_destroy(ac->srv_rt);
+}
+
 static void test_deadline_on_goaway_link_then_destroy(void)
 {
-    arpc_runtime *srv_rt = fault_runtime(1);
-    arpc_runtime *cli_rt = fault_runtime(2);
-    arpc_server *srv = sleep_server(srv_rt);
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
     arpc_channel_opts copts;
     fault_channel_opts_init(&copts);
     copts.heartbeat_interval_ms = 50; /* the link's timer fires often */
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(cli_rt, target, &copts, &ch));
-    ASSERT_OK(fault_echo_call(ch, 5000));
-
     /* A call the server accepted, which runs longer than the call waits. */
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 600;
-    fault_calls set;
-    fault_calls_init(&set, 1);
-    fault_call_start(&set, 0, ch, "sleep", "2000", &opts);
-    srv_wait w = {.srv = srv, .requests = 2, .connections = 1};
-    ASSERT_TRUE(wait_until(requests_reached, &w, 5000));
+    accepted_call ac;
+    accepted_call_start(&ac, &copts, 600, "2000");
 
     /* GOAWAY now; the drain waits for the 2 s handler.  The link is detached
      * from its slot but must carry the accepted call to its end. */
     shutdown_job job;
-    shutdown_start(&job, srv, 5000);
-    ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 5000));
-    ASSERT_ERR(atomic_load(&set.calls[0].status), ARPC_ETIMEDOUT);
-    fault_calls_fini(&set);
+    shutdown_start(&job, ac.srv, 5000);
+    ASSERT_TRUE(wait_until(fault_calls_all_done, &ac.set, 5000));
+    ASSERT_ERR(atomic_load(&ac.set.calls[0].status), ARPC_ETIMEDOUT);
+    fault_calls_fini(&ac.set);
 
     /* Its last call gone, the client closes the drained link itself, well
      * before the server's drain ends. */
     int64_t call_end = test_now_ms();
-    w.connections = 0;
-    ASSERT_TRUE(wait_until(connections_are, &w, 1000));
+    ac.w.connections = 0;
+    ASSERT_TRUE(wait_until(connections_are, &ac.w, 1000));
     fprintf(stderr, "  drained link closed %lld ms after its last call ended\n",
             (long long)(test_now_ms() - call_end));
 
     /* Nothing may refer to the channel once it is destroyed: not the link's
      * heartbeat timer, not the server's close at the end of its drain. */
-    arpc_channel_destroy(ch);
-    ASSERT_EQ(pthread_join(job.thread, NULL), 0);
-    ASSERT_OK(job.rc);
-    sync_loops(cli_rt);
-    sync_loops(cli_rt);
-    arpc_server_destroy(srv);
-    arpc_runtime_destroy(cli_rt);
-    arpc_runtime_destroy(srv_rt);
+    arpc_channel_destroy(ac.ch);
+    accepted_call_finish(&ac, &job);
 }
 
 static bool goaway_received(void *ch)
@@ -209,45 +230,25 @@ static bool goaway_received(void *ch)
 
 static void test_destroy_cancels_calls_on_draining_link(void)
 {
-    arpc_runtime *srv_rt = fault_runtime(1);
-    arpc_runtime *cli_rt = fault_runtime(2);
-    arpc_server *srv = sleep_server(srv_rt);
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
     arpc_channel_opts copts;
     fault_channel_opts_init(&copts);
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(cli_rt, target, &copts, &ch));
-    ASSERT_OK(fault_echo_call(ch, 5000));
-
     /* A call with no deadline that the server accepted and runs for 3 s. */
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 0;
-    fault_calls set;
-    fault_calls_init(&set, 1);
-    fault_call_start(&set, 0, ch, "sleep", "3000", &opts);
-    srv_wait w = {.srv = srv, .requests = 2, .connections = 1};
-    ASSERT_TRUE(wait_until(requests_reached, &w, 5000));
+    accepted_call ac;
+    accepted_call_start(&ac, &copts, 0, "3000");
 
     /* GOAWAY: the link drains, answering PINGs, with the call on it. */
     shutdown_job job;
-    shutdown_start(&job, srv, 10000);
-    ASSERT_TRUE(wait_until(goaway_received, ch, 5000));
+    shutdown_start(&job, ac.srv, 10000);
+    ASSERT_TRUE(wait_until(goaway_received, ac.ch, 5000));
     int64_t start = test_now_ms();
-    arpc_channel_destroy(ch);
+    arpc_channel_destroy(ac.ch);
     int64_t took = test_now_ms() - start;
     fprintf(stderr, "  destroy took %lld ms with a call on a draining link\n", (long long)took);
     ASSERT_LT(took, 2000);
-    ASSERT_TRUE(fault_calls_all_done(&set));
-    ASSERT_ERR(atomic_load(&set.calls[0].status), ARPC_ECANCELED);
-    fault_calls_fini(&set);
-
-    ASSERT_EQ(pthread_join(job.thread, NULL), 0);
-    ASSERT_OK(job.rc);
-    arpc_server_destroy(srv);
-    arpc_runtime_destroy(cli_rt);
-    arpc_runtime_destroy(srv_rt);
+    ASSERT_TRUE(fault_calls_all_done(&ac.set));
+    ASSERT_ERR(atomic_load(&ac.set.calls[0].status), ARPC_ECANCELED);
+    fault_calls_fini(&ac.set);
+    accepted_call_finish(&ac, &job);
 }
 
 int main(void)
