@@ -8,6 +8,10 @@
 #define arpc__likely(x)   __builtin_expect(!!(x), 1)
 #define arpc__unlikely(x) __builtin_expect(!!(x), 0)
 
+/* For the rare half of a function whose common half is inlined: kept out of
+ * line so the inlined part stays small. */
+#define arpc__noinline __attribute__((noinline))
+
 #define arpc__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define arpc__min(a, b) ((a) < (b) ? (a) : (b))

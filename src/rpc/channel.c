@@ -115,7 +115,7 @@ static void call_pool_fini(void *value)
 static void on_deadlines(arpc__timer *timer);
 
 /* Creates the pool of `loop`, the calling loop.  @return it, or NULL. */
-static __attribute__((noinline)) call_pool *local_pool_create(arpc_loop *loop)
+static arpc__noinline call_pool *local_pool_create(arpc_loop *loop)
 {
     call_pool *pool = arpc__calloc(1, sizeof(*pool));
     if (pool == NULL)
@@ -235,11 +235,19 @@ static void deliver_later_task(void *call, void *status)
     deliver(call, (int)(intptr_t)status, NULL, 0);
 }
 
+/* arpc_call_async calls in progress on this thread.  A call that completes
+ * meanwhile (it failed at once, or a retry of it did) must not run its
+ * callback inside the initiating call: the async contract.  A count per
+ * thread, not a mark on the call: a retry may hand the call to another
+ * loop in the middle of the initiation, after which it is not ours to mark. */
+static _Thread_local unsigned initiating_calls ARPC__TLS_MODEL;
+
 /* Completes a call that is no longer in any slot or link.  Loop thread. */
 static void call_complete(cli_call *call, int status, const void *rsp, size_t rsp_len)
 {
-    if (call->in_initiator) {
-        /* The async contract: never inside the initiating call. */
+    if (initiating_calls > 0) {
+        /* Only failures happen inside an initiation: no answer is read there. */
+        ARPC_ASSERT(rsp == NULL && status < 0);
         deadline_untrack(call);
         int rc = arpc__loop_submit2(arpc__loop_current(), deliver_later_task, call,
                                     (void *)(intptr_t)status);
@@ -834,20 +842,15 @@ static cli_endpoint *pick_other(arpc_channel *ch, uint64_t hash_key, cli_endpoin
 
 /* Hands `call` to a slot of `ep`: at once when that is this thread's loop,
  * else through the slot loop's inbox.  After a hand-off to another loop the
- * call is that loop's alone, so nothing here touches it afterwards.
- * `from_initiator`: inside arpc_call_async, where a failure must not complete
- * the call under its caller (call_complete defers it). */
-static void route(cli_call *call, cli_endpoint *ep, bool from_initiator)
+ * call is that loop's alone, so nothing here touches it afterwards. */
+static void route(cli_call *call, cli_endpoint *ep)
 {
     cli_slot *slot = pick_slot(ep);
     call->ep = ep;
     if (arpc__loop_current() == slot->loop) {
-        call->in_initiator = from_initiator;
         slot_submit(slot, call);
-        call->in_initiator = false;
         return;
     }
-    call->in_initiator = false;
     int rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
     ARPC_CHECK(rc == 0); /* the inbox spills rather than refuses */
 }
@@ -863,7 +866,7 @@ static void dispatch(cli_call *call)
     if (ep == call->ep && ch->ep_count > 1)
         ep = pick_other(ch, call->hash_key, ep);
     call->lnk = NULL;
-    route(call, ep, false);
+    route(call, ep);
 }
 
 /* ---- public calls --------------------------------------------------------- */
@@ -906,7 +909,9 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     call->lnk = NULL;
     atomic_fetch_add(&ch->active_calls, 1);
     atomic_fetch_add_explicit(&ch->calls, 1, memory_order_relaxed);
-    route(call, pick_endpoint(ch, call->hash_key), true);
+    initiating_calls++;
+    route(call, pick_endpoint(ch, call->hash_key));
+    initiating_calls--;
     return 0;
 }
 

@@ -32,7 +32,6 @@ struct cli_call {
     int64_t deadline_ns;
     uint64_t hash_key;
     bool idempotent;
-    bool in_initiator; /* inside arpc_call_async: complete later, never inline */
     bool fresh;        /* not delayed yet: its whole timeout still remains */
     uint32_t timeout_ms; /* as requested (0: no deadline), sent while `fresh` */
     uint32_t attempts;

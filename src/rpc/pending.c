@@ -8,12 +8,13 @@
  * the id, linear probing); it only ever holds the stragglers, so it stays
  * small and is not touched at all while it is empty.
  */
+#include "rpc/pending.h"
+
 #include <arpc/err.h>
 
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/common.h"
-#include "rpc/pending.h"
 
 #define RING_MIN  64
 #define SPILL_MIN 16
@@ -136,7 +137,7 @@ static int ring_grow(arpc__pending *table)
 
 /* The rare half of an insert: the first insert, a ring at half load, or a
  * slot still taken.  Apart, so that the common half needs no stack frame. */
-static __attribute__((noinline)) int insert_slow(arpc__pending *table, uint64_t id, void *call)
+static arpc__noinline int insert_slow(arpc__pending *table, uint64_t id, void *call)
 {
     size_t in_ring = table->len - table->spill.len;
     /* Grow at 50% load, so that only stragglers ever share a slot. */
