@@ -21,7 +21,6 @@
 #include <arpc/loop.h>
 
 #include "runtime/arch/switch.h"
-
 #include "runtime_bench.h"
 
 #ifndef BENCH_BACKEND

@@ -22,7 +22,6 @@
 #include <arpc/loop.h>
 
 #include "base/alloc.h"
-
 #include "runtime_bench.h"
 
 #define SAMPLES 10000

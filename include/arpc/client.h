@@ -81,7 +81,7 @@ typedef struct arpc_channel_stats {
     uint64_t reconnects;   /**< connections (re)established */
     uint64_t heartbeat_failures; /**< connections declared dead by heartbeat */
     uint64_t late_answers; /**< answers discarded: their call already completed */
-    uint64_t goaways;      /**< GOAWAYs received: connections a server drained or refused */
+    uint64_t goaways;      /**< GOAWAY frames received (a server shutting down or full) */
 } arpc_channel_stats;
 
 /** Fills `opts` with defaults.  Thread: any. */

@@ -55,13 +55,13 @@ typedef struct arpc_server_opts {
      *  (default). */
     int64_t idle_timeout_ms;
     /** Answers are written once per loop iteration, all those ready in one
-     *  write, except that a connection with this many answers waiting writes
-     *  them at once: on a pipelined connection the client then starts on the
-     *  first answers of a burst while the server still runs the rest (one
-     *  connection, 64 calls in flight: ~25% more calls/s).  It costs a write
-     *  per this many answers, which a CPU-bound server with several deep
-     *  pipelines pays (10-40% of its calls/s at 4 connections x 64 in flight;
-     *  bench/RESULTS.md).  Default 32; 0 = only once per iteration. */
+     *  write, except that a connection that has queued this many frames
+     *  (answers, PONGs) since its last write writes them at once: on a
+     *  pipelined connection the client then starts on the first answers of a
+     *  burst while the server still runs the rest.  It costs a write per this
+     *  many frames, which pays on a connection whose client waits for the
+     *  batch and costs a CPU-bound server with several deep pipelines (both
+     *  measured in bench/RESULTS.md).  Default 32; 0 = once per iteration. */
     uint32_t write_early_answers;
 } arpc_server_opts;
 

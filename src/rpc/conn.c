@@ -119,7 +119,9 @@ static int write_out(arpc__conn *conn)
 
 void arpc__conn_flush_now(arpc__conn *conn)
 {
-    if (conn->closed)
+    /* While blocked, EPOLLOUT resumes the writing (on_event clears the flag
+     * first); a send now would only meet the full socket again. */
+    if (conn->closed || conn->write_blocked)
         return;
     int rc = write_out(conn);
     if (rc == ARPC_EAGAIN) {

@@ -116,7 +116,7 @@ typedef struct extra_opts {
     arpc_lb_policy lb;
     int64_t timeout_ms;
     double tail_pct; /* 0: no tail */
-    int64_t tail_ms;      /* -1: not given */
+    int64_t tail_ms; /* -1: not given */
     int64_t busy_poll_us; /* arpc_loop_opts.busy_poll_us of every client loop */
 } extra_opts;
 

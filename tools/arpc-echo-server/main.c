@@ -6,7 +6,9 @@
  * coroutine (the two-tier benchmark shape).  SIGINT/SIGTERM shut it down
  * gracefully.
  */
+#include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +65,29 @@ bad:
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: arpc-echo-server --listen HOST:PORT [--threads N] [--relay HOST:PORT]\n"
-                    "                        [--drain-ms N] [--busy-poll-us N] [--write-early N]\n");
+    fprintf(stderr,
+            "usage: arpc-echo-server --listen HOST:PORT [--threads N] [--relay HOST:PORT]\n"
+            "           [--drain-ms N] [--busy-poll-us N] [--write-early N]\n"
+            "  --threads       event loops (default: one per CPU)\n"
+            "  --drain-ms      graceful shutdown waits this long for requests (default 5000)\n"
+            "  --busy-poll-us  each loop polls this long before it sleeps (0..1000000, default 0)\n"
+            "  --write-early   write answers once this many are queued (default 32; 0: once\n"
+            "                  per loop iteration)\n");
     exit(2);
+}
+
+/* A decimal integer in [0, max], or usage(). */
+static uint64_t parse_count(const char *flag, const char *value, uint64_t max)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || *value == '-' || errno != 0 || v > max) {
+        fprintf(stderr, "arpc-echo-server: %s must be 0..%llu, got '%s'\n", flag,
+                (unsigned long long)max, value);
+        usage();
+    }
+    return v;
 }
 
 static void parse(int argc, char **argv, options *o)
@@ -81,18 +103,20 @@ static void parse(int argc, char **argv, options *o)
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
-        if (strcmp(argv[i], "--listen") == 0)
-            o->listen = argv[++i];
-        else if (strcmp(argv[i], "--threads") == 0)
-            o->threads = (unsigned)strtoul(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--relay") == 0)
-            o->relay = argv[++i];
-        else if (strcmp(argv[i], "--drain-ms") == 0)
-            o->drain_ms = strtoll(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--busy-poll-us") == 0)
-            o->busy_poll_us = (unsigned)strtoul(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--write-early") == 0)
-            o->write_early_answers = (unsigned)strtoul(argv[++i], NULL, 10);
+        const char *flag = argv[i];
+        const char *value = argv[++i];
+        if (strcmp(flag, "--listen") == 0)
+            o->listen = value;
+        else if (strcmp(flag, "--threads") == 0)
+            o->threads = (unsigned)parse_count(flag, value, 1024);
+        else if (strcmp(flag, "--relay") == 0)
+            o->relay = value;
+        else if (strcmp(flag, "--drain-ms") == 0)
+            o->drain_ms = (int64_t)parse_count(flag, value, 3600 * 1000);
+        else if (strcmp(flag, "--busy-poll-us") == 0)
+            o->busy_poll_us = (unsigned)parse_count(flag, value, 1000000);
+        else if (strcmp(flag, "--write-early") == 0)
+            o->write_early_answers = (unsigned)parse_count(flag, value, UINT32_MAX);
         else
             usage();
     }

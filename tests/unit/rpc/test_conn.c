@@ -30,7 +30,7 @@ typedef struct fixture {
     arpc_loop *loop;
     arpc__conn conn;
     arpc__deferred after_flush; /* deferred after the conn's flush: runs after it */
-    int peer_fd; /* the test's end */
+    int peer_fd;                /* the test's end */
     int close_err;
     bool closed;
     bool freed;

@@ -119,7 +119,7 @@ static void test_submit_during_spin_runs_at_once(void)
 
 typedef struct echo_case {
     char address[64];
-    _Atomic int result;       /* 0 running, 1 done, < 0 failed */
+    _Atomic int result; /* 0 running, 1 done, < 0 failed */
 } echo_case;
 
 /* Echoes ROUNDS single bytes back to the test thread, which times each round. */
