@@ -915,11 +915,25 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     return 0;
 }
 
+/* How arpc_call waits.  A coroutine parks and is woken on its own loop with
+ * no atomic operation when the call ends there, the common case (the slot's
+ * loop is the caller's); a plain thread waits on the event. */
 typedef struct sync_wait {
-    arpc_event done;
+    arpc_coro *coro; /* the waiting coroutine, or NULL for a plain thread */
+    bool finished;   /* for the coroutine: set on its loop thread */
+    arpc_event done; /* for the thread */
     arpc_buf *rsp;
     int status;
 } sync_wait;
+
+/* On the waiting coroutine's loop thread. */
+static void wake_sync_coro(void *wait_arg, void *unused)
+{
+    (void)unused;
+    sync_wait *wait = wait_arg;
+    wait->finished = true;
+    arpc__coro_wake(wait->coro);
+}
 
 static void on_sync_done(int status, const void *rsp, size_t rsp_len, void *user_data)
 {
@@ -927,20 +941,36 @@ static void on_sync_done(int status, const void *rsp, size_t rsp_len, void *user
     if (status >= 0 && wait->rsp != NULL && arpc__buf_append(wait->rsp, rsp, rsp_len) < 0)
         status = ARPC_ENOMEM;
     wait->status = status;
-    arpc_event_signal(&wait->done);
+    if (wait->coro == NULL) {
+        arpc_event_signal(&wait->done);
+    } else if (arpc__loop_current() == wait->coro->loop) {
+        wake_sync_coro(wait, NULL);
+    } else {
+        /* Ended on another loop (a retry moved it): the inbox hand-off also
+         * publishes the answer written above to the coroutine's thread. */
+        int rc = arpc__loop_submit2(wait->coro->loop, wake_sync_coro, wait, NULL);
+        ARPC_CHECK(rc == 0); /* a lost wake-up would strand the coroutine */
+    }
 }
 
 int arpc_call(arpc_channel *ch, const char *method, const void *req, size_t req_len,
               const arpc_call_opts *opts, arpc_buf *rsp)
 {
     sync_wait wait;
+    wait.coro = arpc__coro_self();
+    wait.finished = false;
     arpc_event_init(&wait.done);
     wait.rsp = rsp;
     wait.status = 0;
     int rc = arpc_call_async(ch, method, req, req_len, opts, on_sync_done, &wait);
     if (rc < 0)
         return rc;
-    arpc_event_wait(&wait.done, -1);
+    if (wait.coro == NULL) {
+        arpc_event_wait(&wait.done, -1);
+        return wait.status;
+    }
+    while (!wait.finished)
+        arpc__coro_park(ARPC__NO_DEADLINE);
     return wait.status;
 }
 
