@@ -6,8 +6,10 @@
  * thread while the loop spins runs at once (producers write no eventfd to a
  * loop that is not asleep, so the spin must watch the inbox); data arriving on
  * a socket during the spin is handled at once, round after round;
- * arpc_loop_stop() ends a spin; and once a short window has passed the loop
- * sleeps: its thread's CPU time stops growing.
+ * arpc_loop_stop() ends a spin; once a short window has passed the loop
+ * sleeps: its thread's CPU time stops growing; and RPC on runtimes whose
+ * loops all busy-poll (server and client) answers calls, and a call's
+ * deadline still ends it on time while the loops spin.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,11 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpc/coro.h>
-#include <arpc/err.h>
-#include <arpc/io.h>
-#include <arpc/loop.h>
-#include <arpc/timer.h>
+#include <arpc/arpc.h>
 
 #include "test.h"
 
@@ -246,6 +244,74 @@ static void test_sleeps_after_the_window(void)
     arpc_loop_destroy(loop);
 }
 
+/* ---- RPC on busy-polling runtimes ---------------------------------------------------- */
+
+static int handle_echo(arpc_request *req, void *user_data)
+{
+    (void)user_data;
+    return arpc_buf_append(arpc_request_response(req), arpc_request_data(req),
+                           arpc_request_len(req));
+}
+
+static int handle_sleep_500(arpc_request *req, void *user_data)
+{
+    (void)req;
+    (void)user_data;
+    arpc_coro_sleep_ms(500);
+    return 0;
+}
+
+static arpc_runtime *busy_runtime(void)
+{
+    arpc_runtime_opts opts;
+    arpc_runtime_opts_init(&opts);
+    opts.loops = 1;
+    opts.loop.busy_poll_us = 20000; /* 20 ms: far longer than a loopback round trip */
+    arpc_runtime *rt = NULL;
+    ASSERT_OK(arpc_runtime_create(&opts, &rt));
+    return rt;
+}
+
+static void test_rpc_between_busy_polling_runtimes(void)
+{
+    arpc_runtime *srv_rt = busy_runtime();
+    arpc_runtime *cli_rt = busy_runtime();
+    arpc_server *srv;
+    ASSERT_OK(arpc_server_create(srv_rt, NULL, &srv));
+    ASSERT_OK(arpc_server_register(srv, "echo", handle_echo, NULL));
+    ASSERT_OK(arpc_server_register(srv, "sleep", handle_sleep_500, NULL));
+    ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", arpc_server_port(srv));
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(cli_rt, target, NULL, &ch));
+    arpc_buf *rsp;
+    ASSERT_OK(arpc_buf_create(&rsp));
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = 10000;
+    for (int i = 0; i < 100; i++) {
+        char req[16];
+        int len = snprintf(req, sizeof(req), "call %d", i);
+        arpc_buf_clear(rsp);
+        ASSERT_OK(arpc_call(ch, "echo", req, (size_t)len, &opts, rsp));
+        ASSERT_EQ(arpc_buf_len(rsp), len);
+        ASSERT_MEMEQ(arpc_buf_data(rsp), req, (size_t)len);
+    }
+    /* The 50 ms deadline is a timer of the client loop, which spins. */
+    opts.timeout_ms = 50;
+    int64_t start_ns = test_now_ns();
+    ASSERT_ERR(arpc_call(ch, "sleep", NULL, 0, &opts, rsp), ARPC_ETIMEDOUT);
+    int64_t waited_ms = (test_now_ns() - start_ns) / NS_PER_MS;
+    ASSERT_GE(waited_ms, 50);
+    ASSERT_LT(waited_ms, 450);
+    arpc_buf_destroy(rsp);
+    arpc_channel_destroy(ch);
+    arpc_server_destroy(srv);
+    arpc_runtime_destroy(cli_rt);
+    arpc_runtime_destroy(srv_rt);
+}
+
 int main(void)
 {
     RUN_TEST(test_timer_ends_the_spin);
@@ -253,5 +319,6 @@ int main(void)
     RUN_TEST(test_socket_data_during_spin);
     RUN_TEST(test_stop_ends_the_spin);
     RUN_TEST(test_sleeps_after_the_window);
+    RUN_TEST(test_rpc_between_busy_polling_runtimes);
     return 0;
 }
