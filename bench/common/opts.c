@@ -51,8 +51,7 @@ __attribute__((format(printf, 3, 4))) static int usage_error(const char *prog, c
     return -EINVAL;
 }
 
-/* Parses a whole decimal integer in [min, max]; `suffixes` allows k/K (KiB) and m/M (MiB). */
-static int parse_num(const char *s, long long min, long long max, int suffixes, long long *out)
+int bench_parse_num(const char *s, long long min, long long max, int suffixes, long long *out)
 {
     char *end;
     long long v;
@@ -93,27 +92,27 @@ static int set_common(const char *prog, const char *usage, unsigned bit, const c
         o->listen = value;
         return 0;
     case BENCH_OPT_CONNS:
-        if (parse_num(value, 1, 100000, 0, &v) != 0)
+        if (bench_parse_num(value, 1, 100000, 0, &v) != 0)
             return usage_error(prog, usage, "--conns must be 1..100000, got '%s'", value);
         o->conns = (int)v;
         return 0;
     case BENCH_OPT_DEPTH:
-        if (parse_num(value, 1, 100000, 0, &v) != 0)
+        if (bench_parse_num(value, 1, 100000, 0, &v) != 0)
             return usage_error(prog, usage, "--depth must be 1..100000, got '%s'", value);
         o->depth = (int)v;
         return 0;
     case BENCH_OPT_SIZE:
-        if (parse_num(value, 0, BENCH_MAX_PAYLOAD, 1, &v) != 0)
+        if (bench_parse_num(value, 0, BENCH_MAX_PAYLOAD, 1, &v) != 0)
             return usage_error(prog, usage, "--size must be 0..16m bytes, got '%s'", value);
         o->size = (size_t)v;
         return 0;
     case BENCH_OPT_SECS:
-        if (parse_num(value, 1, 600, 0, &v) != 0)
+        if (bench_parse_num(value, 1, 600, 0, &v) != 0)
             return usage_error(prog, usage, "--secs must be 1..600, got '%s'", value);
         o->secs = (int)v;
         return 0;
     case BENCH_OPT_THREADS:
-        if (parse_num(value, 1, 1024, 0, &v) != 0)
+        if (bench_parse_num(value, 1, 1024, 0, &v) != 0)
             return usage_error(prog, usage, "--threads must be 1..1024, got '%s'", value);
         o->threads = (int)v;
         return 0;

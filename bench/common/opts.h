@@ -58,6 +58,13 @@ typedef int (*bench_opts_extra_cb)(const char *flag, const char *value, void *us
 void bench_opts_init(bench_opts *opts);
 
 /**
+ * Parses a whole decimal integer in [min, max]; `suffixes` allows k/K (KiB)
+ * and m/M (MiB).  Shared by the flag parsers of every benchmark program.
+ * @return 0 or -EINVAL; `*out` written only on success.
+ */
+int bench_parse_num(const char *s, long long min, long long max, int suffixes, long long *out);
+
+/**
  * Parses `--flag value` and `--flag=value` arguments.  Flags outside
  * `accepted` go to `extra` (may be NULL); one nobody takes is an error.
  * Values are range-checked and addresses resolved.  On error prints

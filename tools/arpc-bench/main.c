@@ -167,12 +167,9 @@ static _Thread_local stats *tls_stats;
 /* Parses a decimal integer in [min, max] for --flag.  @return 0 or -EINVAL (reported). */
 static int parse_range(const char *flag, const char *value, int64_t min, int64_t max, int64_t *out)
 {
-    char *end;
     long long v;
 
-    errno = 0;
-    v = strtoll(value, &end, 10);
-    if (*value == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
+    if (bench_parse_num(value, min, max, 0, &v) != 0) {
         fprintf(stderr, "arpc-bench: --%s must be %lld..%lld, got '%s'\n", flag, (long long)min,
                 (long long)max, value);
         return -EINVAL;

@@ -6,7 +6,6 @@
  * coroutine (the two-tier benchmark shape).  SIGINT/SIGTERM shut it down
  * gracefully.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +13,8 @@
 #include <string.h>
 
 #include <arpc/arpc.h>
+
+#include "opts.h" /* bench_common: the benchmark programs' number parser */
 
 typedef struct options {
     const char *listen;
@@ -77,17 +78,14 @@ static void usage(void)
 }
 
 /* A decimal integer in [0, max], or usage(). */
-static uint64_t parse_count(const char *flag, const char *value, uint64_t max)
+static uint64_t parse_count(const char *flag, const char *value, long long max)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    if (*value == '\0' || *end != '\0' || *value == '-' || errno != 0 || v > max) {
-        fprintf(stderr, "arpc-echo-server: %s must be 0..%llu, got '%s'\n", flag,
-                (unsigned long long)max, value);
+    long long v;
+    if (bench_parse_num(value, 0, max, 0, &v) != 0) {
+        fprintf(stderr, "arpc-echo-server: %s must be 0..%lld, got '%s'\n", flag, max, value);
         usage();
     }
-    return v;
+    return (uint64_t)v;
 }
 
 static void parse(int argc, char **argv, options *o)
