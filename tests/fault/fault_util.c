@@ -180,6 +180,17 @@ void fault_addr(char *buf, size_t size, int port)
     snprintf(buf, size, "127.0.0.1:%d", port);
 }
 
+bool fault_echo_succeeds(void *wait)
+{
+    fault_echo_wait *w = wait;
+    int rc = fault_echo_call(w->ch, 1000);
+    if (rc != 0) {
+        w->failures++;
+        w->last_error = rc;
+    }
+    return rc == 0;
+}
+
 int fault_echo_call(arpc_channel *ch, int64_t timeout_ms)
 {
     arpc_call_opts opts;

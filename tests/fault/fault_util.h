@@ -77,6 +77,16 @@ void fault_addr(char *buf, size_t size, int port);
 /* One echo call with `timeout_ms`; returns its status. */
 int fault_echo_call(arpc_channel *ch, int64_t timeout_ms);
 
+/* Echo calls until one succeeds, with wait_until(fault_echo_succeeds, &w, ms):
+ * one call (1 s deadline) per poll; failures are counted for the report. */
+typedef struct fault_echo_wait {
+    arpc_channel *ch;
+    int failures;
+    int last_error;
+} fault_echo_wait;
+
+bool fault_echo_succeeds(void *wait);
+
 /* Channel defaults for tests that are not about heartbeats: a heartbeat
  * timeout of 5 s instead of 1 s, so that a loaded machine (or a sanitizer
  * build) that delays a PONG by a second does not fail a call with

@@ -56,11 +56,6 @@ static bool callback_ran(void *arg)
     return atomic_load(&fc->callback_inside) >= 0;
 }
 
-static bool echo_succeeds(void *ch)
-{
-    return fault_echo_call(ch, 1000) == 0;
-}
-
 static void test_call_without_descriptors(void)
 {
     struct rlimit saved;
@@ -89,7 +84,8 @@ static void test_call_without_descriptors(void)
 
     /* Descriptors are back: the endpoint is probed and re-admitted (calls
      * fail fast with ARPC_ENOENDPOINT until then). */
-    ASSERT_TRUE(wait_until(echo_succeeds, ch, 10000));
+    fault_echo_wait w = {.ch = ch};
+    ASSERT_TRUE(wait_until(fault_echo_succeeds, &w, 10000));
 
     arpc_channel_destroy(ch);
     arpc_server_destroy(srv);

@@ -18,23 +18,6 @@
 #define CALL_TIMEOUT_MS 8000
 #define KILL_BOUND_MS   1500 /* all calls done within this of the kill */
 
-typedef struct echo_until_ok {
-    arpc_channel *ch;
-    int failures;
-    int last_error;
-} echo_until_ok;
-
-static bool echo_succeeds(void *arg)
-{
-    echo_until_ok *w = arg;
-    int rc = fault_echo_call(w->ch, 1000);
-    if (rc != 0) {
-        w->failures++;
-        w->last_error = rc;
-    }
-    return rc == 0;
-}
-
 static void test_kill9_completes_every_call_once_then_reconnects(void)
 {
     fault_proc srv;
@@ -101,8 +84,8 @@ static void test_kill9_completes_every_call_once_then_reconnects(void)
     fault_addr(listen, sizeof(listen), port);
     fault_echo_start(listen, 2, &srv);
     int64_t restarted = test_now_ms();
-    echo_until_ok w = {.ch = ch};
-    ASSERT_TRUE(wait_until(echo_succeeds, &w, 10000));
+    fault_echo_wait w = {.ch = ch};
+    ASSERT_TRUE(wait_until(fault_echo_succeeds, &w, 10000));
     fprintf(stderr, "  restarted server answered after %lld ms (%d failed calls, last %s)\n",
             (long long)(test_now_ms() - restarted), w.failures, arpc_err_name(w.last_error));
     for (int i = 0; i < 20; i++)
