@@ -93,7 +93,7 @@ void arpc_buf_destroy(arpc_buf *buf)
 
 const void *arpc_buf_data(const arpc_buf *buf)
 {
-    return buf->data ? buf->data + buf->start : (const void *)"";
+    return arpc__buf_data(buf);
 }
 
 size_t arpc_buf_len(const arpc_buf *buf)

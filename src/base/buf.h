@@ -40,6 +40,13 @@ static inline uint8_t *arpc__buf_head(const arpc_buf *buf)
     return buf->data + buf->start;
 }
 
+/* arpc_buf_data() inline, for the per-request paths: the bytes, or "" when
+ * the buffer has never held any (never NULL). */
+static inline const void *arpc__buf_data(const arpc_buf *buf)
+{
+    return buf->data ? arpc__buf_head(buf) : (const void *)"";
+}
+
 static inline uint8_t *arpc__buf_tail(const arpc_buf *buf)
 {
     return buf->data + buf->start + buf->len;

@@ -403,8 +403,7 @@ void arpc_request_respond(arpc_request *req, int status)
 
 const void *arpc_request_data(const arpc_request *req)
 {
-    /* What arpc_buf_data() returns, without a call per request. */
-    return req->payload.data ? arpc__buf_head(&req->payload) : (const void *)"";
+    return arpc__buf_data(&req->payload);
 }
 
 size_t arpc_request_len(const arpc_request *req)
