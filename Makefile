@@ -3,7 +3,9 @@
 #
 #   make run     build and run the calc demo
 #   make test    normal, ASan+UBSan and TSan builds, every test, 20 s of fuzzing,
-#                and the runtime tests cross-built for aarch64 and run under qemu
+#                and the runtime tests cross-built for aarch64 and run under qemu;
+#                the normal build's ctest includes install_check (tests/install/):
+#                a project outside the tree built against the installed library
 #   make bench   arpc against the raw-socket baselines (bench/RESULTS.md)
 #   make clean   remove every build directory
 

@@ -10,7 +10,8 @@ PACKAGES=(
     ninja-build
     clang             # libFuzzer target
     libclang-rt-14-dev
-    pkg-config
+    pkg-config        # tests/install: a consumer built through arpc.pc
+    binutils          # readelf: tests/install checks how that consumer links libarpc
     strace            # debugging system calls
     linux-perf        # bench/syscalls.sh: syscall tracepoints; profiling
     bc                # bench scripts: ratios

@@ -1,5 +1,7 @@
 /*
- * Socket, framing and process helpers shared by the benchmark programs.
+ * Socket, framing and signal helpers of the raw-socket baselines (addresses,
+ * the clock and the payload pattern are in tools/common/sys.h, shared with
+ * arpc-bench).
  *
  * Wire format of every baseline: a 4-byte little-endian payload length, then
  * that many payload bytes.  The server echoes each frame unchanged.
@@ -11,29 +13,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "sys.h"
+
 /** Size of the length prefix of a frame. */
 #define BENCH_FRAME_HDR 4u
-
-/** Largest payload a benchmark frame may carry (16 MiB); larger is a protocol error. */
-#define BENCH_MAX_PAYLOAD (16u * 1024u * 1024u)
-
-/** A resolved socket address. */
-typedef struct bench_addr {
-    struct sockaddr_storage ss;
-    socklen_t len;
-} bench_addr;
-
-/**
- * Resolves "HOST:PORT" (IPv6 as "[::1]:PORT") into an address.  HOST may be a
- * name; the first stream address getaddrinfo() returns is used.
- *
- * @param out  written only on success.
- * @return 0 or -EINVAL (malformed, unresolvable or port outside 0..65535).
- */
-int bench_addr_parse(const char *hostport, bench_addr *out);
-
-/** Writes "HOST:PORT" ("[HOST]:PORT" for IPv6), numeric, NUL-terminated, into `out`. */
-void bench_addr_format(const bench_addr *addr, char *out, size_t out_len);
 
 /**
  * Opens a listening TCP socket (SO_REUSEADDR, close-on-exec, backlog SOMAXCONN).
@@ -66,12 +49,6 @@ int bench_set_nodelay(int fd);
  */
 int bench_send_all(int fd, const void *buf, size_t len);
 
-/** Raises the RLIMIT_NOFILE soft limit to the hard limit (best effort). */
-void bench_raise_nofile(void);
-
-/** Ignores SIGPIPE for the whole process. */
-void bench_ignore_sigpipe(void);
-
 /**
  * Blocks SIGINT and SIGTERM in the calling thread; threads it creates later
  * inherit the mask, so only bench_wait_stop_signal() receives them.  Call it
@@ -85,14 +62,8 @@ void bench_wait_stop_signal(void);
 /** Prints "listening on HOST:PORT" for `bound` and flushes stdout: a server's ready line. */
 void bench_announce_listening(const bench_addr *bound);
 
-/** Monotonic clock in nanoseconds. */
-uint64_t bench_now_ns(void);
-
 /** Sleeps for `ms` milliseconds, resuming after signals. */
 void bench_sleep_ms(unsigned ms);
-
-/** Fills `n` payload bytes with the benchmark pattern. */
-void bench_fill_pattern(uint8_t *p, size_t n);
 
 /** Reads the little-endian length prefix at `p`. */
 static inline uint32_t bench_frame_len(const uint8_t *p)

@@ -1,7 +1,7 @@
 /*
  * arpc-bench: closed-loop load generator for arpc, comparable line for line
  * with the raw-socket baselines of bench/ (same flags, histogram and result
- * line, from bench_common).
+ * line, from tools/common).
  *
  * Design notes.
  *
@@ -62,8 +62,9 @@
 #include <arpc/arpc.h>
 
 #include "hist.h"
-#include "net.h"
+#include "num.h"
 #include "opts.h"
+#include "sys.h"
 
 #define WARMUP_NS        1000000000ull
 #define MAX_ENDPOINTS    1024
@@ -108,7 +109,7 @@ static const char *const mode_names[] = {"coro", "async", "sync"};
 static const char *const lb_names[] = {"round_robin", "random", "least_in_flight",
                                        "consistent_hash"};
 
-/* The flags arpc-bench adds to bench_common's. */
+/* The flags arpc-bench adds to the common ones (tools/common/opts.h). */
 typedef struct extra_opts {
     const char *target;
     enum bench_mode mode;
@@ -169,7 +170,7 @@ static int parse_range(const char *flag, const char *value, int64_t min, int64_t
 {
     long long v;
 
-    if (bench_parse_num(value, min, max, 0, &v) != 0) {
+    if (tool_parse_num(value, min, max, 0, &v) != 0) {
         fprintf(stderr, "arpc-bench: --%s must be %lld..%lld, got '%s'\n", flag, (long long)min,
                 (long long)max, value);
         return -EINVAL;
@@ -183,7 +184,7 @@ static int parse_ms(const char *flag, const char *value, int64_t min, int64_t *o
     return parse_range(flag, value, min, MAX_MS, out);
 }
 
-/* bench_opts_parse() callback for the flags bench_common does not know. */
+/* bench_opts_parse() callback for the flags the common parser does not know. */
 static int parse_extra(const char *flag, const char *value, void *user_data)
 {
     extra_opts *x = user_data;
@@ -306,7 +307,7 @@ static int parse_args(int argc, char **argv)
     g.x.lb = ARPC_LB_ROUND_ROBIN;
     g.x.timeout_ms = 1000;
     g.x.tail_ms = -1;
-    /* --target goes to parse_extra: bench_common resolves exactly one HOST:PORT. */
+    /* --target goes to parse_extra: the common parser resolves exactly one HOST:PORT. */
     if (bench_opts_parse(argc, argv, accepted, usage_text, parse_extra, &g.x, &g.o) != 0)
         return 2;
     if (g.o.help)

@@ -14,7 +14,7 @@
 
 #include <arpc/arpc.h>
 
-#include "opts.h" /* bench_common: the benchmark programs' number parser */
+#include "num.h" /* tools/common: the tools' number parser */
 
 typedef struct options {
     const char *listen;
@@ -81,7 +81,7 @@ static void usage(void)
 static uint64_t parse_count(const char *flag, const char *value, long long max)
 {
     long long v;
-    if (bench_parse_num(value, 0, max, 0, &v) != 0) {
+    if (tool_parse_num(value, 0, max, 0, &v) != 0) {
         fprintf(stderr, "arpc-echo-server: %s must be 0..%lld, got '%s'\n", flag, max, value);
         usage();
     }

@@ -1,5 +1,5 @@
 /*
- * Common benchmark flags and the result line.
+ * Common load-generator flags and the result line.
  *
  * Design notes: parsing works on a copy of the caller's bench_opts and copies
  * it back only when every flag parsed and validated, so a failed parse leaves
@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "num.h"
 
 struct flag_def {
     const char *name;
@@ -51,34 +53,6 @@ __attribute__((format(printf, 3, 4))) static int usage_error(const char *prog, c
     return -EINVAL;
 }
 
-int bench_parse_num(const char *s, long long min, long long max, int suffixes, long long *out)
-{
-    char *end;
-    long long v;
-
-    if (*s == '\0')
-        return -EINVAL;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s)
-        return -EINVAL;
-    if (suffixes && (*end == 'k' || *end == 'K') && end[1] == '\0') {
-        if (v > LLONG_MAX / 1024)
-            return -EINVAL;
-        v *= 1024;
-        end++;
-    } else if (suffixes && (*end == 'm' || *end == 'M') && end[1] == '\0') {
-        if (v > LLONG_MAX / (1024 * 1024))
-            return -EINVAL;
-        v *= 1024 * 1024;
-        end++;
-    }
-    if (*end != '\0' || v < min || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 static int set_common(const char *prog, const char *usage, unsigned bit, const char *value,
                       bench_opts *o)
 {
@@ -92,27 +66,27 @@ static int set_common(const char *prog, const char *usage, unsigned bit, const c
         o->listen = value;
         return 0;
     case BENCH_OPT_CONNS:
-        if (bench_parse_num(value, 1, 100000, 0, &v) != 0)
+        if (tool_parse_num(value, 1, 100000, 0, &v) != 0)
             return usage_error(prog, usage, "--conns must be 1..100000, got '%s'", value);
         o->conns = (int)v;
         return 0;
     case BENCH_OPT_DEPTH:
-        if (bench_parse_num(value, 1, 100000, 0, &v) != 0)
+        if (tool_parse_num(value, 1, 100000, 0, &v) != 0)
             return usage_error(prog, usage, "--depth must be 1..100000, got '%s'", value);
         o->depth = (int)v;
         return 0;
     case BENCH_OPT_SIZE:
-        if (bench_parse_num(value, 0, BENCH_MAX_PAYLOAD, 1, &v) != 0)
+        if (tool_parse_num(value, 0, BENCH_MAX_PAYLOAD, 1, &v) != 0)
             return usage_error(prog, usage, "--size must be 0..16m bytes, got '%s'", value);
         o->size = (size_t)v;
         return 0;
     case BENCH_OPT_SECS:
-        if (bench_parse_num(value, 1, 600, 0, &v) != 0)
+        if (tool_parse_num(value, 1, 600, 0, &v) != 0)
             return usage_error(prog, usage, "--secs must be 1..600, got '%s'", value);
         o->secs = (int)v;
         return 0;
     case BENCH_OPT_THREADS:
-        if (bench_parse_num(value, 1, 1024, 0, &v) != 0)
+        if (tool_parse_num(value, 1, 1024, 0, &v) != 0)
             return usage_error(prog, usage, "--threads must be 1..1024, got '%s'", value);
         o->threads = (int)v;
         return 0;

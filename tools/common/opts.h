@@ -1,6 +1,7 @@
 /*
- * Command-line flags shared by every benchmark program, and the one result
- * line they all print.
+ * Command-line flags shared by every load generator and server of the
+ * benchmarks (arpc-bench and the raw-socket baselines of bench/), and the one
+ * result line the load generators print, so their rows compare 1:1.
  */
 #ifndef BENCH_OPTS_H
 #define BENCH_OPTS_H
@@ -9,7 +10,7 @@
 #include <stdint.h>
 
 #include "hist.h"
-#include "net.h"
+#include "sys.h"
 
 /** Bits naming the common flags a program accepts; see bench_opts_parse(). */
 enum {
@@ -56,13 +57,6 @@ typedef int (*bench_opts_extra_cb)(const char *flag, const char *value, void *us
 
 /** Sets the defaults listed with the BENCH_OPT_* bits. */
 void bench_opts_init(bench_opts *opts);
-
-/**
- * Parses a whole decimal integer in [min, max]; `suffixes` allows k/K (KiB)
- * and m/M (MiB).  Shared by the flag parsers of every benchmark program.
- * @return 0 or -EINVAL; `*out` written only on success.
- */
-int bench_parse_num(const char *s, long long min, long long max, int suffixes, long long *out);
 
 /**
  * Parses `--flag value` and `--flag=value` arguments.  Flags outside
