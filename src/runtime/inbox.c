@@ -10,13 +10,6 @@
 #include "base/alloc.h"
 #include "runtime/inbox.h"
 
-struct arpc__overflow_task {
-    arpc__overflow_task *next;
-    arpc__task_fn fn;
-    void *a;
-    void *b;
-};
-
 static size_t round_up_pow2(size_t n)
 {
     size_t p = 2;
@@ -48,7 +41,8 @@ void arpc__inbox_fini(arpc__inbox *inbox)
     arpc__overflow_task *task = inbox->overflow_head;
     while (task != NULL) {
         arpc__overflow_task *next = task->next;
-        arpc__free(task);
+        if (task->heap)
+            arpc__free(task);
         task = next;
     }
     pthread_mutex_destroy(&inbox->overflow_lock);
@@ -81,15 +75,9 @@ static bool ring_try_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b
     }
 }
 
-static int overflow_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
+static void overflow_link(arpc__inbox *inbox, arpc__task *task)
 {
-    arpc__overflow_task *task = arpc__malloc(sizeof(*task));
-    if (task == NULL)
-        return ARPC_ENOMEM;
     task->next = NULL;
-    task->fn = fn;
-    task->a = a;
-    task->b = b;
     pthread_mutex_lock(&inbox->overflow_lock);
     if (inbox->overflow_tail)
         inbox->overflow_tail->next = task;
@@ -98,15 +86,31 @@ static int overflow_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
     inbox->overflow_tail = task;
     atomic_fetch_add_explicit(&inbox->overflow_count, 1, memory_order_release);
     pthread_mutex_unlock(&inbox->overflow_lock);
-    return 0;
+}
+
+static bool ring_push_in_order(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
+{
+    return atomic_load_explicit(&inbox->overflow_count, memory_order_acquire) == 0 &&
+           ring_try_push(inbox, fn, a, b);
 }
 
 int arpc__inbox_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
 {
-    if (atomic_load_explicit(&inbox->overflow_count, memory_order_acquire) == 0 &&
-        ring_try_push(inbox, fn, a, b))
+    if (ring_push_in_order(inbox, fn, a, b))
         return 0;
-    return overflow_push(inbox, fn, a, b);
+    arpc__task *task = arpc__malloc(sizeof(*task));
+    if (task == NULL)
+        return ARPC_ENOMEM;
+    arpc__task_set(task, fn, a, b);
+    task->heap = true;
+    overflow_link(inbox, task);
+    return 0;
+}
+
+void arpc__inbox_push_task(arpc__inbox *inbox, arpc__task *task)
+{
+    if (!ring_push_in_order(inbox, task->fn, task->a, task->b))
+        overflow_link(inbox, task);
 }
 
 static bool ring_try_pop(arpc__inbox *inbox, arpc__task_fn *fn, void **a, void **b)
@@ -127,10 +131,12 @@ static size_t run_overflow(arpc__overflow_task *task)
 {
     size_t ran = 0;
     while (task != NULL) {
-        arpc__overflow_task *next = task->next;
-        task->fn(task->a, task->b);
-        arpc__free(task);
-        task = next;
+        /* Copied first: the task may push its own node again while it runs. */
+        arpc__overflow_task copy = *task;
+        if (task->heap)
+            arpc__free(task);
+        copy.fn(copy.a, copy.b);
+        task = copy.next;
         ran++;
     }
     return ran;

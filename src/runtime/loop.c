@@ -16,10 +16,24 @@
  * `sleeping == 0` meanwhile, so producers write no eventfd and the spin sees
  * their tasks by looking at the inbox.  The window ends at the next timer so a
  * spin never delays one.
+ *
+ * Stopping: arpc_loop_stop closes the loop to other threads before it asks
+ * the loop to return, so from then on their submissions fail with
+ * ARPC_ESTOPPED.  A submitter counts itself in `submitters` (a seq_cst
+ * increment) before it reads `closed`, and the closer stores `closed` before
+ * it reads the count: either the submitter sees the loop closed, or the loop
+ * sees it counted and waits for it to leave.  Once the count is zero no
+ * other thread will touch the loop again, and everything that was accepted
+ * is in the inbox: the loop runs it dry (its own thread may still queue
+ * follow-up work there, which it also runs) before arpc_loop_run returns.
+ * So a submission either returns ARPC_ESTOPPED or runs; none is dropped, and
+ * a loop is freed only after the last submitter has left it.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpc/err.h>
@@ -27,6 +41,7 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "runtime/loop.h"
 
 #define DEFAULT_INBOX_CAPACITY 65536
@@ -171,20 +186,37 @@ static void loop_iteration(arpc_loop *loop)
     poll_once(loop);
 }
 
+/* Waits until no other thread is inside a submission; `closed` is set. */
+static void wait_for_submitters(arpc_loop *loop)
+{
+    while (atomic_load_explicit(&loop->submitters, memory_order_acquire) != 0)
+        sched_yield();
+}
+
+/* After the stop: runs everything accepted, and what it queues in turn. */
+static void finish(arpc_loop *loop)
+{
+    wait_for_submitters(loop);
+    do {
+        arpc__inbox_drain(&loop->inbox, SIZE_MAX);
+        arpc__coro_run_ready(loop);
+        run_deferred(loop);
+    } while (arpc__inbox_nonempty(&loop->inbox));
+}
+
 int arpc_loop_run(arpc_loop *loop)
 {
     if (loop->running || arpc__tls_loop != NULL)
         return ARPC_EINVAL;
     loop->running = true;
     arpc__tls_loop = loop;
+    atomic_store(&loop->run_state, ARPC__LOOP_RUNNING);
     while (!atomic_load_explicit(&loop->stop_requested, memory_order_acquire))
         loop_iteration(loop);
-    /* Work submitted before the stop still runs, as arpc_loop_stop promises. */
-    arpc__inbox_drain(&loop->inbox, SIZE_MAX);
-    arpc__coro_run_ready(loop);
-    run_deferred(loop);
+    finish(loop);
     arpc__tls_loop = NULL;
     loop->running = false;
+    atomic_store_explicit(&loop->run_state, ARPC__LOOP_DONE, memory_order_release);
     return 0;
 }
 
@@ -207,13 +239,19 @@ int arpc_loop_start(arpc_loop *loop)
 
 void arpc_loop_stop(arpc_loop *loop)
 {
+    atomic_store(&loop->closed, true); /* before the stop: see "Stopping" */
     atomic_store_explicit(&loop->stop_requested, true, memory_order_release);
     arpc__poller_wake(loop);
 }
 
+static bool on_own_thread(const arpc_loop *loop)
+{
+    return loop->thread_started && pthread_equal(pthread_self(), loop->thread);
+}
+
 int arpc_loop_join(arpc_loop *loop)
 {
-    if (!loop->thread_started)
+    if (!loop->thread_started || on_own_thread(loop))
         return ARPC_EINVAL;
     pthread_join(loop->thread, NULL);
     loop->thread_started = false;
@@ -224,10 +262,20 @@ void arpc_loop_destroy(arpc_loop *loop)
 {
     if (loop == NULL)
         return;
-    if (loop->thread_started) {
-        arpc_loop_stop(loop);
-        arpc_loop_join(loop);
+    if (arpc__tls_loop == loop || on_own_thread(loop)) {
+        ARPC_LOG_ERRORF("arpc_loop_destroy called on the loop's own thread: ignored");
+        return;
     }
+    arpc_loop_stop(loop);
+    if (loop->thread_started)
+        arpc_loop_join(loop);
+    if (atomic_load(&loop->run_state) == ARPC__LOOP_IDLE && arpc__tls_loop == NULL) {
+        /* Never run: what was accepted runs now, as arpc_loop_run would. */
+        arpc__tls_loop = loop;
+        finish(loop);
+        arpc__tls_loop = NULL;
+    }
+    wait_for_submitters(loop);
     for (int i = 0; i < ARPC__LOCAL_COUNT; i++) {
         if (loop->locals[i].fini != NULL)
             loop->locals[i].fini(loop->locals[i].value);
@@ -242,16 +290,72 @@ void arpc_loop_destroy(arpc_loop *loop)
     arpc__free(loop);
 }
 
-int arpc__loop_submit2(arpc_loop *loop, arpc__task_fn fn, void *a, void *b)
+/* Another thread enters a submission.  @return false if the loop is closed. */
+static bool submit_enter(arpc_loop *loop)
 {
-    int rc = arpc__inbox_push(&loop->inbox, fn, a, b);
-    if (rc < 0)
-        return rc;
+    atomic_fetch_add(&loop->submitters, 1);
+    if (!atomic_load(&loop->closed))
+        return true;
+    atomic_fetch_sub_explicit(&loop->submitters, 1, memory_order_release);
+    return false;
+}
+
+/* Wakes the loop if it sleeps, then leaves the submission (the last touch). */
+static void submit_wake_leave(arpc_loop *loop)
+{
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&loop->sleeping, memory_order_relaxed) &&
         atomic_exchange(&loop->sleeping, 0))
         arpc__poller_wake(loop);
+    atomic_fetch_sub_explicit(&loop->submitters, 1, memory_order_release);
+}
+
+int arpc__loop_submit2(arpc_loop *loop, arpc__task_fn fn, void *a, void *b)
+{
+    if (arpc__tls_loop == loop) {
+        /* The loop itself: it drains its inbox before it polls again. */
+        if (atomic_load_explicit(&loop->closed, memory_order_relaxed))
+            return ARPC_ESTOPPED;
+        return arpc__inbox_push(&loop->inbox, fn, a, b);
+    }
+    if (!submit_enter(loop))
+        return ARPC_ESTOPPED;
+    int rc = arpc__inbox_push(&loop->inbox, fn, a, b);
+    if (rc < 0) {
+        atomic_fetch_sub_explicit(&loop->submitters, 1, memory_order_release);
+        return rc;
+    }
+    submit_wake_leave(loop);
     return 0;
+}
+
+int arpc__loop_post(arpc_loop *loop, arpc__task *task)
+{
+    if (arpc__tls_loop == loop) {
+        arpc__inbox_push_task(&loop->inbox, task);
+        return 0;
+    }
+    if (!submit_enter(loop))
+        return ARPC_ESTOPPED;
+    arpc__inbox_push_task(&loop->inbox, task);
+    submit_wake_leave(loop);
+    return 0;
+}
+
+void arpc__loop_post_or_run(arpc_loop *loop, arpc__task *task)
+{
+    if (arpc__loop_post(loop, task) == 0)
+        return;
+    /* Stopped: once its thread has finished, nothing else touches its objects. */
+    struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
+    while (atomic_load_explicit(&loop->run_state, memory_order_acquire) == ARPC__LOOP_RUNNING)
+        nanosleep(&ms, NULL);
+    task->fn(task->a, task->b);
+}
+
+bool arpc__on_loop_outside_coro(void)
+{
+    return arpc__tls_loop != NULL && arpc__tls_loop->current == NULL;
 }
 
 static void run_user_task(void *fn, void *user_data)
