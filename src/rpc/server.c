@@ -144,6 +144,8 @@ struct arpc_server {
     arpc_event drained; /* signalled when draining and a loop's in_flight or flushing reaches 0 */
 };
 
+static void on_idle_sweep(arpc__timer *timer);
+
 /* Admissions a loop reserves at a time (see "admission" below). */
 static uint32_t pick_credit_batch(uint32_t max_in_flight, unsigned loops)
 {
@@ -190,6 +192,8 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
         sl->listener.fd = -1;
         arpc__list_init(&sl->conns);
         arpc__list_init(&sl->free_requests);
+        /* Here, not when listening: shutdown disarms it even if listen failed. */
+        arpc__timer_init(&sl->idle_sweep, on_idle_sweep);
     }
     arpc__map_init(&srv->methods);
     arpc_event_init(&srv->drained);
@@ -723,7 +727,6 @@ static void start_listening_task(void *job_arg, void *unused)
     job->result = arpc__loop_watch(sl->loop, &sl->listener);
     if (job->result == 0)
         on_listener_event(&sl->listener, 0); /* connections that queued already */
-    arpc__timer_init(&sl->idle_sweep, on_idle_sweep);
     arm_idle_sweep(sl);
     arpc_wg_done(job->wg);
 }
