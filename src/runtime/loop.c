@@ -348,7 +348,9 @@ void arpc__loop_post_or_run(arpc_loop *loop, arpc__task *task)
         return;
     /* Stopped: once its thread has finished, nothing else touches its objects. */
     struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
-    while (atomic_load_explicit(&loop->run_state, memory_order_acquire) == ARPC__LOOP_RUNNING)
+    while (atomic_load_explicit(&loop->run_state, memory_order_acquire) == ARPC__LOOP_RUNNING ||
+           (loop->thread_started &&
+            atomic_load_explicit(&loop->run_state, memory_order_acquire) != ARPC__LOOP_DONE))
         nanosleep(&ms, NULL);
     task->fn(task->a, task->b);
 }

@@ -7,7 +7,8 @@
  * tasks that keep submitting to other loops while arpc_runtime_destroy()
  * runs are either refused or run, never dropped and never a use-after-free
  * (ASan, TSan); arpc_event_wait, arpc_wg_wait, arpc_coro_sleep_ms and
- * arpc_runtime_offload return ARPC_ENOTCORO on a loop thread outside a
+ * arpc_runtime_offload (and, as before, arpc_io_read) return ARPC_ENOTCORO on
+ * a loop thread outside a
  * coroutine instead of blocking the loop; arpc_runtime_destroy() and
  * arpc_loop_destroy() called on one of their own loop threads return without
  * freeing anything instead of joining themselves.
@@ -138,6 +139,7 @@ typedef struct on_loop {
     int sleep_rc;
     int offload_rc;
     int zero_wait_rc;
+    int io_rc;
     int64_t elapsed_ms;
 } on_loop;
 
@@ -160,6 +162,8 @@ static void blocking_calls_task(void *arg)
     t->offload_rc = arpc_runtime_offload(t->rt, nothing, NULL);
     /* A zero timeout does not block: it only tests the event. */
     t->zero_wait_rc = arpc_event_wait(&ev, 0);
+    char byte;
+    t->io_rc = (int)arpc_io_read(0, &byte, 1, 5000);
     t->elapsed_ms = test_now_ms() - start;
     arpc_event_signal(&t->done);
 }
@@ -176,6 +180,7 @@ static void test_blocking_calls_on_loop_thread(void)
     ASSERT_ERR(t.sleep_rc, ARPC_ENOTCORO);
     ASSERT_ERR(t.offload_rc, ARPC_ENOTCORO);
     ASSERT_ERR(t.zero_wait_rc, ARPC_ETIMEDOUT);
+    ASSERT_ERR(t.io_rc, ARPC_ENOTCORO);
     ASSERT_LT(t.elapsed_ms, 2000); /* nothing waited out its 5 s */
     arpc_runtime_destroy(t.rt);
 }
