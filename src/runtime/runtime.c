@@ -21,7 +21,6 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "runtime/loop.h"
-
 #include "runtime/offload.h"
 
 struct arpc_runtime {

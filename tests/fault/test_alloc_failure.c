@@ -95,8 +95,8 @@ typedef struct deferred {
 static void respond_task(void *arg)
 {
     arpc_request *req = arg;
-    int rc = arpc_buf_append(arpc_request_response(req), arpc_request_data(req),
-                             arpc_request_len(req));
+    int rc =
+        arpc_buf_append(arpc_request_response(req), arpc_request_data(req), arpc_request_len(req));
     arpc_request_respond(req, rc);
 }
 
@@ -104,8 +104,8 @@ static int handle_defer(arpc_request *req, void *user_data)
 {
     arpc_runtime *rt = user_data;
     arpc_loop *here = arpc_loop_current();
-    arpc_loop *other = arpc_runtime_loop(rt, 0) == here ? arpc_runtime_loop(rt, 1)
-                                                        : arpc_runtime_loop(rt, 0);
+    arpc_loop *other =
+        arpc_runtime_loop(rt, 0) == here ? arpc_runtime_loop(rt, 1) : arpc_runtime_loop(rt, 0);
     if (arpc_loop_submit(other, respond_task, req) != 0)
         respond_task(req); /* answered here instead, still through respond */
     return ARPC_DEFERRED;
@@ -146,8 +146,8 @@ static void on_done(int status, const void *rsp, size_t len, void *user_data)
 {
     call_rec *c = user_data;
     atomic_store(&c->status, status);
-    atomic_store(&c->payload_ok, status != 0 || (len == strlen(c->payload) &&
-                                                 memcmp(rsp, c->payload, len) == 0));
+    atomic_store(&c->payload_ok,
+                 status != 0 || (len == strlen(c->payload) && memcmp(rsp, c->payload, len) == 0));
     atomic_fetch_add(&c->done, 1);
 }
 
