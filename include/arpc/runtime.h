@@ -32,7 +32,8 @@ ARPC_EXPORT void arpc_runtime_opts_init(arpc_runtime_opts *opts);
  * Creates the loops and starts their threads.
  * @param opts  borrowed; NULL means defaults.
  * @param out   on success the runtime, owned by the caller (arpc_runtime_destroy()).
- * @return 0, ARPC_ENOMEM or an OS error.
+ * @return 0, ARPC_EINVAL (a loop option is invalid, e.g. a coroutine stack
+ *         under 16 KiB), ARPC_ENOMEM or an OS error (-errno).
  * Thread: any.  Suspends: no.
  */
 ARPC_EXPORT int arpc_runtime_create(const arpc_runtime_opts *opts, arpc_runtime **out);

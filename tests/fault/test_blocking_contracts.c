@@ -4,7 +4,8 @@
  * Proves: arpc_call() inside an arpc_call_async() completion callback and
  * inside an arpc_loop_submit() task returns ARPC_ENOTCORO at once (it used to
  * block the loop its own call needed: a deadlock), while inside a coroutine
- * it still works; arpc_server_shutdown() there returns ARPC_ENOTCORO;
+ * it still works; arpc_server_shutdown() and arpc_server_listen() there
+ * return ARPC_ENOTCORO;
  * arpc_channel_destroy() and arpc_server_destroy() there return at once and
  * finish the teardown in a coroutine of that loop: calls in flight complete
  * with ARPC_ECANCELED, and nothing leaks (ASan).
@@ -89,7 +90,9 @@ static void test_call_in_task_is_refused(arpc_runtime *rt, arpc_channel *ch)
 typedef struct teardown {
     arpc_channel *ch;
     arpc_server *srv;
+    arpc_runtime *rt;
     int shutdown_rc;
+    int listen_rc;
     arpc_event done;
 } teardown;
 
@@ -97,6 +100,11 @@ static void shutdown_task(void *arg)
 {
     teardown *t = arg;
     t->shutdown_rc = arpc_server_shutdown(t->srv, 1000);
+    /* Listening waits for every loop too. */
+    arpc_server *extra;
+    ASSERT_OK(arpc_server_create(t->rt, NULL, &extra));
+    t->listen_rc = arpc_server_listen(extra, "127.0.0.1:0");
+    arpc_server_destroy(extra); /* finishes in a coroutine of this loop */
     arpc_event_signal(&t->done);
 }
 
@@ -120,6 +128,7 @@ static void test_teardown_on_loop_thread(void)
     arpc_runtime *srv_rt = fault_runtime(2);
     arpc_runtime *cli_rt = fault_runtime(2);
     teardown t;
+    t.rt = srv_rt;
     arpc_event_init(&t.done);
     ASSERT_OK(arpc_server_create(srv_rt, NULL, &t.srv));
     ASSERT_OK(arpc_server_register(t.srv, "hold", hold_handler, NULL));
@@ -134,6 +143,7 @@ static void test_teardown_on_loop_thread(void)
     ASSERT_OK(arpc_loop_submit(arpc_runtime_loop(srv_rt, 0), shutdown_task, &t));
     ASSERT_OK(arpc_event_wait(&t.done, 20000));
     ASSERT_ERR(t.shutdown_rc, ARPC_ENOTCORO);
+    ASSERT_ERR(t.listen_rc, ARPC_ENOTCORO);
 
     fault_calls calls;
     fault_calls_init(&calls, 8);

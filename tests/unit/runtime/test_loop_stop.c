@@ -11,7 +11,8 @@
  * a loop thread outside a
  * coroutine instead of blocking the loop; arpc_runtime_destroy() and
  * arpc_loop_destroy() called on one of their own loop threads return without
- * freeing anything instead of joining themselves.
+ * freeing anything instead of joining themselves, and arpc_loop_join() there
+ * returns ARPC_EINVAL.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -140,6 +141,7 @@ typedef struct on_loop {
     int offload_rc;
     int zero_wait_rc;
     int io_rc;
+    int join_rc;
     int64_t elapsed_ms;
 } on_loop;
 
@@ -192,6 +194,7 @@ static void destroy_from_inside_task(void *arg)
     on_loop *t = arg;
     arpc_runtime_destroy(t->rt);
     arpc_loop_destroy(arpc_loop_current());
+    t->join_rc = arpc_loop_join(arpc_loop_current());
     arpc_event_signal(&t->done);
 }
 
@@ -207,6 +210,7 @@ static void test_destroy_from_own_loop_is_refused(void)
     ASSERT_OK(arpc_loop_submit(arpc_runtime_loop(t.rt, 1), destroy_from_inside_task, &t));
     ASSERT_OK(arpc_event_wait(&t.done, 20000));
     arpc_log_set_level(ARPC_LOG_WARN);
+    ASSERT_ERR(t.join_rc, ARPC_EINVAL); /* a loop thread cannot join itself */
     atomic_store(&ran, 0);
     ASSERT_OK(arpc_loop_submit(arpc_runtime_loop(t.rt, 1), count_task, NULL));
     arpc_runtime_destroy(t.rt);
