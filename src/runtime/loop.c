@@ -244,6 +244,19 @@ void arpc_loop_stop(arpc_loop *loop)
     arpc__poller_wake(loop);
 }
 
+/* Waits until a stopped loop's arpc_loop_run has returned (or, for a started
+ * thread, until it has run and returned); a loop that nobody runs passes. */
+static void wait_until_finished(arpc_loop *loop)
+{
+    struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
+    for (;;) {
+        int state = atomic_load_explicit(&loop->run_state, memory_order_acquire);
+        if (state == ARPC__LOOP_DONE || (state == ARPC__LOOP_IDLE && !loop->thread_started))
+            return;
+        nanosleep(&ms, NULL);
+    }
+}
+
 static bool on_own_thread(const arpc_loop *loop)
 {
     return loop->thread_started && pthread_equal(pthread_self(), loop->thread);
@@ -269,6 +282,7 @@ void arpc_loop_destroy(arpc_loop *loop)
     arpc_loop_stop(loop);
     if (loop->thread_started)
         arpc_loop_join(loop);
+    wait_until_finished(loop); /* a loop run by arpc_loop_run() on another thread */
     if (atomic_load(&loop->run_state) == ARPC__LOOP_IDLE && arpc__tls_loop == NULL) {
         /* Never run: what was accepted runs now, as arpc_loop_run would. */
         arpc__tls_loop = loop;
@@ -347,11 +361,7 @@ void arpc__loop_post_or_run(arpc_loop *loop, arpc__task *task)
     if (arpc__loop_post(loop, task) == 0)
         return;
     /* Stopped: once its thread has finished, nothing else touches its objects. */
-    struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
-    while (atomic_load_explicit(&loop->run_state, memory_order_acquire) == ARPC__LOOP_RUNNING ||
-           (loop->thread_started &&
-            atomic_load_explicit(&loop->run_state, memory_order_acquire) != ARPC__LOOP_DONE))
-        nanosleep(&ms, NULL);
+    wait_until_finished(loop);
     task->fn(task->a, task->b);
 }
 
