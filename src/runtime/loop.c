@@ -17,17 +17,16 @@
  * their tasks by looking at the inbox.  The window ends at the next timer so a
  * spin never delays one.
  *
- * Stopping: arpc_loop_stop closes the loop to other threads before it asks
- * the loop to return, so from then on their submissions fail with
- * ARPC_ESTOPPED.  A submitter counts itself in `submitters` (a seq_cst
- * increment) before it reads `closed`, and the closer stores `closed` before
- * it reads the count: either the submitter sees the loop closed, or the loop
- * sees it counted and waits for it to leave.  Once the count is zero no
- * other thread will touch the loop again, and everything that was accepted
- * is in the inbox: the loop runs it dry (its own thread may still queue
- * follow-up work there, which it also runs) before arpc_loop_run returns.
- * So a submission either returns ARPC_ESTOPPED or runs; none is dropped, and
- * a loop is freed only after the last submitter has left it.
+ * Stopping: arpc_loop_stop closes the inbox (see inbox.h) before it asks
+ * the loop to return, so from then on other threads' submissions fail with
+ * ARPC_ESTOPPED, and each one before the close is in the inbox, or about to
+ * be published in a ring cell it claimed.  The loop runs the inbox until it
+ * is settled (every claimed cell run, the overflow empty; its own thread may
+ * still queue follow-up hand-offs, which it also runs) before arpc_loop_run
+ * returns.  So a submission either returns ARPC_ESTOPPED or runs; none is
+ * dropped.  A producer still touches the loop (its wake-up) just after its
+ * push: the loop's memory must outlive its producers, which is why a runtime
+ * joins every loop thread before it frees any loop.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -186,22 +185,18 @@ static void loop_iteration(arpc_loop *loop)
     poll_once(loop);
 }
 
-/* Waits until no other thread is inside a submission; `closed` is set. */
-static void wait_for_submitters(arpc_loop *loop)
-{
-    while (atomic_load_explicit(&loop->submitters, memory_order_acquire) != 0)
-        sched_yield();
-}
-
 /* After the stop: runs everything accepted, and what it queues in turn. */
 static void finish(arpc_loop *loop)
 {
-    wait_for_submitters(loop);
-    do {
-        arpc__inbox_drain(&loop->inbox, SIZE_MAX);
+    for (;;) {
+        size_t ran = arpc__inbox_drain(&loop->inbox, SIZE_MAX);
         arpc__coro_run_ready(loop);
         run_deferred(loop);
-    } while (arpc__inbox_nonempty(&loop->inbox));
+        if (arpc__inbox_settled(&loop->inbox))
+            return;
+        if (ran == 0)
+            sched_yield(); /* a producer between its claim and its publish */
+    }
 }
 
 int arpc_loop_run(arpc_loop *loop)
@@ -239,7 +234,8 @@ int arpc_loop_start(arpc_loop *loop)
 
 void arpc_loop_stop(arpc_loop *loop)
 {
-    atomic_store(&loop->closed, true); /* before the stop: see "Stopping" */
+    atomic_store(&loop->closed, true);
+    arpc__inbox_close(&loop->inbox); /* before the stop: see "Stopping" */
     atomic_store_explicit(&loop->stop_requested, true, memory_order_release);
     arpc__poller_wake(loop);
 }
@@ -289,7 +285,6 @@ void arpc_loop_destroy(arpc_loop *loop)
         finish(loop);
         arpc__tls_loop = NULL;
     }
-    wait_for_submitters(loop);
     for (int i = 0; i < ARPC__LOCAL_COUNT; i++) {
         if (loop->locals[i].fini != NULL)
             loop->locals[i].fini(loop->locals[i].value);
@@ -304,24 +299,13 @@ void arpc_loop_destroy(arpc_loop *loop)
     arpc__free(loop);
 }
 
-/* Another thread enters a submission.  @return false if the loop is closed. */
-static bool submit_enter(arpc_loop *loop)
-{
-    atomic_fetch_add(&loop->submitters, 1);
-    if (!atomic_load(&loop->closed))
-        return true;
-    atomic_fetch_sub_explicit(&loop->submitters, 1, memory_order_release);
-    return false;
-}
-
-/* Wakes the loop if it sleeps, then leaves the submission (the last touch). */
-static void submit_wake_leave(arpc_loop *loop)
+/* Wakes the loop if it sleeps (after a push by another thread). */
+static void wake_if_sleeping(arpc_loop *loop)
 {
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&loop->sleeping, memory_order_relaxed) &&
         atomic_exchange(&loop->sleeping, 0))
         arpc__poller_wake(loop);
-    atomic_fetch_sub_explicit(&loop->submitters, 1, memory_order_release);
 }
 
 int arpc__loop_submit2(arpc_loop *loop, arpc__task_fn fn, void *a, void *b)
@@ -332,28 +316,20 @@ int arpc__loop_submit2(arpc_loop *loop, arpc__task_fn fn, void *a, void *b)
             return ARPC_ESTOPPED;
         return arpc__inbox_push(&loop->inbox, fn, a, b);
     }
-    if (!submit_enter(loop))
-        return ARPC_ESTOPPED;
     int rc = arpc__inbox_push(&loop->inbox, fn, a, b);
-    if (rc < 0) {
-        atomic_fetch_sub_explicit(&loop->submitters, 1, memory_order_release);
-        return rc;
-    }
-    submit_wake_leave(loop);
-    return 0;
+    if (rc == 0)
+        wake_if_sleeping(loop);
+    return rc;
 }
 
 int arpc__loop_post(arpc_loop *loop, arpc__task *task)
 {
-    if (arpc__tls_loop == loop) {
-        arpc__inbox_push_task(&loop->inbox, task);
-        return 0;
-    }
-    if (!submit_enter(loop))
-        return ARPC_ESTOPPED;
-    arpc__inbox_push_task(&loop->inbox, task);
-    submit_wake_leave(loop);
-    return 0;
+    if (arpc__tls_loop == loop)
+        return arpc__inbox_push_task(&loop->inbox, task, true);
+    int rc = arpc__inbox_push_task(&loop->inbox, task, false);
+    if (rc == 0)
+        wake_if_sleeping(loop);
+    return rc;
 }
 
 void arpc__loop_post_or_run(arpc_loop *loop, arpc__task *task)

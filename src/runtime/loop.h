@@ -60,12 +60,10 @@ struct arpc_loop {
     int wake_fd;
     _Atomic int sleeping;
     _Atomic bool stop_requested;
-    /* Set by arpc_loop_stop: other threads' submissions are refused from then
-     * on.  `submitters` counts the threads inside a submission, so the loop
-     * (and its destroyer) know when the last one has left its memory. */
-    _Alignas(ARPC__CACHELINE) _Atomic bool closed;
-    _Atomic unsigned submitters;
-    _Atomic int run_state;
+    /* Set by arpc_loop_stop, which also closes the inbox: submissions are
+     * refused from then on (those of the loop's own hand-offs excepted). */
+    _Atomic bool closed;
+    _Atomic int run_state; /* ARPC__LOOP_*, for threads that wait for its end */
     struct arpc_runtime *rt; /* the runtime that owns the loop, or NULL */
     bool running;
     bool thread_started;
