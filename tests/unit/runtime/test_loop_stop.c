@@ -3,7 +3,8 @@
  * the blocking runtime functions do on a loop thread outside a coroutine.
  * Proves: a submit or spawn on a stopped loop returns ARPC_ESTOPPED (it used
  * to return 0 and never run); tasks accepted before the stop run before
- * arpc_loop_run() returns, even when they arrive through the overflow list;
+ * arpc_loop_run() returns, even when they arrive through the overflow list,
+ * and a ring cell claimed before the stop is waited for and run;
  * tasks that keep submitting to other loops while arpc_runtime_destroy()
  * runs are either refused or run, never dropped and never a use-after-free
  * (ASan, TSan); arpc_event_wait, arpc_wg_wait, arpc_coro_sleep_ms and
@@ -19,6 +20,7 @@
 
 #include <arpc/arpc.h>
 
+#include "runtime/inbox.h"
 #include "test.h"
 
 static _Atomic int ran;
@@ -70,6 +72,46 @@ static void test_queued_before_stop_runs(void)
     ASSERT_OK(arpc_loop_run(loop));
     ASSERT_EQ(atomic_load(&ran), 110);
     arpc_loop_destroy(loop);
+}
+
+/* White box: a close refuses later pushes (ring or overflow) but not forced
+ * ones, and the inbox is settled only once a cell claimed before the close
+ * has been published and run. */
+static char trace[8];
+static int trace_len;
+
+static void trace_task(void *a, void *b)
+{
+    (void)b;
+    trace[trace_len++] = (char)(intptr_t)a;
+}
+
+static void test_inbox_close(void)
+{
+    arpc__inbox inbox;
+    ASSERT_OK(arpc__inbox_init(&inbox, 4));
+    ASSERT_OK(arpc__inbox_push(&inbox, trace_task, (void *)(intptr_t)'a', NULL));
+    size_t claimed = atomic_fetch_add(&inbox.tail, 1); /* a producer mid-push */
+    arpc__inbox_close(&inbox);
+    ASSERT_ERR(arpc__inbox_push(&inbox, trace_task, (void *)(intptr_t)'x', NULL), ARPC_ESTOPPED);
+    arpc__task refused;
+    arpc__task_set(&refused, trace_task, (void *)(intptr_t)'y', NULL);
+    ASSERT_ERR(arpc__inbox_push_task(&inbox, &refused, false), ARPC_ESTOPPED);
+    arpc__task forced;
+    arpc__task_set(&forced, trace_task, (void *)(intptr_t)'f', NULL);
+    ASSERT_OK(arpc__inbox_push_task(&inbox, &forced, true));
+    arpc__inbox_drain(&inbox, SIZE_MAX);
+    ASSERT_FALSE(arpc__inbox_settled(&inbox)); /* the claimed cell is not published */
+    arpc__inbox_cell *cell = &inbox.cells[claimed & inbox.mask];
+    cell->fn = trace_task;
+    cell->a = (void *)(intptr_t)'c';
+    cell->b = NULL;
+    atomic_store(&cell->seq, claimed + 1);
+    arpc__inbox_drain(&inbox, SIZE_MAX);
+    ASSERT_TRUE(arpc__inbox_settled(&inbox));
+    trace[trace_len] = '\0';
+    ASSERT_STREQ(trace, "acf");
+    arpc__inbox_fini(&inbox);
 }
 
 /* ---- cross-loop submissions during arpc_runtime_destroy() ---------------- */
@@ -221,6 +263,7 @@ int main(void)
 {
     RUN_TEST(test_submit_after_stop_is_refused);
     RUN_TEST(test_queued_before_stop_runs);
+    RUN_TEST(test_inbox_close);
     RUN_TEST(test_cross_loop_submit_during_destroy);
     RUN_TEST(test_blocking_calls_on_loop_thread);
     RUN_TEST(test_destroy_from_own_loop_is_refused);
