@@ -140,7 +140,9 @@ int arpc__loop_post(arpc_loop *loop, arpc__task *task);
 
 /* As arpc__loop_post, but a stopped loop's task runs on the calling thread
  * once the loop's thread has finished (its objects are then the caller's).
- * For teardown jobs of the layers above.  Never fails.  Not a loop thread. */
+ * For teardown jobs and answers of the layers above.  Never fails.  Any
+ * thread; it blocks (briefly: the loop's last drain) only on a refusal, which
+ * the loop's own thread never gets. */
 void arpc__loop_post_or_run(arpc_loop *loop, arpc__task *task);
 
 /* Teardowns started on a runtime's loop (a channel or server destroyed from
