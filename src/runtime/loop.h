@@ -63,7 +63,7 @@ struct arpc_loop {
     /* Set by arpc_loop_stop, which also closes the inbox: submissions are
      * refused from then on (those of the loop's own hand-offs excepted). */
     _Atomic bool closed;
-    _Atomic int run_state; /* ARPC__LOOP_*, for threads that wait for its end */
+    _Atomic int run_state;   /* ARPC__LOOP_*, for threads that wait for its end */
     struct arpc_runtime *rt; /* the runtime that owns the loop, or NULL */
     bool running;
     bool thread_started;
