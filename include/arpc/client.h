@@ -104,8 +104,15 @@ ARPC_EXPORT int arpc_channel_create(arpc_runtime *rt, const char *target,
 
 /**
  * Closes every connection and frees the channel.  Calls still in flight
- * complete with ARPC_ECANCELED first.  NULL is a no-op.
- * Thread: any but a loop thread of the runtime, or a coroutine.  Blocks (or suspends).
+ * complete with ARPC_ECANCELED first; new calls get ARPC_ESTOPPED.  NULL is a
+ * no-op.  On a plain thread it blocks and inside a coroutine it suspends
+ * until the channel is freed.  On a loop thread outside a coroutine (an
+ * arpc_call_async() callback, a task), where waiting would stall the loop, it
+ * returns at once and finishes in a new coroutine of that loop (the loop's
+ * runtime waits for it in arpc_runtime_destroy()); if no coroutine stack can
+ * be mapped, it logs an error and the channel is leaked rather than freed
+ * under its calls.  Never allocates.
+ * Thread: any.  Suspends: yes (in a coroutine; see above elsewhere).
  */
 ARPC_EXPORT void arpc_channel_destroy(arpc_channel *ch);
 
@@ -114,12 +121,20 @@ ARPC_EXPORT void arpc_channel_destroy(arpc_channel *ch);
  * @param req   borrowed; copied before the call suspends.
  * @param opts  borrowed; NULL means defaults.
  * @param rsp   out: the answer is appended (on success, or the error message of an
- *              application error); owned by the caller, who may reuse it.
- * @return 0; a positive application error code from the handler; or ARPC_ETIMEDOUT,
- *         ARPC_ECONNREFUSED, ARPC_ECONNRESET, ARPC_ECLOSED, ARPC_ENOMETHOD,
- *         ARPC_EOVERLOAD, ARPC_ESHUTDOWN, ARPC_EHEARTBEAT, ARPC_EFRAME, ARPC_ETOOBIG,
- *         ARPC_ENOENDPOINT, ARPC_EINVAL, ARPC_ENOMEM, ...
- * Thread: any.  Suspends: yes (inside a coroutine only the coroutine; else it blocks).
+ *              application error); owned by the caller, who may reuse it.  May be
+ *              NULL to drop the answer.
+ * @return 0; a positive application error code from the handler; the errors of
+ *         arpc_call_async(); or ARPC_ETIMEDOUT, ARPC_ECONNREFUSED, ARPC_ECONNRESET,
+ *         ARPC_ECLOSED, ARPC_ENOMETHOD, ARPC_EOVERLOAD, ARPC_ESHUTDOWN,
+ *         ARPC_ETOOMANYCONNS, ARPC_EHEARTBEAT, ARPC_EFRAME, ARPC_ETOOBIG,
+ *         ARPC_ENOENDPOINT, ARPC_ECANCELED (the channel was destroyed), ARPC_ENOMEM
+ *         (also when the answer could not be appended to `rsp`), a negative code
+ *         the handler returned; or ARPC_ENOTCORO, at once, on a loop thread outside
+ *         a coroutine (an arpc_call_async() callback, an arpc_loop_submit() task):
+ *         blocking there would stall that loop, and deadlock when the call's own
+ *         connection lives on it.  Use arpc_call_async() there, or spawn a coroutine.
+ * Thread: any but a loop thread outside a coroutine.  Suspends: yes (inside a
+ * coroutine only the coroutine; on a plain thread it blocks).
  */
 ARPC_EXPORT int arpc_call(arpc_channel *ch, const char *method, const void *req, size_t req_len,
                           const arpc_call_opts *opts, arpc_buf *rsp);
@@ -134,10 +149,15 @@ ARPC_EXPORT int arpc_call(arpc_channel *ch, const char *method, const void *req,
 typedef void (*arpc_call_cb)(int status, const void *rsp, size_t rsp_len, void *user_data);
 
 /**
- * Starts a call; `cb` runs exactly once when it completes.
+ * Starts a call; `cb` runs exactly once when it completes.  Once accepted, the
+ * call's hand-offs between loops allocate nothing, so it cannot be lost for
+ * want of memory: every failure reaches `cb` as a status.
  * @param req   borrowed; copied before this function returns.
- * @return 0 (the callback will run), or ARPC_EINVAL / ARPC_ENOMEM / ARPC_ESTOPPED
- *         (it will not).
+ * @return 0 (the callback will run), or (it will not): ARPC_EINVAL (NULL
+ *         channel, method or cb; an empty or over-long method name), ARPC_ETOOBIG
+ *         (the request exceeds the channel's max_frame_size), ARPC_ENOMEM, or
+ *         ARPC_ESTOPPED (the channel is being destroyed, or its runtime's loops
+ *         are stopped).
  * Thread: any.  Suspends: no.
  */
 ARPC_EXPORT int arpc_call_async(arpc_channel *ch, const char *method, const void *req,

@@ -23,8 +23,11 @@ typedef void (*arpc_coro_fn)(void *user_data);
 
 /**
  * Starts a coroutine running `fn(user_data)` on `loop`.  It first runs at the
- * loop's next scheduling point, never inside this call.
- * @return 0, ARPC_ENOMEM (no stack could be mapped) or ARPC_ESTOPPED.
+ * loop's next scheduling point, never inside this call.  From another thread
+ * the stack is mapped here and the coroutine handed over without further
+ * allocation, so once this returns 0 the coroutine runs.
+ * @return 0, ARPC_EINVAL (NULL loop or fn), ARPC_ENOMEM (no stack could be
+ *         mapped) or ARPC_ESTOPPED (arpc_loop_stop() was called on `loop`).
  * Thread: any (from another thread it goes through the loop's inbox).
  * Suspends: no.
  */
@@ -41,10 +44,12 @@ ARPC_EXPORT bool arpc_coro_in(void);
 ARPC_EXPORT int arpc_coro_yield(void);
 
 /**
- * Suspends the coroutine for at least `ms` milliseconds.  On a plain thread it
- * sleeps the thread instead.
- * @return 0.
- * Thread: any.  Suspends: yes.
+ * Suspends the coroutine for at least `ms` milliseconds (a negative `ms` is
+ * 0).  On a plain thread it sleeps the thread instead.
+ * @return 0, ARPC_ENOMEM (the loop's timer heap could not grow; the coroutine
+ *         did not sleep) or ARPC_ENOTCORO (a loop thread outside a coroutine,
+ *         which must not block; nothing slept).
+ * Thread: any; on a loop thread only in a coroutine.  Suspends: yes.
  */
 ARPC_EXPORT int arpc_coro_sleep_ms(int64_t ms);
 
@@ -63,8 +68,10 @@ ARPC_EXPORT void arpc_event_init(arpc_event *ev);
 
 /**
  * Waits until the event is signalled, then consumes the signal.
- * @param timeout_ms  < 0 waits forever.
- * @return 0 or ARPC_ETIMEDOUT.
+ * @param timeout_ms  ARPC_WAIT_FOREVER (< 0) waits without limit; 0 only
+ *                    consumes a pending signal.
+ * @return 0, ARPC_ETIMEDOUT, or ARPC_ENOTCORO (a loop thread outside a
+ *         coroutine with timeout_ms != 0: blocking would stall the loop).
  * Thread: any; inside a coroutine only that coroutine suspends.  Suspends: yes.
  */
 ARPC_EXPORT int arpc_event_wait(arpc_event *ev, int64_t timeout_ms);
@@ -72,7 +79,9 @@ ARPC_EXPORT int arpc_event_wait(arpc_event *ev, int64_t timeout_ms);
 /**
  * Signals the event, waking its waiter if there is one.  The event may be
  * reused or freed by the waiter as soon as it wakes, so a signaller must not
- * touch `ev` after this call.
+ * touch `ev` after this call.  Never allocates and never fails; a waiting
+ * coroutine whose loop has been stopped stays parked, as its loop's
+ * coroutines all do.
  * Thread: any.  Suspends: no.
  */
 ARPC_EXPORT void arpc_event_signal(arpc_event *ev);
@@ -97,8 +106,9 @@ ARPC_EXPORT void arpc_wg_done(arpc_wg *wg);
 
 /**
  * Waits until the count reaches zero (one waiter at a time).
- * @param timeout_ms  < 0 waits forever.
- * @return 0 or ARPC_ETIMEDOUT.
+ * @param timeout_ms  ARPC_WAIT_FOREVER (< 0) waits without limit; 0 only tests.
+ * @return 0, ARPC_ETIMEDOUT, or ARPC_ENOTCORO (a loop thread outside a
+ *         coroutine with timeout_ms != 0 and the count above zero).
  * Thread: any; inside a coroutine only that coroutine suspends.  Suspends: yes.
  */
 ARPC_EXPORT int arpc_wg_wait(arpc_wg *wg, int64_t timeout_ms);

@@ -2,8 +2,18 @@
  * Coroutine-aware sockets.  Each call suspends only its coroutine while the
  * socket would block, and resumes on readiness or at its deadline.  Sockets
  * are non-blocking and registered with the loop of the coroutine that first
- * uses them; use them from coroutines of that loop only.  Addresses are
- * "HOST:PORT" with an IPv4 address, "[IPv6]:PORT", or a host name.
+ * uses them; use them from coroutines of that loop only (elsewhere, on a loop
+ * thread outside a coroutine too, the waiting calls return ARPC_ENOTCORO).
+ * Every `timeout_ms` follows the "Timeouts" rule of loop.h: ARPC_WAIT_FOREVER
+ * (< 0) has no limit, 0 does not wait.  Addresses are "HOST:PORT" with an
+ * IPv4 address, "[IPv6]:PORT", or a host name.
+ *
+ * Besides the errors each function lists, every call that may wait can
+ * return ARPC_ENOMEM (the socket could not be registered with the loop on
+ * its first use), ARPC_EINVAL (another coroutine already waits on the socket
+ * in the same direction, or the descriptor belongs to another arpc component)
+ * and ARPC_ECANCELED (arpc_io_close() closed it during the wait).  Out-params
+ * are written only on success.
  */
 #ifndef ARPC_IO_H
 #define ARPC_IO_H
@@ -14,12 +24,13 @@
 #include <sys/uio.h>
 
 #include <arpc/export.h>
+#include <arpc/loop.h>
 
 ARPC_BEGIN_DECLS
 
 /**
  * Connects a TCP socket (TCP_NODELAY set) to `address`.
- * @param timeout_ms  < 0 waits forever.
+ * @param timeout_ms  ARPC_WAIT_FOREVER (< 0) waits without limit.
  * @param out  on success the socket, owned by the caller (arpc_io_close()).
  * @return 0, ARPC_EBADADDR, ARPC_ETIMEDOUT, ARPC_ECONNREFUSED, ARPC_ENOTCORO or -errno.
  * Thread: a coroutine.  Suspends: yes.

@@ -22,8 +22,12 @@ typedef enum arpc_log_level {
 typedef void (*arpc_log_cb)(arpc_log_level level, const char *message, void *user_data);
 
 /**
- * Sets the lowest level that is logged (default ARPC_LOG_WARN, or the value
- * of the ARPC_LOG environment variable: debug, info, warn, error, off).
+ * Sets the lowest level that is logged; a value outside the enum is clamped
+ * to ARPC_LOG_DEBUG or ARPC_LOG_OFF.  Before the first call the level is
+ * ARPC_LOG_WARN, or the value of the ARPC_LOG environment variable when the
+ * library was loaded, spelt exactly "debug", "info", "warn", "error" or
+ * "off" (any other value is ignored); later changes of the variable have no
+ * effect.
  * Thread: any.  Suspends: no.
  */
 ARPC_EXPORT void arpc_log_set_level(arpc_log_level level);

@@ -32,15 +32,23 @@ ARPC_EXPORT void arpc_runtime_opts_init(arpc_runtime_opts *opts);
  * Creates the loops and starts their threads.
  * @param opts  borrowed; NULL means defaults.
  * @param out   on success the runtime, owned by the caller (arpc_runtime_destroy()).
- * @return 0, ARPC_ENOMEM or an OS error.
+ * @return 0, ARPC_EINVAL (a loop option is invalid, e.g. a coroutine stack
+ *         under 16 KiB), ARPC_ENOMEM or an OS error (-errno).
  * Thread: any.  Suspends: no.
  */
 ARPC_EXPORT int arpc_runtime_create(const arpc_runtime_opts *opts, arpc_runtime **out);
 
 /**
  * Stops every loop, joins its thread and frees the runtime.  Objects that use
- * the runtime (channels, servers) must be destroyed first.  NULL is a no-op.
- * Thread: any thread not owned by the runtime.  Blocks.
+ * the runtime (channels, servers) must be destroyed first; teardowns that a
+ * loop thread of this runtime handed to a coroutine (arpc_channel_destroy()
+ * or arpc_server_destroy() called there) are waited for.  Every loop is
+ * stopped before any is joined, and joined before any is freed: a task that
+ * submits to another loop meanwhile gets ARPC_ESTOPPED, and every task
+ * accepted runs (see arpc_loop_stop()).  NULL is a no-op.  Called on one of
+ * the runtime's own loop threads (or in one of its coroutines), where it
+ * would join itself, it logs an error and returns without doing anything.
+ * Thread: any (see above).  Blocks.
  */
 ARPC_EXPORT void arpc_runtime_destroy(arpc_runtime *rt);
 
@@ -55,7 +63,7 @@ ARPC_EXPORT arpc_loop *arpc_runtime_next_loop(arpc_runtime *rt);
 
 /**
  * Spawns a coroutine on the next loop in round-robin order.
- * @return as arpc_coro_spawn().
+ * @return as arpc_coro_spawn(): 0, ARPC_ENOMEM or ARPC_ESTOPPED.
  * Thread: any.  Suspends: no.
  */
 ARPC_EXPORT int arpc_runtime_spawn(arpc_runtime *rt, arpc_coro_fn fn, void *user_data);
@@ -65,8 +73,10 @@ ARPC_EXPORT int arpc_runtime_spawn(arpc_runtime *rt, arpc_coro_fn fn, void *user
  * return: CPU-heavy work (compression, crypto, parsing) that would otherwise
  * hold up every other coroutine of the loop.  Inside a coroutine only that
  * coroutine waits; on a plain thread the thread blocks.
- * @return 0 (fn ran), ARPC_ENOMEM or -errno (the pool could not start; fn did not run).
- * Thread: any.  Suspends: yes.
+ * @return 0 (fn ran), ARPC_EINVAL (NULL rt or fn), ARPC_ENOTCORO (on a loop
+ *         thread outside a coroutine, which must not block), or ARPC_ENOMEM or
+ *         -errno (the pool could not start); fn did not run on an error.
+ * Thread: any; on a loop thread only in a coroutine.  Suspends: yes.
  */
 ARPC_EXPORT int arpc_runtime_offload(arpc_runtime *rt, arpc_task_cb fn, void *user_data);
 

@@ -101,8 +101,10 @@ ARPC_EXPORT int arpc_server_register(arpc_server *srv, const char *method,
 /**
  * Starts listening on `address` ("HOST:PORT", "[::1]:PORT"; port 0 picks one)
  * on every loop of the runtime.
- * @return 0, ARPC_EBADADDR, ARPC_EADDRINUSE, ARPC_EINVAL (already listening) or -errno.
- * Thread: any.  Suspends: no.
+ * @return 0, ARPC_EBADADDR, ARPC_EADDRINUSE, ARPC_EINVAL (already listening),
+ *         ARPC_ENOTCORO (a loop thread outside a coroutine: it waits for every
+ *         loop) or -errno.
+ * Thread: any; on a loop thread only in a coroutine.  Suspends: yes (briefly).
  */
 ARPC_EXPORT int arpc_server_listen(arpc_server *srv, const char *address);
 
@@ -112,19 +114,29 @@ ARPC_EXPORT int arpc_server_port(const arpc_server *srv);
 /**
  * Graceful shutdown: stops accepting connections, sends GOAWAY on every
  * connection, lets the requests in progress finish for up to
- * `drain_timeout_ms`, then closes every connection.  Requests that arrive after
- * the GOAWAY are answered ARPC_ESHUTDOWN, so no accepted request is lost
- * silently.
- * @return 0, or ARPC_ETIMEDOUT if requests were still running at the drain
- *         deadline (their connections are closed anyway).
- * Thread: any thread that is not a loop of the server's runtime.  Blocks.
+ * `drain_timeout_ms` (<= 0: no drain time), then closes every connection.
+ * Requests that arrive after the GOAWAY are answered ARPC_ESHUTDOWN, so no
+ * accepted request is lost silently.  A second call returns 0 at once.
+ * Never allocates.
+ * @return 0; ARPC_ETIMEDOUT if requests were still running at the drain
+ *         deadline (their connections are closed anyway); ARPC_EINVAL (NULL);
+ *         ARPC_ENOTCORO on a loop thread outside a coroutine, where the wait
+ *         would stall the loop (nothing was done).
+ * Thread: any; on a loop thread only in a coroutine (one of its own runtime's
+ * loops then waits for the drain deadline if the caller is a handler).
+ * Suspends: yes (blocks a plain thread).
  */
 ARPC_EXPORT int arpc_server_shutdown(arpc_server *srv, int64_t drain_timeout_ms);
 
 /**
- * Shuts the server down (with no drain time if it still runs) and frees it.
- * NULL is a no-op.
- * Thread: as arpc_server_shutdown().  Blocks.
+ * Shuts the server down (with no drain time if it still runs), waits for the
+ * handlers still running (a deferred request holds the server until
+ * arpc_request_respond()) and frees it.  NULL is a no-op.  Never allocates.
+ * On a loop thread outside a coroutine it returns at once and finishes in a
+ * new coroutine of that loop (that loop's runtime waits for it in
+ * arpc_runtime_destroy()); if no coroutine stack can be mapped it logs an
+ * error and leaks the server rather than free it under its handlers.
+ * Thread: any.  Suspends: yes (blocks a plain thread).
  */
 ARPC_EXPORT void arpc_server_destroy(arpc_server *srv);
 
@@ -164,6 +176,11 @@ ARPC_EXPORT int arpc_request_set_error(arpc_request *req, const char *message);
  * Answers a deferred request with `status` (0, an application code > 0, or a
  * negative arpc_err) and the contents of arpc_request_response().  `req` is
  * invalid after this call.  Must be called exactly once per deferred request.
+ * From another thread the answer is handed to the request's loop in a task
+ * node inside the request: nothing is allocated, so the answer cannot be lost
+ * for want of memory.  If that loop has been stopped (its runtime is being
+ * destroyed), the call waits until the loop's thread has finished and then
+ * completes the request on the calling thread.
  * Thread: any.  Suspends: no.
  */
 ARPC_EXPORT void arpc_request_respond(arpc_request *req, int status);

@@ -10,13 +10,17 @@
 
 static _Atomic int64_t fail_countdown = -1;
 static _Atomic uint64_t alloc_total;
+static _Atomic uint64_t fail_total;
 
 static int should_fail(void)
 {
     int64_t n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
     if (n < 0)
         return 0;
-    return atomic_fetch_sub_explicit(&fail_countdown, 1, memory_order_relaxed) == 0;
+    if (atomic_fetch_sub_explicit(&fail_countdown, 1, memory_order_relaxed) != 0)
+        return 0;
+    atomic_fetch_add_explicit(&fail_total, 1, memory_order_relaxed);
+    return 1;
 }
 
 void *arpc__malloc(size_t size)
@@ -51,6 +55,11 @@ void arpc__free(void *ptr)
 void arpc__alloc_fail_after(int64_t n)
 {
     atomic_store(&fail_countdown, n);
+}
+
+uint64_t arpc__alloc_failures(void)
+{
+    return atomic_load_explicit(&fail_total, memory_order_relaxed);
 }
 
 uint64_t arpc__alloc_count(void)

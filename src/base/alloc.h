@@ -17,6 +17,9 @@ void arpc__free(void *ptr);
 /* Test hook: the allocation after `n` more succeed fails; -1 disables. */
 void arpc__alloc_fail_after(int64_t n);
 
+/* Allocations made to fail so far by arpc__alloc_fail_after (all threads). */
+uint64_t arpc__alloc_failures(void);
+
 /* Allocations made so far through the hooks (all threads). */
 uint64_t arpc__alloc_count(void);
 

@@ -1,4 +1,4 @@
-/* Small helpers every layer uses: branch hints, container_of, min/max. */
+/* Small helpers every layer uses: branch hints, container_of. */
 #ifndef ARPC_BASE_COMMON_H
 #define ARPC_BASE_COMMON_H
 
@@ -13,9 +13,6 @@
 #define arpc__noinline __attribute__((noinline))
 
 #define arpc__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
-#define arpc__min(a, b) ((a) < (b) ? (a) : (b))
-#define arpc__max(a, b) ((a) > (b) ? (a) : (b))
 
 #define ARPC__CACHELINE 64
 

@@ -1,7 +1,10 @@
 /*
  * Design notes: the level is an atomic read on every log site; the handler
  * pointer pair is set before runtimes start (documented), so it is read
- * without a lock.  The level is initialised from ARPC_LOG once, lazily.
+ * without a lock.  The level starts at ARPC_LOG_WARN and is read from the
+ * ARPC_LOG environment variable once, by a constructor when the library is
+ * loaded (a value that names no level is ignored); arpc_log_set_level()
+ * overrides it from then on.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,7 +38,12 @@ __attribute__((constructor)) static void log_level_from_env(void)
 
 void arpc_log_set_level(arpc_log_level level)
 {
-    atomic_store(&arpc__log_level, (int)level);
+    /* Out of range: the nearest level, so the log sites' comparison and
+     * level_name() stay meaningful. */
+    int value = (int)level < ARPC_LOG_DEBUG ? ARPC_LOG_DEBUG
+                : (int)level > ARPC_LOG_OFF ? ARPC_LOG_OFF
+                                            : (int)level;
+    atomic_store(&arpc__log_level, value);
 }
 
 arpc_log_level arpc_log_get_level(void)

@@ -249,9 +249,10 @@ static void call_complete(cli_call *call, int status, const void *rsp, size_t rs
         /* Only failures happen inside an initiation: no answer is read there. */
         ARPC_ASSERT(rsp == NULL && status < 0);
         deadline_untrack(call);
-        int rc = arpc__loop_submit2(arpc__loop_current(), deliver_later_task, call,
-                                    (void *)(intptr_t)status);
-        ARPC_CHECK(rc == 0);
+        /* The loop's own thread: accepted even while the loop stops, and
+         * without allocating (the task node is the call's). */
+        arpc__task_set(&call->task, deliver_later_task, call, (void *)(intptr_t)status);
+        arpc__loop_post(arpc__loop_current(), &call->task);
         return;
     }
     deliver(call, status, rsp, rsp_len);
@@ -841,18 +842,21 @@ static cli_endpoint *pick_other(arpc_channel *ch, uint64_t hash_key, cli_endpoin
 }
 
 /* Hands `call` to a slot of `ep`: at once when that is this thread's loop,
- * else through the slot loop's inbox.  After a hand-off to another loop the
- * call is that loop's alone, so nothing here touches it afterwards. */
-static void route(cli_call *call, cli_endpoint *ep)
+ * else through the slot loop's inbox, in the call's own task node (no
+ * allocation).  After a hand-off to another loop the call is that loop's
+ * alone, so nothing here touches it afterwards.
+ * @return 0, or ARPC_ESTOPPED if the slot's loop is stopped: the call is
+ *         still the caller's. */
+static int route(cli_call *call, cli_endpoint *ep)
 {
     cli_slot *slot = pick_slot(ep);
     call->ep = ep;
     if (arpc__loop_current() == slot->loop) {
         slot_submit(slot, call);
-        return;
+        return 0;
     }
-    int rc = arpc__loop_submit2(slot->loop, submit_task, slot, call);
-    ARPC_CHECK(rc == 0); /* the inbox spills rather than refuses */
+    arpc__task_set(&call->task, submit_task, slot, call);
+    return arpc__loop_post(slot->loop, &call->task);
 }
 
 /* Sends a call again.  Loop thread. */
@@ -866,7 +870,8 @@ static void dispatch(cli_call *call)
     if (ep == call->ep && ch->ep_count > 1)
         ep = pick_other(ch, call->hash_key, ep);
     call->lnk = NULL;
-    route(call, ep);
+    if (route(call, ep) < 0)
+        call_complete(call, ARPC_ESTOPPED, NULL, 0);
 }
 
 /* ---- public calls --------------------------------------------------------- */
@@ -908,10 +913,16 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     call->user_data = user_data;
     call->lnk = NULL;
     atomic_fetch_add(&ch->active_calls, 1);
-    atomic_fetch_add_explicit(&ch->calls, 1, memory_order_relaxed);
     initiating_calls++;
-    route(call, pick_endpoint(ch, call->hash_key));
+    rc = route(call, pick_endpoint(ch, call->hash_key));
     initiating_calls--;
+    if (rc < 0) {
+        /* Refused before it went anywhere: the callback will not run. */
+        call_put(call);
+        channel_call_ended(ch);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&ch->calls, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -920,6 +931,7 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
  * loop is the caller's); a plain thread waits on the event. */
 typedef struct sync_wait {
     arpc_coro *coro; /* the waiting coroutine, or NULL for a plain thread */
+    arpc__task wake; /* the hand-off to the coroutine's loop, if it ends elsewhere */
     bool finished;   /* for the coroutine: set on its loop thread */
     arpc_event done; /* for the thread */
     arpc_buf *rsp;
@@ -947,15 +959,20 @@ static void on_sync_done(int status, const void *rsp, size_t rsp_len, void *user
         wake_sync_coro(wait, NULL);
     } else {
         /* Ended on another loop (a retry moved it): the inbox hand-off also
-         * publishes the answer written above to the coroutine's thread. */
-        int rc = arpc__loop_submit2(wait->coro->loop, wake_sync_coro, wait, NULL);
-        ARPC_CHECK(rc == 0); /* a lost wake-up would strand the coroutine */
+         * publishes the answer written above to the coroutine's thread.  It
+         * is refused only by a stopped loop, whose coroutines stay parked. */
+        arpc__task_set(&wait->wake, wake_sync_coro, wait, NULL);
+        (void)arpc__loop_post(wait->coro->loop, &wait->wake);
     }
 }
 
 int arpc_call(arpc_channel *ch, const char *method, const void *req, size_t req_len,
               const arpc_call_opts *opts, arpc_buf *rsp)
 {
+    /* Blocking a loop thread would stall the loop, and deadlock when the
+     * call's own connection lives there. */
+    if (arpc__on_loop_outside_coro())
+        return ARPC_ENOTCORO;
     sync_wait wait;
     wait.coro = arpc__coro_self();
     wait.finished = false;
@@ -1130,28 +1147,59 @@ static void close_slot_task(void *slot_arg, void *wg)
     arpc_wg_done(wg);
 }
 
-static void barrier_task(void *wg, void *unused)
+/* Runs `fn` on every slot's loop (in the slot's own task node) and waits. */
+static void run_on_every_slot(arpc_channel *ch, arpc__task_fn fn, unsigned slots)
+{
+    arpc_wg wg;
+    arpc_wg_init(&wg, slots);
+    for (unsigned i = 0; i < ch->ep_count; i++) {
+        for (unsigned j = 0; j < ch->eps[i].slot_count; j++) {
+            cli_slot *slot = &ch->eps[i].slots[j];
+            arpc__task_set(&slot->task, fn, slot, &wg);
+            arpc__loop_post_or_run(slot->loop, &slot->task);
+        }
+    }
+    arpc_wg_wait(&wg, -1);
+}
+
+static void barrier_slot_task(void *slot, void *wg)
 {
     arpc_wg_done(wg);
+}
+
+static void destroy_coro(void *ch)
+{
+    arpc_channel_destroy(ch);
+    arpc__loop_release_runtime(arpc__loop_current());
+}
+
+/* On a loop thread outside a coroutine the destroy cannot wait for the
+ * loops; it continues in a coroutine of this loop.  @return true if it did. */
+static bool destroy_later(arpc_channel *ch)
+{
+    arpc_loop *loop = arpc__loop_current();
+    atomic_store(&ch->closing, true);
+    arpc__loop_hold_runtime(loop);
+    if (arpc_coro_spawn(loop, destroy_coro, ch) == 0)
+        return true;
+    arpc__loop_release_runtime(loop);
+    ARPC_LOG_ERRORF("arpc_channel_destroy: no coroutine to finish it on this loop; leaked");
+    return false;
 }
 
 void arpc_channel_destroy(arpc_channel *ch)
 {
     if (ch == NULL)
         return;
+    if (arpc__on_loop_outside_coro()) {
+        destroy_later(ch);
+        return;
+    }
     atomic_store(&ch->closing, true);
     unsigned slots = 0;
     for (unsigned i = 0; i < ch->ep_count; i++)
         slots += ch->eps[i].slot_count;
-    arpc_wg wg;
-    arpc_wg_init(&wg, slots);
-    for (unsigned i = 0; i < ch->ep_count; i++) {
-        for (unsigned j = 0; j < ch->eps[i].slot_count; j++) {
-            cli_slot *slot = &ch->eps[i].slots[j];
-            ARPC_CHECK(arpc__loop_submit2(slot->loop, close_slot_task, slot, &wg) == 0);
-        }
-    }
-    arpc_wg_wait(&wg, -1);
+    run_on_every_slot(ch, close_slot_task, slots);
     /* A call may still be finishing on its loop (completed, not yet counted
      * off).  The memory goes only when no call can touch it. */
     while (atomic_load(&ch->active_calls) > 0)
@@ -1159,14 +1207,7 @@ void arpc_channel_destroy(arpc_channel *ch)
     /* The call that brought the count to zero may still be in
      * channel_call_ended() (or closing its drained link) on its slot's loop:
      * once every slot loop has run one more task, nothing touches `ch`. */
-    arpc_wg_init(&wg, slots);
-    for (unsigned i = 0; i < ch->ep_count; i++) {
-        for (unsigned j = 0; j < ch->eps[i].slot_count; j++) {
-            arpc_loop *loop = ch->eps[i].slots[j].loop;
-            ARPC_CHECK(arpc__loop_submit2(loop, barrier_task, &wg, NULL) == 0);
-        }
-    }
-    arpc_wg_wait(&wg, -1);
+    run_on_every_slot(ch, barrier_slot_task, slots);
     channel_free(ch);
 }
 

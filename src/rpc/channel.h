@@ -16,6 +16,7 @@
 #include "base/list.h"
 #include "rpc/conn.h"
 #include "rpc/pending.h"
+#include "runtime/inbox.h"
 
 typedef struct cli_endpoint cli_endpoint;
 typedef struct cli_slot cli_slot;
@@ -38,6 +39,7 @@ struct cli_call {
     int last_error; /* why the previous attempt failed */
     arpc_call_cb cb;
     void *user_data;
+    arpc__task task; /* its hand-off to another loop, or a deferred completion */
     /* The whole REQUEST frame, encoded once by arpc_call_async; each send
      * copies it with its own request id and timeout (a retry sends it again). */
     arpc_buf req;
@@ -66,6 +68,7 @@ struct cli_slot {
     arpc__list waiting;   /* calls waiting for the link */
     arpc__list draining;  /* links detached by GOAWAY that still owe answers */
     arpc__timer backoff;  /* reconnect delay */
+    arpc__task task;      /* arpc_channel_destroy's jobs on the slot's loop */
     int64_t backoff_ms;
     bool in_backoff;
     bool closed;

@@ -63,6 +63,17 @@ typedef struct method_entry {
 
 typedef struct srv_loop srv_loop;
 
+/* A per-loop step of listen and shutdown, kept in the srv_loop itself so
+ * running one allocates nothing (see run_on_every_loop). */
+typedef struct loop_job {
+    srv_loop *sl;
+    arpc_wg *wg;
+    arpc__task task;
+    int fd;
+    int result;
+    bool force; /* close_all_task: close even connections with unwritten output */
+} loop_job;
+
 /* Per-loop counters: written by the loop thread only, read by anyone. */
 typedef struct srv_counters {
     _Atomic uint64_t requests;
@@ -87,6 +98,7 @@ struct srv_loop {
     _Atomic uint32_t in_flight;
     uint32_t credits; /* admissions reserved from srv->admitted, unused yet */
     bool draining;    /* shutdown waits for in_flight to reach 0 */
+    loop_job job;     /* the listen or shutdown step in progress */
 };
 
 typedef struct srv_conn {
@@ -111,6 +123,7 @@ struct arpc_request {
     arpc_buf payload;
     arpc_buf response;
     int deferred_status;
+    arpc__task task; /* arpc_request_respond's hand-off to the request's loop */
 };
 
 struct arpc_server {
@@ -130,6 +143,8 @@ struct arpc_server {
     _Atomic uint32_t flushing; /* connections closing once their last answers are written */
     arpc_event drained; /* signalled when draining and a loop's in_flight or flushing reaches 0 */
 };
+
+static void on_idle_sweep(arpc__timer *timer);
 
 /* Admissions a loop reserves at a time (see "admission" below). */
 static uint32_t pick_credit_batch(uint32_t max_in_flight, unsigned loops)
@@ -177,6 +192,8 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
         sl->listener.fd = -1;
         arpc__list_init(&sl->conns);
         arpc__list_init(&sl->free_requests);
+        /* Here, not when listening: shutdown disarms it even if listen failed. */
+        arpc__timer_init(&sl->idle_sweep, on_idle_sweep);
     }
     arpc__map_init(&srv->methods);
     arpc_event_init(&srv->drained);
@@ -397,8 +414,10 @@ void arpc_request_respond(arpc_request *req, int status)
         request_finish(req, status);
         return;
     }
-    int rc = arpc__loop_submit2(req->sl->loop, finish_deferred_task, req, NULL);
-    ARPC_CHECK(rc == 0); /* an answer must never be lost */
+    /* The node is the request's own: the hand-off cannot fail for want of
+     * memory.  A stopped loop runs it here once its thread has finished. */
+    arpc__task_set(&req->task, finish_deferred_task, req, NULL);
+    arpc__loop_post_or_run(req->sl->loop, &req->task);
 }
 
 const void *arpc_request_data(const arpc_request *req)
@@ -645,30 +664,26 @@ static void on_listener_event(arpc__io_watcher *watcher, uint32_t events)
 
 /* ---- per-loop tasks: listen, drain, close ------------------------------ */
 
-typedef struct loop_job {
-    srv_loop *sl;
-    arpc_wg *wg;
-    int fd;
-    int result;
-    bool force; /* close_all_task: close even connections with unwritten output */
-} loop_job;
-
-/* Runs `fn` on every loop of the server and waits until all have run it. */
-static int run_on_every_loop(arpc_server *srv, void (*fn)(void *a, void *b), loop_job *jobs)
+/* Runs `fn` on every loop of the server and waits until all have run it.
+ * Each job is the srv_loop's own, so nothing is allocated and nothing can be
+ * refused (a stopped loop's job runs here once the loop has finished).  Not
+ * on a loop thread outside a coroutine: the wait would stall the loop. */
+static int run_on_every_loop(arpc_server *srv, void (*fn)(void *a, void *b))
 {
     arpc_wg wg;
     arpc_wg_init(&wg, srv->loop_count);
     for (unsigned i = 0; i < srv->loop_count; i++) {
-        jobs[i].sl = &srv->loops[i];
-        jobs[i].wg = &wg;
-        jobs[i].result = 0;
-        int rc = arpc__loop_submit2(srv->loops[i].loop, fn, &jobs[i], NULL);
-        ARPC_CHECK(rc == 0);
+        loop_job *job = &srv->loops[i].job;
+        job->sl = &srv->loops[i];
+        job->wg = &wg;
+        job->result = 0;
+        arpc__task_set(&job->task, fn, job, NULL);
+        arpc__loop_post_or_run(srv->loops[i].loop, &job->task);
     }
     arpc_wg_wait(&wg, -1);
     for (unsigned i = 0; i < srv->loop_count; i++) {
-        if (jobs[i].result < 0)
-            return jobs[i].result;
+        if (srv->loops[i].job.result < 0)
+            return srv->loops[i].job.result;
     }
     return 0;
 }
@@ -712,12 +727,11 @@ static void start_listening_task(void *job_arg, void *unused)
     job->result = arpc__loop_watch(sl->loop, &sl->listener);
     if (job->result == 0)
         on_listener_event(&sl->listener, 0); /* connections that queued already */
-    arpc__timer_init(&sl->idle_sweep, on_idle_sweep);
     arm_idle_sweep(sl);
     arpc_wg_done(job->wg);
 }
 
-static int open_listeners(arpc_server *srv, const char *address, loop_job *jobs)
+static int open_listeners(arpc_server *srv, const char *address)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -728,14 +742,14 @@ static int open_listeners(arpc_server *srv, const char *address, loop_job *jobs)
     for (unsigned i = 0; i < srv->loop_count; i++) {
         /* The first socket picks the port (maybe 0 -> ephemeral); the others
          * join it through SO_REUSEPORT. */
-        rc = arpc_io_listen(i == 0 ? address : bound, LISTEN_BACKLOG, 1, &jobs[i].fd);
+        rc = arpc_io_listen(i == 0 ? address : bound, LISTEN_BACKLOG, 1, &srv->loops[i].job.fd);
         if (rc < 0) {
             while (i-- > 0)
-                close(jobs[i].fd);
+                close(srv->loops[i].job.fd);
             return rc;
         }
         if (i == 0) {
-            srv->port = arpc_io_local_port(jobs[0].fd);
+            srv->port = arpc_io_local_port(srv->loops[0].job.fd);
             if (ss.ss_family == AF_INET6)
                 ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->port);
             else
@@ -750,15 +764,13 @@ int arpc_server_listen(arpc_server *srv, const char *address)
 {
     if (srv == NULL || address == NULL || srv->listening || srv->shut_down)
         return ARPC_EINVAL;
-    loop_job *jobs = arpc__calloc(srv->loop_count, sizeof(*jobs));
-    if (jobs == NULL)
-        return ARPC_ENOMEM;
-    int rc = open_listeners(srv, address, jobs);
+    if (arpc__on_loop_outside_coro())
+        return ARPC_ENOTCORO;
+    int rc = open_listeners(srv, address);
     if (rc == 0) {
         srv->listening = true;
-        rc = run_on_every_loop(srv, start_listening_task, jobs);
+        rc = run_on_every_loop(srv, start_listening_task);
     }
-    arpc__free(jobs);
     return rc;
 }
 
@@ -849,17 +861,16 @@ int arpc_server_shutdown(arpc_server *srv, int64_t drain_timeout_ms)
 {
     if (srv == NULL)
         return ARPC_EINVAL;
+    if (arpc__on_loop_outside_coro())
+        return ARPC_ENOTCORO;
     if (srv->shut_down)
         return 0;
     srv->shut_down = true;
-    loop_job *jobs = arpc__calloc(srv->loop_count, sizeof(*jobs));
-    if (jobs == NULL)
-        return ARPC_ENOMEM;
     /* Every loop stops listening before any sends GOAWAY: a client that
      * reconnects after a GOAWAY must be refused (never sent: safe to retry),
      * not queued on a busy loop's listener and reset when that one closes. */
-    run_on_every_loop(srv, stop_listening_task, jobs);
-    run_on_every_loop(srv, begin_drain_task, jobs);
+    run_on_every_loop(srv, stop_listening_task);
+    run_on_every_loop(srv, begin_drain_task);
     int rc = 0;
     int64_t deadline = arpc__now_ns() + drain_timeout_ms * ARPC__NS_PER_MS;
     while (in_flight_total(srv) > 0) {
@@ -871,7 +882,7 @@ int arpc_server_shutdown(arpc_server *srv, int64_t drain_timeout_ms)
     }
     /* A finished request's answer may still sit in its connection's output
      * (the socket was full): those connections close once it is written. */
-    run_on_every_loop(srv, close_all_task, jobs);
+    run_on_every_loop(srv, close_all_task);
     while (atomic_load(&srv->flushing) > 0) {
         int64_t left_ms = (deadline - arpc__now_ns()) / ARPC__NS_PER_MS;
         if (left_ms <= 0 || arpc_event_wait(&srv->drained, left_ms) == ARPC_ETIMEDOUT) {
@@ -883,24 +894,42 @@ int arpc_server_shutdown(arpc_server *srv, int64_t drain_timeout_ms)
     /* The deadline: close what is left.  This round also runs after any
      * on_close that signalled `drained`, so nothing touches the server later. */
     for (unsigned i = 0; i < srv->loop_count; i++)
-        jobs[i].force = true;
-    run_on_every_loop(srv, close_all_task, jobs);
-    arpc__free(jobs);
+        srv->loops[i].job.force = true;
+    run_on_every_loop(srv, close_all_task);
     return rc;
+}
+
+static void destroy_coro(void *srv)
+{
+    arpc_server_destroy(srv);
+    arpc__loop_release_runtime(arpc__loop_current());
+}
+
+/* On a loop thread outside a coroutine the destroy cannot wait for the
+ * loops: it continues in a coroutine of this loop. */
+static void destroy_later(arpc_server *srv)
+{
+    arpc_loop *loop = arpc__loop_current();
+    arpc__loop_hold_runtime(loop);
+    if (arpc_coro_spawn(loop, destroy_coro, srv) == 0)
+        return;
+    arpc__loop_release_runtime(loop);
+    ARPC_LOG_ERRORF("arpc_server_destroy: no coroutine to finish it on this loop; leaked");
 }
 
 void arpc_server_destroy(arpc_server *srv)
 {
     if (srv == NULL)
         return;
+    if (arpc__on_loop_outside_coro()) {
+        destroy_later(srv);
+        return;
+    }
     arpc_server_shutdown(srv, 0);
     /* Handlers still running hold pointers into the server: wait for them. */
     while (in_flight_total(srv) > 0)
         arpc_event_wait(&srv->drained, 100);
-    loop_job *jobs = arpc__calloc(srv->loop_count, sizeof(*jobs));
-    ARPC_CHECK(jobs != NULL);
-    run_on_every_loop(srv, free_pool_task, jobs);
-    arpc__free(jobs);
+    run_on_every_loop(srv, free_pool_task);
     for (size_t i = 0; i < srv->methods.cap; i++)
         arpc__free(srv->methods.slots[i].value);
     arpc__map_fini(&srv->methods);

@@ -18,6 +18,12 @@
  * does not park hands its stack back to the pool before the next request
  * takes one, so a whole batch runs on one cache-warm stack.
  *
+ * Spawning from another thread: the caller maps the stack (mmap is thread
+ * safe; the pool is the loop's alone) and hands the ready coroutine over
+ * with the task node embedded in it.  So the only failures, no stack or a
+ * stopped loop, are returned to the caller, and the loop-side step cannot
+ * fail.  Such a stack joins the loop's pool when the coroutine ends.
+ *
  * Waking: a coroutine is parked exactly when it is neither running nor in
  * the ready queue.  arpc__coro_wake() on a ready coroutine is a no-op, and
  * a park deadline fires through the coroutine's embedded timer.
@@ -144,12 +150,10 @@ static void on_park_deadline(arpc__timer *timer)
     arpc__coro_wake(coro);
 }
 
-/* Takes a stack from the pool and prepares a coroutine to start `fn`. */
-static arpc_coro *coro_create(arpc_loop *loop, arpc_coro_fn fn, void *user_data)
+/* Prepares a coroutine on a fresh or pooled stack to start `fn`.  Any thread:
+ * it touches only the coroutine. */
+static void coro_prepare(arpc_coro *coro, arpc_loop *loop, arpc_coro_fn fn, void *user_data)
 {
-    arpc_coro *coro = coro_alloc(loop);
-    if (coro == NULL)
-        return NULL;
     coro->loop = loop;
     coro->fn = fn;
     coro->arg = user_data;
@@ -160,6 +164,15 @@ static arpc_coro *coro_create(arpc_loop *loop, arpc_coro_fn fn, void *user_data)
     arpc__timer_init(&coro->timer, on_park_deadline);
     arpc__list_init(&coro->link);
     arpc__ctx_make(&coro->ctx, coro->stack_lo, coro->stack_size, coro_main, coro);
+}
+
+/* Takes a stack from the pool and prepares a coroutine to start `fn`. */
+static arpc_coro *coro_create(arpc_loop *loop, arpc_coro_fn fn, void *user_data)
+{
+    arpc_coro *coro = coro_alloc(loop);
+    if (coro == NULL)
+        return NULL;
+    coro_prepare(coro, loop, fn, user_data);
     loop->live_coros++;
     return coro;
 }
@@ -173,25 +186,36 @@ static int spawn_here(arpc_loop *loop, arpc_coro_fn fn, void *user_data)
     return 0;
 }
 
-static void spawn_task(void *fn, void *user_data)
+/* On the loop: a coroutine prepared by another thread becomes ready. */
+static void adopt_task(void *coro_arg, void *unused)
 {
-    arpc_coro_fn body;
-    memcpy(&body, &fn, sizeof(body));
-    int rc = spawn_here(arpc__loop_current(), body, user_data);
-    /* The caller was told the spawn is queued; a failure to map a stack this
-     * late cannot be returned, so it is made loud rather than silent. */
-    ARPC_CHECK(rc == 0);
+    arpc_coro *coro = coro_arg;
+    coro->loop->live_coros++;
+    arpc__list_push_back(&coro->loop->ready, &coro->link);
 }
 
 int arpc_coro_spawn(arpc_loop *loop, arpc_coro_fn fn, void *user_data)
 {
     if (loop == NULL || fn == NULL)
         return ARPC_EINVAL;
-    if (arpc__loop_current() == loop)
+    if (arpc__loop_current() == loop) {
+        if (atomic_load_explicit(&loop->closed, memory_order_relaxed))
+            return ARPC_ESTOPPED;
         return spawn_here(loop, fn, user_data);
-    void *body;
-    memcpy(&body, &fn, sizeof(body));
-    return arpc__loop_submit2(loop, spawn_task, body, user_data);
+    }
+    if (atomic_load(&loop->closed))
+        return ARPC_ESTOPPED; /* a cheap early answer; the post decides */
+    arpc_coro *coro = stack_map(loop);
+    if (coro == NULL)
+        return ARPC_ENOMEM;
+    coro_prepare(coro, loop, fn, user_data);
+    arpc__task_set(&coro->task, adopt_task, coro, NULL);
+    int rc = arpc__loop_post(loop, &coro->task);
+    if (rc < 0) {
+        arpc__san_fiber_destroy(coro->tsan_fiber);
+        stack_unmap(coro);
+    }
+    return rc;
 }
 
 static void resume(arpc_loop *loop, arpc_coro *coro)
@@ -268,6 +292,8 @@ int arpc_coro_sleep_ms(int64_t ms)
 {
     if (ms < 0)
         ms = 0;
+    if (arpc__on_loop_outside_coro())
+        return ARPC_ENOTCORO;
     arpc_coro *coro = arpc__coro_self();
     if (coro == NULL) {
         struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};

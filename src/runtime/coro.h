@@ -13,6 +13,7 @@
 
 #include "base/list.h"
 #include "runtime/arch/switch.h"
+#include "runtime/inbox.h"
 #include "runtime/timer_heap.h"
 
 typedef struct arpc_coro arpc_coro;
@@ -28,6 +29,9 @@ struct arpc_coro {
     void *map_base; /* the whole mapping, guard page included */
     size_t map_size;
     arpc__timer timer; /* deadline of the current park, if any */
+    /* Its hand-off to its loop from another thread: the spawn, then the
+     * wake-ups of the events it waits on (one at a time).  Never allocates. */
+    arpc__task task;
     bool timed_out;
     bool finished;
     void *asan_fake_stack;

@@ -16,6 +16,16 @@
  * anything else knows the wake-up has already been delivered, even if its
  * deadline fired too and the wake itself was absorbed.  Plain threads sleep
  * on the state word with a futex.
+ *
+ * The cross-thread hand-off travels in the task node embedded in the waiting
+ * coroutine (it waits on one event at a time, and cannot leave while its
+ * hand-off is queued), so a signal never allocates and never fails.  Only a
+ * stopped loop refuses it; the coroutine then stays parked, as every
+ * coroutine of a stopped loop does.
+ *
+ * A loop thread outside a coroutine may not wait: its own loop would stall,
+ * and deadlock if the signal had to come through it.  It gets ARPC_ENOTCORO
+ * (a zero timeout, which never blocks, still tests the event).
  */
 #include <limits.h>
 #include <linux/futex.h>
@@ -95,7 +105,9 @@ static bool begin_wait(event_impl *e, arpc_coro *waiter)
     uint32_t expected = EV_IDLE;
     if (atomic_compare_exchange_strong(&e->state, &expected, EV_WAITING))
         return true;
-    ARPC_CHECK(consume_signal(e)); /* signalled between the first check and now */
+    /* Signalled between the first check and now: nobody else consumes it. */
+    bool consumed = consume_signal(e);
+    ARPC_CHECK(consumed);
     return false;
 }
 
@@ -148,6 +160,10 @@ int arpc_event_wait(arpc_event *ev, int64_t timeout_ms)
     event_impl *e = (event_impl *)ev;
     if (consume_signal(e))
         return 0;
+    if (timeout_ms == 0)
+        return ARPC_ETIMEDOUT;
+    if (arpc__on_loop_outside_coro())
+        return ARPC_ENOTCORO;
     int64_t deadline_ns =
         timeout_ms < 0 ? ARPC__NO_DEADLINE : arpc__now_ns() + timeout_ms * ARPC__NS_PER_MS;
     arpc_coro *self = arpc__coro_self();
@@ -189,9 +205,9 @@ void arpc_event_signal(arpc_event *ev)
         finish_handoff(e, waiter);
         return;
     }
-    int rc = arpc__loop_submit2(waiter->loop, finish_handoff, e, waiter);
-    /* A lost hand-off would strand the coroutine forever. */
-    ARPC_CHECK(rc == 0);
+    arpc__task_set(&waiter->task, finish_handoff, e, waiter);
+    /* Refused only by a stopped loop, whose coroutines stay parked anyway. */
+    (void)arpc__loop_post(waiter->loop, &waiter->task);
 }
 
 void arpc_wg_init(arpc_wg *wg, int64_t count)
@@ -222,6 +238,8 @@ void arpc_wg_done(arpc_wg *wg)
 int arpc_wg_wait(arpc_wg *wg, int64_t timeout_ms)
 {
     wg_impl *w = (wg_impl *)wg;
+    if (timeout_ms != 0 && atomic_load(&w->count) > 0 && arpc__on_loop_outside_coro())
+        return ARPC_ENOTCORO;
     int64_t deadline_ns =
         timeout_ms < 0 ? ARPC__NO_DEADLINE : arpc__now_ns() + timeout_ms * ARPC__NS_PER_MS;
     while (atomic_load(&w->count) > 0) {

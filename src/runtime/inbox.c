@@ -3,19 +3,17 @@
  * seq == position when free for the producer claiming `position`, and
  * seq == position + 1 once filled; the consumer frees it by storing
  * position + capacity.  Producers race on `tail` with a CAS; the single
- * consumer owns `head` outright.
+ * consumer owns `head` outright.  The top bit of `tail` closes the ring:
+ * positions never get near it, and a producer's CAS expects it clear.
  */
 #include <arpc/err.h>
 
 #include "base/alloc.h"
 #include "runtime/inbox.h"
 
-struct arpc__overflow_task {
-    arpc__overflow_task *next;
-    arpc__task_fn fn;
-    void *a;
-    void *b;
-};
+#define TAIL_CLOSED (((size_t)-1 >> 1) + 1)
+
+typedef enum { RING_PUSHED, RING_FULL, RING_CLOSED } ring_result;
 
 static size_t round_up_pow2(size_t n)
 {
@@ -38,6 +36,7 @@ int arpc__inbox_init(arpc__inbox *inbox, size_t capacity)
     inbox->head = 0;
     atomic_init(&inbox->overflow_count, 0);
     pthread_mutex_init(&inbox->overflow_lock, NULL);
+    inbox->closed = false;
     inbox->overflow_head = NULL;
     inbox->overflow_tail = NULL;
     return 0;
@@ -48,7 +47,8 @@ void arpc__inbox_fini(arpc__inbox *inbox)
     arpc__overflow_task *task = inbox->overflow_head;
     while (task != NULL) {
         arpc__overflow_task *next = task->next;
-        arpc__free(task);
+        if (task->heap)
+            arpc__free(task);
         task = next;
     }
     pthread_mutex_destroy(&inbox->overflow_lock);
@@ -56,10 +56,12 @@ void arpc__inbox_fini(arpc__inbox *inbox)
     inbox->cells = NULL;
 }
 
-static bool ring_try_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
+static ring_result ring_try_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
 {
     size_t pos = atomic_load_explicit(&inbox->tail, memory_order_relaxed);
     for (;;) {
+        if (pos & TAIL_CLOSED)
+            return RING_CLOSED;
         arpc__inbox_cell *cell = &inbox->cells[pos & inbox->mask];
         size_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
         intptr_t diff = (intptr_t)seq - (intptr_t)pos;
@@ -71,26 +73,25 @@ static bool ring_try_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b
                 cell->a = a;
                 cell->b = b;
                 atomic_store_explicit(&cell->seq, pos + 1, memory_order_release);
-                return true;
+                return RING_PUSHED;
             }
         } else if (diff < 0) {
-            return false; /* full */
+            return RING_FULL;
         } else {
             pos = atomic_load_explicit(&inbox->tail, memory_order_relaxed);
         }
     }
 }
 
-static int overflow_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
+/* @return false if the inbox is closed and the push is not forced. */
+static bool overflow_link(arpc__inbox *inbox, arpc__task *task, bool force)
 {
-    arpc__overflow_task *task = arpc__malloc(sizeof(*task));
-    if (task == NULL)
-        return ARPC_ENOMEM;
     task->next = NULL;
-    task->fn = fn;
-    task->a = a;
-    task->b = b;
     pthread_mutex_lock(&inbox->overflow_lock);
+    if (inbox->closed && !force) {
+        pthread_mutex_unlock(&inbox->overflow_lock);
+        return false;
+    }
     if (inbox->overflow_tail)
         inbox->overflow_tail->next = task;
     else
@@ -98,15 +99,65 @@ static int overflow_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
     inbox->overflow_tail = task;
     atomic_fetch_add_explicit(&inbox->overflow_count, 1, memory_order_release);
     pthread_mutex_unlock(&inbox->overflow_lock);
-    return 0;
+    return true;
+}
+
+/* The ring, unless the overflow holds tasks (they must run first). */
+static ring_result ring_push_in_order(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
+{
+    if (atomic_load_explicit(&inbox->overflow_count, memory_order_acquire) != 0)
+        return RING_FULL;
+    return ring_try_push(inbox, fn, a, b);
+}
+
+static bool ring_closed(arpc__inbox *inbox)
+{
+    return (atomic_load_explicit(&inbox->tail, memory_order_relaxed) & TAIL_CLOSED) != 0;
 }
 
 int arpc__inbox_push(arpc__inbox *inbox, arpc__task_fn fn, void *a, void *b)
 {
-    if (atomic_load_explicit(&inbox->overflow_count, memory_order_acquire) == 0 &&
-        ring_try_push(inbox, fn, a, b))
+    ring_result r = ring_push_in_order(inbox, fn, a, b);
+    if (r == RING_PUSHED)
         return 0;
-    return overflow_push(inbox, fn, a, b);
+    if (r == RING_CLOSED || ring_closed(inbox))
+        return ARPC_ESTOPPED; /* before allocating: a refusal is not ENOMEM */
+    arpc__task *task = arpc__malloc(sizeof(*task));
+    if (task == NULL)
+        return ARPC_ENOMEM;
+    arpc__task_set(task, fn, a, b);
+    task->heap = true;
+    if (overflow_link(inbox, task, false))
+        return 0;
+    arpc__free(task);
+    return ARPC_ESTOPPED;
+}
+
+int arpc__inbox_push_task(arpc__inbox *inbox, arpc__task *task, bool force)
+{
+    ring_result r = ring_push_in_order(inbox, task->fn, task->a, task->b);
+    if (r == RING_PUSHED)
+        return 0;
+    if (r == RING_CLOSED && !force)
+        return ARPC_ESTOPPED;
+    return overflow_link(inbox, task, force) ? 0 : ARPC_ESTOPPED;
+}
+
+void arpc__inbox_close(arpc__inbox *inbox)
+{
+    /* The ring first: a producer that found it full and spills meets the
+     * closed overflow, or links before it closes; either way it is decided. */
+    atomic_fetch_or(&inbox->tail, TAIL_CLOSED);
+    pthread_mutex_lock(&inbox->overflow_lock);
+    inbox->closed = true;
+    pthread_mutex_unlock(&inbox->overflow_lock);
+}
+
+bool arpc__inbox_settled(arpc__inbox *inbox)
+{
+    size_t tail = atomic_load_explicit(&inbox->tail, memory_order_acquire) & ~TAIL_CLOSED;
+    return inbox->head == tail &&
+           atomic_load_explicit(&inbox->overflow_count, memory_order_acquire) == 0;
 }
 
 static bool ring_try_pop(arpc__inbox *inbox, arpc__task_fn *fn, void **a, void **b)
@@ -127,10 +178,12 @@ static size_t run_overflow(arpc__overflow_task *task)
 {
     size_t ran = 0;
     while (task != NULL) {
-        arpc__overflow_task *next = task->next;
-        task->fn(task->a, task->b);
-        arpc__free(task);
-        task = next;
+        /* Copied first: the task may push its own node again while it runs. */
+        arpc__overflow_task copy = *task;
+        if (task->heap)
+            arpc__free(task);
+        copy.fn(copy.a, copy.b);
+        task = copy.next;
         ran++;
     }
     return ran;
@@ -151,7 +204,7 @@ static size_t overflow_drain(arpc__inbox *inbox)
     void *b;
     for (;;) {
         pthread_mutex_lock(&inbox->overflow_lock);
-        size_t tail = atomic_load_explicit(&inbox->tail, memory_order_relaxed);
+        size_t tail = atomic_load_explicit(&inbox->tail, memory_order_relaxed) & ~TAIL_CLOSED;
         if (inbox->head == tail) {
             arpc__overflow_task *task = inbox->overflow_head;
             inbox->overflow_head = NULL;

@@ -16,10 +16,23 @@
  * `sleeping == 0` meanwhile, so producers write no eventfd and the spin sees
  * their tasks by looking at the inbox.  The window ends at the next timer so a
  * spin never delays one.
+ *
+ * Stopping: arpc_loop_stop closes the inbox (see inbox.h) before it asks
+ * the loop to return, so from then on other threads' submissions fail with
+ * ARPC_ESTOPPED, and each one before the close is in the inbox, or about to
+ * be published in a ring cell it claimed.  The loop runs the inbox until it
+ * is settled (every claimed cell run, the overflow empty; its own thread may
+ * still queue follow-up hand-offs, which it also runs) before arpc_loop_run
+ * returns.  So a submission either returns ARPC_ESTOPPED or runs; none is
+ * dropped.  A producer still touches the loop (its wake-up) just after its
+ * push: the loop's memory must outlive its producers, which is why a runtime
+ * joins every loop thread before it frees any loop.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpc/err.h>
@@ -27,6 +40,7 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "runtime/loop.h"
 
 #define DEFAULT_INBOX_CAPACITY 65536
@@ -171,20 +185,33 @@ static void loop_iteration(arpc_loop *loop)
     poll_once(loop);
 }
 
+/* After the stop: runs everything accepted, and what it queues in turn. */
+static void finish(arpc_loop *loop)
+{
+    for (;;) {
+        size_t ran = arpc__inbox_drain(&loop->inbox, SIZE_MAX);
+        arpc__coro_run_ready(loop);
+        run_deferred(loop);
+        if (arpc__inbox_settled(&loop->inbox))
+            return;
+        if (ran == 0)
+            sched_yield(); /* a producer between its claim and its publish */
+    }
+}
+
 int arpc_loop_run(arpc_loop *loop)
 {
     if (loop->running || arpc__tls_loop != NULL)
         return ARPC_EINVAL;
     loop->running = true;
     arpc__tls_loop = loop;
+    atomic_store(&loop->run_state, ARPC__LOOP_RUNNING);
     while (!atomic_load_explicit(&loop->stop_requested, memory_order_acquire))
         loop_iteration(loop);
-    /* Work submitted before the stop still runs, as arpc_loop_stop promises. */
-    arpc__inbox_drain(&loop->inbox, SIZE_MAX);
-    arpc__coro_run_ready(loop);
-    run_deferred(loop);
+    finish(loop);
     arpc__tls_loop = NULL;
     loop->running = false;
+    atomic_store_explicit(&loop->run_state, ARPC__LOOP_DONE, memory_order_release);
     return 0;
 }
 
@@ -207,13 +234,33 @@ int arpc_loop_start(arpc_loop *loop)
 
 void arpc_loop_stop(arpc_loop *loop)
 {
+    atomic_store(&loop->closed, true);
+    arpc__inbox_close(&loop->inbox); /* before the stop: see "Stopping" */
     atomic_store_explicit(&loop->stop_requested, true, memory_order_release);
     arpc__poller_wake(loop);
 }
 
+/* Waits until a stopped loop's arpc_loop_run has returned (or, for a started
+ * thread, until it has run and returned); a loop that nobody runs passes. */
+static void wait_until_finished(arpc_loop *loop)
+{
+    struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
+    for (;;) {
+        int state = atomic_load_explicit(&loop->run_state, memory_order_acquire);
+        if (state == ARPC__LOOP_DONE || (state == ARPC__LOOP_IDLE && !loop->thread_started))
+            return;
+        nanosleep(&ms, NULL);
+    }
+}
+
+static bool on_own_thread(const arpc_loop *loop)
+{
+    return loop->thread_started && pthread_equal(pthread_self(), loop->thread);
+}
+
 int arpc_loop_join(arpc_loop *loop)
 {
-    if (!loop->thread_started)
+    if (!loop->thread_started || on_own_thread(loop))
         return ARPC_EINVAL;
     pthread_join(loop->thread, NULL);
     loop->thread_started = false;
@@ -224,9 +271,19 @@ void arpc_loop_destroy(arpc_loop *loop)
 {
     if (loop == NULL)
         return;
-    if (loop->thread_started) {
-        arpc_loop_stop(loop);
+    if (arpc__tls_loop == loop || on_own_thread(loop)) {
+        ARPC_LOG_ERRORF("arpc_loop_destroy called on the loop's own thread: ignored");
+        return;
+    }
+    arpc_loop_stop(loop);
+    if (loop->thread_started)
         arpc_loop_join(loop);
+    wait_until_finished(loop); /* a loop run by arpc_loop_run() on another thread */
+    if (atomic_load(&loop->run_state) == ARPC__LOOP_IDLE && arpc__tls_loop == NULL) {
+        /* Never run: what was accepted runs now, as arpc_loop_run would. */
+        arpc__tls_loop = loop;
+        finish(loop);
+        arpc__tls_loop = NULL;
     }
     for (int i = 0; i < ARPC__LOCAL_COUNT; i++) {
         if (loop->locals[i].fini != NULL)
@@ -242,16 +299,51 @@ void arpc_loop_destroy(arpc_loop *loop)
     arpc__free(loop);
 }
 
-int arpc__loop_submit2(arpc_loop *loop, arpc__task_fn fn, void *a, void *b)
+/* Wakes the loop if it sleeps (after a push by another thread). */
+static void wake_if_sleeping(arpc_loop *loop)
 {
-    int rc = arpc__inbox_push(&loop->inbox, fn, a, b);
-    if (rc < 0)
-        return rc;
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&loop->sleeping, memory_order_relaxed) &&
         atomic_exchange(&loop->sleeping, 0))
         arpc__poller_wake(loop);
-    return 0;
+}
+
+int arpc__loop_submit2(arpc_loop *loop, arpc__task_fn fn, void *a, void *b)
+{
+    if (arpc__tls_loop == loop) {
+        /* The loop itself: it drains its inbox before it polls again. */
+        if (atomic_load_explicit(&loop->closed, memory_order_relaxed))
+            return ARPC_ESTOPPED;
+        return arpc__inbox_push(&loop->inbox, fn, a, b);
+    }
+    int rc = arpc__inbox_push(&loop->inbox, fn, a, b);
+    if (rc == 0)
+        wake_if_sleeping(loop);
+    return rc;
+}
+
+int arpc__loop_post(arpc_loop *loop, arpc__task *task)
+{
+    if (arpc__tls_loop == loop)
+        return arpc__inbox_push_task(&loop->inbox, task, true);
+    int rc = arpc__inbox_push_task(&loop->inbox, task, false);
+    if (rc == 0)
+        wake_if_sleeping(loop);
+    return rc;
+}
+
+void arpc__loop_post_or_run(arpc_loop *loop, arpc__task *task)
+{
+    if (arpc__loop_post(loop, task) == 0)
+        return;
+    /* Stopped: once its thread has finished, nothing else touches its objects. */
+    wait_until_finished(loop);
+    task->fn(task->a, task->b);
+}
+
+bool arpc__on_loop_outside_coro(void)
+{
+    return arpc__tls_loop != NULL && arpc__tls_loop->current == NULL;
 }
 
 static void run_user_task(void *fn, void *user_data)

@@ -50,11 +50,21 @@ typedef struct arpc__loop_local {
     void (*fini)(void *value); /* runs when the loop is destroyed */
 } arpc__loop_local;
 
+/* arpc_loop.run_state */
+enum { ARPC__LOOP_IDLE = 0, ARPC__LOOP_RUNNING = 1, ARPC__LOOP_DONE = 2 };
+
+struct arpc_runtime;
+
 struct arpc_loop {
     int epoll_fd;
     int wake_fd;
     _Atomic int sleeping;
     _Atomic bool stop_requested;
+    /* Set by arpc_loop_stop, which also closes the inbox: submissions are
+     * refused from then on (those of the loop's own hand-offs excepted). */
+    _Atomic bool closed;
+    _Atomic int run_state;   /* ARPC__LOOP_*, for threads that wait for its end */
+    struct arpc_runtime *rt; /* the runtime that owns the loop, or NULL */
     bool running;
     bool thread_started;
     pthread_t thread;
@@ -117,8 +127,33 @@ int arpc__loop_watch(arpc_loop *loop, arpc__io_watcher *watcher);
 void arpc__loop_unwatch(arpc_loop *loop, arpc__io_watcher *watcher);
 arpc__io_watcher *arpc__loop_watcher(arpc_loop *loop, int fd);
 
-/* Internal tasks with two arguments; see inbox.h.  Any thread. */
+/* Internal tasks with two arguments; see inbox.h.  Any thread.
+ * @return 0, ARPC_ENOMEM (the overflow could not grow) or ARPC_ESTOPPED. */
 int arpc__loop_submit2(arpc_loop *loop, arpc__task_fn fn, void *a, void *b);
+
+/* Hands `task` (caller storage, fields set with arpc__task_set) to the loop
+ * without allocating.  From the loop's own thread it is always accepted, also
+ * while the loop finishes after a stop (the loop runs its inbox dry before
+ * arpc_loop_run returns); from another thread it is refused once the loop is
+ * stopped.  @return 0 or ARPC_ESTOPPED.  Any thread. */
+int arpc__loop_post(arpc_loop *loop, arpc__task *task);
+
+/* As arpc__loop_post, but a stopped loop's task runs on the calling thread
+ * once the loop's thread has finished (its objects are then the caller's).
+ * For teardown jobs and answers of the layers above.  Never fails.  Any
+ * thread; it blocks (briefly: the loop's last drain) only on a refusal, which
+ * the loop's own thread never gets. */
+void arpc__loop_post_or_run(arpc_loop *loop, arpc__task *task);
+
+/* Teardowns started on a runtime's loop (a channel or server destroyed from
+ * a loop thread continues in a coroutine): arpc_runtime_destroy waits for
+ * them.  No-ops on a loop without a runtime.  Any thread. */
+void arpc__loop_hold_runtime(arpc_loop *loop);
+void arpc__loop_release_runtime(arpc_loop *loop);
+
+/* True on a loop thread outside a coroutine, where a blocking wait would
+ * stall the loop (and deadlock if the loop must run to end the wait). */
+bool arpc__on_loop_outside_coro(void);
 
 /* Runs `deferred` once before the next poll (no-op if already scheduled). */
 void arpc__loop_defer(arpc_loop *loop, arpc__deferred *deferred);
