@@ -33,13 +33,17 @@ void raw_frame_free(raw_frame *f);
 /* Writes all of `data` (a peer that closed is ignored). */
 void raw_send(int fd, const void *data, size_t len);
 
-/* A REQUEST, RESPONSE, bare control frame, or PING/PONG with settings. */
+/* A REQUEST, RESPONSE or bare control frame. */
 void raw_send_request(int fd, uint64_t id, uint32_t timeout_ms, const char *method,
                       const void *payload, size_t len);
 void raw_send_response(int fd, uint64_t id, int32_t status, const void *payload, size_t len);
 void raw_send_control(int fd, uint8_t type, uint64_t id);
+/* A PING or PONG whose payload carries the non-zero settings (ids 1 and 2). */
 void raw_send_settings(int fd, uint8_t type, uint64_t id, uint32_t max_frame,
                        uint32_t max_in_flight);
+
+/* The value of setting `id` in the payload of PING or PONG `f`; 0 if absent. */
+uint32_t raw_settings_get(const arpc__frame *f, uint16_t id);
 
 /* Reads until the peer closes.  @return true if it did within timeout_ms. */
 bool raw_wait_closed(int fd, int timeout_ms);

@@ -124,10 +124,8 @@ static void ping_script(int fd, void *arg)
         const arpc__frame *f = &rf.f;
         int k = atomic_load(&p->npings);
         if (f->type == ARPC__FRAME_PING && k < MAX_SEEN) {
-            arpc__settings s;
-            arpc__settings_decode(f->payload, f->payload_len, &s);
             p->ping_ids[k] = f->request_id;
-            p->ping_max_frame[k] = s.max_frame_size;
+            p->ping_max_frame[k] = raw_settings_get(f, 1);
             p->ping_payload[k] = f->payload_len;
             if (k == 0)
                 raw_send_settings(fd, ARPC__FRAME_PONG, f->request_id + 100, TINY, 0);
@@ -293,7 +291,10 @@ static void test_timeouts_sent_at_once(void)
     arpc_runtime *rt = fault_runtime(1);
     deadline_fixture f;
     deadline_start(&f, rt);
-    ASSERT_EQ(sent_timeout(&f, "warm", 5000), 5000);
+    /* The first call waits for the connection: it carries what is left, rounded up. */
+    uint32_t warm = sent_timeout(&f, "warm", 5000);
+    ASSERT_LE(warm, 5000);
+    ASSERT_GT(warm, 1000);
     ASSERT_EQ(sent_timeout(&f, "ms", 1500), 1500);
     ASSERT_EQ(sent_timeout(&f, "none", 0), 0);
     ASSERT_EQ(sent_timeout(&f, "max", UINT32_MAX), UINT32_MAX);
