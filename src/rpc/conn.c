@@ -266,7 +266,10 @@ static ssize_t read_once(arpc__conn *conn, size_t *offered)
     return n;
 }
 
-static void read_all(arpc__conn *conn)
+/* `hup`: the event says the peer closed its side (EPOLLRDHUP).  The end of
+ * the stream then raises no later edge, so a short read is not "drained":
+ * read on until it shows. */
+static void read_all(arpc__conn *conn, bool hup)
 {
     while (!conn->closed) {
         size_t offered = 0;
@@ -285,7 +288,7 @@ static void read_all(arpc__conn *conn)
             arpc__conn_close(conn, (int)n);
             return;
         }
-        if ((size_t)n < offered)
+        if ((size_t)n < offered && !hup)
             return; /* drained: a later arrival raises a new edge */
     }
 }
@@ -317,6 +320,6 @@ static void on_event(arpc__io_watcher *watcher, uint32_t events)
     }
     if (!conn->closed && !conn->connecting &&
         (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-        read_all(conn);
+        read_all(conn, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
     arpc__conn_unref(conn);
 }
