@@ -141,8 +141,9 @@ static void test_answer_over_client_limit_fails_only_its_call(void)
 }
 
 /* A server without settings: answers the client's PINGs with bare PONGs and,
- * once it holds all ten requests, answers them in order, the `big` one with a
- * real OVER-byte RESPONSE; then serves echo calls until the client leaves. */
+ * once it holds all ten requests, answers the `big` one with a real OVER-byte
+ * RESPONSE, then the nine others; then serves echo calls until the client
+ * leaves. */
 static void old_server_script(int fd, void *arg)
 {
     (void)arg;
@@ -161,14 +162,17 @@ static void old_server_script(int fd, void *arg)
         } else if (f->type == ARPC__FRAME_REQUEST && n < CALLS) {
             ids[n] = f->request_id;
             big[n++] = f->method_len == 3 && memcmp(f->method, "big", 3) == 0;
+            /* The oversized answer first: the nine others come after its body. */
             for (size_t i = 0; n == CALLS && i < CALLS; i++) {
                 if (big[i]) {
                     char *body = big_text();
                     raw_send_response(fd, ids[i], 0, body, OVER);
                     free(body);
-                } else {
-                    raw_send_response(fd, ids[i], 0, SLEEP_MS, strlen(SLEEP_MS));
                 }
+            }
+            for (size_t i = 0; n == CALLS && i < CALLS; i++) {
+                if (!big[i])
+                    raw_send_response(fd, ids[i], 0, SLEEP_MS, strlen(SLEEP_MS));
             }
         } else if (f->type == ARPC__FRAME_REQUEST) {
             raw_send_response(fd, f->request_id, 0, f->payload, f->payload_len);
