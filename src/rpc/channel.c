@@ -24,6 +24,16 @@
  * slot on the same loop when the endpoint has one, so a coroutine or a
  * callback that calls again allocates nothing and crosses no thread.
  *
+ * Settings (docs/protocol.md section 4): the probe PING a link sends on
+ * connect carries the channel's max_frame_size, and the PONG brings the
+ * server's limits.  Until then a link carries one call at a time, so no
+ * server limit can be exceeded at the start of a connection; afterwards a
+ * call over the server's frame limit fails locally, and calls over its
+ * per-connection share wait in the slot's `waiting` list (FIFO, within their
+ * deadlines) until an answer makes room (link_pump).  A call that timed out
+ * still holds its share (`abandoned`) until the server's late answer comes,
+ * because the server is still running it.  PINGs count ids of their own.
+ *
  * Failure handling: a call that was never sent, or was refused by a server
  * that is going away (ARPC_ESHUTDOWN), or is idempotent, is dispatched again
  * (to another endpoint when one is usable) while its retry budget and

@@ -19,6 +19,14 @@
  * reference on its connection: if the peer goes away first, the answer is
  * dropped and nothing dangles.
  *
+ * Per connection (docs/protocol.md sections 4 and 7): a PING with settings
+ * tells the server the client's frame limit, and its PONG tells the client
+ * the server's frame limit and max_in_flight_per_connection, the share of
+ * max_in_flight one connection may hold, so one client's slow requests cannot
+ * lock the others out.  Request ids must increase; an oversized REQUEST is
+ * answered ARPC_ETOOBIG while conn.c skips its body; an answer over either
+ * frame limit becomes an ARPC_ETOOBIG answer.
+ *
  * Shutdown: stop listening, GOAWAY on every connection (with the last request
  * id it will answer), wait for the in-flight count to reach zero or the drain
  * deadline, then close every connection (one whose last answers are not
