@@ -92,6 +92,14 @@ static inline void arpc__conn_flush_soon(arpc__conn *conn)
         arpc__conn_flush_schedule(conn);
 }
 
+/* True while the connection is inside a frame: an incomplete one buffered, or
+ * an oversized one being skipped.  (A limit on how long a frame may take to
+ * arrive must count both.) */
+static inline bool arpc__conn_mid_frame(const arpc__conn *conn)
+{
+    return conn->in.len > 0 || conn->skip > 0;
+}
+
 /* Writes what it can of the output buffer now. */
 void arpc__conn_flush_now(arpc__conn *conn);
 

@@ -7,6 +7,8 @@
  *    while its requests take 1, 2 ...; a PONG with a wrong id answers nothing
  *    (its settings are not applied), the right one's are; the first PINGs
  *    carry the client's settings until the server's arrive, later ones none;
+ *    the client answers a server's PING with settings with its own settings,
+ *    and a bare PING with a bare PONG;
  *  - deadlines (section 6): timeout_ms is the remaining time rounded up (a
  *    remainder under 1 ms travels as 1), a call whose deadline passed before
  *    it could be sent is not sent, and a remaining time above 2^32-1 ms
@@ -206,6 +208,63 @@ static void test_ping_ids_are_their_own(void)
     arpc_runtime_destroy(rt);
 }
 
+/* The server PINGs the client: with settings, then without. */
+typedef struct server_ping {
+    uint32_t pong_max_frame[2];
+    uint32_t pong_payload[2];
+    uint64_t pong_ids[2];
+    int npongs;
+} server_ping;
+
+static void server_ping_script(int fd, void *arg)
+{
+    server_ping *sp = arg;
+    bool pinged = false;
+    while (sp->npongs < 2) {
+        raw_frame rf;
+        ASSERT_TRUE(raw_read_frame(fd, &rf, WAIT_MS));
+        const arpc__frame *f = &rf.f;
+        if (f->type == ARPC__FRAME_PING)
+            raw_send_control(fd, ARPC__FRAME_PONG, f->request_id);
+        if (f->type == ARPC__FRAME_REQUEST)
+            raw_send_response(fd, f->request_id, 0, f->payload, f->payload_len);
+        if (f->type == ARPC__FRAME_PONG) {
+            sp->pong_ids[sp->npongs] = f->request_id;
+            sp->pong_max_frame[sp->npongs] = raw_settings_get(f, 1);
+            sp->pong_payload[sp->npongs++] = f->payload_len;
+        }
+        if (!pinged && f->type == ARPC__FRAME_REQUEST) {
+            pinged = true;
+            raw_send_settings(fd, ARPC__FRAME_PING, 77, 4096, 0);
+            raw_send_control(fd, ARPC__FRAME_PING, 78);
+        }
+        raw_frame_free(&rf);
+    }
+}
+
+static void test_client_answers_server_pings(void)
+{
+    arpc_runtime *rt = fault_runtime(1);
+    server_ping sp = {0};
+    raw_server peer;
+    raw_server_start(&peer, server_ping_script, &sp);
+    char target[64];
+    fault_addr(target, sizeof(target), peer.port);
+    arpc_channel_opts opts;
+    fault_channel_opts_init(&opts);
+    opts.max_frame_size = 100000;
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(rt, target, &opts, &ch));
+    ASSERT_OK(fault_echo_call(ch, WAIT_MS));
+    raw_server_join(&peer); /* the script ends once both PONGs are in */
+    ASSERT_EQ(sp.pong_ids[0], 77);
+    ASSERT_EQ(sp.pong_max_frame[0], 100000); /* a PING with settings: answered with ours */
+    ASSERT_EQ(sp.pong_ids[1], 78);
+    ASSERT_EQ(sp.pong_payload[1], 0); /* a bare PING: a bare PONG */
+    arpc_channel_destroy(ch);
+    arpc_runtime_destroy(rt);
+}
+
 /* ---- deadline encoding ------------------------------------------------------ */
 
 typedef struct deadline_peer {
@@ -402,6 +461,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     RUN_TEST(test_request_ids_must_increase);
     RUN_TEST(test_ping_ids_are_their_own);
+    RUN_TEST(test_client_answers_server_pings);
     RUN_TEST(test_timeouts_sent_at_once);
     RUN_TEST(test_timeout_over_32_bits_after_waiting_for_connection);
     RUN_TEST(test_sub_ms_remaining_rounds_up);
