@@ -3,13 +3,17 @@
  *
  * Each input is a byte stream from a peer.  It is decoded three ways: whole, in two chunks
  * split at a position derived from the first byte, and one byte at a time, each time the
- * way a connection does it (append to the input buffer, decode every complete frame, keep
- * the rest, stop at the first error).  All three must see the same frames and end the same
- * way.  Every result of the whole decode is also compared with a byte-by-byte reference
- * reading of docs/protocol.md, and every frame must satisfy:
+ * way a connection does it (src/rpc/conn.c: append to the input buffer, decode every
+ * complete frame, keep the rest, skip the bytes of an oversized REQUEST or RESPONSE as
+ * they arrive, stop at any other error).  All three must see the same frames and skips
+ * and end the same way.  Every result of the whole decode is also compared with a
+ * byte-by-byte reference reading of docs/protocol.md, and every frame must satisfy:
  *   - consumed size == 32 + method_len + payload_len, and the views lie inside the input;
  *   - re-encoding the frame gives the input bytes in canonical form (ignored fields as 0),
- *     through both the header writer and the encoders, and decodes to the same frame.
+ *     through both the header writer and the encoders, and decodes to the same frame;
+ *   - an oversized frame is reported with its header as the reference reads it;
+ *   - a PING or PONG payload read as settings gives what the reference settings reader
+ *     gives, and the settings re-encoded read back the same.
  * Everything runs twice: with the default 16 MiB limit and with a small limit taken from
  * the last byte, so ETOOBIG is reached too.  A violated invariant aborts.
  */
@@ -38,10 +42,11 @@ struct trace {
     const uint8_t *data;
     size_t size;
     uint32_t max_frame;
-    arpc__frame *frames;
+    arpc__frame *frames; /* frames, and skipped oversized frames (views NULL) */
     size_t nframes;
-    int64_t end;     /* 0: stopped for want of bytes; < 0: the error */
-    size_t leftover; /* bytes not consumed when end is 0 */
+    int64_t end;        /* 0: stopped for want of bytes; < 0: the error */
+    size_t leftover;    /* bytes not consumed when end is 0 */
+    uint64_t skip_left; /* bytes of a skipped frame still to come when end is 0 */
 };
 
 static uint32_t le16(const uint8_t *p)
@@ -78,6 +83,69 @@ static int64_t reference_decode(const uint8_t *p, size_t n, uint32_t max_frame)
     return n < total ? 0 : (int64_t)total;
 }
 
+static uint64_t le64(const uint8_t *p)
+{
+    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+/* The header fields of an oversized frame, as docs/protocol.md defines them. */
+static void check_oversized_header(const uint8_t *p, const arpc__frame *f)
+{
+    uint8_t type = p[3];
+    CHECK(f->type == type && f->request_id == le64(p + 24));
+    CHECK(f->method_len == le16(p + 6) && f->payload_len == le32(p + 8));
+    CHECK(f->method == NULL && f->payload == NULL);
+    CHECK(f->flags == (type == 1 ? (p[4] & 1) : 0));
+    CHECK(f->timeout_ms == (type == 1 ? le32(p + 16) : 0));
+    CHECK(f->status == (type == 2 || type == 5 ? (int32_t)le32(p + 12) : 0));
+}
+
+/* docs/protocol.md's settings, read literally: entries of id (u16), length n (u16) and n
+ * bytes; MAX_FRAME_SIZE (1) and MAX_IN_FLIGHT (2) are 4-byte values, a frame size under
+ * 32 + 255 does not count, the last of an id counts, and what does not fit ends it. */
+static int reference_settings(const uint8_t *p, size_t n, uint32_t *max_frame,
+                              uint32_t *max_in_flight)
+{
+    int used = 0;
+    size_t off = 0;
+    *max_frame = 0;
+    *max_in_flight = 0;
+    while (n - off >= 4) {
+        uint32_t id = le16(p + off), len = le16(p + off + 2);
+        if (len > n - off - 4)
+            break;
+        if (len == 4 && id == 1 && le32(p + off + 4) >= 32 + 255) {
+            *max_frame = le32(p + off + 4);
+            used++;
+        } else if (len == 4 && id == 2) {
+            *max_in_flight = le32(p + off + 4);
+            used++;
+        }
+        off += 4 + len;
+    }
+    return used;
+}
+
+static void check_settings(const arpc__frame *f)
+{
+    arpc__settings s, again;
+    uint32_t max_frame, max_in_flight;
+    int used = arpc__settings_decode(f->payload, f->payload_len, &s);
+    CHECK(used == reference_settings(f->payload, f->payload_len, &max_frame, &max_in_flight));
+    CHECK(s.max_frame_size == max_frame && s.max_in_flight == max_in_flight);
+
+    arpc_buf b;
+    arpc__frame g;
+    arpc__buf_init(&b);
+    CHECK(arpc__frame_encode_settings(&b, f->type, f->request_id, &s) == 0);
+    CHECK(arpc__frame_decode(arpc__buf_head(&b), b.len, UINT32_MAX, &g) == (int64_t)b.len);
+    CHECK(g.type == f->type && g.request_id == f->request_id);
+    CHECK(g.payload_len == (s.max_frame_size != 0) * 8u + (s.max_in_flight != 0) * 8u);
+    CHECK(arpc__settings_decode(g.payload, g.payload_len, &again) == (int)(g.payload_len / 8));
+    CHECK(again.max_frame_size == s.max_frame_size && again.max_in_flight == s.max_in_flight);
+    arpc__buf_fini(&b);
+}
+
 /* The header as a conforming encoder would have written it. */
 static void canonical_header(const uint8_t *in, uint8_t out[ARPC__FRAME_HEADER_SIZE])
 {
@@ -103,6 +171,9 @@ static void check_same_frame(const arpc__frame *a, const arpc__frame *b)
     CHECK(a->type == b->type && a->flags == b->flags && a->request_id == b->request_id);
     CHECK(a->status == b->status && a->timeout_ms == b->timeout_ms);
     CHECK(a->method_len == b->method_len && a->payload_len == b->payload_len);
+    CHECK((a->payload == NULL) == (b->payload == NULL));
+    if (a->payload == NULL)
+        return; /* a skipped oversized frame: its header alone */
     CHECK(memcmp(a->method, b->method, a->method_len) == 0);
     CHECK(memcmp(a->payload, b->payload, a->payload_len) == 0);
 }
@@ -164,6 +235,8 @@ static void check_frame(const struct trace *t, size_t off, int64_t rc, const arp
     CHECK(inside(f->method, f->method_len, t->data, t->size));
     CHECK(inside(f->payload, f->payload_len, t->data, t->size));
     check_reencode(frame, (size_t)rc, f);
+    if (f->type == ARPC__FRAME_PING || f->type == ARPC__FRAME_PONG)
+        check_settings(f);
 }
 
 static void decode_whole(struct trace *t)
@@ -171,10 +244,26 @@ static void decode_whole(struct trace *t)
     size_t off = 0;
 
     t->nframes = 0;
+    t->skip_left = 0;
     for (;;) {
         arpc__frame f;
         int64_t rc = arpc__frame_decode(t->data + off, t->size - off, t->max_frame, &f);
         CHECK(rc == reference_decode(t->data + off, t->size - off, t->max_frame));
+        if (rc == ARPC_ETOOBIG)
+            check_oversized_header(t->data + off, &f);
+        if (rc == ARPC_ETOOBIG && arpc__frame_skippable(f.type)) {
+            /* The connection skips it: the stream goes on after it. */
+            uint64_t total = arpc__frame_total(&f);
+            t->frames[t->nframes++] = f;
+            if (total > t->size - off) {
+                t->end = 0;
+                t->leftover = 0;
+                t->skip_left = total - (t->size - off);
+                return;
+            }
+            off += (size_t)total;
+            continue;
+        }
         if (rc <= 0) {
             t->end = rc;
             t->leftover = t->size - off;
@@ -192,6 +281,7 @@ struct feeder {
     arpc_buf in;
     size_t nframes;
     int64_t error;
+    uint64_t skip; /* bytes of an oversized frame still to discard */
 };
 
 static void feed(struct feeder *fd, const uint8_t *chunk, size_t n)
@@ -200,10 +290,22 @@ static void feed(struct feeder *fd, const uint8_t *chunk, size_t n)
         return; /* the connection is closed */
     CHECK(arpc_buf_append(&fd->in, chunk, n) == 0);
     while (fd->in.len > 0) {
+        if (fd->skip > 0) {
+            size_t k = fd->skip < fd->in.len ? (size_t)fd->skip : fd->in.len;
+            arpc__buf_consume(&fd->in, k);
+            fd->skip -= k;
+            continue;
+        }
         arpc__frame f;
         int64_t rc = arpc__frame_decode(arpc__buf_head(&fd->in), fd->in.len, fd->t->max_frame, &f);
         if (rc == 0)
             return;
+        if (rc == ARPC_ETOOBIG && arpc__frame_skippable(f.type)) {
+            CHECK(fd->nframes < fd->t->nframes);
+            check_same_frame(&f, &fd->t->frames[fd->nframes++]);
+            fd->skip = arpc__frame_total(&f);
+            continue;
+        }
         if (rc < 0) {
             fd->error = rc;
             return;
@@ -221,7 +323,7 @@ static void feeder_check_end(struct feeder *fd)
     CHECK(fd->nframes == t->nframes);
     CHECK(fd->error == t->end);
     if (t->end == 0)
-        CHECK(fd->in.len == t->leftover);
+        CHECK(fd->in.len == t->leftover && fd->skip == t->skip_left);
     arpc__buf_fini(&fd->in);
 }
 

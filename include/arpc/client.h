@@ -41,7 +41,14 @@ typedef struct arpc_channel_opts {
     int64_t connect_timeout_ms;
     /** Timeout of calls made without arpc_call_opts.  Default 1000 ms. */
     int64_t default_timeout_ms;
-    /** Largest frame accepted from the server.  Default 16 MiB. */
+    /** Largest frame accepted from the server, and sent to it.  Default 16 MiB.
+     *  Announced to the server when a connection starts (docs/protocol.md
+     *  section 4), which then answers ARPC_ETOOBIG instead of an answer over
+     *  it; an oversized answer that arrives anyway fails only its own call.
+     *  Likewise the server's announced limit: a call over it fails with
+     *  ARPC_ETOOBIG and is not sent, and calls beyond the server's
+     *  per-connection limit of requests in progress wait in the channel, within
+     *  their deadlines, until answers make room. */
     uint32_t max_frame_size;
     /** A connection that received nothing for this long sends PING.  Default 500 ms;
      *  0 disables heartbeats. */
@@ -65,7 +72,8 @@ typedef struct arpc_channel_opts {
 typedef struct arpc_call_opts {
     /** Deadline of the call, from now; 0 means no deadline, < 0 (the default)
      *  the channel's default_timeout_ms.  It travels with the request so the
-     *  server skips work nobody waits for. */
+     *  server skips work nobody waits for: the time left when the request is
+     *  sent, rounded up to whole ms, at most 2^32-1 ms (about 49.7 days). */
     int64_t timeout_ms;
     /** Key for ARPC_LB_CONSISTENT_HASH: equal keys reach the same healthy endpoint. */
     uint64_t hash_key;

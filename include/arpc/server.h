@@ -46,7 +46,23 @@ typedef struct arpc_server_opts {
      *  coroutine stack, which is two memory mappings, and Linux's default
      *  vm.max_map_count (65530) caps a process near 30000 of them. */
     uint32_t max_in_flight;
-    /** Largest frame accepted (header + method + payload).  Default 16 MiB. */
+    /** Requests in progress on one connection; one more is answered at once with
+     *  ARPC_EOVERLOAD, so a client that holds many slow requests takes at most
+     *  this share of max_in_flight and cannot lock the other clients out.  It
+     *  is announced to the client when the connection starts (the settings of
+     *  docs/protocol.md section 4), and an arpc channel keeps at most this many
+     *  calls in flight on the connection, queueing the rest locally (within
+     *  their deadlines) instead of having them refused.  Default 2500, a quarter
+     *  of the default max_in_flight: one connection at its share leaves three
+     *  quarters of the server to the others, and it is far above a pipelined
+     *  client's depth (64 in the benchmarks).  0 = no per-connection limit. */
+    uint32_t max_in_flight_per_connection;
+    /** Largest frame accepted (header + method + payload).  Default 16 MiB.  It
+     *  is announced to the client, whose calls over it then fail locally with
+     *  ARPC_ETOOBIG; a request over it that arrives anyway (from a client that
+     *  did not know it) is answered ARPC_ETOOBIG and its body skipped, and the
+     *  connection lives on.  An answer over this limit, or over the client's
+     *  announced one, is replaced by an ARPC_ETOOBIG answer to that request. */
     uint32_t max_frame_size;
     /** Connections accepted at once; over it a new connection is closed at once
      *  (and counted).  0 = no limit (default). */
@@ -68,12 +84,13 @@ typedef struct arpc_server_opts {
 /** Counters of a server; a snapshot, each read atomically. */
 typedef struct arpc_server_stats {
     uint64_t requests;           /**< requests received */
-    uint64_t overloaded;         /**< answered ARPC_EOVERLOAD */
+    uint64_t overloaded;         /**< answered ARPC_EOVERLOAD (server or connection limit) */
     uint64_t expired;            /**< not run: their deadline passed before they started */
     uint64_t unknown_method;     /**< answered ARPC_ENOMETHOD */
     uint64_t connections;        /**< connections open now */
     uint64_t refused_connections; /**< closed at once: over max_connections */
-    uint64_t protocol_errors;    /**< connections closed for a malformed or oversized frame */
+    uint64_t protocol_errors;     /**< connections closed for a malformed frame (including a
+                                       request id that is 0 or not above the previous one) */
 } arpc_server_stats;
 
 /** Fills `opts` with defaults.  Thread: any. */

@@ -24,6 +24,14 @@
  * decoder reports them as 0 so no upper layer can come to depend on them.  Conservative in
  * what it sends: the one header writer emits exactly that canonical form.
  *
+ * An oversized header is reported with the header itself (views NULL): the body of an
+ * oversized REQUEST or RESPONSE is skipped by the connection, which fails only that call.
+ *
+ * Settings (the payload of a PING or PONG) are entries of id, length and value, so a reader
+ * skips what it does not know by its length and a later setting can have any size; the
+ * reader is liberal (unknown, short or truncated entries are skipped, never an error),
+ * because an old receiver skips the whole payload anyway.
+ *
  * Threading: no globals; any thread may use these functions on buffers it owns.
  */
 #include <string.h>
@@ -171,8 +179,13 @@ int64_t arpc__frame_decode(const uint8_t *data, size_t len, uint32_t max_frame, 
 
     uint32_t payload_len = load_le32(data + OFF_PAYLOAD_LEN);
     uint64_t total = (uint64_t)ARPC__FRAME_HEADER_SIZE + method_len + payload_len;
-    if (arpc__unlikely(total > max_frame))
+    if (arpc__unlikely(total > max_frame)) {
+        /* The header alone, so the caller can skip the body and fail only its call. */
+        read_frame(data, type, method_len, payload_len, out);
+        out->method = NULL;
+        out->payload = NULL;
         return ARPC_ETOOBIG;
+    }
     if (len < total)
         return 0;
     read_frame(data, type, method_len, payload_len, out);
@@ -293,5 +306,62 @@ int arpc__frame_encode_control(arpc_buf *out, uint8_t type, uint64_t request_id,
     if (type != ARPC__FRAME_PING && type != ARPC__FRAME_PONG && type != ARPC__FRAME_GOAWAY)
         return ARPC_EINVAL;
     arpc__frame f = {.type = type, .request_id = request_id, .status = status};
+    return append_frame(out, &f);
+}
+
+int arpc__settings_decode(const uint8_t *payload, size_t len, arpc__settings *out)
+{
+    int used = 0;
+    out->max_frame_size = 0;
+    out->max_in_flight = 0;
+    /* Each entry: id (u16), length n (u16), n bytes of value. */
+    for (size_t off = 0; len - off >= 4;) {
+        unsigned id = load_le16(payload + off);
+        size_t n = load_le16(payload + off + 2);
+        off += 4;
+        if (n > len - off)
+            break; /* truncated: ignored */
+        const uint8_t *value = payload + off;
+        off += n;
+        if (n != 4)
+            continue; /* every known setting is a u32: another size is not one we know */
+        uint32_t v = load_le32(value);
+        if (id == ARPC__SETTING_MAX_FRAME_SIZE &&
+            v >= ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN) {
+            out->max_frame_size = v;
+            used++;
+        } else if (id == ARPC__SETTING_MAX_IN_FLIGHT) {
+            out->max_in_flight = v;
+            used++;
+        }
+    }
+    return used;
+}
+
+static inline uint8_t *put_setting(uint8_t *p, unsigned id, uint32_t value)
+{
+    p[0] = (uint8_t)id;
+    p[1] = (uint8_t)(id >> 8);
+    p[2] = 4;
+    p[3] = 0;
+    store_le32(p + 4, value);
+    return p + ARPC__SETTING_SIZE;
+}
+
+int arpc__frame_encode_settings(arpc_buf *out, uint8_t type, uint64_t request_id,
+                                const arpc__settings *settings)
+{
+    if (type != ARPC__FRAME_PING && type != ARPC__FRAME_PONG)
+        return ARPC_EINVAL;
+    uint8_t payload[2 * ARPC__SETTING_SIZE];
+    uint8_t *p = payload;
+    if (settings->max_frame_size != 0)
+        p = put_setting(p, ARPC__SETTING_MAX_FRAME_SIZE, settings->max_frame_size);
+    if (settings->max_in_flight != 0)
+        p = put_setting(p, ARPC__SETTING_MAX_IN_FLIGHT, settings->max_in_flight);
+    arpc__frame f = {.type = type,
+                     .request_id = request_id,
+                     .payload = payload,
+                     .payload_len = (uint32_t)(p - payload)};
     return append_frame(out, &f);
 }

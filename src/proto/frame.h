@@ -30,6 +30,15 @@ enum arpc__frame_type {
  * connection even if it may already have run. */
 #define ARPC__FLAG_IDEMPOTENT 0x1
 
+/* The largest timeout_ms the field can carry: a longer remaining time is sent as this. */
+#define ARPC__MAX_TIMEOUT_MS UINT32_MAX
+
+/* Settings ids (docs/protocol.md section 4, "Settings"). */
+enum arpc__setting_id { ARPC__SETTING_MAX_FRAME_SIZE = 1, ARPC__SETTING_MAX_IN_FLIGHT = 2 };
+
+/* Bytes of one encoded setting with a 32-bit value: id (2), length (2), value (4). */
+#define ARPC__SETTING_SIZE 8
+
 /*
  * One decoded frame, or the description of one to encode.  The decoder
  * normalises the fields a type does not use to 0 (flags and timeout_ms outside
@@ -54,16 +63,69 @@ typedef struct arpc__frame {
  * Decodes one frame from data[0, len).
  *
  * @param max_frame  the largest total frame size (header + method + payload) accepted.
- * @param out        on success the frame; its views point into `data`.  Untouched otherwise.
+ * @param out        on success the frame; its views point into `data`.  On ARPC_ETOOBIG the
+ *                   frame's header (type, ids, method_len, payload_len; both views NULL), so
+ *                   the caller can skip the frame's arpc__frame_total(out) bytes.  Untouched
+ *                   otherwise.
  * @return the frame's total size (> 0); 0 if more bytes are needed; or
  *         ARPC_EFRAME (bad magic, unknown type, non-zero reserved word, method_len out of
  *         range for the type), ARPC_EVERSION (magic fine, version not 1) or ARPC_ETOOBIG
- *         (32 + method_len + payload_len > max_frame).  Errors are reported as soon as the
- *         header is complete, without waiting for the body; a bad magic, version or type
- *         is reported as soon as its byte is present.  Never reads data[len] or beyond.
+ *         (a well-formed header, but 32 + method_len + payload_len > max_frame).  Errors are
+ *         reported as soon as the header is complete, without waiting for the body; a bad
+ *         magic, version or type is reported as soon as its byte is present.  Never reads
+ *         data[len] or beyond.
  * Thread: any.  Suspends: no.
  */
 int64_t arpc__frame_decode(const uint8_t *data, size_t len, uint32_t max_frame, arpc__frame *out);
+
+/* The total size of `f` on the wire: 32 + method_len + payload_len (64 bits: it may not fit
+ * 32). */
+static inline uint64_t arpc__frame_total(const arpc__frame *f)
+{
+    return (uint64_t)ARPC__FRAME_HEADER_SIZE + f->method_len + f->payload_len;
+}
+
+/* True for the types whose oversized frames cost only their call: a receiver skips the
+ * body of an oversized REQUEST or RESPONSE and answers or fails that one request id
+ * (docs/protocol.md section 7).  An oversized control frame is a protocol error. */
+static inline int arpc__frame_skippable(unsigned type)
+{
+    return type == ARPC__FRAME_REQUEST || type == ARPC__FRAME_RESPONSE;
+}
+
+/*
+ * A remaining time as the timeout_ms field carries it (docs/protocol.md section 6): rounded
+ * up to whole milliseconds, so a remainder under 1 ms becomes 1 (0 would mean "no
+ * deadline"), and saturated at ARPC__MAX_TIMEOUT_MS.
+ *
+ * @param left_ns  the time left, > 0.
+ * Thread: any.  Suspends: no.
+ */
+static inline uint32_t arpc__frame_timeout_ms(int64_t left_ns)
+{
+    int64_t ms = left_ns / 1000000 + (left_ns % 1000000 != 0);
+    return ms > (int64_t)ARPC__MAX_TIMEOUT_MS ? ARPC__MAX_TIMEOUT_MS : (uint32_t)ms;
+}
+
+/*
+ * The settings a peer announces in the payload of its first PING (client) or of its PONG
+ * (server): docs/protocol.md section 4, "Settings".  0 in a field means "not announced".
+ */
+typedef struct arpc__settings {
+    uint32_t max_frame_size; /* the largest frame the sender accepts (>= 32 + 255) */
+    uint32_t max_in_flight;  /* requests the sender runs at once on this connection */
+} arpc__settings;
+
+/*
+ * Reads a settings payload.  Liberal: an entry with an unknown id, or a known id with a
+ * length other than 4, is skipped by its length; a truncated last entry is ignored; a
+ * MAX_FRAME_SIZE below 32 + 255 is ignored; of two entries with one id the last counts.
+ *
+ * @param out  every field set: the value announced, or 0.
+ * @return the number of entries used (0 for an empty or unreadable payload).
+ * Thread: any.  Suspends: no.
+ */
+int arpc__settings_decode(const uint8_t *payload, size_t len, arpc__settings *out);
 
 /*
  * Encoders: each appends one whole frame to `out`, growing it.
@@ -92,6 +154,16 @@ int arpc__frame_encode_response(arpc_buf *out, uint64_t request_id, int32_t stat
 
 /* PING, PONG, GOAWAY: no payload; `status` goes on the wire for GOAWAY only. */
 int arpc__frame_encode_control(arpc_buf *out, uint8_t type, uint64_t request_id, int32_t status);
+
+/*
+ * A PING or PONG whose payload carries `settings`: the non-zero fields, in id order, each
+ * as one ARPC__SETTING_SIZE entry.
+ *
+ * @return 0; ARPC_ENOMEM (out unchanged); ARPC_EINVAL (a type that is not PING or PONG).
+ * Thread: the owner of `out`.  Suspends: no.
+ */
+int arpc__frame_encode_settings(arpc_buf *out, uint8_t type, uint64_t request_id,
+                                const arpc__settings *settings);
 
 /*
  * Writes the 32-byte header for `f` (method_len and payload_len taken from f), so a caller

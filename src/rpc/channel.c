@@ -24,6 +24,16 @@
  * slot on the same loop when the endpoint has one, so a coroutine or a
  * callback that calls again allocates nothing and crosses no thread.
  *
+ * Settings (docs/protocol.md section 4): the probe PING a link sends on
+ * connect carries the channel's max_frame_size, and the PONG brings the
+ * server's limits.  Until then a link carries one call at a time, so no
+ * server limit can be exceeded at the start of a connection; afterwards a
+ * call over the server's frame limit fails locally, and calls over its
+ * per-connection share wait in the slot's `waiting` list (FIFO, within their
+ * deadlines) until an answer makes room (link_pump).  A call that timed out
+ * still holds its share (`abandoned`) until the server's late answer comes,
+ * because the server is still running it.  PINGs count ids of their own.
+ *
  * Failure handling: a call that was never sent, or was refused by a server
  * that is going away (ARPC_ESHUTDOWN), or is idempotent, is dispatched again
  * (to another endpoint when one is usable) while its retry budget and
@@ -300,13 +310,13 @@ static void link_close_if_drained(cli_link *lnk)
         arpc__conn_close(&lnk->conn, ARPC_ESHUTDOWN);
 }
 
-static uint32_t remaining_ms(int64_t deadline_ns)
+/* True while the server's per-connection share (its MAX_IN_FLIGHT setting)
+ * admits one more call.  A timed-out call the server has not answered still
+ * runs there, so it still counts. */
+static inline bool link_has_room(const cli_link *lnk)
 {
-    int64_t left = deadline_ns - arpc__now_ns();
-    if (left <= 0)
-        return 0;
-    int64_t ms = (left + ARPC__NS_PER_MS - 1) / ARPC__NS_PER_MS;
-    return ms > UINT32_MAX ? 0 : (uint32_t)ms;
+    return lnk->peer_max_in_flight == 0 ||
+           lnk->pending.len + lnk->abandoned < lnk->peer_max_in_flight;
 }
 
 /* Sends a call on a connected link.  Loop thread of the link. */
@@ -314,10 +324,19 @@ static void link_send(cli_link *lnk, cli_call *call)
 {
     /* A call sent straight from arpc_call_async() skips a clock read (they
      * cost up to 90 ns on some VMs): its remaining time is its timeout. */
-    uint32_t timeout_ms = call->fresh ? call->timeout_ms : remaining_ms(call->deadline_ns);
+    uint32_t timeout_ms = call->timeout_ms;
+    if (!call->fresh && call->deadline_ns != ARPC__NO_DEADLINE) {
+        int64_t left = call->deadline_ns - arpc__now_ns();
+        if (left <= 0) {
+            call_complete(call, ARPC_ETIMEDOUT, NULL, 0); /* never sent (protocol.md 6) */
+            return;
+        }
+        timeout_ms = arpc__frame_timeout_ms(left);
+    }
     call->fresh = false;
-    if (timeout_ms == 0 && call->deadline_ns != ARPC__NO_DEADLINE) {
-        call_complete(call, ARPC_ETIMEDOUT, NULL, 0);
+    if (arpc__unlikely(lnk->peer_max_frame != 0 && call->req.len > lnk->peer_max_frame)) {
+        /* The server announced it would refuse it: fail this call alone, locally. */
+        call_complete(call, ARPC_ETOOBIG, NULL, 0);
         return;
     }
     uint64_t id = ++lnk->next_id;
@@ -337,10 +356,25 @@ static void link_send(cli_link *lnk, cli_call *call)
     arpc__conn_flush_soon(&lnk->conn);
 }
 
-/* Takes a sent call back out of its link. */
+/* Sends the calls that wait for room on the link, as far as the server's
+ * per-connection share allows, oldest first. */
+static void link_pump(cli_link *lnk)
+{
+    cli_slot *slot = lnk->slot;
+    if (slot == NULL || slot->lnk != lnk)
+        return;
+    arpc__list *node;
+    while (!lnk->conn.closed && !lnk->conn.connecting && link_has_room(lnk) &&
+           (node = arpc__list_pop_front(&slot->waiting)) != NULL)
+        link_send(lnk, arpc__container_of(node, cli_call, link));
+}
+
+/* Takes a sent call back out of its link (its deadline passed).  The server
+ * still runs it and will answer it, so it keeps its share until then. */
 static void link_forget(cli_link *lnk, cli_call *call)
 {
     arpc__pending_remove(&lnk->pending, call->id);
+    lnk->abandoned++;
     atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
     call->lnk = NULL;
 }
@@ -351,6 +385,10 @@ static void on_response(cli_link *lnk, const arpc__frame *frame)
     if (call == NULL) {
         /* Its call already completed (deadline): a late answer, dropped. */
         atomic_fetch_add_explicit(&lnk->ch->late_answers, 1, memory_order_relaxed);
+        if (lnk->abandoned > 0) {
+            lnk->abandoned--;
+            link_pump(lnk);
+        }
         return;
     }
     atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
@@ -362,6 +400,7 @@ static void on_response(cli_link *lnk, const arpc__frame *frame)
         call_complete(call, frame->status, frame->payload, frame->payload_len);
     }
     link_close_if_drained(lnk);
+    link_pump(lnk);
 }
 
 static void slot_detach(cli_slot *slot, cli_link *lnk)
@@ -377,7 +416,6 @@ static void on_goaway(cli_link *lnk, const arpc__frame *frame)
      * away, ARPC_ETOOMANYCONNS for a connection over the server's cap. */
     int reason = frame->status < 0 ? frame->status : ARPC_ESHUTDOWN;
     lnk->goaway = true;
-    lnk->goaway_last_id = frame->request_id;
     atomic_fetch_add_explicit(&lnk->ch->goaways, 1, memory_order_relaxed);
     cli_slot *slot = lnk->slot;
     slot_detach(slot, lnk);
@@ -398,9 +436,51 @@ static void on_goaway(cli_link *lnk, const arpc__frame *frame)
     link_close_if_drained(lnk);
 }
 
-static int link_on_frame(arpc__conn *conn, const arpc__frame *frame)
+/* The client's settings, announced in its PINGs until the server's arrive
+ * and in its PONG to a server's PING that carries settings. */
+static arpc__settings link_settings(const cli_link *lnk)
 {
-    cli_link *lnk = arpc__container_of(conn, cli_link, conn);
+    arpc__settings mine = {.max_frame_size = lnk->ch->opts.max_frame_size};
+    return mine;
+}
+
+/* A PONG answers a PING of ours only if it carries the id of one not yet
+ * answered (PONGs come back in order); any other is ignored.  The first
+ * answered PING brings the server's settings, or none from a server that has
+ * none: then no limit but the heartbeat applies. */
+static void link_on_pong(cli_link *lnk, const arpc__frame *frame)
+{
+    uint64_t id = frame->request_id;
+    if (id <= lnk->pong_id || id > lnk->ping_id)
+        return;
+    lnk->pong_id = id;
+    if (lnk->settings_known && frame->payload_len == 0)
+        return; /* a heartbeat's PONG */
+    arpc__settings peer;
+    arpc__settings_decode(frame->payload, frame->payload_len, &peer);
+    lnk->settings_known = true;
+    lnk->peer_max_frame = peer.max_frame_size;
+    lnk->peer_max_in_flight = peer.max_in_flight;
+    link_pump(lnk);
+}
+
+static int link_on_ping(cli_link *lnk, const arpc__frame *frame)
+{
+    arpc__conn *conn = &lnk->conn;
+    arpc__settings mine = link_settings(lnk);
+    int rc =
+        frame->payload_len > 0
+            ? arpc__frame_encode_settings(&conn->out, ARPC__FRAME_PONG, frame->request_id, &mine)
+            : arpc__frame_encode_control(&conn->out, ARPC__FRAME_PONG, frame->request_id, 0);
+    if (rc == 0)
+        arpc__conn_flush_soon(conn);
+    return rc;
+}
+
+/* Any frame shows the peer alive and answers an outstanding PING. */
+static void link_heard(cli_link *lnk)
+{
+    arpc__conn *conn = &lnk->conn;
     if (!lnk->heard_from_peer) {
         lnk->heard_from_peer = true;
         endpoint_healthy(lnk->ep);
@@ -416,18 +496,21 @@ static int link_on_frame(arpc__conn *conn, const arpc__frame *frame)
         if (interval > 0)
             arpc__loop_timer_arm(conn->loop, &lnk->heartbeat, conn->last_rx_ns + interval);
     }
+}
+
+static int link_on_frame(arpc__conn *conn, const arpc__frame *frame)
+{
+    cli_link *lnk = arpc__container_of(conn, cli_link, conn);
+    link_heard(lnk);
     switch (frame->type) {
     case ARPC__FRAME_RESPONSE:
         on_response(lnk, frame);
         return 0;
     case ARPC__FRAME_PONG:
+        link_on_pong(lnk, frame);
         return 0;
-    case ARPC__FRAME_PING: {
-        int rc = arpc__frame_encode_control(&conn->out, ARPC__FRAME_PONG, frame->request_id, 0);
-        if (rc == 0)
-            arpc__conn_flush_soon(conn);
-        return rc;
-    }
+    case ARPC__FRAME_PING:
+        return link_on_ping(lnk, frame);
     case ARPC__FRAME_GOAWAY:
         on_goaway(lnk, frame);
         return 0;
@@ -436,9 +519,31 @@ static int link_on_frame(arpc__conn *conn, const arpc__frame *frame)
     }
 }
 
+/* An answer over the channel's max_frame_size, from a server that did not
+ * know it: that call alone fails, and the conn skips the body. */
+static int link_on_oversized(arpc__conn *conn, const arpc__frame *frame)
+{
+    cli_link *lnk = arpc__container_of(conn, cli_link, conn);
+    if (frame->type != ARPC__FRAME_RESPONSE)
+        return ARPC_EFRAME; /* a REQUEST towards a client */
+    link_heard(lnk);
+    arpc__frame refused = {
+        .type = ARPC__FRAME_RESPONSE, .request_id = frame->request_id, .status = ARPC_ETOOBIG};
+    on_response(lnk, &refused);
+    return 0;
+}
+
+/* PINGs take ids of their own (protocol.md 4), and carry the client's
+ * settings until the server's have arrived. */
 static void send_ping(cli_link *lnk)
 {
-    if (arpc__frame_encode_control(&lnk->conn.out, ARPC__FRAME_PING, ++lnk->next_id, 0) == 0) {
+    arpc__settings mine = link_settings(lnk);
+    uint64_t id = lnk->ping_id + 1;
+    int rc = lnk->settings_known
+                 ? arpc__frame_encode_control(&lnk->conn.out, ARPC__FRAME_PING, id, 0)
+                 : arpc__frame_encode_settings(&lnk->conn.out, ARPC__FRAME_PING, id, &mine);
+    if (rc == 0) {
+        lnk->ping_id = id;
         lnk->ping_outstanding = true;
         lnk->ping_sent_ns = arpc__now_ns();
         arpc__conn_flush_soon(&lnk->conn);
@@ -493,12 +598,8 @@ static void link_on_connected(arpc__conn *conn)
     if (timeout <= 0)
         timeout = lnk->ch->opts.connect_timeout_ms;
     arpc__loop_timer_arm(conn->loop, &lnk->heartbeat, lnk->ping_sent_ns + timeout * ARPC__NS_PER_MS);
-    cli_slot *slot = lnk->slot;
-    if (slot == NULL)
-        return;
-    arpc__list *node;
-    while (!conn->closed && (node = arpc__list_pop_front(&slot->waiting)) != NULL)
-        link_send(lnk, arpc__container_of(node, cli_call, link));
+    /* One call until the PONG brings the server's per-connection share. */
+    link_pump(lnk);
 }
 
 typedef struct link_failure {
@@ -553,6 +654,7 @@ static void link_on_free(arpc__conn *conn)
 
 static const arpc__conn_ops link_ops = {
     .on_frame = link_on_frame,
+    .on_oversized = link_on_oversized,
     .on_connected = link_on_connected,
     .on_close = link_on_close,
     .on_free = link_on_free,
@@ -634,6 +736,7 @@ static void slot_connect(cli_slot *slot)
     lnk->slot = slot;
     lnk->ch = ep->ch;
     lnk->ep = ep;
+    lnk->peer_max_in_flight = 1; /* until the server's settings arrive */
     arpc__list_init(&lnk->draining_link);
     arpc__pending_init(&lnk->pending);
     arpc__timer_init(&lnk->heartbeat, on_link_timer);
@@ -667,7 +770,14 @@ static void slot_submit(cli_slot *slot, cli_call *call)
     }
     cli_link *lnk = slot->lnk;
     if (lnk != NULL && !lnk->conn.connecting && !lnk->conn.closed) {
-        link_send(lnk, call);
+        if (arpc__likely(link_has_room(lnk) && arpc__list_empty(&slot->waiting))) {
+            link_send(lnk, call);
+            return;
+        }
+        /* The server's per-connection share is in use: wait here, within the
+         * call's deadline, for an answer to make room (link_pump). */
+        call->fresh = false;
+        arpc__list_push_back(&slot->waiting, &call->link);
         return;
     }
     if (lnk == NULL && slot->in_backoff && no_usable_endpoint(call->ch)) {
@@ -876,6 +986,16 @@ static void dispatch(cli_call *call)
 
 /* ---- public calls --------------------------------------------------------- */
 
+/* now + timeout_ms, saturated below ARPC__NO_DEADLINE: a timeout of centuries is
+ * still a deadline, and the sum must not overflow. */
+static int64_t deadline_after_ms(int64_t timeout_ms)
+{
+    int64_t now = arpc__now_ns();
+    if (timeout_ms >= (ARPC__NO_DEADLINE - 1 - now) / ARPC__NS_PER_MS)
+        return ARPC__NO_DEADLINE - 1;
+    return now + timeout_ms * ARPC__NS_PER_MS;
+}
+
 int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_t req_len,
                     const arpc_call_opts *opts, arpc_call_cb cb, void *user_data)
 {
@@ -902,9 +1022,11 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     int64_t timeout_ms = opts && opts->timeout_ms >= 0 ? opts->timeout_ms
                                                        : ch->opts.default_timeout_ms;
     call->ch = ch;
-    call->deadline_ns =
-        timeout_ms > 0 ? arpc__now_ns() + timeout_ms * ARPC__NS_PER_MS : ARPC__NO_DEADLINE;
-    call->timeout_ms = timeout_ms > 0 && timeout_ms <= UINT32_MAX ? (uint32_t)timeout_ms : 0;
+    call->deadline_ns = timeout_ms > 0 ? deadline_after_ms(timeout_ms) : ARPC__NO_DEADLINE;
+    /* Over 2^32-1 ms it travels as 2^32-1 (protocol.md 6), never as 0 (none). */
+    call->timeout_ms = timeout_ms <= 0                     ? 0
+                       : timeout_ms > ARPC__MAX_TIMEOUT_MS ? ARPC__MAX_TIMEOUT_MS
+                                                           : (uint32_t)timeout_ms;
     call->fresh = true;
     call->hash_key = opts ? opts->hash_key : 0;
     call->idempotent = idempotent;

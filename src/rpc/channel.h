@@ -51,13 +51,20 @@ struct cli_link {
     arpc_channel *ch;
     cli_endpoint *ep;
     arpc__pending pending;
-    uint64_t next_id;
+    uint64_t next_id; /* the last request id sent */
+    uint64_t ping_id; /* the last PING id sent: PINGs have an id space of their own */
+    uint64_t pong_id; /* the last PING id answered */
+    /* The server's settings (docs/protocol.md section 4): until the PONG of the
+     * first PING brings them, one call at a time and no frame limit. */
+    uint32_t peer_max_frame;     /* 0: not announced */
+    uint32_t peer_max_in_flight; /* calls in flight allowed on this link; 0: no limit */
+    uint32_t abandoned; /* timed-out calls the server has not answered yet: still its work */
     arpc__timer heartbeat;
     int64_t ping_sent_ns;
     bool ping_outstanding;
+    bool settings_known;
     bool heard_from_peer; /* a frame arrived: the endpoint is healthy */
     bool goaway;
-    uint64_t goaway_last_id;
     arpc__list draining_link; /* in its former slot's `draining` after GOAWAY */
 };
 

@@ -15,6 +15,12 @@
  * option), which are written at once so the peer can start on them.
  * On EAGAIN the flush waits for EPOLLOUT; the interest set never changes.
  *
+ * Oversized frames: the decoder reports an oversized header with the header
+ * itself; for a REQUEST or RESPONSE the owner fails that one call
+ * (on_oversized) and `skip` counts down the frame's bytes as they are read,
+ * so the body is never buffered and the other calls on the connection live
+ * on.  The stream stays in sync because the header says where the frame ends.
+ *
  * Lifetime: references count the loop's registration and every owner (a
  * request in progress, a pending call); on_free runs when the last goes.
  */
@@ -61,7 +67,7 @@ void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn
     conn->connecting = connecting;
     conn->write_blocked = false;
     conn->closed = false;
-    conn->close_err = 0;
+    conn->skip = 0;
     conn->last_rx_ns = arpc__now_ns();
     conn->id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
     conn->peer[0] = '\0';
@@ -152,7 +158,6 @@ void arpc__conn_close(arpc__conn *conn, int err)
     if (conn->closed)
         return;
     conn->closed = true;
-    conn->close_err = err;
     if (conn->watcher.fd >= 0) {
         arpc__loop_unwatch(conn->loop, &conn->watcher);
         close(conn->watcher.fd);
@@ -168,16 +173,46 @@ void arpc__conn_close(arpc__conn *conn, int err)
     arpc__conn_unref(conn);
 }
 
+/* Discards what `buf` holds of the oversized frame being skipped. */
+static void skip_some(arpc__conn *conn, arpc_buf *buf)
+{
+    size_t n = conn->skip < buf->len ? (size_t)conn->skip : buf->len;
+    arpc__buf_consume(buf, n);
+    conn->skip -= n;
+}
+
+/* An oversized frame: its owner fails its call, and its bytes (header and
+ * body) are skipped as they arrive.  @return 0 or the error that closes. */
+static int start_skip(arpc__conn *conn, const arpc__frame *frame)
+{
+    if (!arpc__frame_skippable(frame->type) || conn->ops->on_oversized == NULL)
+        return ARPC_ETOOBIG;
+    int rc = conn->ops->on_oversized(conn, frame);
+    if (rc == 0)
+        conn->skip = arpc__frame_total(frame);
+    return rc;
+}
+
 /* Decodes every complete frame in `buf` and consumes it.  The caller has set
  * last_rx_ns for the read (the loop's time does not move while an event is
  * handled), so a frame need not set it again.  @return 0 or an error. */
 static int decode_frames(arpc__conn *conn, arpc_buf *buf)
 {
     while (buf->len > 0 && !conn->closed) {
+        if (arpc__unlikely(conn->skip > 0)) {
+            skip_some(conn, buf);
+            continue;
+        }
         arpc__frame frame;
         int64_t n = arpc__frame_decode(arpc__buf_head(buf), buf->len, conn->max_frame, &frame);
         if (n == 0)
             return 0;
+        if (n == ARPC_ETOOBIG) {
+            int rc = start_skip(conn, &frame);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
         if (n < 0)
             return (int)n;
         int rc = conn->ops->on_frame(conn, &frame);
@@ -231,7 +266,10 @@ static ssize_t read_once(arpc__conn *conn, size_t *offered)
     return n;
 }
 
-static void read_all(arpc__conn *conn)
+/* `hup`: the event says the peer closed its side (EPOLLRDHUP).  The end of
+ * the stream then raises no later edge, so a short read is not "drained":
+ * read on until it shows. */
+static void read_all(arpc__conn *conn, bool hup)
 {
     while (!conn->closed) {
         size_t offered = 0;
@@ -250,7 +288,7 @@ static void read_all(arpc__conn *conn)
             arpc__conn_close(conn, (int)n);
             return;
         }
-        if ((size_t)n < offered)
+        if ((size_t)n < offered && !hup)
             return; /* drained: a later arrival raises a new edge */
     }
 }
@@ -282,6 +320,6 @@ static void on_event(arpc__io_watcher *watcher, uint32_t events)
     }
     if (!conn->closed && !conn->connecting &&
         (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-        read_all(conn);
+        read_all(conn, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
     arpc__conn_unref(conn);
 }

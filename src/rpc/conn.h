@@ -24,6 +24,11 @@ typedef struct arpc__conn_ops {
     /* A decoded frame; its views are valid during the call only.  A negative
      * return closes the connection with that error. */
     int (*on_frame)(arpc__conn *conn, const arpc__frame *frame);
+    /* An oversized REQUEST or RESPONSE (over max_frame): `frame` holds its header only
+     * (views NULL).  Returning 0 skips its body, unread and unbuffered, and keeps the
+     * connection; a negative return closes the connection with that error.  NULL: every
+     * oversized frame closes the connection with ARPC_ETOOBIG. */
+    int (*on_oversized)(arpc__conn *conn, const arpc__frame *frame);
     /* A client connection's connect() completed. */
     void (*on_connected)(arpc__conn *conn);
     /* The connection closed; `err` says why (ARPC_ECLOSED for an orderly end
@@ -46,12 +51,12 @@ struct arpc__conn {
     arpc__deferred flush;
     uint32_t max_frame;
     uint32_t refs;
+    uint64_t skip;               /* bytes of an oversized frame still to discard */
     uint32_t queued_frames;      /* frames queued since the last write */
     uint32_t write_early_frames; /* write at once at this many; 0: never (the default) */
     bool connecting;
     bool write_blocked; /* the socket buffer is full: wait for EPOLLOUT */
     bool closed;
-    int close_err;
     int64_t last_rx_ns; /* when a frame last arrived */
     uint64_t id;
     char peer[136];
@@ -85,6 +90,14 @@ static inline void arpc__conn_flush_soon(arpc__conn *conn)
         arpc__conn_write_early(conn);
     if (!arpc__list_linked(&conn->flush.link))
         arpc__conn_flush_schedule(conn);
+}
+
+/* True while the connection is inside a frame: an incomplete one buffered, or
+ * an oversized one being skipped.  (A limit on how long a frame may take to
+ * arrive must count both.) */
+static inline bool arpc__conn_mid_frame(const arpc__conn *conn)
+{
+    return conn->in.len > 0 || conn->skip > 0;
 }
 
 /* Writes what it can of the output buffer now. */

@@ -19,6 +19,14 @@
  * reference on its connection: if the peer goes away first, the answer is
  * dropped and nothing dangles.
  *
+ * Per connection (docs/protocol.md sections 4 and 7): a PING with settings
+ * tells the server the client's frame limit, and its PONG tells the client
+ * the server's frame limit and max_in_flight_per_connection, the share of
+ * max_in_flight one connection may hold, so one client's slow requests cannot
+ * lock the others out.  Request ids must increase; an oversized REQUEST is
+ * answered ARPC_ETOOBIG while conn.c skips its body; an answer over either
+ * frame limit becomes an ARPC_ETOOBIG answer.
+ *
  * Shutdown: stop listening, GOAWAY on every connection (with the last request
  * id it will answer), wait for the in-flight count to reach zero or the drain
  * deadline, then close every connection (one whose last answers are not
@@ -105,7 +113,8 @@ typedef struct srv_conn {
     arpc__conn conn;
     srv_loop *sl;
     arpc__list link;
-    uint64_t last_request_id;
+    uint64_t last_request_id;        /* the highest so far: ids must increase (protocol.md 4) */
+    uint32_t peer_max_frame;         /* the client's MAX_FRAME_SIZE setting; 0: not announced */
     const method_entry *last_method; /* a connection usually calls one method */
     bool goaway_sent;
     bool close_when_flushed; /* shutting down: close once the output is written */
@@ -156,6 +165,7 @@ static uint32_t pick_credit_batch(uint32_t max_in_flight, unsigned loops)
 void arpc_server_opts_init(arpc_server_opts *opts)
 {
     opts->max_in_flight = 10000;
+    opts->max_in_flight_per_connection = 2500;
     opts->max_frame_size = ARPC__DEFAULT_MAX_FRAME;
     opts->max_connections = 0;
     opts->idle_timeout_ms = 0;
@@ -271,11 +281,24 @@ static void request_put(srv_loop *sl, arpc_request *req)
     sl->free_request_count++;
 }
 
+/* The largest answer frame this connection may carry: the server's own limit, and the
+ * client's once it has announced one. */
+static uint32_t answer_limit(const srv_conn *sc)
+{
+    uint32_t limit = sc->sl->srv->opts.max_frame_size;
+    return sc->peer_max_frame != 0 && sc->peer_max_frame < limit ? sc->peer_max_frame : limit;
+}
+
 static void send_response(srv_conn *sc, uint64_t id, int status, const arpc_buf *payload)
 {
     if (sc->conn.closed)
         return;
     size_t len = payload ? payload->len : 0;
+    if (arpc__unlikely(len > answer_limit(sc) - ARPC__FRAME_HEADER_SIZE)) {
+        /* The client would refuse it: fail this request alone (protocol.md 7). */
+        status = ARPC_ETOOBIG;
+        len = 0;
+    }
     const void *data = len > 0 ? arpc__buf_head(payload) : NULL;
     int rc = arpc__frame_encode_response(&sc->conn.out, id, status, data, len);
     if (rc == ARPC_ENOMEM) {
@@ -466,7 +489,10 @@ static void reject(srv_conn *sc, uint64_t id, int status, _Atomic uint64_t *coun
 static int start_request(srv_conn *sc, const arpc__frame *frame, const method_entry *method)
 {
     srv_loop *sl = sc->sl;
-    if (!request_admit(sl)) {
+    uint32_t per_conn = sl->srv->opts.max_in_flight_per_connection;
+    /* The connection's share first: a client that ignores the share it was told
+     * (settings) is refused its excess, not the other connections their calls. */
+    if ((per_conn != 0 && sc->running >= per_conn) || !request_admit(sl)) {
         reject(sc, frame->request_id, ARPC_EOVERLOAD, &sl->counters.overloaded);
         return 0;
     }
@@ -513,16 +539,27 @@ static const method_entry *find_method(srv_conn *sc, const arpc__frame *frame)
     return method;
 }
 
+/* Request ids are never 0 and strictly increasing on a connection (protocol.md 4):
+ * anything else is a protocol error.  The GOAWAY, sent once, carries the highest id. */
+static int check_request_id(srv_conn *sc, uint64_t id)
+{
+    if (id <= sc->last_request_id)
+        return ARPC_EFRAME;
+    sc->last_request_id = id;
+    return 0;
+}
+
 static int on_request(srv_conn *sc, const arpc__frame *frame)
 {
     srv_loop *sl = sc->sl;
+    int rc = check_request_id(sc, frame->request_id);
+    if (rc < 0)
+        return rc;
     counter_inc(&sl->counters.requests);
     if (sc->goaway_sent) {
         reject(sc, frame->request_id, ARPC_ESHUTDOWN, NULL);
         return 0;
     }
-    if (frame->request_id > sc->last_request_id)
-        sc->last_request_id = frame->request_id;
     const method_entry *method = find_method(sc, frame);
     if (method == NULL) {
         reject(sc, frame->request_id, ARPC_ENOMETHOD, &sl->counters.unknown_method);
@@ -531,18 +568,50 @@ static int on_request(srv_conn *sc, const arpc__frame *frame)
     return start_request(sc, frame, method);
 }
 
+/* A PING with settings (the client's first) is answered with the server's; any other
+ * with a bare PONG, as version 1 always did. */
+static int on_ping(srv_conn *sc, const arpc__frame *frame)
+{
+    int rc;
+    if (frame->payload_len > 0) {
+        arpc__settings peer;
+        arpc__settings_decode(frame->payload, frame->payload_len, &peer);
+        sc->peer_max_frame = peer.max_frame_size;
+        const arpc_server_opts *opts = &sc->sl->srv->opts;
+        arpc__settings mine = {.max_frame_size = opts->max_frame_size,
+                               .max_in_flight = opts->max_in_flight_per_connection};
+        rc = arpc__frame_encode_settings(&sc->conn.out, ARPC__FRAME_PONG, frame->request_id, &mine);
+    } else {
+        rc = arpc__frame_encode_control(&sc->conn.out, ARPC__FRAME_PONG, frame->request_id, 0);
+    }
+    if (rc == 0)
+        arpc__conn_flush_soon(&sc->conn);
+    return rc;
+}
+
+/* A request over max_frame_size (a client that did not know the limit): answered
+ * ARPC_ETOOBIG while its body is skipped; the connection lives on. */
+static int srv_on_oversized(arpc__conn *conn, const arpc__frame *frame)
+{
+    srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
+    if (frame->type != ARPC__FRAME_REQUEST)
+        return ARPC_EFRAME; /* a RESPONSE towards a server */
+    int rc = check_request_id(sc, frame->request_id);
+    if (rc < 0)
+        return rc;
+    counter_inc(&sc->sl->counters.requests);
+    reject(sc, frame->request_id, sc->goaway_sent ? ARPC_ESHUTDOWN : ARPC_ETOOBIG, NULL);
+    return 0;
+}
+
 static int srv_on_frame(arpc__conn *conn, const arpc__frame *frame)
 {
     srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
     switch (frame->type) {
     case ARPC__FRAME_REQUEST:
         return on_request(sc, frame);
-    case ARPC__FRAME_PING: {
-        int rc = arpc__frame_encode_control(&conn->out, ARPC__FRAME_PONG, frame->request_id, 0);
-        if (rc == 0)
-            arpc__conn_flush_soon(conn);
-        return rc;
-    }
+    case ARPC__FRAME_PING:
+        return on_ping(sc, frame);
     case ARPC__FRAME_PONG:
         return 0;
     default:
@@ -587,6 +656,7 @@ static void srv_on_free(arpc__conn *conn)
 
 static const arpc__conn_ops srv_conn_ops = {
     .on_frame = srv_on_frame,
+    .on_oversized = srv_on_oversized,
     .on_connected = srv_on_connected,
     .on_close = srv_on_close,
     .on_free = srv_on_free,

@@ -1,7 +1,9 @@
 /*
- * The native frame codec: golden bytes for every frame type, a stream split at every byte
- * position and fed the way a connection feeds it, inputs that end at a PROT_NONE page,
- * every malformed header field, size limits, encoder errors and a seeded random round trip.
+ * The native frame codec: golden bytes for every frame type (and for the settings a PING
+ * and a PONG carry), a stream split at every byte position and fed the way a connection
+ * feeds it, inputs that end at a PROT_NONE page, every malformed header field, size limits
+ * (and the header an oversized frame is reported with), the settings reader's leniency,
+ * the timeout_ms encoding, encoder errors and a seeded random round trip.
  */
 #include <sys/mman.h>
 #include <unistd.h>
@@ -51,15 +53,23 @@ static void assert_frame_eq(const arpc__frame *got, const arpc__frame *want)
         ASSERT_MEMEQ(got->payload, want->payload, want->payload_len);
 }
 
-/* Encodes `f` with the encoder its type calls for. */
+/* Encodes `f` with the encoder its type calls for: a PING or PONG with a payload carries
+ * settings, which must be in the canonical form the settings encoder writes. */
 static int encode_frame(arpc_buf *b, const arpc__frame *f)
 {
+    arpc__settings settings;
     switch (f->type) {
     case ARPC__FRAME_REQUEST:
         return arpc__frame_encode_request(b, f->request_id, f->timeout_ms, f->flags, f->method,
                                           f->method_len, f->payload, f->payload_len);
     case ARPC__FRAME_RESPONSE:
         return arpc__frame_encode_response(b, f->request_id, f->status, f->payload, f->payload_len);
+    case ARPC__FRAME_PING:
+    case ARPC__FRAME_PONG:
+        if (f->payload_len == 0)
+            return arpc__frame_encode_control(b, f->type, f->request_id, f->status);
+        arpc__settings_decode(f->payload, f->payload_len, &settings);
+        return arpc__frame_encode_settings(b, f->type, f->request_id, &settings);
     default:
         return arpc__frame_encode_control(b, f->type, f->request_id, f->status);
     }
@@ -179,6 +189,32 @@ static const uint8_t golden_pong[] = {
     0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, /* echoes the PING's request_id */
 };
 
+/* The client's first PING: its settings (max frame 16 MiB). */
+static const uint8_t golden_ping_settings[] = {
+    0x41, 0x52, 0x01, 0x03,                         /* PING */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x08, 0x00, 0x00, 0x00,                         /* payload_len 8: one setting */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* PING id 1 */
+    0x01, 0x00, 0x04, 0x00,                         /* MAX_FRAME_SIZE, 4 bytes: */
+    0x00, 0x00, 0x00, 0x01,                         /*   16,777,216 */
+};
+
+/* The server's PONG to it: its settings (max frame 16 MiB, 2500 in flight per connection). */
+static const uint8_t golden_pong_settings[] = {
+    0x41, 0x52, 0x01, 0x04,                         /* PONG */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x10, 0x00, 0x00, 0x00,                         /* payload_len 16: two settings */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* echoes PING id 1 */
+    0x01, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x01, /* MAX_FRAME_SIZE 16,777,216 */
+    0x02, 0x00, 0x04, 0x00, 0xc4, 0x09, 0x00, 0x00, /* MAX_IN_FLIGHT 2500 */
+};
+
 static const uint8_t golden_goaway[] = {
     0x41, 0x52, 0x01, 0x05,                         /* GOAWAY */
     0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
@@ -235,6 +271,20 @@ static const struct golden goldens[] = {
      golden_pong,
      sizeof(golden_pong),
      {.type = ARPC__FRAME_PONG, .request_id = 0x1122334455667788u}},
+    {"ping with settings",
+     golden_ping_settings,
+     sizeof(golden_ping_settings),
+     {.type = ARPC__FRAME_PING,
+      .request_id = 1,
+      .payload = golden_ping_settings + 32,
+      .payload_len = 8}},
+    {"pong with settings",
+     golden_pong_settings,
+     sizeof(golden_pong_settings),
+     {.type = ARPC__FRAME_PONG,
+      .request_id = 1,
+      .payload = golden_pong_settings + 32,
+      .payload_len = 16}},
     {"goaway",
      golden_goaway,
      sizeof(golden_goaway),
@@ -326,6 +376,14 @@ static size_t stream_frames(arpc__frame *out)
          .payload_len = 31},
         {.type = ARPC__FRAME_RESPONSE, .request_id = 4, .payload = pattern + 3, .payload_len = 32},
         {.type = ARPC__FRAME_RESPONSE, .request_id = 4, .payload = pattern + 4, .payload_len = 33},
+        {.type = ARPC__FRAME_PING,
+         .request_id = 1,
+         .payload = golden_ping_settings + 32,
+         .payload_len = 8},
+        {.type = ARPC__FRAME_PONG,
+         .request_id = 1,
+         .payload = golden_pong_settings + 32,
+         .payload_len = 16},
         {.type = ARPC__FRAME_GOAWAY, .request_id = 4, .status = ARPC_ESHUTDOWN},
     };
     size_t n = sizeof(frames) / sizeof(frames[0]);
@@ -586,6 +644,28 @@ static void test_oversize(void)
     set_le32(h + 8, 16u * 1024 * 1024);
     ASSERT_ERR(arpc__frame_decode(h, sizeof(h), MAX_FRAME, &f), ARPC_ETOOBIG);
 
+    /* An oversized frame is reported with its header, so a connection can skip it. */
+    memset(&f, 0xa5, sizeof(f));
+    ASSERT_ERR(arpc__frame_decode(h, sizeof(h), MAX_FRAME, &f), ARPC_ETOOBIG);
+    ASSERT_EQ(f.type, ARPC__FRAME_RESPONSE);
+    ASSERT_TRUE(f.request_id == 0x0102030405060708u);
+    ASSERT_EQ(f.method_len, 0);
+    ASSERT_EQ(f.payload_len, 16u * 1024 * 1024);
+    ASSERT_TRUE(f.method == NULL && f.payload == NULL);
+    ASSERT_TRUE(arpc__frame_total(&f) == 32 + 16u * 1024 * 1024);
+    ASSERT_TRUE(arpc__frame_skippable(f.type));
+    memcpy(h, golden_request, sizeof(h));
+    set_le16(h + 6, ARPC__MAX_METHOD_LEN);
+    set_le32(h + 8, UINT32_MAX);
+    ASSERT_ERR(arpc__frame_decode(h, sizeof(h), MAX_FRAME, &f), ARPC_ETOOBIG);
+    ASSERT_EQ(f.type, ARPC__FRAME_REQUEST);
+    ASSERT_EQ(f.flags, ARPC__FLAG_IDEMPOTENT);
+    ASSERT_EQ(f.timeout_ms, 1500);
+    ASSERT_TRUE(arpc__frame_total(&f) == 32 + 255 + (uint64_t)UINT32_MAX);
+    ASSERT_FALSE(arpc__frame_skippable(ARPC__FRAME_PING));
+    ASSERT_FALSE(arpc__frame_skippable(ARPC__FRAME_PONG));
+    ASSERT_FALSE(arpc__frame_skippable(ARPC__FRAME_GOAWAY));
+
     /* A tiny configured limit admits a bare control frame but no request. */
     ASSERT_EQ(arpc__frame_decode(golden_ping, sizeof(golden_ping), 32, &f), 32);
     ASSERT_ERR(arpc__frame_decode(golden_request, sizeof(golden_request), 42, &f), ARPC_ETOOBIG);
@@ -627,6 +707,119 @@ static void test_liberal_decode(void)
     ASSERT_EQ(f.timeout_ms, 0);
     ASSERT_EQ(f.payload_len, 4);
     ASSERT_TRUE(f.payload == copy + 32);
+}
+
+/* ---- settings --------------------------------------------------------------------- */
+
+static void put_entry(uint8_t *p, uint16_t id, uint16_t len)
+{
+    set_le16(p, id);
+    set_le16(p + 2, len);
+}
+
+static void test_settings_golden(void)
+{
+    arpc__settings s;
+    arpc_buf *b;
+
+    ASSERT_EQ(arpc__settings_decode(golden_ping_settings + 32, 8, &s), 1);
+    ASSERT_EQ(s.max_frame_size, 16u * 1024 * 1024);
+    ASSERT_EQ(s.max_in_flight, 0);
+    ASSERT_EQ(arpc__settings_decode(golden_pong_settings + 32, 16, &s), 2);
+    ASSERT_EQ(s.max_frame_size, 16u * 1024 * 1024);
+    ASSERT_EQ(s.max_in_flight, 2500);
+
+    /* Fields left at 0 are not sent: no settings at all is an empty payload. */
+    ASSERT_OK(arpc_buf_create(&b));
+    arpc__settings none = {0};
+    ASSERT_OK(arpc__frame_encode_settings(b, ARPC__FRAME_PONG, 0x1122334455667788u, &none));
+    ASSERT_EQ(arpc_buf_len(b), sizeof(golden_pong));
+    ASSERT_MEMEQ(arpc_buf_data(b), golden_pong, sizeof(golden_pong));
+    arpc_buf_clear(b);
+    ASSERT_ERR(arpc__frame_encode_settings(b, ARPC__FRAME_GOAWAY, 1, &none), ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_settings(b, ARPC__FRAME_REQUEST, 1, &none), ARPC_EINVAL);
+    ASSERT_EQ(arpc_buf_len(b), 0);
+    arpc_buf_destroy(b);
+    ASSERT_OK(arpc_buf_create(&b)); /* no memory yet: the encoder must allocate */
+    arpc__alloc_fail_after(0);
+    ASSERT_ERR(arpc__frame_encode_settings(b, ARPC__FRAME_PING, 1, &s), ARPC_ENOMEM);
+    arpc__alloc_fail_after(-1);
+    ASSERT_EQ(arpc_buf_len(b), 0);
+    arpc_buf_destroy(b);
+}
+
+/* Unknown, odd-sized, truncated and out-of-range entries are skipped, never an error. */
+static void test_settings_liberal_decode(void)
+{
+    uint8_t p[64];
+    arpc__settings s;
+
+    ASSERT_EQ(arpc__settings_decode(NULL, 0, &s), 0);
+    ASSERT_EQ(s.max_frame_size, 0);
+    ASSERT_EQ(s.max_in_flight, 0);
+
+    /* An unknown id with a 6-byte value, a known id with a 2-byte value (not ours), then
+     * MAX_IN_FLIGHT 7, and MAX_FRAME_SIZE twice: the last counts. */
+    put_entry(p, 99, 6);
+    memset(p + 4, 0xee, 6);
+    put_entry(p + 10, ARPC__SETTING_MAX_FRAME_SIZE, 2);
+    set_le16(p + 14, 5000);
+    put_entry(p + 16, ARPC__SETTING_MAX_IN_FLIGHT, 4);
+    set_le32(p + 20, 7);
+    put_entry(p + 24, ARPC__SETTING_MAX_FRAME_SIZE, 4);
+    set_le32(p + 28, 100000);
+    put_entry(p + 32, ARPC__SETTING_MAX_FRAME_SIZE, 4);
+    set_le32(p + 36, 70000);
+    ASSERT_EQ(arpc__settings_decode(p, 40, &s), 3);
+    ASSERT_EQ(s.max_frame_size, 70000);
+    ASSERT_EQ(s.max_in_flight, 7);
+
+    /* A truncated last entry (header or value) is ignored. */
+    for (size_t len = 24; len < 32; len++) {
+        ASSERT_EQ(arpc__settings_decode(p + 16, len - 16, &s), 1);
+        ASSERT_EQ(s.max_frame_size, 0);
+        ASSERT_EQ(s.max_in_flight, 7);
+    }
+    /* An entry whose length runs past the payload ends the reading. */
+    put_entry(p, ARPC__SETTING_MAX_IN_FLIGHT, 0xffff);
+    ASSERT_EQ(arpc__settings_decode(p, 40, &s), 0);
+
+    /* A frame limit below 32 + 255 cannot be honoured (no request would fit): ignored. */
+    put_entry(p, ARPC__SETTING_MAX_FRAME_SIZE, 4);
+    set_le32(p + 4, ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN - 1);
+    ASSERT_EQ(arpc__settings_decode(p, 8, &s), 0);
+    ASSERT_EQ(s.max_frame_size, 0);
+    set_le32(p + 4, ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN);
+    ASSERT_EQ(arpc__settings_decode(p, 8, &s), 1);
+    ASSERT_EQ(s.max_frame_size, ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN);
+}
+
+/* The settings reader never reads past the payload: every prefix against the guard page. */
+static void test_settings_never_reads_past_end(void)
+{
+    struct guarded g;
+    arpc__settings s;
+
+    guarded_init(&g);
+    for (size_t n = 0; n <= 16; n++) {
+        const uint8_t *p = guarded_place(&g, golden_pong_settings + 32, n);
+        ASSERT_EQ(arpc__settings_decode(p, n, &s), (int)(n / 8));
+    }
+    guarded_fini(&g);
+}
+
+/* ---- timeout_ms ------------------------------------------------------------------- */
+
+static void test_timeout_encoding(void)
+{
+    ASSERT_EQ(arpc__frame_timeout_ms(1), 1); /* 1 ns left: not "no deadline" */
+    ASSERT_EQ(arpc__frame_timeout_ms(999999), 1);
+    ASSERT_EQ(arpc__frame_timeout_ms(1000000), 1);
+    ASSERT_EQ(arpc__frame_timeout_ms(1000001), 2);
+    ASSERT_EQ(arpc__frame_timeout_ms(1500 * 1000000LL), 1500);
+    ASSERT_EQ(arpc__frame_timeout_ms((int64_t)UINT32_MAX * 1000000), UINT32_MAX);
+    ASSERT_EQ(arpc__frame_timeout_ms((int64_t)UINT32_MAX * 1000000 + 1), UINT32_MAX);
+    ASSERT_EQ(arpc__frame_timeout_ms(INT64_MAX), UINT32_MAX);
 }
 
 /* ---- encoders --------------------------------------------------------------------- */
@@ -848,6 +1041,10 @@ int main(void)
     RUN_TEST(test_truncated_needs_more);
     RUN_TEST(test_oversize);
     RUN_TEST(test_liberal_decode);
+    RUN_TEST(test_settings_golden);
+    RUN_TEST(test_settings_liberal_decode);
+    RUN_TEST(test_settings_never_reads_past_end);
+    RUN_TEST(test_timeout_encoding);
     RUN_TEST(test_write_header_is_canonical);
     RUN_TEST(test_encode_invalid);
     RUN_TEST(test_append_request_sets_id_and_timeout);
