@@ -156,15 +156,9 @@ static int read_body(arpc__grpc_msg_decoder *d, const uint8_t **data, size_t *le
     return 1;
 }
 
-int arpc__grpc_msg_decode(arpc__grpc_msg_decoder *d, const uint8_t **data, size_t *len,
-                          arpc__grpc_msg *out)
+static int decode_step(arpc__grpc_msg_decoder *d, const uint8_t **data, size_t *len,
+                       arpc__grpc_msg *out)
 {
-    if (arpc__unlikely(d->state == STATE_FAILED)) {
-        if (*len > 0)
-            *data += *len; /* a NULL empty chunk stays NULL: NULL + 0 is undefined */
-        *len = 0;
-        return d->err;
-    }
     if (d->state == STATE_PREFIX) {
         /* The previous message has been consumed: a large buffer goes back now. */
         if (arpc__unlikely(d->body_cap > KEEP_CAP))
@@ -176,6 +170,20 @@ int arpc__grpc_msg_decode(arpc__grpc_msg_decoder *d, const uint8_t **data, size_
             return rc;
     }
     return read_body(d, data, len, out);
+}
+
+int arpc__grpc_msg_decode(arpc__grpc_msg_decoder *d, const uint8_t **data, size_t *len,
+                          arpc__grpc_msg *out)
+{
+    int rc = arpc__likely(d->state != STATE_FAILED) ? decode_step(d, data, len, out) : d->err;
+    if (arpc__unlikely(rc < 0)) {
+        /* A failed stream's remaining bytes are skipped unread.  A NULL empty chunk stays
+         * NULL: NULL + 0 is undefined. */
+        if (*len > 0)
+            *data += *len;
+        *len = 0;
+    }
+    return rc;
 }
 
 static inline void store_be32(uint8_t *p, uint32_t v)
