@@ -1,7 +1,7 @@
 /*
  * Design notes: the mapping between arpc statuses and gRPC status codes.
  *
- * docs/grpc.md is the table with the reason for every row; test_grpc_codec reads that
+ * docs/grpc.md is the table with the reason for every row; test_grpc_fields reads that
  * document and checks it against these functions, so the two cannot drift apart, and it
  * walks ARPC_ERR_MAP so that a new arpc error code must be given a row here and there.
  *
