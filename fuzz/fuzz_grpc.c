@@ -214,7 +214,7 @@ static void check_timeout_encode(int64_t t)
     CHECK(back >= want && back - want < unit);
     /* The finest unit that fits: one unit finer would need a ninth digit. */
     if (unit > 1) {
-        int64_t finer = unit == 60LL * 1000000000 ? 1000000000
+        int64_t finer = unit == 60LL * 1000000000     ? 1000000000
                         : unit == 3600LL * 1000000000 ? 60LL * 1000000000
                                                       : unit / 1000;
         CHECK((want - 1) / finer + 1 > 99999999);
@@ -280,8 +280,8 @@ static void fuzz_percent(const uint8_t *s, size_t n)
 
 static int b64_char(uint8_t c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
 }
 
 static int reference_b64_valid(const uint8_t *s, size_t n)
@@ -349,8 +349,8 @@ static void fuzz_metadata(const uint8_t *s, size_t n)
     int key_ok = n > 0, value_ok = n == 0 || (s[0] != ' ' && s[n - 1] != ' ');
     for (size_t i = 0; i < n; i++) {
         uint8_t c = s[i];
-        key_ok &= (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' || c == '-' ||
-                  c == '.';
+        key_ok &=
+            (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' || c == '-' || c == '.';
         value_ok &= c >= 0x20 && c <= 0x7e;
     }
     CHECK(arpc__grpc_md_key_valid(k, n) == key_ok);

@@ -56,7 +56,7 @@ static bool key_is(const char *key, size_t len, const char *word)
 bool arpc__grpc_md_key_reserved(const char *key, size_t len)
 {
     static const char *const owned[] = {
-        "te",   "content-type", "content-length",    "connection", "keep-alive",
+        "te",   "content-type", "content-length",    "connection",       "keep-alive",
         "host", "upgrade",      "transfer-encoding", "proxy-connection",
     };
     if (len >= 1 && key[0] == ':')
@@ -88,8 +88,7 @@ int arpc__grpc_md_check(const char *key, size_t key_len, const void *value, size
 {
     if (!arpc__grpc_md_key_valid(key, key_len) || arpc__grpc_md_key_reserved(key, key_len))
         return ARPC_EINVAL;
-    if (!arpc__grpc_md_key_is_bin(key, key_len) &&
-        !arpc__grpc_md_value_valid(value, value_len))
+    if (!arpc__grpc_md_key_is_bin(key, key_len) && !arpc__grpc_md_value_valid(value, value_len))
         return ARPC_EINVAL;
     return 0;
 }

@@ -183,26 +183,27 @@ int arpc__grpc_base64_decode(const char *s, size_t n, uint8_t *out, size_t *out_
 
 /* ---- status codes (docs/grpc.md has the table and its reasons) --------------------------- */
 
-#define ARPC__GRPC_STATUS_MAP(X)                                                             \
-    X(OK, 0)                                                                                 \
-    X(CANCELLED, 1)                                                                          \
-    X(UNKNOWN, 2)                                                                            \
-    X(INVALID_ARGUMENT, 3)                                                                   \
-    X(DEADLINE_EXCEEDED, 4)                                                                  \
-    X(NOT_FOUND, 5)                                                                          \
-    X(ALREADY_EXISTS, 6)                                                                     \
-    X(PERMISSION_DENIED, 7)                                                                  \
-    X(RESOURCE_EXHAUSTED, 8)                                                                 \
-    X(FAILED_PRECONDITION, 9)                                                                \
-    X(ABORTED, 10)                                                                           \
-    X(OUT_OF_RANGE, 11)                                                                      \
-    X(UNIMPLEMENTED, 12)                                                                     \
-    X(INTERNAL, 13)                                                                          \
-    X(UNAVAILABLE, 14)                                                                       \
-    X(DATA_LOSS, 15)                                                                         \
+#define ARPC__GRPC_STATUS_MAP(X) \
+    X(OK, 0)                     \
+    X(CANCELLED, 1)              \
+    X(UNKNOWN, 2)                \
+    X(INVALID_ARGUMENT, 3)       \
+    X(DEADLINE_EXCEEDED, 4)      \
+    X(NOT_FOUND, 5)              \
+    X(ALREADY_EXISTS, 6)         \
+    X(PERMISSION_DENIED, 7)      \
+    X(RESOURCE_EXHAUSTED, 8)     \
+    X(FAILED_PRECONDITION, 9)    \
+    X(ABORTED, 10)               \
+    X(OUT_OF_RANGE, 11)          \
+    X(UNIMPLEMENTED, 12)         \
+    X(INTERNAL, 13)              \
+    X(UNAVAILABLE, 14)           \
+    X(DATA_LOSS, 15)             \
     X(UNAUTHENTICATED, 16)
 
 enum arpc__grpc_status {
+
 #define ARPC__GRPC_STATUS_ENUM(name, value) ARPC__GRPC_##name = (value),
     ARPC__GRPC_STATUS_MAP(ARPC__GRPC_STATUS_ENUM)
 #undef ARPC__GRPC_STATUS_ENUM

@@ -22,8 +22,8 @@ static size_t guard_page;
 static void guard_init(void)
 {
     guard_page = (size_t)sysconf(_SC_PAGESIZE);
-    guard_map = mmap(NULL, 2 * guard_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    guard_map =
+        mmap(NULL, 2 * guard_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ASSERT_TRUE(guard_map != MAP_FAILED);
     ASSERT_EQ(mprotect(guard_map + guard_page, guard_page, PROT_NONE), 0);
 }
@@ -67,6 +67,7 @@ static void test_timeout_parse_valid(void)
         {"99999999H", INT64_MAX},
         {"99999999M", 5999999940000000000LL}, /* fits: 6e18 < 9.2e18 */
     };
+
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int64_t ns = -1;
         ASSERT_OK(parse(cases[i].s, &ns));
@@ -79,8 +80,8 @@ static void test_timeout_parse_valid(void)
 static void test_timeout_parse_invalid(void)
 {
     static const char *const cases[] = {
-        "",   "1",   "n",   "S",   "123456789S", "1x",  "1s",  "1h",   "-1S",       " 1S", "1S ",
-        "1 S", "+1S", "1.5S", "1SS", "S1",        "0x1S", "1e3m", "1\0S", "999999999n",
+        "",    "1",   "n",   "S",    "123456789S", "1x", "1s",   "1h",   "-1S",  " 1S",
+        "1S ", "1 S", "+1S", "1.5S", "1SS",        "S1", "0x1S", "1e3m", "1\0S", "999999999n",
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int64_t ns = 42;
@@ -251,12 +252,13 @@ static void test_md_keys(void)
         ASSERT_FALSE(key_valid(invalid[i]));
 
     static const char *const reserved[] = {
-        "grpc-status", "grpc-timeout", "grpc-", ":path",      ":authority",       "te",
-        "content-type", "content-length", "host", "connection", "transfer-encoding", "upgrade",
+        "grpc-status",  "grpc-timeout",     "grpc-", ":path",      ":authority",        "te",
+        "content-type", "content-length",   "host",  "connection", "transfer-encoding", "upgrade",
         "keep-alive",   "proxy-connection",
     };
-    static const char *const user[] = {"grpc", "grpcx-a", "x-grpc-a", "tea", "t", "user-agent",
-                                       "hostname", "content-types", "authorization", "x-bin"};
+    static const char *const user[] = {
+        "grpc",       "grpcx-a",  "x-grpc-a",      "tea",           "t",
+        "user-agent", "hostname", "content-types", "authorization", "x-bin"};
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
         ASSERT_TRUE(key_reserved(reserved[i]));
     for (size_t i = 0; i < sizeof(user) / sizeof(user[0]); i++)
@@ -332,7 +334,7 @@ static void test_base64_golden(void)
 static void test_base64_invalid(void)
 {
     static const char *const cases[] = {
-        "Z",    "Zg=",   "Zg===", "Z===", "Zm9v=", "Zm9vZ", "Zm$v", "Zg==Zg==", "Zm9v\n",
+        "Z",    "Zg=",  "Zg===", "Z===", "Zm9v=", "Zm9vZ", "Zm$v", "Zg==Zg==", "Zm9v\n",
         "Zm-v", "Zm_v", "=",     "==",   "====",  " Zg",   "Zg ",  "Zm9vY===",
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -386,6 +388,7 @@ static const struct {
     const char *name;
     int value;
 } arpc_errs[] = {
+
 #define ERR_ROW(name, value, text) {"ARPC_" #name, value},
     ARPC_ERR_MAP(ERR_ROW)
 #undef ERR_ROW
@@ -395,10 +398,23 @@ static const struct {
 static void test_status_names(void)
 {
     static const char *const want[] = {
-        "OK",      "CANCELLED",         "UNKNOWN",     "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-        "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
-        "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
     };
     ASSERT_EQ(sizeof(want) / sizeof(want[0]), ARPC__GRPC_STATUS_COUNT);
     for (int c = 0; c < ARPC__GRPC_STATUS_COUNT; c++)
@@ -514,8 +530,7 @@ static void test_status_table_matches_doc(void)
         if (fwd[i] == -1)
             test_fail(__FILE__, __LINE__, "docs/grpc.md has no row for %s", arpc_errs[i].name);
         if (arpc__grpc_status_from_arpc(arpc_errs[i].value) != fwd[i])
-            test_fail(__FILE__, __LINE__, "%s: C maps to %s, docs/grpc.md to %s",
-                      arpc_errs[i].name,
+            test_fail(__FILE__, __LINE__, "%s: C maps to %s, docs/grpc.md to %s", arpc_errs[i].name,
                       arpc__grpc_status_name(arpc__grpc_status_from_arpc(arpc_errs[i].value)),
                       arpc__grpc_status_name(fwd[i]));
     }

@@ -234,6 +234,7 @@ static void test_one_byte_at_a_time(void)
 static void test_message_straddling_chunks(void)
 {
     static const uint32_t lens[] = {3, 200000, 0, 9, 70000, 1};
+
     enum { N = sizeof(lens) / sizeof(lens[0]) };
     struct want want[N];
     size_t size;
