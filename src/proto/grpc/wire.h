@@ -6,6 +6,10 @@
  * HTTP/2, streams or calls; nothing keeps global state, so any loop thread may use these
  * functions on its own buffers.  Only the message decoder (assembly buffer) and
  * arpc__grpc_msg_encode (the caller's arpc_buf) allocate, through src/base/alloc.h.
+ *
+ * Unless a comment says otherwise: Thread: any, on buffers the caller owns.  Suspends: no.
+ * Inputs are (pointer, length) pairs, need no NUL, and are never read past their length;
+ * outputs are written only on success.
  */
 #ifndef ARPC_PROTO_GRPC_WIRE_H
 #define ARPC_PROTO_GRPC_WIRE_H
