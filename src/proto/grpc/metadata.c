@@ -151,14 +151,15 @@ int arpc__grpc_base64_decode(const char *s, size_t n, uint8_t *out, size_t *out_
         n -= s[n - 2] == '=' ? 2 : 1;
     if (n % 4 == 1)
         return ARPC_EINVAL;
+    /* Checked first, so `out` is written only for a valid input. */
+    for (size_t i = 0; i < n; i++)
+        if (b64_value((unsigned char)s[i]) < 0)
+            return ARPC_EINVAL;
 
     uint32_t acc = 0;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        int v = b64_value((unsigned char)s[i]);
-        if (v < 0)
-            return ARPC_EINVAL;
-        acc = acc << 6 | (uint32_t)v;
+        acc = acc << 6 | (uint32_t)b64_value((unsigned char)s[i]);
         if (i % 4 == 3) {
             out[o++] = (uint8_t)(acc >> 16);
             out[o++] = (uint8_t)(acc >> 8);

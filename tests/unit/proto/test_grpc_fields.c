@@ -338,13 +338,16 @@ static void test_base64_invalid(void)
         "Zm-v", "Zm_v", "=",     "==",   "====",  " Zg",   "Zg ",  "Zm9vY===",
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        uint8_t out[64];
+        uint8_t out[64], untouched[64];
         size_t m = 77;
         size_t n = strlen(cases[i]);
+        memset(out, 0xa5, sizeof(out));
+        memset(untouched, 0xa5, sizeof(untouched));
         int rc = arpc__grpc_base64_decode(at_guard(cases[i], n), n, out, &m);
         if (rc != ARPC_EINVAL)
             test_fail(__FILE__, __LINE__, "\"%s\" decoded: %d", cases[i], rc);
         ASSERT_EQ(m, 77);
+        ASSERT_MEMEQ(out, untouched, sizeof(out)); /* nothing written on error */
     }
     /* Non-zero unused bits of the last character are ignored. */
     uint8_t out[4];
