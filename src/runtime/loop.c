@@ -17,6 +17,8 @@
  * their tasks by looking at the inbox.  The window ends at the next timer so a
  * spin never delays one.
  */
+#include "runtime/loop.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,6 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/clock.h"
-#include "runtime/loop.h"
 
 #define DEFAULT_INBOX_CAPACITY 65536
 #define DEFAULT_STACK_SIZE     (128 * 1024)

@@ -11,7 +11,6 @@
 
 #include "base/alloc.h"
 #include "runtime/loop.h"
-
 #include "runtime/offload.h"
 
 struct arpc_runtime {

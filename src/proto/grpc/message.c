@@ -38,6 +38,12 @@ enum { STATE_PREFIX, STATE_BODY, STATE_FAILED };
 #define KEEP_CAP  (64u * 1024)
 #define FIRST_CAP (16u * 1024)
 
+/* A function, not a macro: each argument is evaluated once. */
+static inline size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
 static inline uint32_t load_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -93,7 +99,7 @@ static int read_prefix(arpc__grpc_msg_decoder *d, const uint8_t **data, size_t *
         *len -= ARPC__GRPC_PREFIX_SIZE;
         return start_body(d, p);
     }
-    size_t n = arpc__min(*len, (size_t)(ARPC__GRPC_PREFIX_SIZE - d->have));
+    size_t n = min_size(*len, (size_t)(ARPC__GRPC_PREFIX_SIZE - d->have));
     memcpy(d->prefix + d->have, *data, n);
     d->have += (uint32_t)n;
     *data += n;
@@ -110,8 +116,13 @@ static int reserve(arpc__grpc_msg_decoder *d, uint32_t need)
 {
     if (need <= d->body_cap)
         return 0;
-    uint64_t cap = arpc__max((uint64_t)d->body_cap * 2, (uint64_t)FIRST_CAP);
-    cap = arpc__min(arpc__max(cap, (uint64_t)need), (uint64_t)d->msg_len);
+    uint64_t cap = (uint64_t)d->body_cap * 2;
+    if (cap < FIRST_CAP)
+        cap = FIRST_CAP;
+    if (cap < need)
+        cap = need;
+    if (cap > d->msg_len)
+        cap = d->msg_len;
     uint8_t *p = arpc__realloc(d->body, (size_t)cap);
     if (arpc__unlikely(p == NULL))
         return ARPC_ENOMEM;
@@ -143,7 +154,7 @@ static int read_body(arpc__grpc_msg_decoder *d, const uint8_t **data, size_t *le
     }
     if (*len == 0)
         return 0;
-    uint32_t n = (uint32_t)arpc__min(*len, (size_t)(d->msg_len - d->have));
+    uint32_t n = (uint32_t)min_size(*len, (size_t)(d->msg_len - d->have));
     if (arpc__unlikely(reserve(d, d->have + n) < 0))
         return fail(d, ARPC_ENOMEM);
     memcpy(d->body + d->have, *data, n);
