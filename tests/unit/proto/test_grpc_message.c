@@ -365,6 +365,49 @@ static void test_one_chunk_allocates_nothing(void)
     free(s);
 }
 
+/* White-box: the assembly buffer follows what arrived, not what was announced; a small one
+ * is kept for the next message, a large one released once its message is consumed. */
+static void test_assembly_buffer_policy(void)
+{
+    arpc__grpc_msg_decoder d;
+    arpc__grpc_msg m;
+    uint8_t prefix[ARPC__GRPC_PREFIX_SIZE + 10] = {0};
+
+    arpc__grpc_msg_decoder_init(&d, MAX_RECV);
+    arpc__grpc_msg_write_prefix(prefix, false, MAX_RECV);
+    const uint8_t *p = prefix;
+    size_t n = sizeof(prefix);
+    ASSERT_EQ(arpc__grpc_msg_decode(&d, &p, &n, &m), 0);
+    ASSERT_LE(d.body_cap, 16 * 1024); /* 4 MiB announced, 10 bytes sent */
+    arpc__grpc_msg_decoder_fini(&d);
+
+    static const uint32_t lens[] = {1000, 1000, 1000, 300000, 0};
+    struct want want[5];
+    size_t size;
+    uint8_t *s = build_stream(lens, 5, want, &size);
+    struct reader r;
+    reader_init(&r, s, want, 5, MAX_RECV);
+    /* Each message cut after its first payload byte: all but the empty one are assembled. */
+    size_t off = 0;
+    for (size_t i = 0; i < 5; i++) {
+        size_t end = want[i].payload_off + want[i].len;
+        size_t mid = min_size(want[i].payload_off + 1, end);
+        uint64_t before = arpc__alloc_count();
+        reader_feed(&r, s + off, mid - off, off);
+        reader_feed(&r, s + mid, end - mid, mid);
+        off = end;
+        if (i == 1 || i == 2)
+            ASSERT_EQ(arpc__alloc_count(), before); /* the first one's buffer is reused */
+        if (i < 3)
+            ASSERT_TRUE(r.dec.body != NULL && r.dec.body_cap == 1000);
+        /* The reader's next call, after the 300000-byte message, gave its buffer back. */
+        if (i >= 3)
+            ASSERT_TRUE(r.dec.body == NULL);
+    }
+    reader_assert_done(&r);
+    free(s);
+}
+
 /* ---- limits and malformed input ------------------------------------------------------- */
 
 /* Feeds `bytes` whole to a fresh decoder with limit `max_len`; returns the last result. */
@@ -579,6 +622,7 @@ int main(void)
     RUN_TEST(test_message_straddling_chunks);
     RUN_TEST(test_chunks_end_at_guard_page);
     RUN_TEST(test_one_chunk_allocates_nothing);
+    RUN_TEST(test_assembly_buffer_policy);
     RUN_TEST(test_limit);
     RUN_TEST(test_error_is_sticky_and_skips_the_rest);
     RUN_TEST(test_bad_flag);
