@@ -435,6 +435,17 @@ static int link_on_frame(arpc__conn *conn, const arpc__frame *frame)
     }
 }
 
+/* When the timer of a link with a PING outstanding runs next: at the PING's
+ * timeout, and with heartbeats on at least every interval, because bytes that
+ * answer the PING without completing a frame (which on_frame never sees) make
+ * the next PING due an interval after them, not at the timeout. */
+static int64_t ping_wake_ns(const cli_link *lnk, int64_t now)
+{
+    int64_t timeout_at = lnk->ping_sent_ns + lnk->ch->opts.heartbeat_timeout_ms * ARPC__NS_PER_MS;
+    int64_t interval = lnk->ch->opts.heartbeat_interval_ms * ARPC__NS_PER_MS;
+    return interval > 0 && now + interval < timeout_at ? now + interval : timeout_at;
+}
+
 static void send_ping(cli_link *lnk)
 {
     if (arpc__frame_encode_control(&lnk->conn.out, ARPC__FRAME_PING, ++lnk->next_id, 0) == 0) {
@@ -467,7 +478,7 @@ static void on_link_timer(arpc__timer *timer)
             arpc__conn_close(&lnk->conn, ARPC_EHEARTBEAT);
             return;
         } else {
-            arpc__loop_timer_arm(lnk->conn.loop, timer, lnk->ping_sent_ns + timeout);
+            arpc__loop_timer_arm(lnk->conn.loop, timer, ping_wake_ns(lnk, now));
             return;
         }
     }
@@ -475,7 +486,7 @@ static void on_link_timer(arpc__timer *timer)
         return;
     if (now - lnk->conn.last_rx_ns >= interval) {
         send_ping(lnk);
-        arpc__loop_timer_arm(lnk->conn.loop, timer, now + timeout);
+        arpc__loop_timer_arm(lnk->conn.loop, timer, ping_wake_ns(lnk, now));
     } else {
         arpc__loop_timer_arm(lnk->conn.loop, timer, lnk->conn.last_rx_ns + interval);
     }
@@ -491,7 +502,10 @@ static void link_on_connected(arpc__conn *conn)
     int64_t timeout = lnk->ch->opts.heartbeat_timeout_ms;
     if (timeout <= 0)
         timeout = lnk->ch->opts.connect_timeout_ms;
-    arpc__loop_timer_arm(conn->loop, &lnk->heartbeat, lnk->ping_sent_ns + timeout * ARPC__NS_PER_MS);
+    int64_t wake = lnk->ch->opts.heartbeat_interval_ms > 0
+                       ? ping_wake_ns(lnk, lnk->ping_sent_ns)
+                       : lnk->ping_sent_ns + timeout * ARPC__NS_PER_MS;
+    arpc__loop_timer_arm(conn->loop, &lnk->heartbeat, wake);
     cli_slot *slot = lnk->slot;
     if (slot == NULL)
         return;
