@@ -86,6 +86,9 @@ _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
 /* False when ARPC_TEST_ONLY is set and `name` does not contain it. */
 bool test_selected(const char *name);
 
+/* Exit code of a test that cannot run here (ctest's SKIP_RETURN_CODE). */
+#define TEST_SKIP_CODE 77
+
 /* Monotonic milliseconds and nanoseconds. */
 int64_t test_now_ms(void);
 int64_t test_now_ns(void);
