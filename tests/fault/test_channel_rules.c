@@ -15,6 +15,9 @@
  *  - the client answers a server's PING with a PONG of the same id;
  *  - heartbeats off (interval 0): the probe is the only PING ever sent;
  *  - the deadline covers every retry: it is set once, when the call starts;
+ *  - with every endpoint ejected a call fails at once with the recorded
+ *    failure (ARPC_ENOENDPOINT needs an ejection without one, which the
+ *    code never makes);
  *  - every call pending on a connection fails, once and promptly, with the
  *    connection's error when it goes bad;
  *  - arpc_channel_destroy() completes calls in flight on a normal link with
@@ -608,6 +611,38 @@ static void test_deadline_spans_all_retries(void)
     close(fd);
 }
 
+/* Every endpoint ejected, the slot in backoff: a call fails at once with the
+ * failure that ejected the endpoint (ARPC_ENOENDPOINT only if none had been
+ * recorded, which no ejection leaves), not at its deadline. */
+static void test_all_ejected_fails_fast_with_recorded_error(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof(addr);
+    ASSERT_EQ(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&addr, &alen), 0);
+    arpc_runtime *rt = fault_runtime(1);
+    char target[64];
+    fault_addr(target, sizeof(target), ntohs(addr.sin_port));
+    arpc_channel_opts o;
+    fault_channel_opts_init(&o);
+    o.eject_after_failures = 1;
+    o.reconnect_backoff_min_ms = 5000; /* in backoff for the whole test */
+    o.reconnect_backoff_max_ms = 5000;
+    arpc_channel *ch = channel_to(rt, target, &o);
+    ASSERT_ERR(fault_echo_call(ch, 5000), ARPC_ECONNREFUSED); /* ejects it */
+    for (int i = 0; i < 3; i++) {
+        int64_t start = test_now_ms();
+        ASSERT_ERR(fault_echo_call(ch, 5000), ARPC_ECONNREFUSED);
+        ASSERT_LT(test_now_ms() - start, 1000); /* not its 5 s deadline */
+    }
+    arpc_channel_destroy(ch);
+    arpc_runtime_destroy(rt);
+    close(fd);
+}
+
 /* ---- a connection that goes bad fails every call pending on it ----------- */
 
 #define PENDING_CALLS 10
@@ -765,6 +800,7 @@ int main(void)
     RUN_TEST(test_client_answers_server_ping);
     RUN_TEST(test_heartbeats_off_sends_only_the_probe);
     RUN_TEST(test_deadline_spans_all_retries);
+    RUN_TEST(test_all_ejected_fails_fast_with_recorded_error);
     RUN_TEST(test_every_pending_call_fails_when_connection_goes_bad);
     RUN_TEST(test_destroy_cancels_calls_on_a_normal_link);
     RUN_TEST(test_unknown_negative_status_passed_through);
