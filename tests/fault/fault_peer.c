@@ -26,8 +26,8 @@ void fault_peer_write(int fd, const void *data, size_t len)
     }
 }
 
-void fault_peer_send_header(int fd, uint8_t type, uint64_t id, int32_t status,
-                            uint32_t payload_len, size_t bytes)
+void fault_peer_send_header(int fd, uint8_t type, uint64_t id, int32_t status, uint32_t payload_len,
+                            size_t bytes)
 {
     arpc__frame f = {.type = type, .request_id = id, .status = status, .payload_len = payload_len};
     uint8_t header[ARPC__FRAME_HEADER_SIZE];
@@ -195,8 +195,8 @@ static void *peer_main(void *arg)
     return NULL;
 }
 
-void fault_peer_start(fault_peer *p, fault_peer_frame_fn on_frame, fault_peer_accept_fn on_accept_fn,
-                      void *user)
+void fault_peer_start(fault_peer *p, fault_peer_frame_fn on_frame,
+                      fault_peer_accept_fn on_accept_fn, void *user)
 {
     memset(p, 0, sizeof(*p));
     p->on_frame = on_frame;

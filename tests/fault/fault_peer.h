@@ -40,7 +40,7 @@ struct fault_peer {
     uint16_t port;
     int wake[2];
     pthread_t thread;
-    fault_peer_frame_fn on_frame; /* NULL: read and ignore */
+    fault_peer_frame_fn on_frame;   /* NULL: read and ignore */
     fault_peer_accept_fn on_accept; /* NULL: keep every connection */
     void *user;
     fault_peer_conn *conns[FAULT_PEER_MAX_CONNS];
@@ -74,8 +74,8 @@ void fault_peer_close_all(fault_peer *p, void *unused);
 void fault_peer_write(int fd, const void *data, size_t len);
 
 /* Writes the first `bytes` bytes of a header (ARPC__FRAME_HEADER_SIZE for all of it). */
-void fault_peer_send_header(int fd, uint8_t type, uint64_t id, int32_t status,
-                            uint32_t payload_len, size_t bytes);
+void fault_peer_send_header(int fd, uint8_t type, uint64_t id, int32_t status, uint32_t payload_len,
+                            size_t bytes);
 
 /* A whole frame: PONG for a PING; RESPONSE with `status` and `payload`. */
 void fault_peer_pong(int fd, uint64_t id);

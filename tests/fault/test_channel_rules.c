@@ -148,6 +148,7 @@ static void test_endpoint_ejected_at_third_failure(void)
 static void test_backoff_doubles_to_cap_with_jitter(void)
 {
     enum { MIN = 40, MAX = 320, GAPS = 9 };
+
     fault_peer p;
     fault_peer_start(&p, NULL, refuse_all, NULL);
     arpc_runtime *rt = fault_runtime(1);
@@ -199,6 +200,7 @@ static bool maybe_refuse(fault_peer *p, fault_peer_conn *c)
 static void test_backoff_resets_after_a_frame(void)
 {
     enum { MIN = 20, MAX = 5000 };
+
     flaky f = {true};
     fault_peer p;
     fault_peer_start(&p, fault_peer_polite, maybe_refuse, &f);
@@ -241,11 +243,11 @@ static void test_backoff_resets_after_a_frame(void)
 #define GOAWAY_CALLS 4
 
 typedef struct goaway_script {
-    int32_t status;            /* of the GOAWAY */
+    int32_t status;             /* of the GOAWAY */
     uint64_t ids[GOAWAY_CALLS]; /* request ids seen on the first connection */
     char first_byte[GOAWAY_CALLS];
     int seen;
-    _Atomic int retried;       /* requests on later connections */
+    _Atomic int retried; /* requests on later connections */
     char retried_bytes[GOAWAY_CALLS];
 } goaway_script;
 
@@ -419,8 +421,8 @@ static void test_goaway_drained_link_closed_by_client(void)
 
 /* ---- heartbeats -------------------------------------------------------------- */
 
-#define BIG_ANSWER (16u * 1024 * 1024)
-#define BIG_CHUNKS 8
+#define BIG_ANSWER   (16u * 1024 * 1024)
+#define BIG_CHUNKS   8
 #define BIG_PAUSE_MS 150
 
 typedef struct slow_script {
@@ -495,8 +497,7 @@ typedef struct ping_script {
 static bool ping_client_first(fault_peer *p, fault_peer_conn *c)
 {
     (void)p;
-    fault_peer_send_header(c->fd, ARPC__FRAME_PING, SERVER_PING_ID, 0, 0,
-                           ARPC__FRAME_HEADER_SIZE);
+    fault_peer_send_header(c->fd, ARPC__FRAME_PING, SERVER_PING_ID, 0, 0, ARPC__FRAME_HEADER_SIZE);
     return true;
 }
 
@@ -577,6 +578,7 @@ static void test_heartbeats_off_sends_only_the_probe(void)
 static void test_deadline_spans_all_retries(void)
 {
     enum { TIMEOUT = 600 };
+
     /* A bound socket that does not listen: every connection is refused. */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ASSERT_GE(fd, 0);
@@ -670,8 +672,8 @@ static void bad_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *f
         shutdown(c->fd, SHUT_RDWR);
         break;
     case BAD_TOOBIG:
-        fault_peer_send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0,
-                               100u * 1024 * 1024, ARPC__FRAME_HEADER_SIZE);
+        fault_peer_send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, 100u * 1024 * 1024,
+                               ARPC__FRAME_HEADER_SIZE);
         break;
     }
 }

@@ -538,8 +538,8 @@ static void expect_closed_by_server(arpc_server *srv, int fd, const void *bad, s
     ASSERT_LE(bad_len + 2 * ARPC__FRAME_HEADER_SIZE + 5, sizeof(out));
     memcpy(out, bad, bad_len);
     size_t len = bad_len;
-    arpc__frame req = {.type = ARPC__FRAME_REQUEST, .request_id = 9, .method_len = 4,
-                       .payload_len = 1};
+    arpc__frame req = {
+        .type = ARPC__FRAME_REQUEST, .request_id = 9, .method_len = 4, .payload_len = 1};
     arpc__frame_write_header(out + len, &req);
     len += ARPC__FRAME_HEADER_SIZE;
     memcpy(out + len, "echox", 5);

@@ -74,13 +74,13 @@ _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
 
 /* Runs one test function, printing its name; a failure aborts the binary.
  * With ARPC_TEST_ONLY set, runs only the tests whose name contains it. */
-#define RUN_TEST(fn)                          \
-    do {                                      \
-        if (test_selected(#fn)) {             \
+#define RUN_TEST(fn)                           \
+    do {                                       \
+        if (test_selected(#fn)) {              \
             fprintf(stderr, "RUN  %s\n", #fn); \
-            fn();                             \
+            fn();                              \
             fprintf(stderr, "OK   %s\n", #fn); \
-        }                                     \
+        }                                      \
     } while (0)
 
 /* False when ARPC_TEST_ONLY is set and `name` does not contain it. */

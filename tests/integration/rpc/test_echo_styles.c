@@ -688,9 +688,12 @@ int main(void)
     srv_rt = fx_runtime(2);
     cli_rt = fx_runtime(2);
     const fx_method methods[] = {
-        {"echo", fx_handle_echo, NULL},      {"fail", handle_fail, NULL},
-        {"internal", handle_internal, NULL}, {"defer", handle_defer, NULL},
-        {"digest", handle_digest, NULL},     {"status", handle_status, NULL},
+        {"echo", fx_handle_echo, NULL},
+        {"fail", handle_fail, NULL},
+        {"internal", handle_internal, NULL},
+        {"defer", handle_defer, NULL},
+        {"digest", handle_digest, NULL},
+        {"status", handle_status, NULL},
         {NULL, NULL, NULL},
     };
     srv = fx_server(srv_rt, NULL, methods);
