@@ -61,6 +61,7 @@
 static void dispatch(cli_call *call);
 static void slot_submit(cli_slot *slot, cli_call *call);
 static void slot_connect(cli_slot *slot);
+static unsigned random_index(void);
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -575,8 +576,10 @@ static const arpc__conn_ops link_ops = {
 
 static int64_t jittered(int64_t ms)
 {
-    /* Up to 50% less, so slots that failed together do not retry together. */
-    return ms - (int64_t)((uint64_t)rand() % (uint64_t)(ms / 2 + 1));
+    /* Up to 50% less, so slots that failed together do not retry together.
+     * Not rand(): unseeded, it gives every process the same waits, so clients
+     * restarted together would reconnect together. */
+    return ms - (int64_t)((uint64_t)random_index() % (uint64_t)(ms / 2 + 1));
 }
 
 static void slot_fail_waiting(cli_slot *slot, int err)

@@ -5,7 +5,7 @@
  *    load balancing then leaves it alone (section 6);
  *  - the reconnect backoff doubles from its minimum to its cap, each wait
  *    shortened by up to 50% jitter, and returns to the minimum once a frame is
- *    heard (section 6);
+ *    heard (section 6); two processes do not draw the same jitter;
  *  - GOAWAY: calls above its last id are sent again at once on a new
  *    connection, the accepted ones finish on the draining link, which the
  *    client then closes; without retries they fail with ARPC_ESHUTDOWN
@@ -28,7 +28,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fault_peer.h"
@@ -186,6 +188,66 @@ static void test_backoff_doubles_to_cap_with_jitter(void)
     fault_peer_stop(&p);
 }
 
+#define JITTER_GAPS 10
+
+/* The first JITTER_GAPS waits (in ms) of a slot whose connections all fail,
+ * with min = max = 200 ms: each a random 100-200 ms. */
+static void measure_jittered_waits(int64_t out[JITTER_GAPS])
+{
+    fault_peer p;
+    fault_peer_start(&p, NULL, refuse_all, NULL);
+    arpc_runtime *rt = fault_runtime(1);
+    char target[64];
+    peer_target(target, sizeof(target), &p);
+    arpc_channel_opts o;
+    fault_channel_opts_init(&o);
+    o.reconnect_backoff_min_ms = 200;
+    o.reconnect_backoff_max_ms = 200;
+    o.eject_after_failures = 1;
+    arpc_channel *ch = channel_to(rt, target, &o);
+    (void)fault_echo_call(ch, 200);
+    wait_accepts(&p, JITTER_GAPS + 1, 20000);
+    for (int i = 0; i < JITTER_GAPS; i++)
+        out[i] = gap_ms(&p, i);
+    arpc_channel_destroy(ch);
+    arpc_runtime_destroy(rt);
+    fault_peer_stop(&p);
+}
+
+/* Two processes (a fork: same memory, same library state) whose connections
+ * fail at the same time must not wait the same: the jitter is random per
+ * process, or clients restarted together reconnect together.  That ten waits
+ * agree within 10 ms by chance has odds of about 0.19^10 ~ 6e-8. */
+static void test_jitter_differs_between_processes(void)
+{
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork(); /* no thread runs here: every earlier runtime is gone */
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        int64_t mine[JITTER_GAPS];
+        measure_jittered_waits(mine);
+        _exit(write(fds[1], mine, sizeof(mine)) == (ssize_t)sizeof(mine) ? 0 : 1);
+    }
+    int64_t parent[JITTER_GAPS];
+    int64_t child[JITTER_GAPS];
+    measure_jittered_waits(parent);
+    ASSERT_EQ(read(fds[0], child, sizeof(child)), (ssize_t)sizeof(child));
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fds[0]);
+    close(fds[1]);
+    int differ = 0;
+    for (int i = 0; i < JITTER_GAPS; i++) {
+        fprintf(stderr, "  wait %d: %lld ms here, %lld ms in the child\n", i + 1,
+                (long long)parent[i], (long long)child[i]);
+        differ += llabs(parent[i] - child[i]) > 10;
+    }
+    ASSERT_GE(differ, 1);
+}
+
 typedef struct flaky {
     _Atomic bool refuse;
 } flaky;
@@ -195,6 +257,20 @@ static bool maybe_refuse(fault_peer *p, fault_peer_conn *c)
     (void)c;
     flaky *f = p->user;
     return !atomic_load(&f->refuse);
+}
+
+typedef struct open_wait {
+    arpc_channel *ch;
+    fault_peer *peer;
+    int before;
+} open_wait;
+
+/* One call (it may fail); true once the peer has accepted a connection more. */
+static bool call_opened_connection(void *arg)
+{
+    open_wait *w = arg;
+    (void)fault_echo_call(w->ch, 100);
+    return atomic_load(&w->peer->accepted) > w->before;
 }
 
 static void test_backoff_resets_after_a_frame(void)
@@ -227,7 +303,10 @@ static void test_backoff_resets_after_a_frame(void)
     atomic_store(&f.refuse, true);
     fault_peer_run(&p, fault_peer_close_all, NULL);
     int n = atomic_load(&p.accepted);
-    (void)fault_echo_call(ch, 100);
+    /* A call may still go out on the closed link before the client sees the
+     * close (and fail with it): call until one opens a new connection. */
+    open_wait ow = {.ch = ch, .peer = &p, .before = n};
+    ASSERT_TRUE(wait_until(call_opened_connection, &ow, 20000));
     wait_accepts(&p, n + 2, 20000);
     int64_t g = gap_ms(&p, n);
     fprintf(stderr, "  after the reset: next attempt %lld ms after the failure\n", (long long)g);
@@ -797,6 +876,7 @@ int main(void)
     RUN_TEST(test_endpoint_ejected_at_third_failure);
     RUN_TEST(test_backoff_doubles_to_cap_with_jitter);
     RUN_TEST(test_backoff_resets_after_a_frame);
+    RUN_TEST(test_jitter_differs_between_processes);
     RUN_TEST(test_goaway_calls_above_last_id_retried_at_once);
     RUN_TEST(test_goaway_above_last_id_without_retries_is_eshutdown);
     RUN_TEST(test_goaway_drained_link_closed_by_client);
