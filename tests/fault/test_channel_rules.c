@@ -502,7 +502,7 @@ static void test_goaway_drained_link_closed_by_client(void)
 
 #define BIG_ANSWER   (16u * 1024 * 1024)
 #define BIG_CHUNKS   8
-#define BIG_PAUSE_MS 150
+#define BIG_PAUSE_MS 200
 
 typedef struct slow_script {
     _Atomic bool ping_during_answer;
@@ -542,7 +542,9 @@ static void test_pong_behind_16mib_answer_is_not_death(void)
     arpc_channel_opts o;
     arpc_channel_opts_init(&o);
     o.heartbeat_interval_ms = 100;
-    o.heartbeat_timeout_ms = 300; /* the answer takes 1.2 s, its PONG comes after */
+    /* The answer takes 1.6 s and its PONG comes after it; the bytes come
+     * every 200 ms, 400 ms within the timeout for a loaded machine. */
+    o.heartbeat_timeout_ms = 600;
     o.max_frame_size = 2 * BIG_ANSWER;
     arpc_channel *ch = channel_to(rt, target, &o);
     arpc_buf *rsp;
