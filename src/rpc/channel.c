@@ -71,6 +71,7 @@
 static void dispatch(cli_call *call);
 static void slot_submit(cli_slot *slot, cli_call *call);
 static void slot_connect(cli_slot *slot);
+static unsigned random_index(void);
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -533,6 +534,17 @@ static int link_on_oversized(arpc__conn *conn, const arpc__frame *frame)
     return 0;
 }
 
+/* When the timer of a link with a PING outstanding runs next: at the PING's
+ * timeout, and with heartbeats on at least every interval, because bytes that
+ * answer the PING without completing a frame (which on_frame never sees) make
+ * the next PING due an interval after them, not at the timeout. */
+static int64_t ping_wake_ns(const cli_link *lnk, int64_t now)
+{
+    int64_t timeout_at = lnk->ping_sent_ns + lnk->ch->opts.heartbeat_timeout_ms * ARPC__NS_PER_MS;
+    int64_t interval = lnk->ch->opts.heartbeat_interval_ms * ARPC__NS_PER_MS;
+    return interval > 0 && now + interval < timeout_at ? now + interval : timeout_at;
+}
+
 /* PINGs take ids of their own (protocol.md 4), and carry the client's
  * settings until the server's have arrived. */
 static void send_ping(cli_link *lnk)
@@ -573,7 +585,7 @@ static void on_link_timer(arpc__timer *timer)
             arpc__conn_close(&lnk->conn, ARPC_EHEARTBEAT);
             return;
         } else {
-            arpc__loop_timer_arm(lnk->conn.loop, timer, lnk->ping_sent_ns + timeout);
+            arpc__loop_timer_arm(lnk->conn.loop, timer, ping_wake_ns(lnk, now));
             return;
         }
     }
@@ -581,7 +593,7 @@ static void on_link_timer(arpc__timer *timer)
         return;
     if (now - lnk->conn.last_rx_ns >= interval) {
         send_ping(lnk);
-        arpc__loop_timer_arm(lnk->conn.loop, timer, now + timeout);
+        arpc__loop_timer_arm(lnk->conn.loop, timer, ping_wake_ns(lnk, now));
     } else {
         arpc__loop_timer_arm(lnk->conn.loop, timer, lnk->conn.last_rx_ns + interval);
     }
@@ -597,7 +609,10 @@ static void link_on_connected(arpc__conn *conn)
     int64_t timeout = lnk->ch->opts.heartbeat_timeout_ms;
     if (timeout <= 0)
         timeout = lnk->ch->opts.connect_timeout_ms;
-    arpc__loop_timer_arm(conn->loop, &lnk->heartbeat, lnk->ping_sent_ns + timeout * ARPC__NS_PER_MS);
+    int64_t wake = lnk->ch->opts.heartbeat_interval_ms > 0
+                       ? ping_wake_ns(lnk, lnk->ping_sent_ns)
+                       : lnk->ping_sent_ns + timeout * ARPC__NS_PER_MS;
+    arpc__loop_timer_arm(conn->loop, &lnk->heartbeat, wake);
     /* One call until the PONG brings the server's per-connection share. */
     link_pump(lnk);
 }
@@ -664,8 +679,10 @@ static const arpc__conn_ops link_ops = {
 
 static int64_t jittered(int64_t ms)
 {
-    /* Up to 50% less, so slots that failed together do not retry together. */
-    return ms - (int64_t)((uint64_t)rand() % (uint64_t)(ms / 2 + 1));
+    /* Up to 50% less, so slots that failed together do not retry together.
+     * Not rand(): unseeded, it gives every process the same waits, so clients
+     * restarted together would reconnect together. */
+    return ms - (int64_t)((uint64_t)random_index() % (uint64_t)(ms / 2 + 1));
 }
 
 static void slot_fail_waiting(cli_slot *slot, int err)

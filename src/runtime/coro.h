@@ -56,6 +56,11 @@ void arpc__coro_wake(arpc_coro *coro);
  * arpc_coro_spawn.  @return 0 or ARPC_ENOMEM.  Loop thread only. */
 int arpc__coro_spawn_run(arpc_loop *loop, arpc_coro_fn fn, void *user_data);
 
+/* Test-only: true while a waiter (coroutine or thread) has registered on `ev`
+ * and no signal has claimed it, so a signal now wakes it rather than being kept
+ * for a later wait.  Thread: any. */
+bool arpc__event_has_waiter(const arpc_event *ev);
+
 /* Scheduler hooks used by the loop. */
 void arpc__coro_run_ready(arpc_loop *loop);
 void arpc__coro_pool_fini(arpc_loop *loop);

@@ -155,6 +155,12 @@ static int wait_on_thread(event_impl *e, int64_t deadline_ns)
     }
 }
 
+bool arpc__event_has_waiter(const arpc_event *ev)
+{
+    const event_impl *e = (const event_impl *)ev;
+    return atomic_load(&((event_impl *)e)->state) == EV_WAITING;
+}
+
 int arpc_event_wait(arpc_event *ev, int64_t timeout_ms)
 {
     event_impl *e = (event_impl *)ev;

@@ -40,15 +40,35 @@ static int handle_block(arpc_request *req, void *user_data)
     return 0;
 }
 
-static arpc_server *sleep_server(arpc_runtime *rt)
+/* `echo`, counting its runs in `*user_data` (an _Atomic int, or NULL). */
+static int handle_counted_echo(arpc_request *req, void *user_data)
+{
+    if (user_data != NULL)
+        atomic_fetch_add((_Atomic int *)user_data, 1);
+    return fault_handle_echo(req, NULL);
+}
+
+static arpc_server *counting_server(arpc_runtime *rt, _Atomic int *echoes)
 {
     arpc_server *srv;
     ASSERT_OK(arpc_server_create(rt, NULL, &srv));
-    ASSERT_OK(arpc_server_register(srv, "echo", fault_handle_echo, NULL));
+    ASSERT_OK(arpc_server_register(srv, "echo", handle_counted_echo, (void *)echoes));
     ASSERT_OK(arpc_server_register(srv, "sleep", handle_sleep, NULL));
     ASSERT_OK(arpc_server_register(srv, "block", handle_block, NULL));
     ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
     return srv;
+}
+
+static arpc_server *sleep_server(arpc_runtime *rt)
+{
+    return counting_server(rt, NULL);
+}
+
+static bool goaway_seen(void *ch)
+{
+    arpc_channel_stats stats;
+    arpc_channel_get_stats(ch, &stats);
+    return stats.goaways >= 1;
 }
 
 typedef struct shutdown_job {
@@ -116,8 +136,11 @@ static void test_drain_answers_accepted_calls(void)
 {
     arpc_runtime *srv_rt = fault_runtime(1);
     arpc_runtime *cli_rt = fault_runtime(2);
-    arpc_server *a = sleep_server(srv_rt);
-    arpc_server *b = sleep_server(srv_rt);
+    static _Atomic int a_echoes, b_echoes;
+    atomic_store(&a_echoes, 0);
+    atomic_store(&b_echoes, 0);
+    arpc_server *a = counting_server(srv_rt, &a_echoes);
+    arpc_server *b = counting_server(srv_rt, &b_echoes);
     char target[128];
     snprintf(target, sizeof(target), "127.0.0.1:%d,127.0.0.1:%d", arpc_server_port(a),
              arpc_server_port(b));
@@ -142,10 +165,16 @@ static void test_drain_answers_accepted_calls(void)
 
     shutdown_job job;
     shutdown_start(&job, a, 5000);
-    /* Calls made during the drain: refused by A's closed listener or
-     * answered ESHUTDOWN, both retried on B. */
+    /* Once the client has A's GOAWAY (not before: that would race the
+     * shutdown), calls made during the drain never run on A: refused by its
+     * closed listener or answered ESHUTDOWN, both retried on B. */
+    ASSERT_TRUE(wait_until(goaway_seen, ch, 5000));
+    int a_before = atomic_load(&a_echoes);
+    int b_before = atomic_load(&b_echoes);
     for (int i = 0; i < 20; i++)
         ASSERT_OK(fault_echo_call(ch, 5000));
+    ASSERT_EQ(atomic_load(&a_echoes), a_before);
+    ASSERT_EQ(atomic_load(&b_echoes), b_before + 20);
     ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 10000));
     for (size_t i = 0; i < 20; i++)
         ASSERT_OK(atomic_load(&set.calls[i].status));

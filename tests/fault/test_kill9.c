@@ -3,6 +3,9 @@
  * connection: every call completes exactly once, with a connection error,
  * promptly (not at its 8 s deadline, not at the server's 20 s sleep); a server
  * restarted on the same port is used again with no action by the caller.
+ * Then the kill races the deadlines: 1,000 calls whose deadlines are spread
+ * over 200 ms, the server killed when half of them have timed out; each call
+ * completes once, at its deadline (not before) or with the connection's error.
  */
 #include <signal.h>
 #include <sys/wait.h>
@@ -16,7 +19,45 @@
  * even under TSan on a loaded machine, so no call can end another way first;
  * the test waits past the deadlines to check that none completes twice. */
 #define CALL_TIMEOUT_MS 8000
-#define KILL_BOUND_MS   1500 /* all calls done within this of the kill */
+/* All calls done within this of the kill: far below the deadlines, with room
+ * for a sanitizer build on a loaded machine. */
+#ifdef FAULT_SANITIZED
+#define KILL_BOUND_MS 4000
+#else
+#define KILL_BOUND_MS 2000
+#endif
+
+typedef struct timers_until {
+    int64_t until_ms;
+    arpc_wg wg;
+} timers_until;
+
+static void sleep_until_body(void *arg)
+{
+    timers_until *t = arg;
+    int64_t left = t->until_ms - test_now_ms();
+    if (left > 0)
+        ASSERT_OK(arpc_coro_sleep_ms(left));
+    arpc_wg_done(&t->wg);
+}
+
+/* Returns once every loop of `rt` has run its timers due up to `until_ms`
+ * (test_now_ms() time): a coroutine on each sleeps until then, and a loop's
+ * timers fire in deadline order, so no earlier call deadline can fire later. */
+static void run_loop_timers_until(arpc_runtime *rt, int64_t until_ms)
+{
+    timers_until t = {.until_ms = until_ms};
+    unsigned n = arpc_runtime_loop_count(rt);
+    arpc_wg_init(&t.wg, n);
+    for (unsigned i = 0; i < n; i++)
+        ASSERT_OK(arpc_coro_spawn(arpc_runtime_loop(rt, i), sleep_until_body, &t));
+    ASSERT_OK(arpc_wg_wait(&t.wg, (until_ms - test_now_ms()) + 20000));
+}
+
+static bool is_conn_error(int st)
+{
+    return st == ARPC_ECLOSED || st == ARPC_ECONNRESET || st == ARPC_EPIPE;
+}
 
 static void test_kill9_completes_every_call_once_then_reconnects(void)
 {
@@ -92,11 +133,8 @@ static void test_kill9_completes_every_call_once_then_reconnects(void)
         ASSERT_OK(fault_echo_call(ch, 2000));
 
     /* No call completes a second time, even when its old deadline passes. */
-    int64_t past_deadlines = started + CALL_TIMEOUT_MS + 200;
-    while (test_now_ms() < past_deadlines) {
-        ASSERT_OK(fault_echo_call(ch, 2000));
-        usleep(20 * 1000);
-    }
+    run_loop_timers_until(rt, started + CALL_TIMEOUT_MS + 200);
+    ASSERT_OK(fault_echo_call(ch, 2000));
     ASSERT_EQ(atomic_load(&set.completed), CALLS);
 
     arpc_channel_stats stats;
@@ -113,6 +151,82 @@ static void test_kill9_completes_every_call_once_then_reconnects(void)
     fault_proc_signal(&srv, SIGTERM);
     status = fault_proc_reap(&srv, 15000);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static bool half_done(void *arg)
+{
+    fault_calls *set = arg;
+    return atomic_load(&set->completed) >= set->count / 2;
+}
+
+/* The kill races the deadline timers: calls whose deadlines straddle the
+ * kill each complete exactly once, either at their deadline or, if the
+ * connection's loss came first, with its error (after the kill). */
+static void test_kill9_races_deadlines(void)
+{
+    enum { SPREAD_MS = 200 };
+#ifdef FAULT_SANITIZED
+    const int64_t base_ms = 1500; /* after all 1,000 calls are sent, even under TSan */
+#else
+    const int64_t base_ms = 500;
+#endif
+    fault_proc srv;
+    fault_echo_start("127.0.0.1:0", 2, &srv);
+    char target[64];
+    fault_addr(target, sizeof(target), srv.port);
+    arpc_runtime *rt = fault_runtime(2);
+    arpc_channel_opts copts;
+    fault_channel_opts_init(&copts);
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
+    ASSERT_OK(fault_echo_call(ch, 5000));
+
+    fault_calls set;
+    fault_calls_init(&set, CALLS);
+    int64_t timeout_of[CALLS];
+    int64_t last_deadline = 0;
+    for (size_t i = 0; i < CALLS; i++) {
+        arpc_call_opts opts;
+        arpc_call_opts_init(&opts);
+        opts.timeout_ms = base_ms + (int64_t)(i * 7 % SPREAD_MS);
+        timeout_of[i] = opts.timeout_ms;
+        fault_call_start(&set, i, ch, "sleep", "20000", &opts);
+        if (set.calls[i].start_ms + opts.timeout_ms > last_deadline)
+            last_deadline = set.calls[i].start_ms + opts.timeout_ms;
+    }
+    ASSERT_TRUE(wait_until(half_done, &set, 20000));
+    int64_t killed = test_now_ms();
+    fault_proc_signal(&srv, SIGKILL);
+    (void)fault_proc_reap(&srv, 5000);
+    ASSERT_TRUE(wait_until(fault_calls_all_done, &set, KILL_BOUND_MS));
+
+    int timed_out = 0;
+    int lost = 0;
+    for (size_t i = 0; i < CALLS; i++) {
+        fault_call *c = &set.calls[i];
+        ASSERT_EQ(atomic_load(&c->done), 1);
+        int st = atomic_load(&c->status);
+        int64_t end = atomic_load(&c->end_ms);
+        if (st == ARPC_ETIMEDOUT) {
+            ASSERT_GE(end - c->start_ms, timeout_of[i] - 1); /* not before its deadline */
+            timed_out++;
+        } else if (is_conn_error(st)) {
+            ASSERT_GE(end, killed);
+            lost++;
+        } else {
+            test_fail(__FILE__, __LINE__, "call %zu ended with %s", i, arpc_err_name(st));
+        }
+    }
+    fprintf(stderr, "  %d calls: %d at their deadline, %d with the connection's loss\n", CALLS,
+            timed_out, lost);
+    ASSERT_GE(timed_out, CALLS / 2);
+    /* Past every deadline (the slot's loop has run its timers that far):
+     * no call completed a second time. */
+    run_loop_timers_until(rt, last_deadline + 200);
+    ASSERT_EQ(atomic_load(&set.completed), CALLS);
+    fault_calls_fini(&set);
+    arpc_channel_destroy(ch);
+    arpc_runtime_destroy(rt);
 }
 
 /* Idempotent calls in flight on a killed server are sent again, to the
@@ -180,6 +294,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     RUN_TEST(test_kill9_completes_every_call_once_then_reconnects);
+    RUN_TEST(test_kill9_races_deadlines);
     RUN_TEST(test_kill9_idempotent_calls_retried_elsewhere);
     return 0;
 }

@@ -16,6 +16,8 @@
 #include "test.h"
 
 #define IDLE_MS 200
+/* Lateness allowed past the documented 1.5 timeouts on a loaded machine. */
+#define IDLE_SLACK_MS 700
 
 typedef struct srv_wait {
     arpc_server *srv;
@@ -134,7 +136,7 @@ static void test_idle_connection_closed_after_timeout(void)
     fprintf(stderr, "  idle client connection closed %lld ms after its call began\n",
             (long long)closed);
     ASSERT_GE(closed, IDLE_MS);
-    ASSERT_LT(closed, IDLE_MS + 2000);
+    ASSERT_LT(closed, IDLE_MS * 3 / 2 + IDLE_SLACK_MS); /* a sweep every half timeout */
 
     /* The channel reconnects by itself for the next call. */
     ASSERT_OK(fault_echo_call(ch, 5000));
@@ -163,7 +165,7 @@ static void test_idle_connection_closed_after_timeout(void)
     ASSERT_EQ(n, 0);
     fprintf(stderr, "  silent raw connection closed after %lld ms\n", (long long)closed);
     ASSERT_GE(closed, IDLE_MS);
-    ASSERT_LT(closed, IDLE_MS + 2000);
+    ASSERT_LT(closed, IDLE_MS * 3 / 2 + IDLE_SLACK_MS); /* a sweep every half timeout */
     close(fd);
     ASSERT_TRUE(wait_until(connections_are, &w, 5000));
 

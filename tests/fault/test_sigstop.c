@@ -35,6 +35,7 @@ static struct {
     pthread_mutex_t mu;
     char a_prefix[64]; /* "endpoint 127.0.0.1:PORT " */
     int a_ejected;
+    int64_t a_ejected_ms; /* when the first ejection was logged */
     int a_readmitted;
 } logs = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -43,7 +44,8 @@ static void on_log(arpc_log_level level, const char *message, void *user_data)
     (void)user_data;
     pthread_mutex_lock(&logs.mu);
     if (logs.a_prefix[0] != '\0' && strstr(message, logs.a_prefix) != NULL) {
-        logs.a_ejected += strstr(message, " ejected ") != NULL;
+        if (strstr(message, " ejected ") != NULL && logs.a_ejected++ == 0)
+            logs.a_ejected_ms = test_now_ms();
         logs.a_readmitted += strstr(message, " re-admitted ") != NULL;
     }
     pthread_mutex_unlock(&logs.mu);
@@ -169,11 +171,18 @@ static void test_sigstop_heartbeat_ejects_then_probe_readmits(void)
     ASSERT_GE(ok, 1);
     fault_calls_fini(&set);
 
-    /* The heartbeat notices within interval + timeout (+ slack for a busy machine). */
+    /* The heartbeat notices within interval + timeout of A's last bytes
+     * (which came before the SIGSTOP), plus slack for a busy machine, and no
+     * sooner than a PING's timeout after the stop. */
     ASSERT_TRUE(wait_until(heartbeat_failed, ch, 3000));
     ASSERT_TRUE(wait_until(a_ejected, NULL, 1000));
-    fprintf(stderr, "  A declared dead %lld ms after SIGSTOP\n",
-            (long long)(test_now_ms() - stopped));
+    pthread_mutex_lock(&logs.mu);
+    int64_t noticed = logs.a_ejected_ms - stopped;
+    pthread_mutex_unlock(&logs.mu);
+    fprintf(stderr, "  A declared dead %lld ms after SIGSTOP (interval %d + timeout %d)\n",
+            (long long)noticed, HB_INTERVAL_MS, HB_TIMEOUT_MS);
+    ASSERT_GE(noticed, HB_TIMEOUT_MS - 50);
+    ASSERT_LT(noticed, HB_INTERVAL_MS + HB_TIMEOUT_MS + 600);
 
     /* Ejected: everything goes to B and succeeds. */
     for (int i = 0; i < 50; i++)

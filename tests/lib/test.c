@@ -23,6 +23,12 @@ void test_fail(const char *file, int line, const char *fmt, ...)
     abort();
 }
 
+bool test_selected(const char *name)
+{
+    const char *only = getenv("ARPC_TEST_ONLY");
+    return only == NULL || *only == '\0' || strstr(name, only) != NULL;
+}
+
 int64_t test_now_ms(void)
 {
     struct timespec ts;

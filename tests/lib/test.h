@@ -72,13 +72,22 @@ _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
                       arpc_err_name(want_), rc_, arpc_err_name(rc_), arpc_strerror(rc_));  \
     } while (0)
 
-/* Runs one test function, printing its name; a failure aborts the binary. */
-#define RUN_TEST(fn)                      \
-    do {                                  \
-        fprintf(stderr, "RUN  %s\n", #fn); \
-        fn();                             \
-        fprintf(stderr, "OK   %s\n", #fn); \
+/* Runs one test function, printing its name; a failure aborts the binary.
+ * With ARPC_TEST_ONLY set, runs only the tests whose name contains it. */
+#define RUN_TEST(fn)                           \
+    do {                                       \
+        if (test_selected(#fn)) {              \
+            fprintf(stderr, "RUN  %s\n", #fn); \
+            fn();                              \
+            fprintf(stderr, "OK   %s\n", #fn); \
+        }                                      \
     } while (0)
+
+/* False when ARPC_TEST_ONLY is set and `name` does not contain it. */
+bool test_selected(const char *name);
+
+/* Exit code of a test that cannot run here (ctest's SKIP_RETURN_CODE). */
+#define TEST_SKIP_CODE 77
 
 /* Monotonic milliseconds and nanoseconds. */
 int64_t test_now_ms(void);

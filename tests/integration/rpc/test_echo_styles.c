@@ -11,8 +11,10 @@
  *    coroutines share one loop), and a fan-out of N async calls joined with
  *    an arpc_wg inside a coroutine gets every answer right;
  *  - an application error (handler returns 7 with arpc_request_set_error)
- *    reaches the client as 7 with its message; a negative arpc_err from a
- *    handler arrives as is; an unknown method is ARPC_ENOMETHOD;
+ *    reaches the client as 7 with its message; a negative code from a
+ *    handler arrives as is (arpc's own, an errno, one in no table); an
+ *    invalid one (ARPC_DEFERRED and above, other than ARPC_DEFERRED itself)
+ *    becomes ARPC_EINTERNAL; an unknown method is ARPC_ENOMETHOD;
  *  - a handler may call another arpc server from its coroutine (nested
  *    call), on a one-loop runtime that also hosts the downstream server, so
  *    a handler that blocked its thread would deadlock;
@@ -21,6 +23,7 @@
  *  - arpc_runtime_offload from a handler runs the work on a worker thread
  *    and resumes the handler on its own loop.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,6 +57,17 @@ static int handle_fail(arpc_request *req, void *user_data)
 static int handle_internal(arpc_request *req, void *user_data)
 {
     return ARPC_EINTERNAL;
+}
+
+/* Returns the status written in decimal in the payload. */
+static int handle_status(arpc_request *req, void *user_data)
+{
+    char text[32];
+    size_t len = arpc_request_len(req);
+    ASSERT_LT(len, sizeof(text));
+    memcpy(text, arpc_request_data(req), len);
+    text[len] = '\0';
+    return (int)strtol(text, NULL, 10);
 }
 
 /* Deferred requests go to a plain thread through this queue. */
@@ -332,9 +346,35 @@ typedef struct coro_sync {
     _Atomic int ok;
     _Atomic int not_in_coro;
     arpc_loop *loops[CORO_COUNT];
+    _Atomic int in_call[2];     /* per client loop: coroutines inside arpc_call now */
+    _Atomic int max_in_call[2]; /* the most at once */
 } coro_sync;
 
 static coro_sync cs;
+
+static int client_loop_index(void)
+{
+    arpc_loop *here = arpc_loop_current();
+    for (unsigned i = 0; i < 2; i++) {
+        if (arpc_runtime_loop(cli_rt, i) == here)
+            return (int)i;
+    }
+    test_fail(__FILE__, __LINE__, "coroutine not on a client loop");
+}
+
+/* One arpc_call, counting the coroutines of this loop inside one at once: more
+ * than one means a call suspended only its coroutine, not the loop's thread. */
+static int counted_call(const void *req, size_t n, const arpc_call_opts *opts, arpc_buf *rsp)
+{
+    int loop = client_loop_index();
+    int now = atomic_fetch_add(&cs.in_call[loop], 1) + 1;
+    int seen = atomic_load(&cs.max_in_call[loop]);
+    while (now > seen && !atomic_compare_exchange_weak(&cs.max_in_call[loop], &seen, now))
+        ;
+    int rc = arpc_call(ch, "echo", req, n, opts, rsp);
+    atomic_fetch_sub(&cs.in_call[loop], 1);
+    return rc;
+}
 
 static void coro_sync_body(void *arg)
 {
@@ -352,7 +392,7 @@ static void coro_sync_body(void *arg)
             uint8_t *req = malloc(n + 1);
             fx_fill(req, n, (uint32_t)(index * 1000 + round * 10 + (int)i));
             arpc_buf_clear(rsp);
-            int rc = arpc_call(ch, "echo", req, n, &opts, rsp);
+            int rc = counted_call(req, n, &opts, rsp);
             if (rc == 0 && arpc_buf_len(rsp) == n && memcmp(arpc_buf_data(rsp), req, n) == 0)
                 good++;
             free(req);
@@ -373,11 +413,13 @@ static void test_coroutines_sync_call(void)
     ASSERT_OK(arpc_wg_wait(&cs.done, 60000));
     ASSERT_EQ(atomic_load(&cs.not_in_coro), 0);
     ASSERT_EQ(atomic_load(&cs.ok), CORO_COUNT);
-    /* Several coroutines shared a loop, so each suspended only itself. */
-    int shared = 0;
-    for (int i = 1; i < CORO_COUNT; i++)
-        shared += cs.loops[i] == cs.loops[0];
-    ASSERT_GT(shared, 0);
+    /* Several coroutines were inside arpc_call on one loop at once, so each
+     * call suspended only its coroutine. */
+    int most = atomic_load(&cs.max_in_call[0]) > atomic_load(&cs.max_in_call[1])
+                   ? atomic_load(&cs.max_in_call[0])
+                   : atomic_load(&cs.max_in_call[1]);
+    fprintf(stderr, "  up to %d coroutines of one loop inside arpc_call at once\n", most);
+    ASSERT_GE(most, 2);
 }
 
 #define FANOUT 64
@@ -456,6 +498,31 @@ static void test_application_error(void)
     arpc_buf_clear(rsp);
     ASSERT_ERR(arpc_call(ch, "internal", "x", 1, &opts, rsp), ARPC_EINTERNAL);
     arpc_buf_destroy(rsp);
+}
+
+static int status_call(int status)
+{
+    char text[32];
+    int len = snprintf(text, sizeof(text), "%d", status);
+    arpc_call_opts opts = fx_timeout(CALL_TIMEOUT_MS);
+    return arpc_call(ch, "status", text, (size_t)len, &opts, NULL);
+}
+
+/* A negative code arrives as is, whether arpc's own (not the one the server
+ * substitutes for invalid codes), an errno, or one in no table. */
+static void test_negative_handler_codes_arrive_as_is(void)
+{
+    static const int codes[] = {ARPC_EBADADDR, ARPC_ENOTCORO, -EACCES, -1, -7777, -2000000000};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        ASSERT_EQ(status_call(codes[i]), codes[i]);
+}
+
+/* Codes from ARPC_DEFERRED up are no application code: ARPC_EINTERNAL. */
+static void test_invalid_handler_code_becomes_einternal(void)
+{
+    ASSERT_ERR(status_call(ARPC_DEFERRED + 1), ARPC_EINTERNAL);
+    ASSERT_ERR(status_call(2147483647), ARPC_EINTERNAL);
+    ASSERT_EQ(status_call(ARPC_DEFERRED - 1), ARPC_DEFERRED - 1); /* the largest valid one */
 }
 
 static void test_unknown_method(void)
@@ -621,9 +688,13 @@ int main(void)
     srv_rt = fx_runtime(2);
     cli_rt = fx_runtime(2);
     const fx_method methods[] = {
-        {"echo", fx_handle_echo, NULL},      {"fail", handle_fail, NULL},
-        {"internal", handle_internal, NULL}, {"defer", handle_defer, NULL},
-        {"digest", handle_digest, NULL},     {NULL, NULL, NULL},
+        {"echo", fx_handle_echo, NULL},
+        {"fail", handle_fail, NULL},
+        {"internal", handle_internal, NULL},
+        {"defer", handle_defer, NULL},
+        {"digest", handle_digest, NULL},
+        {"status", handle_status, NULL},
+        {NULL, NULL, NULL},
     };
     srv = fx_server(srv_rt, NULL, methods);
     arpc_channel_opts copts;
@@ -639,6 +710,8 @@ int main(void)
     RUN_TEST(test_coroutines_sync_call);
     RUN_TEST(test_coroutine_fanout);
     RUN_TEST(test_application_error);
+    RUN_TEST(test_negative_handler_codes_arrive_as_is);
+    RUN_TEST(test_invalid_handler_code_becomes_einternal);
     RUN_TEST(test_unknown_method);
     RUN_TEST(test_nested_call);
     RUN_TEST(test_deferred_handler);

@@ -1,8 +1,9 @@
 /*
  * Server self-protection and frame limits.  Proves:
- *  - overload: with max_in_flight 4 and ten `sleep 200` calls arriving
- *    together, exactly 4 succeed and 6 are answered ARPC_EOVERLOAD at once
- *    (well before 200 ms, and before any accepted call finishes);
+ *  - overload: with max_in_flight 4 and ten `block` calls arriving together
+ *    (a handler that answers only once the test releases it), exactly 4
+ *    succeed and 6 are answered ARPC_EOVERLOAD at once: while the accepted
+ *    ones are still held, so before any of them finishes;
  *    stats.overloaded == 6; once the load is gone the server serves again;
  *  - an unknown method is answered ARPC_ENOMETHOD and counted;
  *  - a request exactly at the server's max_frame_size is served; one byte
@@ -75,6 +76,21 @@ typedef struct burst {
 
 static burst bu;
 
+/* `block`: answers once `released` is set (polled each millisecond, 30 s at most). */
+static _Atomic bool released;
+
+static int handle_block(arpc_request *req, void *user_data)
+{
+    for (int i = 0; i < 30000 && !atomic_load(&released); i++)
+        arpc_coro_sleep_ms(1);
+    return 0;
+}
+
+static bool six_finished(void *arg)
+{
+    return atomic_load(&bu.finished) >= BURST - 4;
+}
+
 static void on_burst_done(int status, const void *rsp, size_t rsp_len, void *user_data)
 {
     burst_call *c = user_data;
@@ -91,7 +107,7 @@ static void issue_burst(void *arg)
     arpc_call_opts opts = fx_timeout(10000);
     bu.start_ms = test_now_ms();
     for (int i = 0; i < BURST; i++)
-        ASSERT_OK(arpc_call_async(bu.ch, "sleep", "200", 3, &opts, on_burst_done, &bu.calls[i]));
+        ASSERT_OK(arpc_call_async(bu.ch, "block", "200", 3, &opts, on_burst_done, &bu.calls[i]));
 }
 
 static void test_overload(void)
@@ -99,14 +115,21 @@ static void test_overload(void)
     arpc_server_opts sopts;
     arpc_server_opts_init(&sopts);
     sopts.max_in_flight = 4;
-    const fx_method methods[] = {
-        {"echo", fx_handle_echo, NULL}, {"sleep", fx_handle_sleep, NULL}, {NULL, NULL, NULL}};
+    const fx_method methods[] = {{"echo", fx_handle_echo, NULL},
+                                 {"sleep", fx_handle_sleep, NULL},
+                                 {"block", handle_block, NULL},
+                                 {NULL, NULL, NULL}};
     arpc_server *srv = fx_server(srv_rt, &sopts, methods);
     bu.ch = one_conn_channel(srv, 0);
     echo_ok(bu.ch, 4, 1); /* connected, and nothing in flight */
 
+    atomic_store(&released, false);
     arpc_wg_init(&bu.wg, BURST);
     fx_run_on_loop(arpc_runtime_loop(cli_rt, 0), issue_burst, NULL);
+    /* The six refused ones are answered while the four accepted are held. */
+    ASSERT_TRUE(wait_until(six_finished, NULL, 10000));
+    int64_t released_ms = test_now_ms();
+    atomic_store(&released, true);
     ASSERT_OK(arpc_wg_wait(&bu.wg, 30000));
 
     int ok = 0, overloaded = 0;
@@ -117,13 +140,13 @@ static void test_overload(void)
         ASSERT_EQ(atomic_load(&c->runs), 1);
         if (c->status == 0) {
             ok++;
-            ASSERT_GE(elapsed, 200);
+            ASSERT_GE(c->done_ms, released_ms); /* held until the release */
             if (c->done_ms < first_ok_ms)
                 first_ok_ms = c->done_ms;
         } else {
             ASSERT_ERR(c->status, ARPC_EOVERLOAD);
             overloaded++;
-            ASSERT_LT(elapsed, 200);
+            ASSERT_LT(elapsed, 5000);      /* at once, not after its 10 s deadline */
             ASSERT_LT(c->rank, BURST - 4); /* before any accepted call finished */
         }
     }

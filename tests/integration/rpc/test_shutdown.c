@@ -393,13 +393,15 @@ static void test_graceful_shutdown_under_load(void)
     int64_t bad = atomic_load(&ld.bad);
     int64_t started = atomic_load(&ld.started);
     int64_t callbacks = atomic_load(&ld.callbacks);
-    int64_t failures = atomic_load(&ld.failures);
     int64_t handled = atomic_load(&echoes_handled);
     ASSERT_ERR(bad_status, 0);
     ASSERT_EQ(bad, 0);
-    /* Exactly once: one callback per call started. */
+    /* Exactly once: one callback per call started, counted after
+     * arpc_channel_destroy() (no callback can run later), so a second
+     * completion of any call shows up here.  (Successes and failures are
+     * counted by the workers, one per call they waited for: their sum is
+     * `started` by construction and proves nothing.) */
     ASSERT_EQ(callbacks, started);
-    ASSERT_EQ(successes + failures, started);
     /* No accepted request lost: every handler run was answered to its caller. */
     ASSERT_EQ(handled, successes);
     ASSERT_GE(successes, 300);

@@ -1,8 +1,11 @@
 /*
- * Call deadlines.  Proves:
- *  - a call to `sleep 500` with a 50 ms timeout returns ARPC_ETIMEDOUT not
- *    before 50 ms and well before the answer (generous upper bound), from a
- *    plain thread and from a coroutine, leaving the response buffer alone;
+ * Call deadlines.  The slow calls go to `block`, whose handler answers only
+ * once the test releases it, after the calls have timed out: every answer is
+ * late by construction, however slow the machine (no race between a sleep on
+ * the server and a deadline on the client).  Proves:
+ *  - a call to `block` with a 50 ms timeout returns ARPC_ETIMEDOUT not
+ *    before 50 ms (and within a generous bound), from a plain thread and from
+ *    a coroutine, leaving the response buffer alone;
  *  - the connection stays usable: the next echo on the same channel succeeds
  *    over the same connection (no reconnect);
  *  - the late answer is discarded and counted: late_answers becomes 1 once
@@ -21,9 +24,21 @@
 #include "rpc_fixture.h"
 #include "test.h"
 
-/* Slack for a loaded sanitizer build: the timeout must not fire early, and
- * must fire long before the 500 ms answer would have arrived. */
-#define LATE_SLACK_MS 250
+/* Slack for a loaded sanitizer build or qemu: the timeout must not fire
+ * early, and must fire (the answer never comes before the release). */
+#define LATE_SLACK_MS 2000
+
+/* `block`: answers the payload once `released` is set (polled each
+ * millisecond, suspending only the request's coroutine; 30 s at most). */
+static _Atomic bool released;
+
+static int handle_block(arpc_request *req, void *user_data)
+{
+    for (int i = 0; i < 30000 && !atomic_load(&released); i++)
+        arpc_coro_sleep_ms(1);
+    return arpc_buf_append(arpc_request_response(req), arpc_request_data(req),
+                           arpc_request_len(req));
+}
 
 static arpc_runtime *srv_rt;
 static arpc_runtime *cli_rt;
@@ -59,14 +74,14 @@ static bool late_answers_reached(void *arg)
     return s.late_answers >= w->want;
 }
 
-/* One 50 ms call to `sleep 500`; returns its elapsed time. */
+/* One 50 ms call to `block`; returns its elapsed time. */
 static int64_t timed_out_call(arpc_channel *ch)
 {
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
     arpc_call_opts opts = fx_timeout(50);
     int64_t start = test_now_ms();
-    int rc = arpc_call(ch, "sleep", "500", 3, &opts, rsp);
+    int rc = arpc_call(ch, "block", "500", 3, &opts, rsp);
     int64_t elapsed = test_now_ms() - start;
     ASSERT_ERR(rc, ARPC_ETIMEDOUT);
     ASSERT_EQ(arpc_buf_len(rsp), 0);
@@ -76,6 +91,7 @@ static int64_t timed_out_call(arpc_channel *ch)
 
 static void test_timeout_then_connection_usable(void)
 {
+    atomic_store(&released, false);
     arpc_channel *ch = one_conn_channel();
     warm_up(ch);
 
@@ -92,7 +108,8 @@ static void test_timeout_then_connection_usable(void)
     ASSERT_EQ(arpc_buf_len(rsp), 5);
     ASSERT_MEMEQ(arpc_buf_data(rsp), "after", 5);
 
-    /* The server answers at ~500 ms; that answer finds no call. */
+    /* Released, the server answers; that answer finds no call. */
+    atomic_store(&released, true);
     stats_wait w = {.ch = ch, .want = 1};
     ASSERT_TRUE(wait_until(late_answers_reached, &w, 10000));
     arpc_channel_stats s;
@@ -128,6 +145,7 @@ static void coro_timeout_body(void *arg)
 static void test_timeout_in_coroutine(void)
 {
     static coro_timeout ct;
+    atomic_store(&released, false);
     ct.ch = one_conn_channel();
     warm_up(ct.ch);
     arpc_event_init(&ct.done);
@@ -135,6 +153,7 @@ static void test_timeout_in_coroutine(void)
     ASSERT_OK(arpc_event_wait(&ct.done, 10000));
     ASSERT_GE(ct.elapsed, 50);
     ASSERT_LE(ct.elapsed, 50 + LATE_SLACK_MS);
+    atomic_store(&released, true);
     stats_wait w = {.ch = ct.ch, .want = 1};
     ASSERT_TRUE(wait_until(late_answers_reached, &w, 10000));
     arpc_channel_destroy(ct.ch);
@@ -169,6 +188,7 @@ static void on_mix_done(int status, const void *rsp, size_t rsp_len, void *user_
 
 static void test_mixed_calls_complete_once(void)
 {
+    atomic_store(&released, false);
     arpc_channel *ch = one_conn_channel();
     warm_up(ch);
     static mix_call calls[MIX_CALLS];
@@ -181,7 +201,7 @@ static void test_mixed_calls_complete_once(void)
         c->wg = &wg;
         switch (i % 4) {
         case 0: /* answered after its deadline */
-            c->method = "sleep", c->payload = "300", c->timeout_ms = 50;
+            c->method = "block", c->payload = "300", c->timeout_ms = 50;
             c->want = ARPC_ETIMEDOUT;
             break;
         case 1:
@@ -191,7 +211,7 @@ static void test_mixed_calls_complete_once(void)
             c->method = "sleep", c->payload = "5", c->timeout_ms = 10000;
             break;
         default:
-            c->method = "sleep", c->payload = "600", c->timeout_ms = 100;
+            c->method = "block", c->payload = "600", c->timeout_ms = 100;
             c->want = ARPC_ETIMEDOUT;
             break;
         }
@@ -210,6 +230,7 @@ static void test_mixed_calls_complete_once(void)
             ASSERT_GE(c->done_ms - c->started_ms, c->timeout_ms);
     }
     /* Every timed-out call's answer arrives late and is dropped. */
+    atomic_store(&released, true);
     stats_wait w = {.ch = ch, .want = (uint64_t)timeouts + 0};
     ASSERT_TRUE(wait_until(late_answers_reached, &w, 10000));
     arpc_channel_stats s;
@@ -227,7 +248,11 @@ int main(void)
     srv_rt = fx_runtime(2);
     cli_rt = fx_runtime(2);
     const fx_method methods[] = {
-        {"echo", fx_handle_echo, NULL}, {"sleep", fx_handle_sleep, NULL}, {NULL, NULL, NULL}};
+        {"echo", fx_handle_echo, NULL},
+        {"sleep", fx_handle_sleep, NULL},
+        {"block", handle_block, NULL},
+        {NULL, NULL, NULL},
+    };
     srv = fx_server(srv_rt, NULL, methods);
 
     RUN_TEST(test_timeout_then_connection_usable);

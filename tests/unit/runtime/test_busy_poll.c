@@ -19,6 +19,7 @@
 
 #include <arpc/arpc.h>
 
+#include "runtime/loop.h"
 #include "test.h"
 
 #define LONG_WINDOW_US 2000000 /* 2 s: a missed wake-up would cost this much */
@@ -218,6 +219,12 @@ static int64_t cpu_ms(clockid_t id)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / NS_PER_MS;
 }
 
+/* The loop is in its blocking poll (internal state, read for the test). */
+static bool loop_asleep(void *loop)
+{
+    return atomic_load(&((arpc_loop *)loop)->sleeping) != 0;
+}
+
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * NS_PER_MS};
@@ -232,9 +239,11 @@ static void test_sleeps_after_the_window(void)
     cpu_clock c = {0};
     ASSERT_OK(arpc_loop_submit(loop, get_thread_clock, &c));
     ASSERT_TRUE(wait_until(clock_ready, &c, 10000));
+    /* The window has passed once the loop has gone to its blocking poll
+     * (the flag producers read to decide whether to wake it). */
+    ASSERT_TRUE(wait_until(loop_asleep, loop, 10000));
     /* Measured over a period, not a synchronization: a loop that kept spinning
      * would use nearly all of the 500 ms. */
-    sleep_ms(100);
     int64_t before = cpu_ms(c.id);
     sleep_ms(500);
     int64_t used = cpu_ms(c.id) - before;
@@ -253,11 +262,16 @@ static int handle_echo(arpc_request *req, void *user_data)
                            arpc_request_len(req));
 }
 
-static int handle_sleep_500(arpc_request *req, void *user_data)
+/* Answers only once the test has set `released` (polled each millisecond,
+ * 30 s at most), so a deadline never races the answer. */
+static _Atomic bool released;
+
+static int handle_block(arpc_request *req, void *user_data)
 {
     (void)req;
     (void)user_data;
-    arpc_coro_sleep_ms(500);
+    for (int i = 0; i < 30000 && !atomic_load(&released); i++)
+        arpc_coro_sleep_ms(1);
     return 0;
 }
 
@@ -279,7 +293,7 @@ static void test_rpc_between_busy_polling_runtimes(void)
     arpc_server *srv;
     ASSERT_OK(arpc_server_create(srv_rt, NULL, &srv));
     ASSERT_OK(arpc_server_register(srv, "echo", handle_echo, NULL));
-    ASSERT_OK(arpc_server_register(srv, "sleep", handle_sleep_500, NULL));
+    ASSERT_OK(arpc_server_register(srv, "sleep", handle_block, NULL));
     ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", arpc_server_port(srv));
@@ -304,7 +318,8 @@ static void test_rpc_between_busy_polling_runtimes(void)
     ASSERT_ERR(arpc_call(ch, "sleep", NULL, 0, &opts, rsp), ARPC_ETIMEDOUT);
     int64_t waited_ms = (test_now_ns() - start_ns) / NS_PER_MS;
     ASSERT_GE(waited_ms, 50);
-    ASSERT_LT(waited_ms, 450);
+    ASSERT_LT(waited_ms, 50 + 2000); /* the answer never comes before the release */
+    atomic_store(&released, true);
     arpc_buf_destroy(rsp);
     arpc_channel_destroy(ch);
     arpc_server_destroy(srv);

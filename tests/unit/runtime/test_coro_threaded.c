@@ -18,6 +18,7 @@
 #include <arpc/loop.h>
 #include <arpc/runtime.h>
 
+#include "runtime/coro.h"
 #include "test.h"
 
 /* TSan makes every fiber expensive (its own shadow state), so its counts are smaller. */
@@ -159,7 +160,6 @@ static void test_event_coroutine_and_thread(void)
 typedef struct oneshot {
     arpc_event ev;
     arpc_wg done;
-    _Atomic int waiting;
     int rc;
 } oneshot;
 
@@ -175,14 +175,14 @@ static void timed_waiter(void *arg)
 static void forever_waiter(void *arg)
 {
     oneshot *o = arg;
-    atomic_store(&o->waiting, 1);
     o->rc = arpc_event_wait(&o->ev, -1);
     arpc_wg_done(&o->done);
 }
 
+/* The waiter has registered on the event: a signal now wakes it. */
 static bool is_waiting(void *arg)
 {
-    return atomic_load(&((oneshot *)arg)->waiting) != 0;
+    return arpc__event_has_waiter(&((oneshot *)arg)->ev);
 }
 
 static void signaller(void *arg)
@@ -190,11 +190,13 @@ static void signaller(void *arg)
     arpc_event_signal(arg);
 }
 
-/* Gives the waiter time to park first, so the signal wakes it rather than
- * being kept for it. */
+/* Signals once the waiter has parked, so the signal wakes it rather than
+ * being kept for it: polls the event's state (bounded), yielding the loop. */
 static void delayed_signaller(void *arg)
 {
-    ASSERT_OK(arpc_coro_sleep_ms(20));
+    for (int i = 0; i < 10000 && !arpc__event_has_waiter(arg); i++)
+        ASSERT_OK(arpc_coro_sleep_ms(1));
+    ASSERT_TRUE(arpc__event_has_waiter(arg));
     arpc_event_signal(arg);
 }
 
@@ -228,18 +230,15 @@ static void test_event_wakes_across_threads(void)
     o.rc = 1;
     ASSERT_OK(arpc_coro_spawn(l.a, forever_waiter, &o));
     ASSERT_TRUE(wait_until(is_waiting, &o, 10000));
-    usleep(5000);
     arpc_event_signal(&o.ev);
     wait_done(&o.done);
     ASSERT_OK(o.rc);
     /* Coroutine waiter on A, woken by a coroutine on B. */
     arpc_event_init(&o.ev);
     arpc_wg_init(&o.done, 1);
-    atomic_store(&o.waiting, 0);
     o.rc = 1;
     ASSERT_OK(arpc_coro_spawn(l.a, forever_waiter, &o));
     ASSERT_TRUE(wait_until(is_waiting, &o, 10000));
-    usleep(5000);
     ASSERT_OK(arpc_coro_spawn(l.b, signaller, &o.ev));
     wait_done(&o.done);
     ASSERT_OK(o.rc);
