@@ -60,6 +60,13 @@ typedef struct arpc_channel_opts {
      *  idempotent), within its deadline.  Default 2. */
     uint32_t max_retries;
     arpc_lb_policy lb_policy;
+    /** Unwritten request bytes on one connection (a server that does not
+     *  read them) at which the connection takes no new call: the call goes to
+     *  another usable endpoint (a retry; it was never sent) or fails at once
+     *  with ARPC_EQUEUEFULL, so a caller cannot buffer without bound.  A
+     *  request is never refused for its size: one of max_frame_size always
+     *  fits below the limit.  Default 64 MiB; 0 = no limit. */
+    uint64_t max_unwritten_bytes;
 } arpc_channel_opts;
 
 typedef struct arpc_call_opts {
@@ -118,7 +125,7 @@ ARPC_EXPORT void arpc_channel_destroy(arpc_channel *ch);
  * @return 0; a positive application error code from the handler; or ARPC_ETIMEDOUT,
  *         ARPC_ECONNREFUSED, ARPC_ECONNRESET, ARPC_ECLOSED, ARPC_ENOMETHOD,
  *         ARPC_EOVERLOAD, ARPC_ESHUTDOWN, ARPC_EHEARTBEAT, ARPC_EFRAME, ARPC_ETOOBIG,
- *         ARPC_ENOENDPOINT, ARPC_EINVAL, ARPC_ENOMEM, ...
+ *         ARPC_ENOENDPOINT, ARPC_EQUEUEFULL, ARPC_EINVAL, ARPC_ENOMEM, ...
  * Thread: any.  Suspends: yes (inside a coroutine only the coroutine; else it blocks).
  */
 ARPC_EXPORT int arpc_call(arpc_channel *ch, const char *method, const void *req, size_t req_len,
