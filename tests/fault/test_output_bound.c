@@ -6,8 +6,9 @@
  * answers reach max_unwritten_bytes, so the client's writes stall after the
  * limit plus what the kernel buffers (without the bound the server reads all
  * 250 MiB and buffers every answer); the process does not grow by what was
- * sent; other connections on the same loop are still served; and once the
- * client reads, every request is answered exactly once, in order.
+ * sent; other connections on the same loop are still served; once the
+ * client reads, every request is answered exactly once, in order; and a
+ * paused connection whose client leaves is closed like any other.
  *
  * Client: a server that answers the probe PING and then never reads.  Once
  * the link's unwritten requests reach the channel's max_unwritten_bytes, new
@@ -172,6 +173,13 @@ static bool reading_paused(void *arg)
     return stats.read_pauses > 0;
 }
 
+static bool one_connection(void *arg)
+{
+    arpc_server_stats stats;
+    arpc_server_get_stats(((pause_wait *)arg)->srv, &stats);
+    return stats.connections == 1;
+}
+
 static arpc_channel *channel_to(arpc_runtime *rt, int port, const arpc_channel_opts *opts)
 {
     char target[64];
@@ -223,6 +231,19 @@ static void test_never_reading_client_is_paused_at_the_limit(void)
     close(p.fd);
     arpc_buf_destroy(p.frame);
     arpc_buf_destroy(p.in);
+
+    /* A paused connection whose peer leaves is closed and freed like any other. */
+    pipeliner q = {.fd = raw_connect(arpc_server_port(srv), 64 * 1024), .next_id = 1};
+    ASSERT_OK(arpc_buf_create(&q.frame));
+    ASSERT_OK(arpc_buf_create(&q.in));
+    encode_next(&q);
+    send_until_stalled(&q);
+    ASSERT_LT(q.sent, SENT_BOUND);
+    close(q.fd); /* unread answers: a reset */
+    arpc_buf_destroy(q.frame);
+    arpc_buf_destroy(q.in);
+    ASSERT_TRUE(wait_until(one_connection, &pw, 5000));
+    ASSERT_OK(fault_echo_call(ch, 5000));
     arpc_channel_destroy(ch);
     arpc_server_destroy(srv);
     arpc_runtime_destroy(rt);
