@@ -102,8 +102,8 @@ typedef struct arpc_server_stats {
     uint64_t protocol_errors;    /**< connections closed for a malformed or oversized frame */
     uint64_t idle_timeouts;      /**< connections closed by idle_timeout_ms */
     uint64_t first_frame_timeouts; /**< closed by first_frame_timeout_ms: no frame yet */
-    uint64_t frame_timeouts;     /**< closed by frame_timeout_ms: stalled inside a frame */
-    uint64_t read_pauses;        /**< times a connection stopped reading: max_unwritten_bytes */
+    uint64_t frame_timeouts;       /**< closed by frame_timeout_ms: stalled inside a frame */
+    uint64_t read_pauses;          /**< times a connection stopped reading: max_unwritten_bytes */
 } arpc_server_stats;
 
 /** Fills `opts` with defaults.  Thread: any. */

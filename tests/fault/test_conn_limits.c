@@ -220,8 +220,8 @@ static void test_silent_connections_closed_within_first_frame_limit(void)
     arpc_runtime_destroy(rt);
 }
 
-#define CAP       50
-#define FLOOD_MS  500
+#define CAP      50
+#define FLOOD_MS 500
 
 typedef struct conns_wait {
     arpc_server *srv;
@@ -338,10 +338,14 @@ static void test_echo_server_flags_set_the_limits(void)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s", test_bin_path("arpc-echo-server"));
-    char *argv[] = {path,           "--listen",       "127.0.0.1:0", "--threads",
-                    "1",            "--max-conns",    "3",           "--first-frame-timeout-ms",
-                    "300",          "--frame-timeout-ms", "300",     "--idle-timeout-ms",
-                    "5000",         "--max-unwritten-bytes", "1048576", NULL};
+    char *argv[] = {path,          "--listen",
+                    "127.0.0.1:0", "--threads",
+                    "1",           "--max-conns",
+                    "3",           "--first-frame-timeout-ms",
+                    "300",         "--frame-timeout-ms",
+                    "300",         "--idle-timeout-ms",
+                    "5000",        "--max-unwritten-bytes",
+                    "1048576",     NULL};
     int port;
     pid_t pid = start_tool(argv, &port);
     int silent[3];

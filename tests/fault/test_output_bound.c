@@ -70,8 +70,7 @@ typedef struct pipeliner {
 static void encode_next(pipeliner *p)
 {
     arpc_buf_clear(p->frame);
-    ASSERT_OK(arpc__frame_encode_request(p->frame, p->next_id, 0, 0, "echo", 4, payload,
-                                         PAYLOAD));
+    ASSERT_OK(arpc__frame_encode_request(p->frame, p->next_id, 0, 0, "echo", 4, payload, PAYLOAD));
     p->off = 0;
 }
 
@@ -209,7 +208,8 @@ static void test_never_reading_client_is_paused_at_the_limit(void)
     encode_next(&p);
     send_until_stalled(&p);
     uint64_t rss_after = rss_bytes();
-    fprintf(stderr, "  the server took %.1f MiB (%llu requests) before writes stalled; RSS +%.1f MiB\n",
+    fprintf(stderr,
+            "  the server took %.1f MiB (%llu requests) before writes stalled; RSS +%.1f MiB\n",
             (double)p.sent / (1 << 20), (unsigned long long)(p.next_id - 1),
             ((double)rss_after - (double)rss_before) / (1 << 20));
     ASSERT_LT(p.next_id, MAX_REQUESTS); /* it stalled */
@@ -255,7 +255,7 @@ typedef struct lazy_peer {
     int listen_fd;
     int port;
     pthread_t thread;
-    _Atomic bool read;     /* start reading and answering */
+    _Atomic bool read; /* start reading and answering */
     _Atomic bool stop;
     _Atomic uint64_t requests;  /* REQUEST frames received */
     _Atomic uint64_t bad_order; /* ids not strictly increasing: a duplicate */
@@ -265,8 +265,8 @@ static void send_all(int fd, const arpc_buf *buf)
 {
     size_t off = 0;
     while (off < arpc_buf_len(buf)) {
-        ssize_t n = send(fd, (const char *)arpc_buf_data(buf) + off, arpc_buf_len(buf) - off,
-                         MSG_NOSIGNAL);
+        ssize_t n =
+            send(fd, (const char *)arpc_buf_data(buf) + off, arpc_buf_len(buf) - off, MSG_NOSIGNAL);
         if (n <= 0)
             return; /* the client went away; the test reports what is missing */
         off += (size_t)n;
@@ -329,8 +329,8 @@ static void *lazy_peer_main(void *arg)
         size_t used = answer_frames(lp, fd, arpc_buf_data(in), arpc_buf_len(in), &last);
         arpc_buf *rest;
         ASSERT_OK(arpc_buf_create(&rest));
-        ASSERT_OK(arpc_buf_append(rest, (const char *)arpc_buf_data(in) + used,
-                                  arpc_buf_len(in) - used));
+        ASSERT_OK(
+            arpc_buf_append(rest, (const char *)arpc_buf_data(in) + used, arpc_buf_len(in) - used));
         arpc_buf_destroy(in);
         in = rest;
     }
@@ -404,8 +404,8 @@ static void test_never_reading_server_fails_new_calls_with_equeuefull(void)
     size_t ok, full;
     count_statuses(&set, &ok, &full);
     size_t sent = CLIENT_CALLS - full;
-    fprintf(stderr, "  %zu calls refused with ARPC_EQUEUEFULL, %zu sent (%.1f MiB)\n", full,
-            sent, (double)sent * PAYLOAD / (1 << 20));
+    fprintf(stderr, "  %zu calls refused with ARPC_EQUEUEFULL, %zu sent (%.1f MiB)\n", full, sent,
+            (double)sent * PAYLOAD / (1 << 20));
     ASSERT_EQ(ok, 0);
     ASSERT_GT(full, 0);
     ASSERT_LT((uint64_t)sent * PAYLOAD, SENT_BOUND / 4); /* limit + the client's send buffer */
