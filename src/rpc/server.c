@@ -56,6 +56,7 @@
 #define LISTEN_BACKLOG   4096
 #define DEFAULT_CONNS_CEILING (1u << 20)
 #define MIN_SWEEP_NS          (5 * ARPC__NS_PER_MS)
+#define MAX_SWEEP_MS          (3600 * 1000)
 
 typedef struct method_entry {
     arpc_handler_fn fn;
@@ -728,6 +729,10 @@ static int64_t sweep_period_ns(const arpc_server_opts *o)
     }
     if (shortest == 0)
         return 0;
+    /* A limit of days needs no closer look than every hour (and must not
+     * overflow the nanoseconds). */
+    if (shortest > 4 * MAX_SWEEP_MS)
+        shortest = 4 * MAX_SWEEP_MS;
     int64_t period = shortest * ARPC__NS_PER_MS / 4;
     return period < MIN_SWEEP_NS ? MIN_SWEEP_NS : period;
 }
@@ -740,9 +745,11 @@ static void arm_idle_sweep(srv_loop *sl)
     arpc__loop_timer_arm(sl->loop, &sl->idle_sweep, arpc__now_ns() + period);
 }
 
+/* Whether `limit_ms` (> 0: on) has passed since `since`: whole milliseconds,
+ * never early, and no overflow for a limit of any size. */
 static bool passed(int64_t now, int64_t since, int64_t limit_ms)
 {
-    return limit_ms > 0 && now - since >= limit_ms * ARPC__NS_PER_MS;
+    return limit_ms > 0 && (now - since) / ARPC__NS_PER_MS >= limit_ms;
 }
 
 /* The counter of the time limit `sc` has passed at `now`, or NULL. */

@@ -34,7 +34,11 @@
 #define PEERS    20
 /* The sweep runs every quarter limit: closed by 1.25 limits, plus a
  * generous allowance for a loaded machine or a sanitizer build. */
+#ifdef FAULT_SANITIZED
+#define LATE_MS (LIMIT_MS * 5 / 4 + 1500)
+#else
 #define LATE_MS (LIMIT_MS * 5 / 4 + 700)
+#endif
 
 static int raw_connect(int port)
 {
@@ -234,6 +238,11 @@ static bool connections_are(void *arg)
     return stats_of(w->srv).connections == w->want;
 }
 
+static bool flood_closed(void *srv)
+{
+    return stats_of(srv).first_frame_timeouts == CAP;
+}
+
 static void test_idle_flood_locks_out_for_at_most_the_first_frame_limit(void)
 {
     arpc_runtime *rt = fault_runtime(2);
@@ -259,9 +268,9 @@ static void test_idle_flood_locks_out_for_at_most_the_first_frame_limit(void)
     fprintf(stderr, "  served %lld ms after the flood, after %d refused calls (last: %s)\n",
             (long long)locked_out, ew.failures, arpc_err_name(ew.last_error));
     ASSERT_LE(locked_out, FLOOD_MS * 5 / 4 + 1500);
-    arpc_server_stats st = stats_of(srv);
-    ASSERT_EQ(st.first_frame_timeouts, CAP);
-    ASSERT_GE(st.refused_connections, 10);
+    /* Each loop's sweep closes its own share of the flood. */
+    ASSERT_TRUE(wait_until(flood_closed, srv, LATE_MS + 2000));
+    ASSERT_GE(stats_of(srv).refused_connections, 10);
     for (int i = 0; i < CAP + 10; i++)
         close(fds[i]);
     arpc_channel_destroy(ch);
