@@ -19,6 +19,13 @@
  * reference on its connection: if the peer goes away first, the answer is
  * dropped and nothing dangles.
  *
+ * Limits (docs/connections.md, section 8): the defaults protect a server
+ * that nobody configured.  The connection cap is checked at accept; the
+ * first-frame, frame and idle time limits by one sweep per loop over the
+ * timestamps conn.c keeps; and a connection whose answers its client does
+ * not read stops being read (conn.c's out_limit), so it costs at most its
+ * limit, not every answer it asked for.
+ *
  * Shutdown: stop listening, GOAWAY on every connection (with the last request
  * id it will answer), wait for the in-flight count to reach zero or the drain
  * deadline, then close every connection (one whose last answers are not
