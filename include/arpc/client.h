@@ -44,7 +44,8 @@ typedef struct arpc_channel_opts {
     /** Largest frame accepted from the server.  Default 16 MiB. */
     uint32_t max_frame_size;
     /** A connection that received nothing for this long sends PING.  Default 500 ms;
-     *  0 disables heartbeats. */
+     *  0 disables heartbeats (a server's idle limit, 60 s by default, may then
+     *  close an idle connection; the next call reconnects). */
     int64_t heartbeat_interval_ms;
     /** No frame within this long after a PING: the connection is declared dead.
      *  Default 1000 ms, so a dead peer is noticed within about 1.5 s. */
