@@ -281,17 +281,19 @@ static void test_idle_flood_locks_out_for_at_most_the_first_frame_limit(void)
 static void test_heartbeats_keep_a_channel_open_under_short_limits(void)
 {
     arpc_runtime *rt = fault_runtime(2);
-    arpc_server *srv = server_with(rt, 200, 200, 400, 0);
+    /* Far shorter than the defaults, but the idle limit above the default
+     * heartbeat interval (500 ms), as the defaults are. */
+    arpc_server *srv = server_with(rt, 200, 200, 1200, 0);
     char target[64];
     fault_addr(target, sizeof(target), arpc_server_port(srv));
     arpc_channel_opts copts;
     fault_channel_opts_init(&copts);
-    copts.heartbeat_interval_ms = 100; /* well inside the idle limit */
+    ASSERT_EQ(copts.heartbeat_interval_ms, 500); /* the default */
     arpc_channel *ch;
     ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
     ASSERT_OK(fault_echo_call(ch, 5000));
     /* Idle for 2.5 idle limits: only heartbeats cross the connection. */
-    int64_t until = test_now_ms() + 1000;
+    int64_t until = test_now_ms() + 3000;
     while (test_now_ms() < until) {
         arpc_server_stats st = stats_of(srv);
         ASSERT_EQ(st.idle_timeouts + st.first_frame_timeouts + st.frame_timeouts, 0);
