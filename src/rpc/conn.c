@@ -367,6 +367,10 @@ static void on_resume_deferred(arpc__deferred *deferred)
     arpc__conn *conn = arpc__container_of(deferred, arpc__conn, resume);
     if (!conn->closed && conn->read_paused) {
         conn->read_paused = false;
+        /* The peer could not send while we did not read: a frame that is
+         * still incomplete gets its time limit afresh. */
+        if (conn->partial_since_ns != 0)
+            conn->partial_since_ns = conn->loop->now_ns;
         uint64_t frames_before = conn->frames_in;
         int rc = decode_frames(conn, &conn->in);
         if (rc < 0) {
