@@ -14,7 +14,8 @@
  * the link's unwritten requests reach the channel's max_unwritten_bytes, new
  * calls fail at once with ARPC_EQUEUEFULL instead of piling up; once the
  * server reads, every call that was sent is answered, and each call
- * completed exactly once.
+ * completed exactly once.  With a second endpoint, the refused calls (never
+ * sent) go there instead, and all succeed.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -435,10 +436,80 @@ static void test_never_reading_server_fails_new_calls_with_equeuefull(void)
     arpc_runtime_destroy(rt);
 }
 
+static void mark_taken(void *flag)
+{
+    atomic_store((_Atomic bool *)flag, true);
+}
+
+static bool is_taken(void *flag)
+{
+    return atomic_load((_Atomic bool *)flag);
+}
+
+/* With another endpoint, a call the full link refuses was never sent: it goes
+ * there instead of failing. */
+static void test_refused_calls_go_to_another_endpoint(void)
+{
+    lazy_peer lp = {.listen_fd = -1};
+    lazy_peer_start(&lp);
+    arpc_runtime *rt = fault_runtime(1);
+    arpc_server *srv = fault_echo_server(rt, NULL);
+    char target[128];
+    snprintf(target, sizeof(target), "127.0.0.1:%d,127.0.0.1:%d", lp.port,
+             arpc_server_port(srv));
+    arpc_channel_opts copts;
+    fault_channel_opts_init(&copts);
+    copts.heartbeat_interval_ms = 0;
+    copts.max_unwritten_bytes = CLIENT_LIMIT;
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = 20000;
+
+    /* One call per loop iteration (a task queued behind each marks when the
+     * loop took it), so the other endpoint's link drains between calls and
+     * only the lazy one fills up. */
+    fault_calls set;
+    fault_calls_init(&set, CLIENT_CALLS / 4);
+    for (size_t i = 0; i < set.count; i++) {
+        fault_call_start(&set, i, ch, "echo", payload, &opts);
+        _Atomic bool taken = false;
+        ASSERT_OK(arpc_loop_submit(arpc_runtime_loop(rt, 0), mark_taken, (void *)&taken));
+        ASSERT_TRUE(wait_until(is_taken, (void *)&taken, 5000));
+    }
+    arpc_channel_stats cs;
+    arpc_channel_get_stats(ch, &cs);
+    ASSERT_GT(cs.retries, 0); /* the lazy link filled up and refused */
+    atomic_store(&lp.read, true);
+    ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 15000));
+    size_t ok, full;
+    count_statuses(&set, &ok, &full);
+    arpc_channel_get_stats(ch, &cs);
+    arpc_server_stats ss;
+    arpc_server_get_stats(srv, &ss);
+    fprintf(stderr, "  %llu calls moved to the other endpoint; %llu served there, %llu by the lazy one\n",
+            (unsigned long long)cs.retries, (unsigned long long)ss.requests,
+            (unsigned long long)atomic_load(&lp.requests));
+    ASSERT_EQ(full, 0);
+    ASSERT_EQ(ok, set.count);
+    ASSERT_EQ(ss.requests + atomic_load(&lp.requests), set.count);
+    ASSERT_EQ(atomic_load(&set.completed), set.count);
+
+    atomic_store(&lp.stop, true);
+    arpc_channel_destroy(ch);
+    pthread_join(lp.thread, NULL);
+    close(lp.listen_fd);
+    fault_calls_fini(&set);
+    arpc_server_destroy(srv);
+    arpc_runtime_destroy(rt);
+}
+
 int main(void)
 {
     memset(payload, 'x', PAYLOAD);
     RUN_TEST(test_never_reading_client_is_paused_at_the_limit);
     RUN_TEST(test_never_reading_server_fails_new_calls_with_equeuefull);
+    RUN_TEST(test_refused_calls_go_to_another_endpoint);
     return 0;
 }
