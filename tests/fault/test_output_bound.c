@@ -455,8 +455,7 @@ static void test_refused_calls_go_to_another_endpoint(void)
     arpc_runtime *rt = fault_runtime(1);
     arpc_server *srv = fault_echo_server(rt, NULL);
     char target[128];
-    snprintf(target, sizeof(target), "127.0.0.1:%d,127.0.0.1:%d", lp.port,
-             arpc_server_port(srv));
+    snprintf(target, sizeof(target), "127.0.0.1:%d,127.0.0.1:%d", lp.port, arpc_server_port(srv));
     arpc_channel_opts copts;
     fault_channel_opts_init(&copts);
     copts.heartbeat_interval_ms = 0;
@@ -488,7 +487,8 @@ static void test_refused_calls_go_to_another_endpoint(void)
     arpc_channel_get_stats(ch, &cs);
     arpc_server_stats ss;
     arpc_server_get_stats(srv, &ss);
-    fprintf(stderr, "  %llu calls moved to the other endpoint; %llu served there, %llu by the lazy one\n",
+    fprintf(stderr,
+            "  %llu calls moved to the other endpoint; %llu served there, %llu by the lazy one\n",
             (unsigned long long)cs.retries, (unsigned long long)ss.requests,
             (unsigned long long)atomic_load(&lp.requests));
     ASSERT_EQ(full, 0);
