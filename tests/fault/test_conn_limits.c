@@ -37,7 +37,7 @@
 #ifdef FAULT_SANITIZED
 #define SLACK_MS 2000
 #else
-#define SLACK_MS 700
+#define SLACK_MS 1000
 #endif
 #define LATE_MS (LIMIT_MS * 5 / 4 + SLACK_MS)
 
