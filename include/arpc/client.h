@@ -51,7 +51,8 @@ typedef struct arpc_channel_opts {
      *  their deadlines, until answers make room. */
     uint32_t max_frame_size;
     /** A connection that received nothing for this long sends PING.  Default 500 ms;
-     *  0 disables heartbeats. */
+     *  0 disables heartbeats (a server's idle limit, 60 s by default, may then
+     *  close an idle connection; the next call reconnects). */
     int64_t heartbeat_interval_ms;
     /** No frame within this long after a PING: the connection is declared dead.
      *  Default 1000 ms, so a dead peer is noticed within about 1.5 s. */
@@ -67,6 +68,13 @@ typedef struct arpc_channel_opts {
      *  idempotent), within its deadline.  Default 2. */
     uint32_t max_retries;
     arpc_lb_policy lb_policy;
+    /** Unwritten request bytes on one connection (a server that does not
+     *  read them) at which the connection takes no new call: the call goes to
+     *  another usable endpoint (a retry; it was never sent) or fails at once
+     *  with ARPC_EQUEUEFULL, so a caller cannot buffer without bound.  A
+     *  request is never refused for its size: one of max_frame_size always
+     *  fits below the limit.  Default 64 MiB; 0 = no limit. */
+    uint64_t max_unwritten_bytes;
 } arpc_channel_opts;
 
 typedef struct arpc_call_opts {
@@ -135,7 +143,9 @@ ARPC_EXPORT void arpc_channel_destroy(arpc_channel *ch);
  *         arpc_call_async(); or ARPC_ETIMEDOUT, ARPC_ECONNREFUSED, ARPC_ECONNRESET,
  *         ARPC_ECLOSED, ARPC_ENOMETHOD, ARPC_EOVERLOAD, ARPC_ESHUTDOWN,
  *         ARPC_ETOOMANYCONNS, ARPC_EHEARTBEAT, ARPC_EFRAME, ARPC_ETOOBIG,
- *         ARPC_ENOENDPOINT, ARPC_ECANCELED (the channel was destroyed), ARPC_ENOMEM
+ *         ARPC_ENOENDPOINT, ARPC_EQUEUEFULL (the connection's unwritten
+ *         output is over max_unwritten_bytes and no other endpoint could take it),
+ *         ARPC_ECANCELED (the channel was destroyed), ARPC_ENOMEM
  *         (also when the answer could not be appended to `rsp`), a negative code
  *         the handler returned; or ARPC_ENOTCORO, at once, on a loop thread outside
  *         a coroutine (an arpc_call_async() callback, an arpc_loop_submit() task):

@@ -39,7 +39,7 @@ ARPC_BEGIN_DECLS
     X(EBADADDR, -1012, "cannot parse or resolve address")                     \
     X(ENOTCORO, -1013, "operation needs an arpc coroutine")                   \
     X(ESTOPPED, -1014, "runtime or loop is stopped")                          \
-    X(EQUEUEFULL, -1015, "queue full")
+    X(EQUEUEFULL, -1015, "connection overcrowded: unwritten output over limit")
 
 typedef enum arpc_err {
 #define ARPC_ERR_ENUM(name, value, text) ARPC_##name = (value),

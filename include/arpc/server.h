@@ -64,12 +64,38 @@ typedef struct arpc_server_opts {
      *  connection lives on.  An answer over this limit, or over the client's
      *  announced one, is replaced by an ARPC_ETOOBIG answer to that request. */
     uint32_t max_frame_size;
-    /** Connections accepted at once; over it a new connection is closed at once
-     *  (and counted).  0 = no limit (default). */
+    /** Connections open at once; over it a new connection is sent GOAWAY
+     *  (ARPC_ETOOMANYCONNS) and closed at once, and counted in
+     *  refused_connections.  Default: from RLIMIT_NOFILE's soft limit at
+     *  arpc_server_opts_init(), leaving an eighth of it (at least 16, at most
+     *  1024 descriptors) to the rest of the process, so a flood of connections
+     *  meets the cap before the process runs out of descriptors (1024 -> 896;
+     *  no limit -> 1048576).  0 = no limit. */
     uint32_t max_connections;
-    /** A connection with no frame received for this long is closed.  0 = never
-     *  (default). */
+    /** A connection with nothing received, nothing written and no request in
+     *  progress for this long is closed (idle_timeouts).  Default 60000 (60 s);
+     *  0 = never.  A channel's heartbeats (a PING every 500 ms of silence by
+     *  default) keep its connections open. */
     int64_t idle_timeout_ms;
+    /** A connection that has not sent one complete frame this long after it
+     *  was accepted is closed (first_frame_timeouts): a flood of connections
+     *  that never speak holds the cap for at most this long.  A channel sends
+     *  its first PING at once.  Default 10000 (10 s); 0 = never. */
+    int64_t first_frame_timeout_ms;
+    /** A frame whose first byte arrived this long ago and which is still
+     *  incomplete closes its connection (frame_timeouts): a peer that stalls
+     *  in the middle of a frame holds its socket for at most this long.  Not
+     *  counted while reading is paused (max_unwritten_bytes).  Default 30000
+     *  (30 s: 16 MiB at 560 KB/s); 0 = never. */
+    int64_t frame_timeout_ms;
+    /** Unwritten output of one connection (answers its peer has not taken
+     *  yet) at which the server stops reading from it and starts none of its
+     *  requests (counted in read_pauses), until the peer has taken half of it.
+     *  It only holds back new requests: an answer is never refused for its
+     *  size, so one answer of max_frame_size always fits.  Default 4 MiB;
+     *  0 = no limit (a client that never reads makes the server buffer every
+     *  answer). */
+    uint64_t max_unwritten_bytes;
     /** Answers are written once per loop iteration, all those ready in one
      *  write, except that a connection that has queued this many frames
      *  (answers, PONGs) since its last write writes them at once: on a
@@ -91,6 +117,10 @@ typedef struct arpc_server_stats {
     uint64_t refused_connections; /**< closed at once: over max_connections */
     uint64_t protocol_errors;     /**< connections closed for a malformed frame (including a
                                        request id that is 0 or not above the previous one) */
+    uint64_t idle_timeouts;      /**< connections closed by idle_timeout_ms */
+    uint64_t first_frame_timeouts; /**< closed by first_frame_timeout_ms: no frame yet */
+    uint64_t frame_timeouts;       /**< closed by frame_timeout_ms: stalled inside a frame */
+    uint64_t read_pauses;          /**< times a connection stopped reading: max_unwritten_bytes */
 } arpc_server_stats;
 
 /** Fills `opts` with defaults.  Thread: any. */

@@ -88,6 +88,7 @@ void arpc_channel_opts_init(arpc_channel_opts *opts)
     opts->eject_after_failures = 3;
     opts->max_retries = 2;
     opts->lb_policy = ARPC_LB_ROUND_ROBIN;
+    opts->max_unwritten_bytes = 64 * 1024 * 1024;
 }
 
 void arpc_call_opts_init(arpc_call_opts *opts)
@@ -320,9 +321,32 @@ static inline bool link_has_room(const cli_link *lnk)
            lnk->pending.len + lnk->abandoned < lnk->peer_max_in_flight;
 }
 
+/* True when the link's unwritten requests have reached max_unwritten_bytes:
+ * its server does not read them.  The loop's flush may just not have run
+ * yet (a burst of calls in one iteration), so the socket is offered what
+ * waits before the link counts as full.  The client never stops reading
+ * (see conn.c): answers keep freeing calls while it refuses new ones. */
+static bool link_full(cli_link *lnk)
+{
+    uint64_t limit = lnk->ch->opts.max_unwritten_bytes;
+    if (limit == 0 || lnk->conn.out.len < limit)
+        return false;
+    arpc__conn_write_early(&lnk->conn);
+    return lnk->conn.out.len >= limit;
+}
+
 /* Sends a call on a connected link.  Loop thread of the link. */
 static void link_send(cli_link *lnk, cli_call *call)
 {
+    if (arpc__unlikely(link_full(lnk))) {
+        /* Never sent: another endpoint may take it; with none, fail fast
+         * rather than hold it (and its bytes) for a peer that does not read. */
+        if (lnk->ch->ep_count > 1)
+            call_retry_or_fail(call, ARPC_EQUEUEFULL);
+        else
+            call_complete(call, ARPC_EQUEUEFULL, NULL, 0);
+        return;
+    }
     /* A call sent straight from arpc_call_async() skips a clock read (they
      * cost up to 90 ns on some VMs): its remaining time is its timeout. */
     uint32_t timeout_ms = call->timeout_ms;

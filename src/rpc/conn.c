@@ -21,6 +21,20 @@
  * so the body is never buffered and the other calls on the connection live
  * on.  The stream stays in sync because the header says where the frame ends.
  *
+ * Bounded output: a peer that sends requests but never reads the answers
+ * would make `out` grow without bound.  Once `out` holds out_limit bytes the
+ * connection stops decoding (the frames read already wait in `in`, at most
+ * one read's worth plus a frame) and stops reading, so the kernel's buffers
+ * fill and TCP pushes back on the peer.  A frame already being handled still
+ * appends its whole answer, so one answer of any size always fits.  When
+ * writing has brought `out` down to half the limit (hysteresis: not one
+ * pause per frame), a deferred resume decodes what waits in `in` and reads
+ * the socket again: with edge-triggered epoll the data that arrived while
+ * paused raised its edge already, so nothing else would read it.  Only the
+ * server sets a limit: a client that stopped reading answers because its
+ * requests are not taken would deadlock with a server doing the same, so
+ * the client refuses new calls instead (channel.c) and always reads.
+ *
  * Lifetime: references count the loop's registration and every owner (a
  * request in progress, a pending call); on_free runs when the last goes.
  */
@@ -47,6 +61,8 @@ static void on_flush_deferred(arpc__deferred *deferred)
     arpc__conn_unref(conn); /* taken by arpc__conn_flush_soon */
 }
 
+static void on_resume_deferred(arpc__deferred *deferred);
+
 static void on_event(arpc__io_watcher *watcher, uint32_t events);
 
 void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn_ops *ops,
@@ -60,15 +76,23 @@ void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn
     arpc__buf_init(&conn->out);
     arpc__list_init(&conn->flush.link);
     conn->flush.run = on_flush_deferred;
+    arpc__list_init(&conn->resume.link);
+    conn->resume.run = on_resume_deferred;
     conn->max_frame = max_frame;
     conn->refs = 1;
     conn->queued_frames = 0;
     conn->write_early_frames = 0;
     conn->connecting = connecting;
     conn->write_blocked = false;
+    conn->read_paused = false;
     conn->closed = false;
     conn->skip = 0;
+    conn->out_limit = 0;
     conn->last_rx_ns = arpc__now_ns();
+    conn->last_tx_ns = conn->last_rx_ns;
+    conn->opened_ns = conn->last_rx_ns;
+    conn->partial_since_ns = 0;
+    conn->frames_in = 0;
     conn->id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
     conn->peer[0] = '\0';
 }
@@ -101,26 +125,43 @@ void arpc__conn_flush_schedule(arpc__conn *conn)
     arpc__loop_defer(conn->loop, &conn->flush);
 }
 
+/* Reading paused and the output has come down to half the limit: resume
+ * before the next poll, outside whatever is writing now (an encoder may be
+ * in the middle of the decode loop). */
+static void resume_if_drained(arpc__conn *conn)
+{
+    if (!conn->read_paused || conn->out.len > conn->out_limit / 2 ||
+        arpc__list_linked(&conn->resume.link))
+        return;
+    arpc__conn_ref(conn);
+    arpc__loop_defer(conn->loop, &conn->resume);
+}
+
 /* Writes as much of `out` as the socket takes.
  * @return 0 (all written), ARPC_EAGAIN (the socket is full) or the error
  * that ends the connection. */
 static int write_out(arpc__conn *conn)
 {
     conn->queued_frames = 0;
+    int rc = 0;
     while (conn->out.len > 0) {
         ssize_t n = send(conn->watcher.fd, arpc__buf_head(&conn->out), conn->out.len,
                          MSG_NOSIGNAL);
         if (n > 0) {
             arpc__buf_consume(&conn->out, (size_t)n);
+            conn->last_tx_ns = conn->loop->now_ns;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN)
-            return ARPC_EAGAIN;
+        if (n < 0 && errno == EAGAIN) {
+            rc = ARPC_EAGAIN;
+            break;
+        }
         return n < 0 ? -errno : ARPC_ECLOSED;
     }
-    return 0;
+    resume_if_drained(conn);
+    return rc;
 }
 
 void arpc__conn_flush_now(arpc__conn *conn)
@@ -167,6 +208,10 @@ void arpc__conn_close(arpc__conn *conn, int err)
         arpc__list_remove(&conn->flush.link);
         arpc__conn_unref(conn);
     }
+    if (arpc__list_linked(&conn->resume.link)) {
+        arpc__list_remove(&conn->resume.link);
+        arpc__conn_unref(conn);
+    }
     arpc__conn_ref(conn);
     conn->ops->on_close(conn, err);
     arpc__conn_unref(conn); /* the loop registration's reference */
@@ -188,8 +233,10 @@ static int start_skip(arpc__conn *conn, const arpc__frame *frame)
     if (!arpc__frame_skippable(frame->type) || conn->ops->on_oversized == NULL)
         return ARPC_ETOOBIG;
     int rc = conn->ops->on_oversized(conn, frame);
-    if (rc == 0)
+    if (rc == 0) {
         conn->skip = arpc__frame_total(frame);
+        conn->frames_in++; /* a new frame began: its time limit starts afresh */
+    }
     return rc;
 }
 
@@ -203,6 +250,12 @@ static int decode_frames(arpc__conn *conn, arpc_buf *buf)
             skip_some(conn, buf);
             continue;
         }
+        if (arpc__conn_out_full(conn)) {
+            conn->read_paused = true; /* the rest waits in `in` */
+            if (conn->ops->on_read_paused != NULL)
+                conn->ops->on_read_paused(conn);
+            return 0;
+        }
         arpc__frame frame;
         int64_t n = arpc__frame_decode(arpc__buf_head(buf), buf->len, conn->max_frame, &frame);
         if (n == 0)
@@ -215,6 +268,7 @@ static int decode_frames(arpc__conn *conn, arpc_buf *buf)
         }
         if (n < 0)
             return (int)n;
+        conn->frames_in++;
         int rc = conn->ops->on_frame(conn, &frame);
         arpc__buf_consume(buf, (size_t)n);
         if (rc < 0)
@@ -228,6 +282,26 @@ static void protocol_error(arpc__conn *conn, int err)
     ARPC_LOG_WARNF("connection %llu to %s: %s, closing it", (unsigned long long)conn->id,
                    conn->peer, arpc_strerror(err));
     arpc__conn_close(conn, err);
+}
+
+/* Ends the connection after a failed decode: a protocol error is logged. */
+static void input_failed(arpc__conn *conn, int err)
+{
+    if (err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION)
+        protocol_error(conn, err);
+    else
+        arpc__conn_close(conn, err);
+}
+
+/* Remembers when the incomplete frame left in `in` began to arrive (the
+ * server's frame timeout): now, if it is a new one (nothing was waiting, or
+ * frames completed since). */
+static void track_partial(arpc__conn *conn, uint64_t frames_before)
+{
+    if (!arpc__conn_mid_frame(conn))
+        conn->partial_since_ns = 0;
+    else if (conn->partial_since_ns == 0 || conn->frames_in != frames_before)
+        conn->partial_since_ns = conn->loop->now_ns;
 }
 
 /* One read into the shared buffer (or into `in` while a frame is incomplete).
@@ -252,6 +326,7 @@ static ssize_t read_once(arpc__conn *conn, size_t *offered)
      * arriving: a PONG queued behind 16 MiB of answers must not make a busy
      * connection look dead. */
     conn->last_rx_ns = conn->loop->now_ns;
+    uint64_t frames_before = conn->frames_in;
     rc = decode_frames(conn, buf);
     if (buf == &conn->loop->read_buf) {
         /* Keep the incomplete tail; the shared buffer is free for the next conn.
@@ -263,6 +338,7 @@ static ssize_t read_once(arpc__conn *conn, size_t *offered)
     }
     if (rc < 0)
         return rc;
+    track_partial(conn, frames_before);
     return n;
 }
 
@@ -271,7 +347,7 @@ static ssize_t read_once(arpc__conn *conn, size_t *offered)
  * read on until it shows. */
 static void read_all(arpc__conn *conn, bool hup)
 {
-    while (!conn->closed) {
+    while (!conn->closed && !conn->read_paused) {
         size_t offered = 0;
         ssize_t n = read_once(conn, &offered);
         if (n == ARPC_EAGAIN)
@@ -318,8 +394,33 @@ static void on_event(arpc__io_watcher *watcher, uint32_t events)
         conn->write_blocked = false;
         arpc__conn_flush_now(conn);
     }
-    if (!conn->closed && !conn->connecting &&
+    if (!conn->closed && !conn->connecting && !conn->read_paused &&
         (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         read_all(conn, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
     arpc__conn_unref(conn);
+}
+
+/* The output has drained to half the limit: decode the frames that waited in
+ * `in`, then read the socket, whose edge was raised while reading paused. */
+static void on_resume_deferred(arpc__deferred *deferred)
+{
+    arpc__conn *conn = arpc__container_of(deferred, arpc__conn, resume);
+    if (!conn->closed && conn->read_paused) {
+        conn->read_paused = false;
+        /* The peer could not send while we did not read: a frame that is
+         * still incomplete gets its time limit afresh. */
+        if (conn->partial_since_ns != 0)
+            conn->partial_since_ns = conn->loop->now_ns;
+        uint64_t frames_before = conn->frames_in;
+        int rc = decode_frames(conn, &conn->in);
+        if (rc < 0) {
+            input_failed(conn, rc);
+        } else if (!conn->closed) {
+            track_partial(conn, frames_before);
+            /* Read until EAGAIN: a FIN that arrived while paused raised
+             * its edge already, and a short read would not see it. */
+            read_all(conn, true);
+        }
+    }
+    arpc__conn_unref(conn); /* taken by resume_if_drained */
 }

@@ -40,6 +40,9 @@ typedef struct arpc__conn_ops {
      * server closes a draining connection only then).  The caller of the
      * flush holds a reference, so it may close the connection. */
     void (*on_flushed)(arpc__conn *conn);
+    /* Optional: reading has paused, the unwritten output reached out_limit
+     * (the server counts it). */
+    void (*on_read_paused)(arpc__conn *conn);
 } arpc__conn_ops;
 
 struct arpc__conn {
@@ -49,6 +52,7 @@ struct arpc__conn {
     arpc_buf in;  /* an incomplete frame carried over between reads */
     arpc_buf out; /* encoded frames not yet written */
     arpc__deferred flush;
+    arpc__deferred resume; /* reading again once the output drained */
     uint32_t max_frame;
     uint32_t refs;
     uint64_t skip;               /* bytes of an oversized frame still to discard */
@@ -56,8 +60,17 @@ struct arpc__conn {
     uint32_t write_early_frames; /* write at once at this many; 0: never (the default) */
     bool connecting;
     bool write_blocked; /* the socket buffer is full: wait for EPOLLOUT */
+    bool read_paused;   /* unwritten output reached out_limit: input waits */
     bool closed;
-    int64_t last_rx_ns; /* when a frame last arrived */
+    /* Unwritten output at which the connection stops reading and decoding
+     * (what is read already waits in `in`) until the peer has taken half of
+     * it; 0: never.  Set by the owner before arpc__conn_start. */
+    size_t out_limit;
+    int64_t last_rx_ns;       /* when bytes last arrived */
+    int64_t last_tx_ns;       /* when the peer last took bytes */
+    int64_t opened_ns;        /* when the connection was set up */
+    int64_t partial_since_ns; /* first byte of the incomplete frame in `in`; 0: none */
+    uint64_t frames_in;       /* complete frames received */
     uint64_t id;
     char peer[136];
 };
@@ -98,6 +111,12 @@ static inline void arpc__conn_flush_soon(arpc__conn *conn)
 static inline bool arpc__conn_mid_frame(const arpc__conn *conn)
 {
     return conn->in.len > 0 || conn->skip > 0;
+}
+
+/* True when the unwritten output has reached out_limit: reading pauses. */
+static inline bool arpc__conn_out_full(const arpc__conn *conn)
+{
+    return conn->out_limit != 0 && conn->out.len >= conn->out_limit;
 }
 
 /* Writes what it can of the output buffer now. */

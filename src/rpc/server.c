@@ -27,6 +27,13 @@
  * answered ARPC_ETOOBIG while conn.c skips its body; an answer over either
  * frame limit becomes an ARPC_ETOOBIG answer.
  *
+ * Limits (docs/connections.md, section 8): the defaults protect a server
+ * that nobody configured.  The connection cap is checked at accept; the
+ * first-frame, frame and idle time limits by one sweep per loop over the
+ * timestamps conn.c keeps; and a connection whose answers its client does
+ * not read stops being read (conn.c's out_limit), so it costs at most its
+ * limit, not every answer it asked for.
+ *
  * Shutdown: stop listening, GOAWAY on every connection (with the last request
  * id it will answer), wait for the in-flight count to reach zero or the drain
  * deadline, then close every connection (one whose last answers are not
@@ -39,6 +46,7 @@
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +69,9 @@
 #define REQUEST_POOL_MAX 4096
 #define BUF_KEEP_SIZE    (64 * 1024)
 #define LISTEN_BACKLOG   4096
+#define DEFAULT_CONNS_CEILING (1u << 20)
+#define MIN_SWEEP_NS          (5 * ARPC__NS_PER_MS)
+#define MAX_SWEEP_MS          (3600 * 1000)
 
 typedef struct method_entry {
     arpc_handler_fn fn;
@@ -90,6 +101,10 @@ typedef struct srv_counters {
     _Atomic uint64_t unknown_method;
     _Atomic uint64_t refused_connections;
     _Atomic uint64_t protocol_errors;
+    _Atomic uint64_t idle_timeouts;
+    _Atomic uint64_t first_frame_timeouts;
+    _Atomic uint64_t frame_timeouts;
+    _Atomic uint64_t read_pauses;
 } srv_counters;
 
 struct srv_loop {
@@ -99,7 +114,7 @@ struct srv_loop {
     arpc__list conns;
     arpc__list free_requests;
     size_t free_request_count;
-    arpc__timer idle_sweep;
+    arpc__timer idle_sweep; /* the connection time limits: idle, first frame, frame */
     srv_counters counters;
     /* Requests of this loop not yet answered: written by the loop thread
      * only (no locked instruction), summed by the shutdown thread. */
@@ -162,13 +177,33 @@ static uint32_t pick_credit_batch(uint32_t max_in_flight, unsigned loops)
     return batch < 1 ? 1 : batch > 32 ? 32 : batch;
 }
 
+/* The default connection cap: the soft RLIMIT_NOFILE less a reserve for the
+ * rest of the process (listeners, epoll and event fds, client connections,
+ * files), an eighth of it within [16, 1024].  Refusing a connection at the
+ * cap costs a GOAWAY and a close; running out of descriptors instead makes
+ * accept() fail for everyone, including the clients the cap lets in later. */
+static uint32_t default_max_connections(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > DEFAULT_CONNS_CEILING)
+        return DEFAULT_CONNS_CEILING;
+    uint64_t soft = rl.rlim_cur;
+    uint64_t reserve = soft / 8 < 16 ? 16 : soft / 8 > 1024 ? 1024 : soft / 8;
+    uint64_t cap = soft > 2 * reserve ? soft - reserve : soft / 2;
+    return cap > 0 ? (uint32_t)cap : 1;
+}
+
 void arpc_server_opts_init(arpc_server_opts *opts)
 {
     opts->max_in_flight = 10000;
     opts->max_in_flight_per_connection = 2500;
     opts->max_frame_size = ARPC__DEFAULT_MAX_FRAME;
-    opts->max_connections = 0;
-    opts->idle_timeout_ms = 0;
+    opts->max_connections = default_max_connections();
+    opts->idle_timeout_ms = 60 * 1000;
+    opts->first_frame_timeout_ms = 10 * 1000;
+    opts->frame_timeout_ms = 30 * 1000;
+    opts->max_unwritten_bytes = 4 * 1024 * 1024;
     opts->write_early_answers = 32;
 }
 
@@ -183,7 +218,8 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
         srv->opts = *opts;
     else
         arpc_server_opts_init(&srv->opts);
-    if (srv->opts.max_frame_size < ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN) {
+    if (srv->opts.max_frame_size < ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN ||
+        (uint64_t)(size_t)srv->opts.max_unwritten_bytes != srv->opts.max_unwritten_bytes) {
         arpc__free(srv);
         return ARPC_EINVAL;
     }
@@ -654,6 +690,11 @@ static void srv_on_free(arpc__conn *conn)
     arpc__free(arpc__container_of(conn, srv_conn, conn));
 }
 
+static void srv_on_read_paused(arpc__conn *conn)
+{
+    counter_inc(&arpc__container_of(conn, srv_conn, conn)->sl->counters.read_pauses);
+}
+
 static const arpc__conn_ops srv_conn_ops = {
     .on_frame = srv_on_frame,
     .on_oversized = srv_on_oversized,
@@ -661,6 +702,7 @@ static const arpc__conn_ops srv_conn_ops = {
     .on_close = srv_on_close,
     .on_free = srv_on_free,
     .on_flushed = srv_on_flushed,
+    .on_read_paused = srv_on_read_paused,
 };
 
 /* Closes a connection over max_connections, telling the client why first: a
@@ -704,6 +746,7 @@ static void accept_one(srv_loop *sl, int fd)
     sc->sl = sl;
     arpc__conn_init(&sc->conn, sl->loop, fd, &srv_conn_ops, srv->opts.max_frame_size, false);
     sc->conn.write_early_frames = srv->opts.write_early_answers;
+    sc->conn.out_limit = (size_t)srv->opts.max_unwritten_bytes; /* checked by create */
     arpc__list_push_back(&sl->conns, &sc->link);
     if (arpc__conn_start(&sc->conn) == 0) {
         struct sockaddr_storage ss;
@@ -760,30 +803,82 @@ static int run_on_every_loop(arpc_server *srv, void (*fn)(void *a, void *b))
 
 static void on_idle_sweep(arpc__timer *timer);
 
+/*
+ * Connection time limits: one sweep per loop, not a timer per connection, so
+ * no frame or request touches the timer heap.  It runs every quarter of the
+ * shortest limit, so a connection is closed between 1 and 1.25 times its
+ * limit after the event the limit counts from, never before.  A frame that
+ * completes or a byte that arrives only updates the connection's timestamps
+ * (conn.c), which the sweep reads.
+ */
+static int64_t sweep_period_ns(const arpc_server_opts *o)
+{
+    int64_t limits[] = {o->idle_timeout_ms, o->first_frame_timeout_ms, o->frame_timeout_ms};
+    int64_t shortest = 0;
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        if (limits[i] > 0 && (shortest == 0 || limits[i] < shortest))
+            shortest = limits[i];
+    }
+    if (shortest == 0)
+        return 0;
+    /* A limit of days needs no closer look than every hour (and must not
+     * overflow the nanoseconds). */
+    if (shortest > 4 * MAX_SWEEP_MS)
+        shortest = 4 * MAX_SWEEP_MS;
+    int64_t period = shortest * ARPC__NS_PER_MS / 4;
+    return period < MIN_SWEEP_NS ? MIN_SWEEP_NS : period;
+}
+
 static void arm_idle_sweep(srv_loop *sl)
 {
-    int64_t period = sl->srv->opts.idle_timeout_ms * ARPC__NS_PER_MS / 2;
+    int64_t period = sweep_period_ns(&sl->srv->opts);
     if (period <= 0)
         return;
     arpc__loop_timer_arm(sl->loop, &sl->idle_sweep, arpc__now_ns() + period);
 }
 
+/* Whether `limit_ms` (> 0: on) has passed since `since`: whole milliseconds,
+ * never early, and no overflow for a limit of any size. */
+static bool passed(int64_t now, int64_t since, int64_t limit_ms)
+{
+    return limit_ms > 0 && (now - since) / ARPC__NS_PER_MS >= limit_ms;
+}
+
+/* The counter of the time limit `sc` has passed at `now`, or NULL. */
+static _Atomic uint64_t *limit_passed(srv_conn *sc, int64_t now)
+{
+    const arpc__conn *c = &sc->conn;
+    const arpc_server_opts *o = &sc->sl->srv->opts;
+    srv_counters *counters = &sc->sl->counters;
+    if (c->frames_in == 0 && passed(now, c->opened_ns, o->first_frame_timeout_ms))
+        return &counters->first_frame_timeouts;
+    /* While reading is paused the frame waits for us, not for the peer. */
+    if (c->partial_since_ns != 0 && !c->read_paused &&
+        passed(now, c->partial_since_ns, o->frame_timeout_ms))
+        return &counters->frame_timeouts;
+    /* Idle: nothing received, nothing written and nothing running.  A
+     * request in progress keeps its connection, or its answer would be lost. */
+    int64_t last = c->last_rx_ns > sc->last_done_ns ? c->last_rx_ns : sc->last_done_ns;
+    last = c->last_tx_ns > last ? c->last_tx_ns : last;
+    if (sc->running == 0 && passed(now, last, o->idle_timeout_ms))
+        return &counters->idle_timeouts;
+    return NULL;
+}
+
 static void on_idle_sweep(arpc__timer *timer)
 {
     srv_loop *sl = arpc__container_of(timer, srv_loop, idle_sweep);
-    int64_t limit = sl->srv->opts.idle_timeout_ms * ARPC__NS_PER_MS;
     int64_t now = arpc__now_ns();
     arpc__list *it;
     arpc__list *tmp;
     arpc_list_foreach_safe(it, tmp, &sl->conns)
     {
         srv_conn *sc = arpc__container_of(it, srv_conn, link);
-        /* Idle: nothing received and nothing running for `limit`.  A request
-         * in progress keeps its connection, or its answer would be lost. */
-        int64_t last =
-            sc->conn.last_rx_ns > sc->last_done_ns ? sc->conn.last_rx_ns : sc->last_done_ns;
-        if (sc->running == 0 && now - last >= limit)
+        _Atomic uint64_t *counter = limit_passed(sc, now);
+        if (counter != NULL) {
+            counter_inc(counter);
             arpc__conn_close(&sc->conn, ARPC_ETIMEDOUT);
+        }
     }
     arm_idle_sweep(sl);
 }
@@ -1019,6 +1114,11 @@ void arpc_server_get_stats(const arpc_server *srv, arpc_server_stats *out)
         out->refused_connections +=
             atomic_load_explicit(&c->refused_connections, memory_order_relaxed);
         out->protocol_errors += atomic_load_explicit(&c->protocol_errors, memory_order_relaxed);
+        out->idle_timeouts += atomic_load_explicit(&c->idle_timeouts, memory_order_relaxed);
+        out->first_frame_timeouts +=
+            atomic_load_explicit(&c->first_frame_timeouts, memory_order_relaxed);
+        out->frame_timeouts += atomic_load_explicit(&c->frame_timeouts, memory_order_relaxed);
+        out->read_pauses += atomic_load_explicit(&c->read_pauses, memory_order_relaxed);
     }
     out->connections = atomic_load(&((arpc_server *)srv)->connections);
 }

@@ -6,7 +6,9 @@
  * coroutine (the two-tier benchmark shape).  SIGINT/SIGTERM shut it down
  * gracefully.
  */
+#include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@ typedef struct options {
     int64_t drain_ms;
     unsigned busy_poll_us;        /* arpc_loop_opts.busy_poll_us of every loop */
     unsigned write_early_answers; /* arpc_server_opts.write_early_answers */
+    arpc_server_opts limits;      /* the connection limits of the flags below */
 } options;
 
 static arpc_channel *relay_channel;
@@ -68,12 +71,24 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: arpc-echo-server --listen HOST:PORT [--threads N] [--relay HOST:PORT]\n"
-            "           [--drain-ms N] [--busy-poll-us N] [--write-early N]\n"
+            "           [--drain-ms N] [--busy-poll-us N] [--write-early N] [--max-conns N]\n"
+            "           [--first-frame-timeout-ms N] [--frame-timeout-ms N] [--idle-timeout-ms N]\n"
+            "           [--max-unwritten-bytes N]\n"
             "  --threads       event loops (default: one per CPU)\n"
             "  --drain-ms      graceful shutdown waits this long for requests (default 5000)\n"
             "  --busy-poll-us  each loop polls this long before it sleeps (0..1000000, default 0)\n"
             "  --write-early   write answers once this many are queued (default 32; 0: once\n"
-            "                  per loop iteration)\n");
+            "                  per loop iteration)\n"
+            "  --max-conns     connections open at once; more are refused with GOAWAY\n"
+            "                  (default: from RLIMIT_NOFILE, leaving an eighth; 0: no limit)\n"
+            "  --first-frame-timeout-ms  close a connection with no complete frame this long\n"
+            "                  after it was accepted (default 10000; 0: never)\n"
+            "  --frame-timeout-ms  close a connection whose frame stays incomplete this long\n"
+            "                  after its first byte (default 30000; 0: never)\n"
+            "  --idle-timeout-ms   close a connection with no traffic this long (default\n"
+            "                  60000; 0: never)\n"
+            "  --max-unwritten-bytes  stop reading a connection with this much unwritten\n"
+            "                  output until its client reads (default 4194304; 0: no limit)\n");
     exit(2);
 }
 
@@ -88,6 +103,25 @@ static uint64_t parse_count(const char *flag, const char *value, long long max)
     return (uint64_t)v;
 }
 
+/* The connection-limit flags.  @return false if `flag` is none of them. */
+static bool parse_limit(const char *flag, const char *value, arpc_server_opts *limits)
+{
+    const long long day_ms = 24LL * 3600 * 1000;
+    if (strcmp(flag, "--max-conns") == 0)
+        limits->max_connections = (uint32_t)parse_count(flag, value, UINT32_MAX);
+    else if (strcmp(flag, "--first-frame-timeout-ms") == 0)
+        limits->first_frame_timeout_ms = (int64_t)parse_count(flag, value, day_ms);
+    else if (strcmp(flag, "--frame-timeout-ms") == 0)
+        limits->frame_timeout_ms = (int64_t)parse_count(flag, value, day_ms);
+    else if (strcmp(flag, "--idle-timeout-ms") == 0)
+        limits->idle_timeout_ms = (int64_t)parse_count(flag, value, day_ms);
+    else if (strcmp(flag, "--max-unwritten-bytes") == 0)
+        limits->max_unwritten_bytes = parse_count(flag, value, LLONG_MAX);
+    else
+        return false;
+    return true;
+}
+
 static void parse(int argc, char **argv, options *o)
 {
     o->listen = NULL;
@@ -98,6 +132,7 @@ static void parse(int argc, char **argv, options *o)
     arpc_server_opts defaults;
     arpc_server_opts_init(&defaults);
     o->write_early_answers = defaults.write_early_answers;
+    o->limits = defaults;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
@@ -115,7 +150,7 @@ static void parse(int argc, char **argv, options *o)
             o->busy_poll_us = (unsigned)parse_count(flag, value, 1000000);
         else if (strcmp(flag, "--write-early") == 0)
             o->write_early_answers = (unsigned)parse_count(flag, value, UINT32_MAX);
-        else
+        else if (!parse_limit(flag, value, &o->limits))
             usage();
     }
     if (o->listen == NULL)
@@ -153,8 +188,7 @@ int main(int argc, char **argv)
         return fail(o.relay, rc);
 
     arpc_server *srv;
-    arpc_server_opts srv_opts;
-    arpc_server_opts_init(&srv_opts);
+    arpc_server_opts srv_opts = o.limits;
     srv_opts.write_early_answers = o.write_early_answers;
     if ((rc = arpc_server_create(rt, &srv_opts, &srv)) < 0)
         return fail("server", rc);
@@ -180,6 +214,13 @@ int main(int argc, char **argv)
     fprintf(stderr, "shutting down on signal %d: %llu requests served%s\n", sig,
             (unsigned long long)stats.requests,
             rc == ARPC_ETIMEDOUT ? " (drain deadline passed with requests running)" : "");
+    fprintf(stderr,
+            "connections closed by limits: %llu refused (max-conns), %llu first-frame timeouts, "
+            "%llu frame timeouts, %llu idle timeouts; %llu read pauses (max-unwritten-bytes)\n",
+            (unsigned long long)stats.refused_connections,
+            (unsigned long long)stats.first_frame_timeouts,
+            (unsigned long long)stats.frame_timeouts, (unsigned long long)stats.idle_timeouts,
+            (unsigned long long)stats.read_pauses);
     arpc_server_destroy(srv);
     arpc_channel_destroy(relay_channel);
     arpc_runtime_destroy(rt);
