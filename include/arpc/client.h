@@ -88,6 +88,14 @@ typedef struct arpc_call_opts {
     /** The call may run twice without harm: it may then be retried on another
      *  connection even after it was sent. */
     bool idempotent;
+    /** The request being served on whose behalf the call is made, or NULL (the
+     *  default).  The call then ends no later than that request's caller waits:
+     *  its deadline is the earlier of its own (timeout_ms) and the request's, so
+     *  a handler passes its caller's remaining time on without arithmetic, and
+     *  a request whose deadline has passed makes the call fail at once with
+     *  ARPC_ETIMEDOUT.  Borrowed: read only while the call starts, so it must be
+     *  a request whose answer has not been sent yet. */
+    const struct arpc_request *parent;
 } arpc_call_opts;
 
 /** Counters of a channel; a snapshot. */
@@ -173,7 +181,8 @@ typedef void (*arpc_call_cb)(int status, const void *rsp, size_t rsp_len, void *
  * @param req   borrowed; copied before this function returns.
  * @return 0 (the callback will run), or (it will not): ARPC_EINVAL (NULL
  *         channel, method or cb; an empty or over-long method name), ARPC_ETOOBIG
- *         (the request exceeds the channel's max_frame_size), ARPC_ENOMEM, or
+ *         (the request exceeds the channel's max_frame_size), ARPC_ETIMEDOUT
+ *         (opts->parent's deadline has passed already), ARPC_ENOMEM, or
  *         ARPC_ESTOPPED (the channel is being destroyed, or its runtime's loops
  *         are stopped).
  * Thread: any.  Suspends: no.

@@ -201,8 +201,10 @@ ARPC_EXPORT const char *arpc_request_method(const arpc_request *req);
 
 /**
  * The caller's remaining time in milliseconds, from the deadline the request
- * carried: pass it on as the timeout of downstream calls.  -1 when the caller
- * set no deadline; 0 when it has passed.
+ * carried.  -1 when the caller set no deadline; 0 when it has passed.  To pass
+ * the deadline on to downstream calls, set arpc_call_opts.parent to the
+ * request rather than copying this number into arpc_call_opts.timeout_ms,
+ * where 0 and -1 mean "no deadline" and "the channel's default".
  */
 ARPC_EXPORT int64_t arpc_request_remaining_ms(const arpc_request *req);
 

@@ -59,6 +59,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "rpc/channel.h"
+#include "rpc/request.h"
 #include "runtime/addr.h"
 #include "runtime/loop.h"
 #include "runtime/sock.h"
@@ -96,6 +97,7 @@ void arpc_call_opts_init(arpc_call_opts *opts)
     opts->timeout_ms = -1;
     opts->hash_key = 0;
     opts->idempotent = false;
+    opts->parent = NULL;
 }
 
 /* ---- call objects ------------------------------------------------------- */
@@ -1037,6 +1039,23 @@ static int64_t deadline_after_ms(int64_t timeout_ms)
     return now + timeout_ms * ARPC__NS_PER_MS;
 }
 
+/* A call made for a request being served ends no later than that request's
+ * caller waits (arpc_call_opts.parent): the earlier deadline wins, and the
+ * timeout sent becomes the time left until it.  Both deadlines are on this
+ * host's monotonic clock.  @return 0, or ARPC_ETIMEDOUT if it has passed. */
+static int inherit_deadline(const arpc_request *parent, int64_t *deadline_ns, int64_t *timeout_ms)
+{
+    int64_t parent_ns = arpc__request_deadline_ns(parent);
+    if (parent_ns == ARPC__NO_DEADLINE || parent_ns >= *deadline_ns)
+        return 0;
+    int64_t left = parent_ns - arpc__now_ns();
+    if (left <= 0)
+        return ARPC_ETIMEDOUT;
+    *deadline_ns = parent_ns;
+    *timeout_ms = (left + ARPC__NS_PER_MS - 1) / ARPC__NS_PER_MS;
+    return 0;
+}
+
 int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_t req_len,
                     const arpc_call_opts *opts, arpc_call_cb cb, void *user_data)
 {
@@ -1062,8 +1081,14 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     }
     int64_t timeout_ms = opts && opts->timeout_ms >= 0 ? opts->timeout_ms
                                                        : ch->opts.default_timeout_ms;
+    int64_t deadline_ns = timeout_ms > 0 ? deadline_after_ms(timeout_ms) : ARPC__NO_DEADLINE;
+    if (opts != NULL && opts->parent != NULL &&
+        inherit_deadline(opts->parent, &deadline_ns, &timeout_ms) < 0) {
+        call_free(call);
+        return ARPC_ETIMEDOUT;
+    }
     call->ch = ch;
-    call->deadline_ns = timeout_ms > 0 ? deadline_after_ms(timeout_ms) : ARPC__NO_DEADLINE;
+    call->deadline_ns = deadline_ns;
     /* Over 2^32-1 ms it travels as 2^32-1 (protocol.md 6), never as 0 (none). */
     call->timeout_ms = timeout_ms <= 0                     ? 0
                        : timeout_ms > ARPC__MAX_TIMEOUT_MS ? ARPC__MAX_TIMEOUT_MS

@@ -61,6 +61,7 @@
 #include "base/log.h"
 #include "base/map.h"
 #include "rpc/conn.h"
+#include "rpc/request.h"
 #include "runtime/addr.h"
 #include "runtime/coro.h"
 #include "runtime/loop.h"
@@ -492,6 +493,11 @@ size_t arpc_request_len(const arpc_request *req)
 const char *arpc_request_method(const arpc_request *req)
 {
     return req->method->name;
+}
+
+int64_t arpc__request_deadline_ns(const arpc_request *req)
+{
+    return req->deadline_ns;
 }
 
 int64_t arpc_request_remaining_ms(const arpc_request *req)

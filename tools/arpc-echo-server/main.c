@@ -40,9 +40,8 @@ static int handle_relay(arpc_request *req, void *user_data)
 {
     arpc_call_opts opts;
     arpc_call_opts_init(&opts);
-    int64_t left = arpc_request_remaining_ms(req);
-    if (left >= 0)
-        opts.timeout_ms = left > 0 ? left : 1;
+    opts.timeout_ms = ARPC_NO_DEADLINE; /* the caller's deadline, through `parent` */
+    opts.parent = req;
     int rc = arpc_call(relay_channel, "echo", arpc_request_data(req), arpc_request_len(req),
                        &opts, arpc_request_response(req));
     return rc;

@@ -8,7 +8,12 @@
  *    completed with ARPC_ETIMEDOUT at its own deadline, before the busy call;
  *  - arpc_request_remaining_ms inside a handler is the client's timeout less
  *    the time on the way (<= the timeout, and within REMAINING_SLACK_MS of it:
- *    60 s does not arrive as 1 ms), and -1 when the client set no deadline.
+ *    60 s does not arrive as 1 ms), and -1 when the client set no deadline;
+ *  - a call made with arpc_call_opts.parent = the request ends no later than
+ *    the request's caller waits: the downstream handler sees the caller's
+ *    time (not the channel default), an own shorter timeout still wins, no
+ *    deadline stays none, and a request whose deadline has passed makes the
+ *    downstream call fail at once with ARPC_ETIMEDOUT, never sent.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -213,9 +218,123 @@ static void test_remaining_ms_in_handler(void)
     arpc_runtime_destroy(srv_rt);
 }
 
+/* ---- arpc_call_opts.parent ------------------------------------------------ */
+
+/* The server calls itself: "relay" calls "remaining" on behalf of its request. */
+static arpc_channel *self_channel;
+static _Atomic int downstream_runs;
+
+typedef struct relay_args {
+    int64_t own_timeout_ms; /* the downstream call's own timeout_ms */
+    int64_t wait_ms;        /* sleep this long first (to let the parent expire) */
+} relay_args;
+
+static int handle_downstream(arpc_request *req, void *user_data)
+{
+    atomic_fetch_add(&downstream_runs, 1);
+    return handle_remaining(req, user_data);
+}
+
+/* Answers: int32 status of the downstream call, then what it answered. */
+static int handle_relay(arpc_request *req, void *user_data)
+{
+    relay_args args;
+    ASSERT_EQ(arpc_request_len(req), sizeof(args));
+    memcpy(&args, arpc_request_data(req), sizeof(args));
+    if (args.wait_ms > 0)
+        ASSERT_OK(arpc_coro_sleep_ms(args.wait_ms));
+    arpc_call_opts opts = fx_timeout(args.own_timeout_ms);
+    opts.parent = req;
+    arpc_buf *down;
+    ASSERT_OK(arpc_buf_create(&down));
+    int64_t start = test_now_ms();
+    int32_t status = arpc_call(self_channel, "downstream", NULL, 0, &opts, down);
+    if (status == ARPC_ETIMEDOUT)
+        ASSERT_LT(test_now_ms() - start, 100); /* failed at once, not at a deadline */
+    arpc_buf *rsp = arpc_request_response(req);
+    ASSERT_OK(arpc_buf_append(rsp, &status, sizeof(status)));
+    ASSERT_OK(arpc_buf_append(rsp, arpc_buf_data(down), arpc_buf_len(down)));
+    arpc_buf_destroy(down);
+    return 0;
+}
+
+/* Calls "relay" with the caller's timeout; returns the downstream status and
+ * sets *left to the remaining time the downstream handler saw. */
+static int32_t relay_seen(arpc_channel *ch, int64_t caller_timeout_ms, relay_args args,
+                          int64_t *left)
+{
+    arpc_buf *rsp;
+    ASSERT_OK(arpc_buf_create(&rsp));
+    arpc_call_opts opts = fx_timeout(caller_timeout_ms);
+    ASSERT_OK(arpc_call(ch, "relay", &args, sizeof(args), &opts, rsp));
+    int32_t status;
+    ASSERT_GE(arpc_buf_len(rsp), sizeof(status));
+    memcpy(&status, arpc_buf_data(rsp), sizeof(status));
+    *left = -2;
+    if (status == 0) {
+        ASSERT_EQ(arpc_buf_len(rsp), sizeof(status) + sizeof(*left));
+        memcpy(left, (const char *)arpc_buf_data(rsp) + sizeof(status), sizeof(*left));
+    }
+    arpc_buf_destroy(rsp);
+    return status;
+}
+
+static void test_parent_passes_the_deadline_on(void)
+{
+    arpc_runtime *rt = fx_runtime(2);
+    const fx_method methods[] = {
+        {"relay", handle_relay, NULL}, {"downstream", handle_downstream, NULL}, {NULL, NULL, NULL}};
+    arpc_server *srv = fx_server(rt, NULL, methods);
+    arpc_channel_opts co;
+    arpc_channel_opts_init(&co);
+    co.default_timeout_ms = 1000; /* what a copied -1 would have given */
+    self_channel = fx_channel(rt, srv, &co);
+    arpc_channel *ch = fx_channel(rt, srv, NULL);
+    int64_t left;
+
+    /* No own deadline: the caller's 5 s reach the downstream handler. */
+    ASSERT_OK(relay_seen(ch, 5000, (relay_args){ARPC_NO_DEADLINE, 0}, &left));
+    fprintf(stderr, "  caller 5000 ms, own none: downstream saw %lld ms\n", (long long)left);
+    ASSERT_GE(left, 5000 - 2 * REMAINING_SLACK_MS);
+    ASSERT_LE(left, 5000);
+    /* The own timeout left at the channel default (1 s) is earlier than the caller's 5 s. */
+    ASSERT_OK(relay_seen(ch, 5000, (relay_args){ARPC_TIMEOUT_DEFAULT, 0}, &left));
+    ASSERT_LE(left, 1000);
+    /* An own 300 ms is earlier than the caller's 5 s: it wins. */
+    ASSERT_OK(relay_seen(ch, 5000, (relay_args){300, 0}, &left));
+    ASSERT_LE(left, 300);
+    ASSERT_GE(left, 300 - REMAINING_SLACK_MS < 0 ? 0 : 300 - REMAINING_SLACK_MS);
+    /* Neither has a deadline: none downstream either. */
+    ASSERT_OK(relay_seen(ch, ARPC_NO_DEADLINE, (relay_args){ARPC_NO_DEADLINE, 0}, &left));
+    ASSERT_EQ(left, -1);
+
+    /* The caller's 50 ms have passed when the relay calls, 150 ms in: the
+     * downstream call fails at once with ARPC_ETIMEDOUT (checked inside
+     * handle_relay) and is never sent.  The caller has given up by then, so
+     * the relay's own answer arrives late and is dropped. */
+    int before = atomic_load(&downstream_runs);
+    arpc_buf *rsp;
+    ASSERT_OK(arpc_buf_create(&rsp));
+    relay_args late = {ARPC_NO_DEADLINE, 150};
+    arpc_call_opts opts = fx_timeout(50);
+    ASSERT_ERR(arpc_call(ch, "relay", &late, sizeof(late), &opts, rsp), ARPC_ETIMEDOUT);
+    arpc_buf_destroy(rsp);
+    /* The relay ran on (its deadline is checked at its start only) and answered:
+     * wait for that late answer, then check the downstream handler never ran. */
+    expired_wait w = {.srv = srv, .ch = ch};
+    ASSERT_TRUE(wait_until(client_saw_late_answer, &w, 10000));
+    ASSERT_EQ(atomic_load(&downstream_runs), before);
+
+    arpc_channel_destroy(ch);
+    arpc_channel_destroy(self_channel);
+    arpc_server_destroy(srv);
+    arpc_runtime_destroy(rt);
+}
+
 int main(void)
 {
     RUN_TEST(test_expired_request_not_run);
     RUN_TEST(test_remaining_ms_in_handler);
+    RUN_TEST(test_parent_passes_the_deadline_on);
     return 0;
 }
