@@ -30,14 +30,10 @@ SECS=${BENCH_SECS:-5}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
 BUSY_POLL_US=${BENCH_BUSY_POLL_US:-50}
 HOST=127.0.0.1
-SERVER_LIFETIME=600 # seconds; a server outlives no run of this script
-READY_TIMEOUT=10    # seconds to wait for a server's "listening on" line
 COMMAND="bench/run.sh${*:+ $*} (BENCH_SECS=$SECS)"
 
-die() {
-    echo "bench/run.sh: $*" >&2
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
     die "BENCH_SECS must be 1..600, got '$SECS'"
@@ -51,65 +47,9 @@ for prog in arpc-bench arpc-echo-server raw-pingpong raw-pingpong-server raw-pip
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/arpc-bench.XXXXXX")
-SERVER_PIDS=()
-SERVER_FDS=()
-
-# shellcheck disable=SC2317 # reached through the EXIT trap
-cleanup() {
-    local pid fd
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${SERVER_PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    for fd in "${SERVER_FDS[@]}"; do
-        exec {fd}<&- || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# start_server NAME CMD...: starts CMD --listen $HOST:0 and waits for its
-# "listening on HOST:PORT" line, read through a FIFO (a blocking read with a
-# timeout, no guessing).  Sets ADDR to HOST:PORT.
-start_server() {
-    local name=$1 fifo line fd pid
-    shift
-    fifo=$WORK/$name.fifo
-    mkfifo "$fifo"
-    timeout -k 5 "$SERVER_LIFETIME" "$@" --listen "$HOST:0" >"$fifo" 2>"$WORK/$name.err" &
-    pid=$!
-    SERVER_PIDS+=("$pid")
-    # Opening the read end completes the server's open of the write end; the fd
-    # stays open until exit so the server can never get SIGPIPE on stdout.
-    exec {fd}<"$fifo"
-    SERVER_FDS+=("$fd")
-    if ! read -r -t "$READY_TIMEOUT" -u "$fd" line || [[ $line != "listening on "* ]]; then
-        die "$name did not start: ${line:-no 'listening on' line within ${READY_TIMEOUT}s}; $(cat "$WORK/$name.err")"
-    fi
-    ADDR=${line#listening on }
-    echo "started $name (pid $pid) on $ADDR" >&2
-}
-
-# field LINE KEY: the value of KEY=VALUE in a result line ("" if absent).
-field() {
-    local w
-    for w in $1; do
-        if [[ $w == "$2="* ]]; then
-            echo "${w#*=}"
-            return
-        fi
-    done
-    echo ""
-}
-
-# ratio A B: A/B with two decimals, or "n/a".
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
-}
 
 # check RATIO OP LIMIT: "ok" or "MISS" (OP is <= or >=).
 check() {
