@@ -16,8 +16,9 @@ lines flushed, write errors ignored so a reader that goes away costs nothing):
 Echo answers the request message as it came and copies every request metadata
 entry whose key starts with "x-echo-" into the response's initial metadata
 (--echo-metadata initial, the default), its trailing metadata (trailing) or
-both.  Sleep's data is decimal milliseconds; the answer (the same message)
-comes after that long, or never if the call is cancelled or expires first.
+both.  Sleep's data is decimal milliseconds (0..3600000, else
+INVALID_ARGUMENT); the answer (the same message) comes after that long, or
+never if the call is cancelled or expires first.
 Health/Check answers SERVING for "" and "arpc.echo.Echo", NOT_FOUND otherwise.
 """
 import argparse
@@ -96,16 +97,16 @@ def make_echo_servicer(echo_pb2_grpc, args, sleeps):
             return request
 
         def Sleep(self, request, context):
-            try:
-                ms = int(request.data.decode("ascii"))
-            except (UnicodeDecodeError, ValueError):
+            text = request.data.decode("latin1")
+            if not text.isdigit() or int(text) > 3600000:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              "Sleep wants decimal milliseconds")
+                              "Sleep wants decimal milliseconds (0..3600000)")
+            ms = int(text)
             done = threading.Event()
             context.add_callback(done.set)  # runs when the call ends (cancel, deadline)
             sleeps.change(1, "sleep-begin")
             try:
-                done.wait(max(ms, 0) / 1000.0)
+                done.wait(ms / 1000.0)
             finally:
                 sleeps.change(-1, "sleep-end")
             return request
