@@ -87,10 +87,10 @@ class H2:
     def ping(self, i):
         """Sends PING i; true if ACKed, false if a GOAWAY came instead."""
         payload = struct.pack(">Q", 0x70726F6265000000 + i)  # "probe" + i
-        self.frame(PING, 0, 0, payload)
         try:
+            self.frame(PING, 0, 0, payload)
             self.pump(lambda: payload in self.acks or self.goaway is not None, 5)
-        except Closed:
+        except (Closed, OSError):
             pass
         return payload in self.acks
 
@@ -171,6 +171,12 @@ def unary_then_wait(conn, i):
     conn.pump(lambda: sid in conn.ended, 5)
 
 
+def sleeps_answered_100ms_apart(conn):
+    """30 Sleep calls sent at once, answered 100, 200, ... 3000 ms later."""
+    for k in range(1, 31):
+        conn.call(2 * k - 1, b"Sleep", b"%d" % (100 * k))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--stubs", required=True)
@@ -185,6 +191,10 @@ def main():
         experiment(args.stubs, "a Sleep(10000) call in flight", [], 10, 0.05, setup=sleep),
         experiment(args.stubs, "a unary call before each PING", [], 20, 0.05,
                    before_each=unary_then_wait),
+        experiment(args.stubs, "a new Sleep call sent before each PING", [], 20, 0.05,
+                   before_each=lambda c, i: c.call(2 * i + 1, b"Sleep", b"10000")),
+        experiment(args.stubs, "Sleeps answered 100 ms apart, no sends", [], 30, 0.05,
+                   setup=sleeps_answered_100ms_apart),
         experiment(args.stubs, "idle, min_ping_interval 100 ms", relaxed[:1], 8, 0.2),
         experiment(args.stubs, "idle, 100 ms, permit_without_calls", relaxed, 8, 0.2),
         experiment(args.stubs, "a call in flight, 100 ms", relaxed[:1], 8, 0.2, setup=sleep),
@@ -207,10 +217,12 @@ def main():
         (r[2]["goaway"] is not None and r[2]["goaway"][1:] == calm and r[2]["at"] <= 6,
          "a call in flight, server silent: GOAWAY too_many_pings by PING 6"),
         (r[3]["goaway"] is None, "a call answered before each PING: no GOAWAY"),
-        (punished(r[4], 5), "idle, min interval lowered only: still GOAWAY at PING 5"),
-        (r[5]["goaway"] is None and r[6]["goaway"] is None,
+        (r[4]["goaway"] is None and r[5]["goaway"] is None,
+         "HEADERS/DATA either way between PINGs (a call sent; answers arriving): no GOAWAY"),
+        (punished(r[6], 5), "idle, min interval lowered only: still GOAWAY at PING 5"),
+        (r[7]["goaway"] is None and r[8]["goaway"] is None,
          "lowered min interval (+ permit_without_calls when idle): no GOAWAY"),
-        (punished(r[7], 5) and punished(r[8], 4) and r[9]["goaway"] is None,
+        (punished(r[9], 5) and punished(r[10], 4) and r[11]["goaway"] is None,
          "max_ping_strikes: default 2, GOAWAY at PING strikes + 3, 0 = no limit"),
     ]
     bad = [what for ok, what in want if not ok]
