@@ -25,8 +25,8 @@ static void test_all_cases(void)
     interop_start_grpc_peer(NULL, &srv);
     char target[64];
     interop_addr(target, sizeof(target), srv.port);
-    const char *args[] = {"unary",     "metadata", "deadline",   "unimplemented", "overlimit",
-                          "big",       "concurrent", "health",   NULL};
+    const char *args[] = {"unary",      "metadata", "deadline", "unimplemented", "overlimit", "big",
+                          "concurrent", "health",   NULL};
     ASSERT_EQ(interop_run_grpc_client(target, args, CLIENT_TIMEOUT_MS), 0);
     stop_server(&srv);
 }
@@ -41,8 +41,8 @@ static void test_server_flags(void)
     interop_addr(target, sizeof(target), srv.port);
     const char *initial[] = {"metadata", NULL};
     ASSERT_EQ(interop_run_grpc_client(target, initial, CLIENT_TIMEOUT_MS), 0);
-    const char *trailing[] = {"--metadata-from", "trailing", "--server-max-recv", "65536",
-                              "metadata",        "overlimit", NULL};
+    const char *trailing[] = {
+        "--metadata-from", "trailing", "--server-max-recv", "65536", "metadata", "overlimit", NULL};
     ASSERT_EQ(interop_run_grpc_client(target, trailing, CLIENT_TIMEOUT_MS), 0);
     /* The case really fails when the limit is not what it was told. */
     const char *wrong[] = {"--server-max-recv", "1024", "overlimit", NULL};

@@ -19,9 +19,9 @@
 #error "INTEROP_GRPC_STUBS (the generated stubs' directory) must be defined"
 #endif
 
-#define PYTHON "/usr/bin/python3" /* Debian's: the one with python3-grpcio */
-#define START_TIMEOUT_MS 20000    /* python and grpcio start slowly on a busy machine */
-#define MAX_ARGS 64
+#define PYTHON           "/usr/bin/python3" /* Debian's: the one with python3-grpcio */
+#define START_TIMEOUT_MS 20000              /* python and grpcio start slowly on a busy machine */
+#define MAX_ARGS         64
 
 const char *interop_grpc_missing(void)
 {
@@ -141,8 +141,7 @@ int interop_run_grpc_client(const char *target, const char *const *args, int tim
     return interop_reap(&c, 5000);
 }
 
-bool interop_wait_line(interop_proc *p, const char *prefix, char *line, size_t size,
-                       int timeout_ms)
+bool interop_wait_line(interop_proc *p, const char *prefix, char *line, size_t size, int timeout_ms)
 {
     int64_t deadline = test_now_ms() + timeout_ms;
     char buf[1024];
@@ -246,8 +245,7 @@ int interop_reap(interop_proc *p, int timeout_ms)
     if (!wait_until(reaped, &w, timeout_ms)) {
         pid_t pid = p->pid;
         interop_kill(p);
-        test_fail(__FILE__, __LINE__, "child %d did not exit within %d ms", (int)pid,
-                  timeout_ms);
+        test_fail(__FILE__, __LINE__, "child %d did not exit within %d ms", (int)pid, timeout_ms);
     }
     p->pid = -1;
     close_pipes(p);
