@@ -115,7 +115,7 @@ class H2:
 
 def start_server(stubs, options):
     cmd = [sys.executable, "-B", os.path.join(HERE, "grpc_peer_server.py"), "--stubs", stubs,
-           "--listen", "127.0.0.1:0", "--grace", "0"]
+           "--listen", "127.0.0.1:0", "--grace", "0", "--workers", "64"]
     for o in options:
         cmd += ["--option", o]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -143,26 +143,42 @@ def pings(conn, count, gap, before_each=None):
     return acked, 0
 
 
+SERVERS = {}  # options -> (process, port): one server per set of options
+
+
+def server_for(stubs, options):
+    key = tuple(options)
+    if key not in SERVERS:
+        SERVERS[key] = start_server(stubs, options)
+    return SERVERS[key][1]
+
+
+def stop_servers():
+    for proc, _ in SERVERS.values():
+        proc.terminate()
+    for proc, _ in SERVERS.values():
+        proc.wait(10)
+    SERVERS.clear()
+
+
 def experiment(stubs, name, options, count, gap, setup=None, before_each=None):
-    proc, port = start_server(stubs, options)
+    """One fresh connection (the strike count is per connection) to the
+    server of `options`, closed at the end so its calls are cancelled."""
+    conn = H2(server_for(stubs, options))
     try:
-        conn = H2(port)
         conn.pump(lambda: False, 0.2)  # SETTINGS exchange
         if setup:
             setup(conn)
         acked, at = pings(conn, count, gap, (lambda i: before_each(conn, i)) if before_each else None)
         closed = conn.goaway is not None and conn.closed_after(2)
-        result = {"name": name, "acked": acked, "at": at, "goaway": conn.goaway,
-                  "closed": closed}
     finally:
-        proc.terminate()
-        proc.wait(10)
+        conn.sock.close()
     goaway = "GOAWAY %s %r at PING %d, connection %s" % (
         conn.goaway[1], conn.goaway[2], at, "closed" if closed else "open") \
         if conn.goaway else "no GOAWAY"
     print("%-40s %2d PINGs %4.0f ms apart: %2d ACKed, %s" % (name, count, gap * 1000, acked,
                                                              goaway), flush=True)
-    return result
+    return {"name": name, "acked": acked, "at": at, "goaway": conn.goaway, "closed": closed}
 
 
 def unary_then_wait(conn, i):
@@ -182,31 +198,42 @@ def main():
     p.add_argument("--stubs", required=True)
     p.add_argument("--check", action="store_true")
     args = p.parse_args()
+    try:
+        r = run_experiments(args.stubs)
+    finally:
+        stop_servers()
+    if not args.check:
+        return 0
+    return check(r)
+
+
+def run_experiments(stubs):
     relaxed = ["grpc.http2.min_ping_interval_without_data_ms=100",
                "grpc.keepalive_permit_without_calls=1"]
     sleep = lambda c: c.call(1, b"Sleep", b"10000")  # noqa: E731
-    r = [
-        experiment(args.stubs, "idle connection", [], 10, 0.05),
-        experiment(args.stubs, "idle connection", [], 6, 0.5),
-        experiment(args.stubs, "a Sleep(10000) call in flight", [], 10, 0.05, setup=sleep),
-        experiment(args.stubs, "a unary call before each PING", [], 20, 0.05,
+    return [
+        experiment(stubs, "idle connection", [], 10, 0.05),
+        experiment(stubs, "idle connection", [], 6, 0.5),
+        experiment(stubs, "a Sleep(10000) call in flight", [], 10, 0.05, setup=sleep),
+        experiment(stubs, "a unary call before each PING", [], 20, 0.05,
                    before_each=unary_then_wait),
-        experiment(args.stubs, "a new Sleep call sent before each PING", [], 20, 0.05,
+        experiment(stubs, "a new Sleep call sent before each PING", [], 20, 0.05,
                    before_each=lambda c, i: c.call(2 * i + 1, b"Sleep", b"10000")),
-        experiment(args.stubs, "Sleeps answered 100 ms apart, no sends", [], 30, 0.05,
+        experiment(stubs, "Sleeps answered 100 ms apart, no sends", [], 30, 0.05,
                    setup=sleeps_answered_100ms_apart),
-        experiment(args.stubs, "idle, min_ping_interval 100 ms", relaxed[:1], 8, 0.2),
-        experiment(args.stubs, "idle, 100 ms, permit_without_calls", relaxed, 8, 0.2),
-        experiment(args.stubs, "a call in flight, 100 ms", relaxed[:1], 8, 0.2, setup=sleep),
-        experiment(args.stubs, "idle, max_ping_strikes=2 (explicit)",
+        experiment(stubs, "idle, min_ping_interval 100 ms", relaxed[:1], 8, 0.2),
+        experiment(stubs, "idle, 100 ms, permit_without_calls", relaxed, 8, 0.2),
+        experiment(stubs, "a call in flight, 100 ms", relaxed[:1], 8, 0.2, setup=sleep),
+        experiment(stubs, "idle, max_ping_strikes=2 (explicit)",
                    ["grpc.http2.max_ping_strikes=2"], 10, 0.05),
-        experiment(args.stubs, "idle, max_ping_strikes=1", ["grpc.http2.max_ping_strikes=1"],
+        experiment(stubs, "idle, max_ping_strikes=1", ["grpc.http2.max_ping_strikes=1"],
                    10, 0.05),
-        experiment(args.stubs, "idle, max_ping_strikes=0 (no limit)",
+        experiment(stubs, "idle, max_ping_strikes=0 (no limit)",
                    ["grpc.http2.max_ping_strikes=0"], 10, 0.05),
     ]
-    if not args.check:
-        return 0
+
+
+def check(r):
     calm = ("ENHANCE_YOUR_CALM", "too_many_pings")
 
     def punished(x, at):
