@@ -21,6 +21,12 @@ PACKAGES=(
     gcc-aarch64-linux-gnu     # make test-aarch64: cross-compiles switch_aarch64.S and the
     libc6-dev-arm64-cross     #   runtime tests, which run under qemu-user's qemu-aarch64
     qemu-user
+    python3-grpcio            # tests/interop: the real gRPC peer (run with /usr/bin/python3)
+    python3-protobuf
+    protobuf-compiler         # protoc and grpc_python_plugin generate the peers' Python
+    protobuf-compiler-grpc    #   stubs into the build directory
+    python3-grpc-tools        # grpc_tools.protoc, the stub generator's fallback
+    grpc-proto                # grpc/health/v1/health.proto for the peers' Health/Check
 )
 
 missing=()

@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""A real gRPC client for arpc's interop tests: grpcio running named cases
+against a server of arpc.echo.Echo (proto/arpc/echo.proto).
+
+  /usr/bin/python3 grpc_peer_client.py --target HOST:PORT --stubs DIR CASE...
+
+Prints one line per case, "CASE ok" or "CASE FAIL: reason", and exits 0 only
+if every case passed (2 on bad usage, 77 when the stubs are missing); each
+case's duration goes to stderr.  Cases run in the order given, each on a
+channel of its own.
+
+  unary          Echo answers the message as it came
+  metadata       x-echo-* request metadata (a text key and a -bin key) comes
+                 back in the response metadata (--metadata-from initial|
+                 trailing), other keys do not
+  deadline       Sleep longer than the deadline -> DEADLINE_EXCEEDED, in time
+  unimplemented  an unknown method and an unknown service -> UNIMPLEMENTED
+  overlimit      a message one byte over --server-max-recv -> RESOURCE_EXHAUSTED,
+                 then a normal call on the same channel -> OK
+  big            a round trip of a message of exactly --big-bytes (4 MiB: the
+                 default limit, which it must fit), channel limits set to it
+  concurrent     --concurrent (1000) calls in flight at once (futures), each
+                 answered with its own payload
+  health         grpc.health.v1.Health/Check: "" -> SERVING, an unknown
+                 service -> NOT_FOUND
+  stalled        one Echo with a --timeout-ms deadline must fail with
+                 DEADLINE_EXCEEDED (a frozen server: the harness SIGSTOPs it)
+  shutdown       calls in flight when the server shuts down finish; new ones
+                 get UNAVAILABLE.  Protocol with the harness:
+                   1. starts --inflight (4) Sleep(--sleep-ms, 1500) calls and
+                      prints "shutdown started N";
+                   2. the harness waits until the server runs them (e.g. the
+                      python server's "event sleep-begin N" line), begins the
+                      server's graceful shutdown (SIGTERM) and waits until it
+                      drains ("event draining"), then writes one line to this
+                      script's stdin;
+                   3. once the server's GOAWAY moved the channel off READY
+                      (at most 5 s), a new Echo must fail with UNAVAILABLE and every Sleep
+                      must succeed; then "shutdown ok" or "shutdown FAIL: ...".
+                 No line on stdin within 20 s fails the case.
+"""
+import argparse
+import os
+import select
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_common import HEALTH_CHECK, load_stubs  # noqa: E402
+
+import grpc  # noqa: E402
+
+MiB = 1024 * 1024
+CASES = ("unary", "metadata", "deadline", "unimplemented", "overlimit", "big",
+         "concurrent", "health", "stalled", "shutdown")
+
+
+class Fail(Exception):
+    pass
+
+
+def expect(cond, fmt, *a):
+    if not cond:
+        raise Fail(fmt % a)
+
+
+def expect_code(err, want, what):
+    expect(isinstance(err, grpc.RpcError), "%s: expected %s, got %r", what, want.name, err)
+    expect(err.code() == want, "%s: expected %s, got %s (%s)", what, want.name,
+           err.code().name, err.details())
+
+
+def call_error(fn, *a, **kw):
+    """Runs a call that must fail; returns its grpc.RpcError."""
+    try:
+        rsp = fn(*a, **kw)
+    except grpc.RpcError as err:
+        return err
+    raise Fail("expected an error, got an answer of %d bytes" % len(getattr(rsp, "data", b"")))
+
+
+def left_ready(ch, timeout):
+    """Waits until the channel's connectivity is no longer READY."""
+    moved = threading.Event()
+
+    def on_state(state):
+        if state != grpc.ChannelConnectivity.READY:
+            moved.set()
+
+    ch.subscribe(on_state, try_to_connect=False)
+    try:
+        return moved.wait(timeout)
+    finally:
+        ch.unsubscribe(on_state)
+
+
+def msg_of_size(echo_pb2, size):
+    """An EchoMsg whose serialized form is exactly `size` bytes."""
+    for n in range(max(size - 6, 0), size + 1):
+        m = echo_pb2.EchoMsg(data=bytes(range(256)) * (n // 256) + b"x" * (n % 256))
+        if m.ByteSize() == size:
+            return m
+    raise Fail("no EchoMsg of %d bytes" % size)
+
+
+class Client:
+    def __init__(self, args, echo_pb2, echo_pb2_grpc, health_pb2):
+        self.args = args
+        self.pb = echo_pb2
+        self.grpc_mod = echo_pb2_grpc
+        self.health = health_pb2
+
+    def channel(self, *options):
+        return grpc.insecure_channel(self.args.target, options=list(options))
+
+    def stub(self, ch):
+        return self.grpc_mod.EchoStub(ch)
+
+    def case_unary(self):
+        with self.channel() as ch:
+            rsp = self.stub(ch).Echo(self.pb.EchoMsg(data=b"hello \x00\xff"), timeout=10)
+            expect(rsp.data == b"hello \x00\xff", "answer %r", rsp.data)
+
+    def case_metadata(self):
+        sent = (("x-echo-text", "hello"), ("x-echo-blob-bin", b"\x00\x01\xfe\xff"),
+                ("other-key", "not echoed"))
+        with self.channel() as ch:
+            rsp, call = self.stub(ch).Echo.with_call(self.pb.EchoMsg(data=b"m"),
+                                                     metadata=sent, timeout=10)
+            expect(rsp.data == b"m", "answer %r", rsp.data)
+            got = (call.initial_metadata() if self.args.metadata_from == "initial"
+                   else call.trailing_metadata())
+            got = dict(got or ())
+            expect(got.get("x-echo-text") == "hello", "x-echo-text: %r in %r",
+                   got.get("x-echo-text"), got)
+            expect(got.get("x-echo-blob-bin") == b"\x00\x01\xfe\xff", "x-echo-blob-bin: %r",
+                   got.get("x-echo-blob-bin"))
+            expect("other-key" not in got, "other-key came back")
+
+    def case_deadline(self):
+        with self.channel() as ch:
+            stub = self.stub(ch)
+            stub.Echo(self.pb.EchoMsg(data=b"warm"), timeout=10)  # connected first
+            start = time.monotonic()
+            err = call_error(stub.Sleep, self.pb.EchoMsg(data=b"3000"), timeout=0.3)
+            took = time.monotonic() - start
+            expect_code(err, grpc.StatusCode.DEADLINE_EXCEEDED, "Sleep(3000) timeout 0.3 s")
+            expect(took < 2.0, "DEADLINE_EXCEEDED after %.2f s", took)
+
+    def case_unimplemented(self):
+        with self.channel() as ch:
+            for path in ("/arpc.echo.Echo/NoSuchMethod", "/no.such.Service/Echo"):
+                fn = ch.unary_unary(path)  # raw bytes both ways
+                err = call_error(fn, b"", timeout=10)
+                expect_code(err, grpc.StatusCode.UNIMPLEMENTED, path)
+
+    def case_overlimit(self):
+        size = self.args.server_max_recv + 1
+        with self.channel(("grpc.max_send_message_length", -1)) as ch:
+            stub = self.stub(ch)
+            err = call_error(stub.Echo, msg_of_size(self.pb, size), timeout=20)
+            expect_code(err, grpc.StatusCode.RESOURCE_EXHAUSTED, "%d-byte message" % size)
+            rsp = stub.Echo(self.pb.EchoMsg(data=b"after"), timeout=10)
+            expect(rsp.data == b"after", "answer after the over-limit call %r", rsp.data)
+
+    def case_big(self):
+        size = self.args.big_bytes
+        with self.channel(("grpc.max_send_message_length", size),
+                          ("grpc.max_receive_message_length", size)) as ch:
+            msg = msg_of_size(self.pb, size)
+            rsp = self.stub(ch).Echo(msg, timeout=20)
+            expect(rsp.data == msg.data, "answer of %d bytes differs", len(rsp.data))
+
+    def case_concurrent(self):
+        n = self.args.concurrent
+        with self.channel() as ch:
+            stub = self.stub(ch)
+            futs = [stub.Echo.future(self.pb.EchoMsg(data=b"call %d" % i), timeout=20)
+                    for i in range(n)]
+            for i, f in enumerate(futs):
+                rsp = f.result()
+                expect(rsp.data == b"call %d" % i, "call %d answered %r", i, rsp.data)
+
+    def case_health(self):
+        with self.channel() as ch:
+            check = ch.unary_unary(
+                HEALTH_CHECK,
+                request_serializer=self.health.HealthCheckRequest.SerializeToString,
+                response_deserializer=self.health.HealthCheckResponse.FromString)
+            rsp = check(self.health.HealthCheckRequest(service=""), timeout=10)
+            expect(rsp.status == self.health.HealthCheckResponse.SERVING, "status %d",
+                   rsp.status)
+            err = call_error(check, self.health.HealthCheckRequest(service="no.such.Service"),
+                             timeout=10)
+            expect_code(err, grpc.StatusCode.NOT_FOUND, "unknown service")
+
+    def case_stalled(self):
+        with self.channel() as ch:
+            t = self.args.timeout_ms / 1000.0
+            start = time.monotonic()
+            err = call_error(self.stub(ch).Echo, self.pb.EchoMsg(data=b"s"), timeout=t)
+            took = time.monotonic() - start
+            expect_code(err, grpc.StatusCode.DEADLINE_EXCEEDED, "Echo to a frozen server")
+            expect(took < t + 2.0, "DEADLINE_EXCEEDED after %.2f s", took)
+
+    def case_shutdown(self):
+        n, ms = self.args.inflight, self.args.sleep_ms
+        with self.channel() as ch:
+            stub = self.stub(ch)
+            stub.Echo(self.pb.EchoMsg(data=b"warm"), timeout=10)
+            futs = [stub.Sleep.future(self.pb.EchoMsg(data=b"%d" % ms), timeout=ms / 1000.0 + 20)
+                    for _ in range(n)]
+            print("shutdown started %d" % n, flush=True)
+            ready, _, _ = select.select([sys.stdin], [], [], 20)
+            expect(ready and sys.stdin.readline() != "", "no line from the harness on stdin")
+            # The server's GOAWAY is on its way: a call sent before it lands
+            # would race it, so wait (bounded) until it moved the channel off
+            # READY.  If that never happens, the call below still decides.
+            left_ready(ch, 5.0)
+            err = call_error(stub.Echo, self.pb.EchoMsg(data=b"late"), timeout=10)
+            expect_code(err, grpc.StatusCode.UNAVAILABLE, "a new call while draining")
+            for i, f in enumerate(futs):
+                try:
+                    f.result()
+                except grpc.RpcError as e:
+                    raise Fail("in-flight Sleep %d: %s (%s)" % (i, e.code().name, e.details()))
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--target", required=True)
+    p.add_argument("--stubs", default="")
+    p.add_argument("--metadata-from", choices=("initial", "trailing"), default="initial")
+    p.add_argument("--server-max-recv", type=int, default=4 * MiB)
+    p.add_argument("--big-bytes", type=int, default=4 * MiB)
+    p.add_argument("--concurrent", type=int, default=1000)
+    p.add_argument("--timeout-ms", type=int, default=1000)
+    p.add_argument("--inflight", type=int, default=4)
+    p.add_argument("--sleep-ms", type=int, default=1500)
+    p.add_argument("cases", nargs="+", metavar="CASE", help=" ".join(CASES))
+    args = p.parse_args()
+    for c in args.cases:
+        if c not in CASES:
+            p.error("unknown case %r (cases: %s)" % (c, " ".join(CASES)))
+    return args
+
+
+def main():
+    args = parse_args()
+    client = Client(args, *load_stubs(args.stubs))
+    failed = 0
+    for case in args.cases:
+        start = time.monotonic()
+        try:
+            getattr(client, "case_" + case)()
+            print("%s ok" % case, flush=True)
+            sys.stderr.write("%s: %.0f ms\n" % (case, (time.monotonic() - start) * 1000))
+        except Fail as e:
+            failed += 1
+            print("%s FAIL: %s" % (case, e), flush=True)
+        except grpc.RpcError as e:
+            failed += 1
+            print("%s FAIL: %s: %s" % (case, e.code().name, e.details()), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+#!/usr/bin/python3
+"""A real gRPC peer for arpc's interop tests: grpcio serving arpc.echo.Echo
+(proto/arpc/echo.proto) and grpc.health.v1.Health/Check.
+
+  /usr/bin/python3 grpc_peer_server.py --listen 127.0.0.1:0 --stubs DIR [options]
+
+Prints "listening on HOST:PORT" once serving, then one line per event (all
+lines flushed, write errors ignored so a reader that goes away costs nothing):
+  event sleep-begin ACTIVE     a Sleep call started; ACTIVE Sleep calls now run
+  event sleep-end ACTIVE       a Sleep call answered or was cancelled
+  event draining               SIGTERM/SIGINT seen: server.stop(grace) returned,
+                               no new calls are accepted, running ones go on
+  event stopped SECONDS        every call finished (or grace ran out) SECONDS
+                               after draining began; exit 0
+
+Echo answers the request message as it came and copies every request metadata
+entry whose key starts with "x-echo-" into the response's initial metadata
+(--echo-metadata initial, the default), its trailing metadata (trailing) or
+both.  Sleep's data is decimal milliseconds (0..3600000, else
+INVALID_ARGUMENT); the answer (the same message) comes after that long, or
+never if the call is cancelled or expires first.
+Health/Check answers SERVING for "" and "arpc.echo.Echo", NOT_FOUND otherwise.
+"""
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent import futures
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_common import load_stubs  # noqa: E402
+
+import grpc  # noqa: E402
+
+
+def say(line):
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--listen", default="127.0.0.1:0")
+    p.add_argument("--stubs", default="", help="directory of the generated stubs")
+    p.add_argument("--max-recv", type=int, default=4 * 1024 * 1024,
+                   help="grpc.max_receive_message_length (gRPC's default 4 MiB)")
+    p.add_argument("--max-send", type=int, default=-1,
+                   help="grpc.max_send_message_length (-1: unlimited, gRPC's default)")
+    p.add_argument("--grace", type=float, default=5.0,
+                   help="seconds running calls get after SIGTERM")
+    p.add_argument("--workers", type=int, default=32, help="handler threads")
+    p.add_argument("--echo-metadata", choices=("initial", "trailing", "both"),
+                   default="initial")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=INT",
+                   help="extra integer server channel argument, e.g. "
+                        "grpc.http2.min_ping_interval_without_data_ms=1000")
+    return p.parse_args()
+
+
+def server_options(args):
+    opts = [("grpc.max_receive_message_length", args.max_recv),
+            ("grpc.max_send_message_length", args.max_send),
+            ("grpc.so_reuseport", 0)]
+    for kv in args.option:
+        key, _, value = kv.partition("=")
+        opts.append((key, int(value)))
+    return opts
+
+
+class Sleeps:
+    """Counts running Sleep calls for the event lines."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = 0
+
+    def change(self, delta, name):
+        with self.lock:
+            self.active += delta
+            say("event %s %d" % (name, self.active))
+
+
+def make_echo_servicer(echo_pb2_grpc, args, sleeps):
+    class Echo(echo_pb2_grpc.EchoServicer):
+        def Echo(self, request, context):
+            echoed = tuple((k, v) for k, v in context.invocation_metadata()
+                           if k.startswith("x-echo-"))
+            if echoed and args.echo_metadata in ("initial", "both"):
+                context.send_initial_metadata(echoed)
+            if echoed and args.echo_metadata in ("trailing", "both"):
+                context.set_trailing_metadata(echoed)
+            return request
+
+        def Sleep(self, request, context):
+            text = request.data.decode("latin1")
+            if not text.isdigit() or int(text) > 3600000:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              "Sleep wants decimal milliseconds (0..3600000)")
+            ms = int(text)
+            done = threading.Event()
+            context.add_callback(done.set)  # runs when the call ends (cancel, deadline)
+            sleeps.change(1, "sleep-begin")
+            try:
+                done.wait(ms / 1000.0)
+            finally:
+                sleeps.change(-1, "sleep-end")
+            return request
+
+    return Echo()
+
+
+def make_health_handler(health_pb2):
+    """grpc.health.v1.Health/Check as a generic handler (Debian ships no
+    grpcio-health-checking); messages from grpc-proto's health.proto."""
+    serving = ("", "arpc.echo.Echo")
+
+    def check(request, context):
+        if request.service not in serving:
+            context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
+        return health_pb2.HealthCheckResponse(
+            status=health_pb2.HealthCheckResponse.SERVING)
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        check, request_deserializer=health_pb2.HealthCheckRequest.FromString,
+        response_serializer=health_pb2.HealthCheckResponse.SerializeToString)
+    return grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": handler})
+
+
+def main():
+    args = parse_args()
+    _, echo_pb2_grpc, health_pb2 = load_stubs(args.stubs)
+    # Block the stop signals before grpcio starts its threads, so they all
+    # inherit the mask and only the sigwait() below takes them.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers),
+                         options=server_options(args))
+    echo_pb2_grpc.add_EchoServicer_to_server(
+        make_echo_servicer(echo_pb2_grpc, args, Sleeps()), server)
+    server.add_generic_rpc_handlers((make_health_handler(health_pb2),))
+    host = args.listen.rsplit(":", 1)[0]
+    port = server.add_insecure_port(args.listen)
+    if port == 0:
+        sys.stderr.write("cannot listen on %s\n" % args.listen)
+        return 1
+    server.start()
+    say("listening on %s:%d" % (host, port))
+    signal.sigwait(stop_signals)
+    started = time.monotonic()
+    stopped = server.stop(args.grace)  # returns at once: new calls are refused from here
+    say("event draining")
+    stopped.wait()
+    say("event stopped %.3f" % (time.monotonic() - started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
