@@ -21,6 +21,11 @@ PACKAGES=(
     gcc-aarch64-linux-gnu     # make test-aarch64: cross-compiles switch_aarch64.S and the
     libc6-dev-arm64-cross     #   runtime tests, which run under qemu-user's qemu-aarch64
     qemu-user
+    g++                       # bench/grpc: the gRPC C++ echo server and load generator
+    libgrpc++-dev             #   (issue #11's baseline; skipped by CMake when missing)
+    libprotobuf-dev
+    protobuf-compiler         # protoc, for proto/arpc/echo.proto
+    protobuf-compiler-grpc    # grpc_cpp_plugin
 )
 
 missing=()
