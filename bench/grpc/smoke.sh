@@ -2,7 +2,8 @@
 # bench/grpc/smoke.sh BIN_DIR -- ctest grpc_bench_smoke (label bench): starts
 # grpc-echo-server on an ephemeral 127.0.0.1 port, runs grpc-bench against it for
 # 1 s (2 connections, depth 4) and passes if it prints a result line with qps > 0
-# and errors=0, and the server then stops on SIGTERM.  Every process runs under
+# and errors=0, Sleep rejects a bad argument, smoke_check.py's protocol checks
+# pass (when grpcio is installed), and the server then stops on SIGTERM.  Every process runs under
 # `timeout` and is stopped by its PID.
 set -euo pipefail
 
@@ -52,6 +53,14 @@ echo "$out"
 out=$(timeout -k 5 30 "$BIN/grpc-bench" --target "$ADDR" --method /arpc.echo.Echo/Sleep \
     --size 8 --secs 1) || true
 [[ $out == *" qps=0 "* && $out != *" errors=0" ]] || fail "Sleep with a bad argument: $out"
+
+# Metadata, Sleep's timing and status codes, with grpcio when it is installed.
+if /usr/bin/python3 -c 'import grpc' 2>/dev/null; then
+    timeout -k 5 30 /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/smoke_check.py" "$ADDR" ||
+        fail "smoke_check.py"
+else
+    echo "smoke: python3-grpcio not installed, protocol checks skipped"
+fi
 
 kill -TERM "$SERVER_PID"
 rc=0
