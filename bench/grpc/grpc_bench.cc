@@ -40,10 +40,6 @@
  * starts; the calls in flight finish (bounded by their deadline plus
  * DRAIN_SLACK_MS), then the queue is shut down and drained.
  */
-#include <grpcpp/alarm.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -51,13 +47,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
+#include <grpcpp/alarm.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <memory>
 #include <string>
-#include <vector>
-
-#include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <vector>
 
 #include "arpc/echo.pb.h"
 
@@ -68,7 +66,8 @@ extern "C" {
 #include "sys.h"
 }
 
-namespace {
+namespace
+{
 
 constexpr uint64_t WARMUP_NS = 1000000000ull;
 constexpr int CONNECT_TIMEOUT_MS = 10000;
@@ -112,8 +111,7 @@ int parse_extra(const char *flag, const char *value, void *user_data)
         return 2;
     }
     if (tool_parse_num(value, 1, MAX_MS, 0, &x->timeout_ms) != 0) {
-        std::fprintf(stderr, "grpc-bench: --timeout-ms must be 1..%lld, got '%s'\n", MAX_MS,
-                     value);
+        std::fprintf(stderr, "grpc-bench: --timeout-ms must be 1..%lld, got '%s'\n", MAX_MS, value);
         return -EINVAL;
     }
     return 2;
@@ -217,8 +215,8 @@ bool connect_channels(Run *r)
         std::chrono::system_clock::now() + std::chrono::milliseconds(CONNECT_TIMEOUT_MS);
     for (int i = 0; i < r->o.conns; i++) {
         if (!channels[i]->WaitForConnected(deadline)) {
-            std::fprintf(stderr, "grpc-bench: channel %d could not connect to %s within %d ms\n",
-                         i, r->o.target, CONNECT_TIMEOUT_MS);
+            std::fprintf(stderr, "grpc-bench: channel %d could not connect to %s within %d ms\n", i,
+                         r->o.target, CONNECT_TIMEOUT_MS);
             return false;
         }
         r->stubs.emplace_back(new grpc::GenericStub(channels[i]));
@@ -293,8 +291,7 @@ int main(int argc, char **argv)
 {
     std::unique_ptr<Run> r(new Run);
     bench_opts_init(&r->o);
-    if (bench_opts_parse(argc, argv, BENCH_OPTS_CLIENT, usage_text, parse_extra, &r->x, &r->o) !=
-        0)
+    if (bench_opts_parse(argc, argv, BENCH_OPTS_CLIENT, usage_text, parse_extra, &r->x, &r->o) != 0)
         return 2;
     if (r->o.help)
         return 0;

@@ -50,10 +50,6 @@
  * the queues drained meanwhile; once it returns, the queues are shut down and
  * drained to the end (sleeping calls' alarms are canceled first).
  */
-#include <grpcpp/alarm.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/resource_quota.h>
-
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -61,16 +57,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
+#include <grpcpp/alarm.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
-#include <vector>
-
-#include <dirent.h>
 #include <sys/resource.h>
+#include <thread>
 #include <unistd.h>
+#include <vector>
 
 #include "arpc/echo.grpc.pb.h"
 
@@ -79,7 +77,8 @@ extern "C" {
 #include "sys.h"
 }
 
-namespace {
+namespace
+{
 
 constexpr int PREPOSTED_ECHO = 1024;
 constexpr int PREPOSTED_SLEEP = 64;
@@ -111,8 +110,9 @@ void on_signal(int)
 struct Queue;
 
 /* A completion-queue tag: one step of one call. */
-class Call {
-public:
+class Call
+{
+  public:
     virtual ~Call() = default;
     /* Advances the call after the operation it waited for completed (`ok`
      * false: it failed or was canceled); deletes itself when done. */
@@ -129,8 +129,9 @@ struct Queue {
     std::set<class SleepCall *> sleepers;
 };
 
-class EchoCall final : public Call {
-public:
+class EchoCall final : public Call
+{
+  public:
     explicit EchoCall(Queue *q) : q_(q), responder_(&ctx_)
     {
         q_->service->RequestEcho(&ctx_, &msg_, &responder_, q_->cq.get(), q_->cq.get(), this);
@@ -154,7 +155,7 @@ public:
         responder_.Finish(msg_, grpc::Status::OK, this);
     }
 
-private:
+  private:
     Queue *q_;
     grpc::ServerContext ctx_;
     grpc::ByteBuffer msg_;
@@ -179,8 +180,9 @@ bool parse_ms(const std::string &s, long *ms)
     return true;
 }
 
-class SleepCall final : public Call {
-public:
+class SleepCall final : public Call
+{
+  public:
     explicit SleepCall(Queue *q) : q_(q), responder_(&ctx_)
     {
         q_->service->RequestSleep(&ctx_, &msg_, &responder_, q_->cq.get(), q_->cq.get(), this);
@@ -230,9 +232,12 @@ public:
         }
     }
 
-    void CancelAlarm() { alarm_.Cancel(); }
+    void CancelAlarm()
+    {
+        alarm_.Cancel();
+    }
 
-private:
+  private:
     enum class State { REQUESTED, SLEEPING, FINISHING };
     Queue *q_;
     grpc::ServerContext ctx_;
