@@ -15,21 +15,21 @@
  * it arrived on.  With N = 1 the whole echo path (reading the socket, parsing
  * HTTP/2, running the handler, writing the answer) runs on the main thread:
  * gRPC's epoll1 poller does a call's I/O on the thread that waits on the
- * queue.  gRPC C++ still starts threads of its own; with 1.51 (Debian 12)
- * this process has, besides the polling thread: the timer manager's thread
- * (it can start a second one while the first runs a timer), the executor's
- * default and resolver threads (started on first use, e.g. for DNS
- * resolution and offloaded closures), and the EventEngine's thread pool
- * (idle unless a closure is scheduled on it).  None of them polls the server's
- * sockets; they sleep while calls flow, so the process uses about one core.
- * What limits them: no synchronous service is registered, so there is no
- * synchronous-server thread pool at all, and the ResourceQuota's
- * SetMaxThreads(N + 2) caps the threads gRPC may start on behalf of the
- * server (its sync thread manager; the core's own threads are not counted by
- * it and cannot be turned off through the public API).  On exit the server
- * prints to stderr how many threads the process had and how much CPU it used
- * per wall second, so a run can check that claim (bench/grpc/run.sh records
- * it).
+ * queue.  gRPC C++ still starts threads of its own: with 1.51 (Debian 12)
+ * this process has 8 while it serves (/proc/PID/task): the polling thread,
+ * and gRPC's "default-executor" and "resolver-executor" (the executor, for
+ * offloaded closures and DNS), "timer_manager" and two "grpc_global_timer"
+ * (timers; the manager may start another while one runs a timer) and two
+ * "event_engine" (the EventEngine's pool).  None of them polls the server's
+ * sockets; profiles and per-thread CPU show them idle while calls flow, so
+ * the process uses about one core.  How they are limited: no synchronous
+ * service is registered, so there is no synchronous-server thread pool at
+ * all, and the ResourceQuota's SetMaxThreads(N + 2) caps the threads gRPC may
+ * start on the server's behalf (its sync thread manager); the core's own
+ * threads above are not counted by it and cannot be turned off through the
+ * public API.  On exit the server prints to stderr how many threads the
+ * process had and its CPU use per wall second, so a run can check this
+ * (bench/grpc/run.sh also shows each side's CPU per wall second per row).
  *
  * Echo is registered raw (ByteBuffer in, the same ByteBuffer out): the message
  * is answered as it came, byte for byte, with no protobuf parse or serialize
