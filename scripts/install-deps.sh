@@ -23,10 +23,13 @@ PACKAGES=(
     qemu-user
     python3-grpcio            # tests/interop: the real gRPC peer (run with /usr/bin/python3)
     python3-protobuf
-    protobuf-compiler         # protoc and grpc_python_plugin generate the peers' Python
-    protobuf-compiler-grpc    #   stubs into the build directory
+    protobuf-compiler         # protoc: the peers' Python stubs, proto/arpc/echo.proto
+    protobuf-compiler-grpc    #   grpc_python_plugin and grpc_cpp_plugin
     python3-grpc-tools        # grpc_tools.protoc, the stub generator's fallback
     grpc-proto                # grpc/health/v1/health.proto for the peers' Health/Check
+    g++                       # bench/grpc: the gRPC C++ echo server and load generator
+    libgrpc++-dev             #   (issue #11's baseline; skipped by CMake when missing)
+    libprotobuf-dev
 )
 
 missing=()

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# bench/grpc/smoke.sh BIN_DIR -- ctest grpc_bench_smoke (label bench): starts
+# grpc-echo-server on an ephemeral 127.0.0.1 port, runs grpc-bench against it for
+# 1 s (2 connections, depth 4) and passes if it prints a result line with qps > 0
+# and errors=0, Sleep rejects a bad argument, smoke_check.py's protocol checks
+# pass (when grpcio is installed), and the server then stops on SIGTERM.  Every process runs under
+# `timeout` and is stopped by its PID.
+set -euo pipefail
+
+BIN=${1:?usage: smoke.sh BIN_DIR}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/grpc-smoke.XXXXXX")
+SERVER_PID=""
+FD=""
+
+cleanup() {
+    if [[ -n $SERVER_PID ]]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [[ -n $FD ]]; then exec {FD}<&- || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "smoke: FAIL: $*" >&2
+    [[ -f $WORK/server.err ]] && sed 's/^/server: /' "$WORK/server.err" >&2
+    exit 1
+}
+
+mkfifo "$WORK/server.out"
+timeout -k 5 50 "$BIN/grpc-echo-server" --listen 127.0.0.1:0 >"$WORK/server.out" \
+    2>"$WORK/server.err" &
+SERVER_PID=$!
+exec {FD}<"$WORK/server.out"
+if ! read -r -t 10 -u "$FD" line || [[ $line != "listening on "* ]]; then
+    fail "no 'listening on' line within 10 s: ${line:-}"
+fi
+ADDR=${line#listening on }
+echo "server pid $SERVER_PID on $ADDR"
+
+out=$(timeout -k 5 30 "$BIN/grpc-bench" --target "$ADDR" --conns 2 --depth 4 --size 64 \
+    --secs 1) || fail "grpc-bench exited with status $?: $out"
+echo "$out"
+[[ $out == "system=grpc protocol=grpc mode=async conns=2 depth=4 size=64 qps="* ]] ||
+    fail "unexpected result line"
+[[ $out == *" errors=0" ]] || fail "errors"
+[[ $out != *" qps=0 "* ]] || fail "no calls"
+
+# The Sleep method answers after the requested time, and a bad argument is an error:
+# exercised through grpc-bench's --method with a size whose pattern bytes are not a
+# number, so every call fails with INVALID_ARGUMENT and counts as an error.
+out=$(timeout -k 5 30 "$BIN/grpc-bench" --target "$ADDR" --method /arpc.echo.Echo/Sleep \
+    --size 8 --secs 1) || true
+[[ $out == *" qps=0 "* && $out != *" errors=0" ]] || fail "Sleep with a bad argument: $out"
+
+# Metadata, Sleep's timing and status codes, with grpcio when it is installed.
+if /usr/bin/python3 -c 'import grpc' 2>/dev/null; then
+    timeout -k 5 30 /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/smoke_check.py" "$ADDR" ||
+        fail "smoke_check.py"
+else
+    echo "smoke: python3-grpcio not installed, protocol checks skipped"
+fi
+
+kill -TERM "$SERVER_PID"
+rc=0
+wait "$SERVER_PID" || rc=$?
+SERVER_PID=""
+((rc == 0)) || fail "server exit status $rc after SIGTERM"
+cat "$WORK/server.err"
+echo "smoke: ok"
