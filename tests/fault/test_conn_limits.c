@@ -28,6 +28,7 @@
 
 #include "fault_util.h"
 #include "proto/frame.h"
+#include "raw_peer.h"
 #include "test.h"
 
 #define LIMIT_MS 300
@@ -40,16 +41,6 @@
 #define SLACK_MS 1000
 #endif
 #define LATE_MS (LIMIT_MS * 5 / 4 + SLACK_MS)
-
-static int raw_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
-}
 
 static void send_bytes(int fd, const void *data, size_t len)
 {

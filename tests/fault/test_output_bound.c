@@ -28,6 +28,7 @@
 
 #include "fault_util.h"
 #include "proto/frame.h"
+#include "raw_peer.h"
 #include "test.h"
 
 #define PAYLOAD      (64 * 1024)
@@ -44,18 +45,6 @@ static char payload[PAYLOAD + 1];
  * this machine) and the client's send buffer (up to 4 MiB).  Without the
  * bound everything is sent, four times this. */
 #define SENT_BOUND (64ull * 1024 * 1024)
-
-static int raw_connect(int port, int rcvbuf)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    /* Small, so answers stay in the server instead of our kernel buffer. */
-    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
-}
 
 /* A client that pipelines echo requests on a raw socket. */
 typedef struct pipeliner {
@@ -203,7 +192,8 @@ static void test_never_reading_client_is_paused_at_the_limit(void)
     ASSERT_OK(fault_echo_call(ch, 5000));
 
     uint64_t rss_before = rss_bytes();
-    pipeliner p = {.fd = raw_connect(arpc_server_port(srv), 64 * 1024), .next_id = 1};
+    /* A small receive buffer, so answers stay in the server instead of our kernel buffer. */
+    pipeliner p = {.fd = raw_connect_rcvbuf(arpc_server_port(srv), 64 * 1024), .next_id = 1};
     ASSERT_OK(arpc_buf_create(&p.frame));
     ASSERT_OK(arpc_buf_create(&p.in));
     encode_next(&p);
@@ -234,7 +224,7 @@ static void test_never_reading_client_is_paused_at_the_limit(void)
     arpc_buf_destroy(p.in);
 
     /* A paused connection whose peer leaves is closed and freed like any other. */
-    pipeliner q = {.fd = raw_connect(arpc_server_port(srv), 64 * 1024), .next_id = 1};
+    pipeliner q = {.fd = raw_connect_rcvbuf(arpc_server_port(srv), 64 * 1024), .next_id = 1};
     ASSERT_OK(arpc_buf_create(&q.frame));
     ASSERT_OK(arpc_buf_create(&q.in));
     encode_next(&q);
@@ -262,18 +252,6 @@ typedef struct lazy_peer {
     _Atomic uint64_t bad_order; /* ids not strictly increasing: a duplicate */
 } lazy_peer;
 
-static void send_all(int fd, const arpc_buf *buf)
-{
-    size_t off = 0;
-    while (off < arpc_buf_len(buf)) {
-        ssize_t n =
-            send(fd, (const char *)arpc_buf_data(buf) + off, arpc_buf_len(buf) - off, MSG_NOSIGNAL);
-        if (n <= 0)
-            return; /* the client went away; the test reports what is missing */
-        off += (size_t)n;
-    }
-}
-
 /* Answers every complete frame in `in`; returns the bytes consumed. */
 static size_t answer_frames(lazy_peer *lp, int fd, const uint8_t *in, size_t len, uint64_t *last)
 {
@@ -297,7 +275,7 @@ static size_t answer_frames(lazy_peer *lp, int fd, const uint8_t *in, size_t len
             ASSERT_OK(arpc__frame_encode_response(out, f.request_id, 0, "ok", 2));
         }
     }
-    send_all(fd, out);
+    raw_send(fd, arpc_buf_data(out), arpc_buf_len(out));
     arpc_buf_destroy(out);
     return used;
 }
