@@ -152,6 +152,21 @@ void fault_call_start(fault_calls *set, size_t index, arpc_channel *ch, const ch
     ASSERT_OK(arpc_call_async(ch, method, payload, strlen(payload), opts, on_call_done, call));
 }
 
+void fault_calls_start_all(fault_calls *set, arpc_channel *ch, const char *method,
+                           const char *payload, const arpc_call_opts *opts)
+{
+    for (size_t i = 0; i < set->count; i++)
+        fault_call_start(set, i, ch, method, payload, opts);
+}
+
+arpc_call_opts fault_call_opts(int64_t timeout_ms)
+{
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = timeout_ms;
+    return opts;
+}
+
 bool fault_calls_all_done(void *arg)
 {
     fault_calls *set = arg;
@@ -165,14 +180,46 @@ int fault_handle_echo(arpc_request *req, void *user_data)
                            arpc_request_len(req));
 }
 
-arpc_server *fault_echo_server(arpc_runtime *rt, const arpc_server_opts *opts)
+arpc_server *fault_server(arpc_runtime *rt, const arpc_server_opts *opts, const fault_method *more,
+                          size_t n)
 {
     arpc_server *srv;
     ASSERT_OK(arpc_server_create(rt, opts, &srv));
     ASSERT_OK(arpc_server_register(srv, "echo", fault_handle_echo, NULL));
+    for (size_t i = 0; i < n; i++)
+        ASSERT_OK(arpc_server_register(srv, more[i].name, more[i].fn, NULL));
     ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
     ASSERT_GT(arpc_server_port(srv), 0);
     return srv;
+}
+
+arpc_server *fault_echo_server(arpc_runtime *rt, const arpc_server_opts *opts)
+{
+    return fault_server(rt, opts, NULL, 0);
+}
+
+int fault_request_text(arpc_request *req, char *text, size_t size)
+{
+    size_t n = arpc_request_len(req);
+    if (n == 0 || n >= size)
+        return ARPC_EINVAL;
+    memcpy(text, arpc_request_data(req), n);
+    text[n] = '\0';
+    return (int)n;
+}
+
+arpc_channel *fault_channel(arpc_runtime *rt, int port, const arpc_channel_opts *opts)
+{
+    arpc_channel_opts defaults;
+    if (opts == NULL) {
+        fault_channel_opts_init(&defaults);
+        opts = &defaults;
+    }
+    char target[64];
+    fault_addr(target, sizeof(target), port);
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(rt, target, opts, &ch));
+    return ch;
 }
 
 void fault_addr(char *buf, size_t size, int port)
@@ -193,9 +240,7 @@ bool fault_echo_succeeds(void *wait)
 
 int fault_echo_call(arpc_channel *ch, int64_t timeout_ms)
 {
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = timeout_ms;
+    arpc_call_opts opts = fault_call_opts(timeout_ms);
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
     int rc = arpc_call(ch, "echo", "ping", 4, &opts, rsp);

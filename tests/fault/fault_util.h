@@ -62,6 +62,13 @@ void fault_calls_fini(fault_calls *set);
 void fault_call_start(fault_calls *set, size_t index, arpc_channel *ch, const char *method,
                       const char *payload, const arpc_call_opts *opts);
 
+/* Starts every call of `set` the same way (fault_call_start for each index). */
+void fault_calls_start_all(fault_calls *set, arpc_channel *ch, const char *method,
+                           const char *payload, const arpc_call_opts *opts);
+
+/* Call options with `timeout_ms` and the defaults otherwise. */
+arpc_call_opts fault_call_opts(int64_t timeout_ms);
+
 /* True once the set has seen `count` completions (a wait_until() predicate). */
 bool fault_calls_all_done(void *set);
 
@@ -70,6 +77,26 @@ arpc_server *fault_echo_server(arpc_runtime *rt, const arpc_server_opts *opts);
 
 /* The `echo` handler, for servers that register more methods. */
 int fault_handle_echo(arpc_request *req, void *user_data);
+
+/* One more method for fault_server(). */
+typedef struct fault_method {
+    const char *name;
+    arpc_handler_fn fn;
+} fault_method;
+
+/* Like fault_echo_server(), with the `n` methods of `more` registered besides
+ * `echo` (each with user_data NULL). */
+arpc_server *fault_server(arpc_runtime *rt, const arpc_server_opts *opts, const fault_method *more,
+                          size_t n);
+
+/* The request's payload, a short decimal text such as a sleep in ms, copied
+ * into `text` (NUL-terminated).  @return its length, or ARPC_EINVAL if it is
+ * empty or does not fit in size - 1 bytes. */
+int fault_request_text(arpc_request *req, char *text, size_t size);
+
+/* A channel to 127.0.0.1:port with `opts`, or fault_channel_opts_init()'s
+ * options if `opts` is NULL; fails the test on error. */
+arpc_channel *fault_channel(arpc_runtime *rt, int port, const arpc_channel_opts *opts);
 
 /* "127.0.0.1:PORT" into buf. */
 void fault_addr(char *buf, size_t size, int port);

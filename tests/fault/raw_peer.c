@@ -190,6 +190,18 @@ uint32_t raw_settings_get(const arpc__frame *f, uint16_t want)
     return value;
 }
 
+bool raw_serve(int fd, int idle_ms, raw_frame_fn fn, void *arg)
+{
+    for (;;) {
+        raw_frame rf;
+        bool got = raw_read_frame(fd, &rf, idle_ms);
+        bool more = got && fn(fd, &rf.f, arg);
+        raw_frame_free(&rf);
+        if (!more)
+            return got;
+    }
+}
+
 bool raw_wait_closed(int fd, int timeout_ms)
 {
     int64_t deadline = test_now_ms() + timeout_ms;

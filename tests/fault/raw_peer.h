@@ -76,6 +76,12 @@ void raw_send_settings(int fd, uint8_t type, uint64_t id, uint32_t max_frame,
 /* The value of setting `id` in the payload of PING or PONG `f`; 0 if absent. */
 uint32_t raw_settings_get(const arpc__frame *f, uint16_t id);
 
+/* Reads frames from `fd` and hands each to fn(fd, f, arg), whose `f` lives
+ * until fn returns, until fn returns false (@return true) or the peer closes
+ * or sends nothing whole for idle_ms (@return false). */
+typedef bool (*raw_frame_fn)(int fd, const arpc__frame *f, void *arg);
+bool raw_serve(int fd, int idle_ms, raw_frame_fn fn, void *arg);
+
 /* Reads until the peer closes.  @return true if it did within timeout_ms. */
 bool raw_wait_closed(int fd, int timeout_ms);
 

@@ -66,27 +66,19 @@ static void rig_start(rig *r, unsigned loops, raw_peer_frame_fn on_frame,
     fault_addr(r->target, sizeof(r->target), r->peer.port);
 }
 
+/* A channel to the rig's peer with fault_channel_opts_init()'s options. */
+static arpc_channel *rig_channel(rig *r)
+{
+    arpc_channel_opts o;
+    fault_channel_opts_init(&o);
+    return channel_to(r->rt, r->target, &o);
+}
+
 /* After every channel on the rig is destroyed. */
 static void rig_stop(rig *r)
 {
     arpc_runtime_destroy(r->rt);
     raw_peer_stop(&r->peer);
-}
-
-static arpc_call_opts call_opts(int64_t timeout_ms)
-{
-    arpc_call_opts co;
-    arpc_call_opts_init(&co);
-    co.timeout_ms = timeout_ms;
-    return co;
-}
-
-/* Starts `set->count` calls of "echo" with `payload`. */
-static void start_calls(fault_calls *set, arpc_channel *ch, const char *payload,
-                        const arpc_call_opts *co)
-{
-    for (size_t i = 0; i < set->count; i++)
-        fault_call_start(set, i, ch, "echo", payload, co);
 }
 
 /* A 127.0.0.1 port bound to `*fd` that does not listen: connections to it are refused. */
@@ -165,7 +157,7 @@ static void test_endpoint_ejected_at_third_failure(void)
     /* Round robin sends every other call to the bad endpoint: each of those
      * fails its connection (closed before any frame) and, being idempotent,
      * is retried on the good one. */
-    arpc_call_opts co = call_opts(5000);
+    arpc_call_opts co = fault_call_opts(5000);
     co.idempotent = true;
     for (int i = 0; i < 40 && atomic_load(&w.ejections) == 0; i++)
         ASSERT_OK(arpc_call(ch, "echo", "x", 1, &co, NULL));
@@ -405,7 +397,7 @@ static void run_goaway(goaway_result *r, uint32_t max_retries, int32_t status)
     fault_channel_opts_init(&o);
     o.max_retries = max_retries;
     arpc_channel *ch = channel_to(r->rig.rt, r->rig.target, &o);
-    arpc_call_opts co = call_opts(5000);
+    arpc_call_opts co = fault_call_opts(5000);
     fault_calls_init(&r->set, GOAWAY_CALLS);
     static const char *payloads[GOAWAY_CALLS] = {"a", "b", "c", "d"};
     for (int i = 0; i < GOAWAY_CALLS; i++)
@@ -497,10 +489,8 @@ static void test_goaway_drained_link_closed_by_client(void)
     drain_script s = {0};
     rig r;
     rig_start(&r, 1, drain_on_frame, NULL, &s);
-    arpc_channel_opts o;
-    fault_channel_opts_init(&o);
-    arpc_channel *ch = channel_to(r.rt, r.target, &o);
-    arpc_call_opts co = call_opts(10000);
+    arpc_channel *ch = rig_channel(&r);
+    arpc_call_opts co = fault_call_opts(10000);
     fault_calls set;
     fault_calls_init(&set, 1);
     fault_call_start(&set, 0, ch, "echo", "x", &co);
@@ -566,7 +556,7 @@ static void test_pong_behind_16mib_answer_is_not_death(void)
     arpc_channel *ch = channel_to(r.rt, r.target, &o);
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
-    arpc_call_opts co = call_opts(20000);
+    arpc_call_opts co = fault_call_opts(20000);
     int64_t start = test_now_ms();
     ASSERT_OK(arpc_call(ch, "echo", "x", 1, &co, rsp));
     fprintf(stderr, "  16 MiB answer in %lld ms\n", (long long)(test_now_ms() - start));
@@ -612,9 +602,7 @@ static void test_client_answers_server_ping(void)
     ping_script s = {0};
     rig r;
     rig_start(&r, 1, ping_on_frame, ping_client_first, &s);
-    arpc_channel_opts o;
-    fault_channel_opts_init(&o);
-    arpc_channel *ch = channel_to(r.rt, r.target, &o);
+    arpc_channel *ch = rig_channel(&r);
     ASSERT_OK(fault_echo_call(ch, 5000));
     raw_count w = {&s.pongs, 1};
     ASSERT_TRUE(wait_until(raw_count_reached, &w, 5000));
@@ -766,13 +754,11 @@ static void expect_all_pending_fail(bad_kind kind, int want)
     bad_script s = {kind};
     rig r;
     rig_start(&r, 2, bad_on_frame, NULL, &s);
-    arpc_channel_opts o;
-    fault_channel_opts_init(&o);
-    arpc_channel *ch = channel_to(r.rt, r.target, &o);
-    arpc_call_opts co = call_opts(10000);
+    arpc_channel *ch = rig_channel(&r);
+    arpc_call_opts co = fault_call_opts(10000);
     fault_calls set;
     fault_calls_init(&set, PENDING_CALLS);
-    start_calls(&set, ch, "x", &co);
+    fault_calls_start_all(&set, ch, "echo", "x", &co);
     ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 15000));
     for (size_t i = 0; i < PENDING_CALLS; i++) {
         ASSERT_EQ(atomic_load(&set.calls[i].done), 1);
@@ -806,13 +792,11 @@ static void test_destroy_cancels_calls_on_a_normal_link(void)
 {
     rig r;
     rig_start(&r, 2, pongs_only, NULL, NULL);
-    arpc_channel_opts o;
-    fault_channel_opts_init(&o);
-    arpc_channel *ch = channel_to(r.rt, r.target, &o);
-    arpc_call_opts co = call_opts(20000);
+    arpc_channel *ch = rig_channel(&r);
+    arpc_call_opts co = fault_call_opts(20000);
     fault_calls set;
     fault_calls_init(&set, 5);
-    start_calls(&set, ch, "x", &co);
+    fault_calls_start_all(&set, ch, "echo", "x", &co);
     raw_count w = {&r.peer.requests, 5};
     ASSERT_TRUE(wait_until(raw_count_reached, &w, 5000));
     int64_t start = test_now_ms();
@@ -840,10 +824,8 @@ static void test_unknown_negative_status_passed_through(void)
 {
     rig r;
     rig_start(&r, 1, status_on_frame, NULL, NULL);
-    arpc_channel_opts o;
-    fault_channel_opts_init(&o);
-    arpc_channel *ch = channel_to(r.rt, r.target, &o);
-    arpc_call_opts co = call_opts(5000);
+    arpc_channel *ch = rig_channel(&r);
+    arpc_call_opts co = fault_call_opts(5000);
     /* -7700 and -9900: in arpc's space, not in its table. */
     ASSERT_EQ(arpc_call(ch, "echo", "M", 1, &co, NULL), -7700);
     ASSERT_EQ(arpc_call(ch, "echo", "c", 1, &co, NULL), -9900);
