@@ -26,6 +26,10 @@ typedef struct fault_proc {
  */
 void fault_echo_start(const char *listen, unsigned threads, fault_proc *out);
 
+/* The same for any command line (argv[0] a path, argv NULL-terminated) that
+ * prints "listening on HOST:PORT" first. */
+void fault_tool_start(char *const *argv, fault_proc *out);
+
 /* Sends `sig` to the child (by its PID). */
 void fault_proc_signal(const fault_proc *p, int sig);
 
@@ -84,10 +88,9 @@ typedef struct fault_method {
     arpc_handler_fn fn;
 } fault_method;
 
-/* Like fault_echo_server(), with the `n` methods of `more` registered besides
- * `echo` (each with user_data NULL). */
-arpc_server *fault_server(arpc_runtime *rt, const arpc_server_opts *opts, const fault_method *more,
-                          size_t n);
+/* Like fault_echo_server(), with the methods of `more` (terminated by a NULL
+ * name; user_data NULL) registered besides `echo`. */
+arpc_server *fault_server(arpc_runtime *rt, const arpc_server_opts *opts, const fault_method *more);
 
 /* The request's payload, a short decimal text such as a sleep in ms, copied
  * into `text` (NUL-terminated).  @return its length, or ARPC_EINVAL if it is

@@ -28,9 +28,7 @@ typedef struct nested {
 
 static void sync_call_inside(nested *n)
 {
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 3000;
+    arpc_call_opts opts = fault_call_opts(3000);
     int64_t start = test_now_ms();
     atomic_store(&n->inner_status, arpc_call(n->ch, "echo", "x", 1, &opts, NULL));
     n->elapsed_ms = test_now_ms() - start;
@@ -147,9 +145,7 @@ static void test_teardown_on_loop_thread(void)
 
     fault_calls calls;
     fault_calls_init(&calls, 8);
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 10000;
+    arpc_call_opts opts = fault_call_opts(10000);
     for (size_t i = 0; i < calls.count; i++)
         fault_call_start(&calls, i, t.ch, "hold", "z", &opts);
     /* Both destroys run on a client loop thread, outside any coroutine. */

@@ -658,15 +658,13 @@ static void test_deadline_spans_all_retries(void)
     int fd;
     int port = refusing_port(&fd);
     arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    fault_addr(target, sizeof(target), port);
     arpc_channel_opts o;
     fault_channel_opts_init(&o);
     o.max_retries = 1000;
     o.eject_after_failures = 1000; /* keep waiting rather than fail fast */
     o.reconnect_backoff_min_ms = 50;
     o.reconnect_backoff_max_ms = 50;
-    arpc_channel *ch = channel_to(rt, target, &o);
+    arpc_channel *ch = fault_channel(rt, port, &o);
     int64_t start = test_now_ms();
     int rc = fault_echo_call(ch, TIMEOUT);
     int64_t took = test_now_ms() - start;
@@ -693,14 +691,12 @@ static void test_all_ejected_fails_fast_with_recorded_error(void)
     int fd;
     int port = refusing_port(&fd);
     arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    fault_addr(target, sizeof(target), port);
     arpc_channel_opts o;
     fault_channel_opts_init(&o);
     o.eject_after_failures = 1;
     o.reconnect_backoff_min_ms = 5000; /* in backoff for the whole test */
     o.reconnect_backoff_max_ms = 5000;
-    arpc_channel *ch = channel_to(rt, target, &o);
+    arpc_channel *ch = fault_channel(rt, port, &o);
     ASSERT_ERR(fault_echo_call(ch, 5000), ARPC_ECONNREFUSED); /* ejects it */
     for (int i = 0; i < 3; i++) {
         int64_t start = test_now_ms();

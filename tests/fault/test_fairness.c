@@ -49,8 +49,8 @@ static arpc_server *fair_server(arpc_runtime *rt)
     arpc_server_opts_init(&opts);
     opts.max_in_flight = MAX_IN_FLIGHT;
     opts.max_in_flight_per_connection = SHARE;
-    static const fault_method more[] = {{"slow", handle_slow}};
-    return fault_server(rt, &opts, more, 1);
+    static const fault_method more[] = {{"slow", handle_slow}, {NULL, NULL}};
+    return fault_server(rt, &opts, more);
 }
 
 static arpc_channel *fair_channel(arpc_runtime *rt, arpc_server *srv)

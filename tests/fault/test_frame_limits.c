@@ -62,8 +62,8 @@ static arpc_server *limits_server(arpc_runtime *rt, uint32_t max_frame)
     arpc_server_opts_init(&opts);
     if (max_frame != 0)
         opts.max_frame_size = max_frame;
-    static const fault_method more[] = {{"sleep", handle_sleep}, {"big", handle_big}};
-    return fault_server(rt, &opts, more, 2);
+    static const fault_method more[] = {{"sleep", handle_sleep}, {"big", handle_big}, {NULL, NULL}};
+    return fault_server(rt, &opts, more);
 }
 
 static arpc_channel *limits_channel(arpc_runtime *rt, int port, uint32_t max_frame)

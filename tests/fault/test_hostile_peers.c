@@ -116,11 +116,7 @@ static void fixture_start(fixture *f)
 {
     f->rt = fault_runtime(2);
     f->srv = fault_echo_server(f->rt, NULL);
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(f->srv));
-    arpc_channel_opts opts;
-    fault_channel_opts_init(&opts);
-    ASSERT_OK(arpc_channel_create(f->rt, target, &opts, &f->healthy));
+    f->healthy = fault_channel(f->rt, arpc_server_port(f->srv), NULL);
     ASSERT_OK(fault_echo_call(f->healthy, 5000));
 }
 
@@ -146,25 +142,19 @@ static void fixture_stop(fixture *f)
 static arpc_channel *hostile_channel(fixture *f, const hostile_peer *p, int64_t hb_interval_ms,
                                      int64_t hb_timeout_ms)
 {
-    char target[64];
-    fault_addr(target, sizeof(target), p->raw.port);
     arpc_channel_opts opts;
     arpc_channel_opts_init(&opts);
     opts.heartbeat_interval_ms = hb_interval_ms;
     opts.heartbeat_timeout_ms = hb_timeout_ms;
     opts.reconnect_backoff_max_ms = 500;
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(f->rt, target, &opts, &ch));
-    return ch;
+    return fault_channel(f->rt, p->raw.port, &opts);
 }
 
 /* Starts one call on `ch`, checks the healthy channel while it is pending,
  * waits for it (bounded) and returns its record. */
 static fault_call run_hostile_call(fixture *f, arpc_channel *ch, int64_t timeout_ms)
 {
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = timeout_ms;
+    arpc_call_opts opts = fault_call_opts(timeout_ms);
     fault_calls set;
     fault_calls_init(&set, 1);
     fault_call_start(&set, 0, ch, "echo", "hello", &opts);
@@ -481,14 +471,13 @@ static void test_server_drops_bad_clients_only(void)
     arpc__frame_write_header(header, &req);
     raw_send(fd, header, sizeof(header));
     raw_send(fd, "echo", 4);
-    uint8_t answer[ARPC__FRAME_HEADER_SIZE];
-    ASSERT_EQ(recv(fd, answer, sizeof(answer), MSG_WAITALL), sizeof(answer));
-    arpc__frame got;
-    ASSERT_EQ(arpc__frame_decode(answer, sizeof(answer), ARPC__FRAME_HEADER_SIZE, &got),
-              ARPC__FRAME_HEADER_SIZE);
-    ASSERT_EQ(got.type, ARPC__FRAME_RESPONSE);
-    ASSERT_EQ(got.request_id, 1);
-    ASSERT_ERR(got.status, ARPC_ETOOBIG);
+    raw_frame got;
+    ASSERT_TRUE(raw_read_frame(fd, &got, 5000));
+    ASSERT_EQ(got.len, ARPC__FRAME_HEADER_SIZE);
+    ASSERT_EQ(got.f.type, ARPC__FRAME_RESPONSE);
+    ASSERT_EQ(got.f.request_id, 1);
+    ASSERT_ERR(got.f.status, ARPC_ETOOBIG);
+    raw_frame_free(&got);
     close(fd);
     w.connections = 2;
     ASSERT_TRUE(wait_until(server_stats_reached, &w, 5000));

@@ -288,17 +288,12 @@ static void *lazy_peer_main(void *arg)
     int fd = accept4(lp->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     ASSERT_GE(fd, 0);
     /* The probe PING, answered, so the link is proven; then nothing is read. */
-    uint8_t ping[ARPC__FRAME_HEADER_SIZE + 256];
-    ASSERT_EQ(recv(fd, ping, ARPC__FRAME_HEADER_SIZE, MSG_WAITALL), ARPC__FRAME_HEADER_SIZE);
-    /* The probe PING carries the client's settings (protocol.md 4) as its payload. */
-    uint32_t settings_len = (uint32_t)ping[8] | (uint32_t)ping[9] << 8 |
-                            (uint32_t)ping[10] << 16 | (uint32_t)ping[11] << 24;
-    ASSERT_LE(settings_len, sizeof(ping) - ARPC__FRAME_HEADER_SIZE);
-    if (settings_len > 0)
-        ASSERT_EQ(recv(fd, ping + ARPC__FRAME_HEADER_SIZE, settings_len, MSG_WAITALL),
-                  (ssize_t)settings_len);
+    /* (It carries the client's settings, protocol.md 4, as its payload.) */
+    raw_frame probe;
+    ASSERT_TRUE(raw_read_frame(fd, &probe, 10000));
     uint64_t last = 0;
-    answer_frames(lp, fd, ping, ARPC__FRAME_HEADER_SIZE + settings_len, &last);
+    ASSERT_EQ(answer_frames(lp, fd, probe.bytes, probe.len, &last), probe.len);
+    raw_frame_free(&probe);
     while (!atomic_load(&lp->read) && !atomic_load(&lp->stop))
         usleep(1000);
     arpc_buf *in;
@@ -375,14 +370,11 @@ static void test_never_reading_server_fails_new_calls_with_equeuefull(void)
     copts.heartbeat_interval_ms = 0; /* the peer answers only the probe until it reads */
     copts.max_unwritten_bytes = CLIENT_LIMIT;
     arpc_channel *ch = channel_to(rt, lp.port, &copts);
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 20000;
+    arpc_call_opts opts = fault_call_opts(20000);
 
     fault_calls set;
     fault_calls_init(&set, CLIENT_CALLS);
-    for (size_t i = 0; i < CLIENT_CALLS; i++)
-        fault_call_start(&set, i, ch, "echo", payload, &opts);
+    fault_calls_start_all(&set, ch, "echo", payload, &opts);
     /* One loop takes the calls in order: once the last is done, every call
      * was either sent or refused.  Refused ones fail at once, far from their
      * 20 s deadline; without the bound every call is buffered and waits. */
@@ -447,9 +439,7 @@ static void test_refused_calls_go_to_another_endpoint(void)
     copts.max_unwritten_bytes = CLIENT_LIMIT;
     arpc_channel *ch;
     ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 20000;
+    arpc_call_opts opts = fault_call_opts(20000);
 
     /* One call per loop iteration (a task queued behind each marks when the
      * loop took it), so the other endpoint's link drains between calls and
