@@ -131,11 +131,7 @@ static void test_teardown_on_loop_thread(void)
     ASSERT_OK(arpc_server_create(srv_rt, NULL, &t.srv));
     ASSERT_OK(arpc_server_register(t.srv, "hold", hold_handler, NULL));
     ASSERT_OK(arpc_server_listen(t.srv, "127.0.0.1:0"));
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(t.srv));
-    arpc_channel_opts copts;
-    fault_channel_opts_init(&copts);
-    ASSERT_OK(arpc_channel_create(cli_rt, target, &copts, &t.ch));
+    t.ch = fault_channel(cli_rt, arpc_server_port(t.srv), NULL);
     ASSERT_EQ(fault_echo_call(t.ch, 5000), ARPC_ENOMETHOD); /* connected */
 
     ASSERT_OK(arpc_loop_submit(arpc_runtime_loop(srv_rt, 0), shutdown_task, &t));
@@ -168,12 +164,7 @@ int main(void)
     arpc_runtime *srv_rt = fault_runtime(2);
     arpc_runtime *cli_rt = fault_runtime(2);
     arpc_server *srv = fault_echo_server(srv_rt, NULL);
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
-    arpc_channel_opts copts;
-    fault_channel_opts_init(&copts);
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(cli_rt, target, &copts, &ch));
+    arpc_channel *ch = fault_channel(cli_rt, arpc_server_port(srv), NULL);
 
     fprintf(stderr, "RUN  test_call_in_callback_is_refused\n");
     test_call_in_callback_is_refused(ch);

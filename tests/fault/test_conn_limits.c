@@ -245,12 +245,7 @@ static void test_idle_flood_locks_out_for_at_most_the_first_frame_limit(void)
     conns_wait w = {.srv = srv, .want = CAP};
     ASSERT_TRUE(wait_until(connections_are, &w, 5000));
 
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
-    arpc_channel_opts copts;
-    fault_channel_opts_init(&copts);
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
+    arpc_channel *ch = fault_channel(rt, arpc_server_port(srv), NULL);
     /* Refused (ARPC_ETOOMANYCONNS) while the flood holds the cap, served
      * once the first-frame limit has closed it. */
     fault_echo_wait ew = {.ch = ch};
@@ -275,13 +270,10 @@ static void test_heartbeats_keep_a_channel_open_under_short_limits(void)
     /* Far shorter than the defaults, but the idle limit above the default
      * heartbeat interval (500 ms), as the defaults are. */
     arpc_server *srv = server_with(rt, 200, 200, 1200, 0);
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
     arpc_channel_opts copts;
     fault_channel_opts_init(&copts);
     ASSERT_EQ(copts.heartbeat_interval_ms, 500); /* the default */
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
+    arpc_channel *ch = fault_channel(rt, arpc_server_port(srv), &copts);
     ASSERT_OK(fault_echo_call(ch, 5000));
     /* Idle for 2.5 idle limits: only heartbeats cross the connection. */
     int64_t until = test_now_ms() + 3000;

@@ -75,6 +75,29 @@ static arpc_channel *limits_channel(arpc_runtime *rt, int port, uint32_t max_fra
     return fault_channel(rt, port, &opts);
 }
 
+/* Two arpc peers: a server with frame limit `server_max` and a channel to
+ * it with `client_max` (0: the default), connected by one echo call. */
+typedef struct limits_rig {
+    arpc_runtime *rt;
+    arpc_server *srv;
+    arpc_channel *ch;
+} limits_rig;
+
+static void rig_start(limits_rig *r, uint32_t server_max, uint32_t client_max)
+{
+    r->rt = fault_runtime(2);
+    r->srv = limits_server(r->rt, server_max);
+    r->ch = limits_channel(r->rt, arpc_server_port(r->srv), client_max);
+    ASSERT_OK(fault_echo_call(r->ch, 5000));
+}
+
+static void rig_stop(limits_rig *r)
+{
+    arpc_channel_destroy(r->ch);
+    arpc_server_destroy(r->srv);
+    arpc_runtime_destroy(r->rt);
+}
+
 static char *big_text(void)
 {
     char *text = malloc(OVER + 1);
@@ -114,18 +137,14 @@ static void ten_calls_one_too_big(arpc_channel *ch, const char *method, const ch
 
 static void test_answer_over_client_limit_fails_only_its_call(void)
 {
-    arpc_runtime *rt = fault_runtime(2);
-    arpc_server *srv = limits_server(rt, 0);
-    arpc_channel *ch = limits_channel(rt, arpc_server_port(srv), LIMIT);
-    ASSERT_OK(fault_echo_call(ch, 5000));
-    ten_calls_one_too_big(ch, "big", "");
-    ASSERT_OK(fault_echo_call(ch, 5000));
+    limits_rig r;
+    rig_start(&r, 0, LIMIT);
+    ten_calls_one_too_big(r.ch, "big", "");
+    ASSERT_OK(fault_echo_call(r.ch, 5000));
     arpc_server_stats s;
-    arpc_server_get_stats(srv, &s);
+    arpc_server_get_stats(r.srv, &s);
     ASSERT_EQ(s.protocol_errors, 0);
-    arpc_channel_destroy(ch);
-    arpc_server_destroy(srv);
-    arpc_runtime_destroy(rt);
+    rig_stop(&r);
 }
 
 /* A server without settings: answers the client's PINGs with bare PONGs and,
@@ -192,22 +211,18 @@ static void test_answer_over_limit_from_old_server_is_skipped(void)
 
 static void test_request_over_server_limit_fails_locally(void)
 {
-    arpc_runtime *rt = fault_runtime(2);
-    arpc_server *srv = limits_server(rt, LIMIT);
-    arpc_channel *ch = limits_channel(rt, arpc_server_port(srv), 0);
-    ASSERT_OK(fault_echo_call(ch, 5000));
+    limits_rig r;
+    rig_start(&r, LIMIT, 0);
     arpc_server_stats before, after;
-    arpc_server_get_stats(srv, &before);
+    arpc_server_get_stats(r.srv, &before);
     char *text = big_text();
-    ten_calls_one_too_big(ch, "echo", text);
+    ten_calls_one_too_big(r.ch, "echo", text);
     free(text);
-    arpc_server_get_stats(srv, &after);
+    arpc_server_get_stats(r.srv, &after);
     ASSERT_EQ(after.requests, before.requests + CALLS - 1); /* the big one was never sent */
     ASSERT_EQ(after.protocol_errors, 0);
-    ASSERT_OK(fault_echo_call(ch, 5000));
-    arpc_channel_destroy(ch);
-    arpc_server_destroy(srv);
-    arpc_runtime_destroy(rt);
+    ASSERT_OK(fault_echo_call(r.ch, 5000));
+    rig_stop(&r);
 }
 
 /* Reads one RESPONSE and checks its id, status and payload. */

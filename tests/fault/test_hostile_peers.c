@@ -324,13 +324,10 @@ static void test_full_backlog_connect_times_out(void)
         ASSERT_GE(fillers[i], 0);
         connect(fillers[i], (struct sockaddr *)&addr, sizeof(addr)); /* EINPROGRESS or 0 */
     }
-    char target[64];
-    fault_addr(target, sizeof(target), ntohs(addr.sin_port));
     arpc_channel_opts opts;
     fault_channel_opts_init(&opts);
     opts.connect_timeout_ms = 200;
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(f.rt, target, &opts, &ch));
+    arpc_channel *ch = fault_channel(f.rt, ntohs(addr.sin_port), &opts);
     /* Never sent: retried (max_retries 2) after each backoff, then failed
      * with the last attempt's error, before the call's own deadline. */
     fault_call c = run_hostile_call(&f, ch, 5000);

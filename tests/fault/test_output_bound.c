@@ -169,15 +169,6 @@ static bool one_connection(void *arg)
     return stats.connections == 1;
 }
 
-static arpc_channel *channel_to(arpc_runtime *rt, int port, const arpc_channel_opts *opts)
-{
-    char target[64];
-    fault_addr(target, sizeof(target), port);
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, opts, &ch));
-    return ch;
-}
-
 static void test_never_reading_client_is_paused_at_the_limit(void)
 {
     /* One loop: the paused connection shares it with the other client. */
@@ -188,7 +179,7 @@ static void test_never_reading_client_is_paused_at_the_limit(void)
     arpc_server *srv = fault_echo_server(rt, &sopts);
     arpc_channel_opts copts;
     fault_channel_opts_init(&copts);
-    arpc_channel *ch = channel_to(rt, arpc_server_port(srv), &copts);
+    arpc_channel *ch = fault_channel(rt, arpc_server_port(srv), &copts);
     ASSERT_OK(fault_echo_call(ch, 5000));
 
     uint64_t rss_before = rss_bytes();
@@ -369,7 +360,7 @@ static void test_never_reading_server_fails_new_calls_with_equeuefull(void)
     fault_channel_opts_init(&copts);
     copts.heartbeat_interval_ms = 0; /* the peer answers only the probe until it reads */
     copts.max_unwritten_bytes = CLIENT_LIMIT;
-    arpc_channel *ch = channel_to(rt, lp.port, &copts);
+    arpc_channel *ch = fault_channel(rt, lp.port, &copts);
     arpc_call_opts opts = fault_call_opts(20000);
 
     fault_calls set;
