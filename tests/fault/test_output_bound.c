@@ -327,6 +327,15 @@ static void lazy_peer_start(lazy_peer *lp)
     ASSERT_EQ(pthread_create(&lp->thread, NULL, lazy_peer_main, lp), 0);
 }
 
+/* Stops the peer, destroys `ch` (which ends the peer's connection) and joins it. */
+static void lazy_peer_stop(lazy_peer *lp, arpc_channel *ch)
+{
+    atomic_store(&lp->stop, true);
+    arpc_channel_destroy(ch);
+    pthread_join(lp->thread, NULL);
+    close(lp->listen_fd);
+}
+
 static void count_statuses(const fault_calls *set, size_t *ok, size_t *full)
 {
     *ok = 0;
@@ -396,10 +405,7 @@ static void test_never_reading_server_fails_new_calls_with_equeuefull(void)
         ASSERT_EQ(atomic_load(&set.calls[i].done), 1);
     ASSERT_EQ(atomic_load(&set.completed), CLIENT_CALLS);
 
-    atomic_store(&lp.stop, true);
-    arpc_channel_destroy(ch);
-    pthread_join(lp.thread, NULL);
-    close(lp.listen_fd);
+    lazy_peer_stop(&lp, ch);
     fault_calls_fini(&set);
     arpc_runtime_destroy(rt);
 }
@@ -462,10 +468,7 @@ static void test_refused_calls_go_to_another_endpoint(void)
     ASSERT_EQ(ss.requests + atomic_load(&lp.requests), set.count);
     ASSERT_EQ(atomic_load(&set.completed), set.count);
 
-    atomic_store(&lp.stop, true);
-    arpc_channel_destroy(ch);
-    pthread_join(lp.thread, NULL);
-    close(lp.listen_fd);
+    lazy_peer_stop(&lp, ch);
     fault_calls_fini(&set);
     arpc_server_destroy(srv);
     arpc_runtime_destroy(rt);
