@@ -1,7 +1,8 @@
 /*
  * Helpers shared by the fault tests: arpc-echo-server child processes (started,
- * signalled and reaped by PID only), an in-process echo server, a record of
- * asynchronous calls, and small stats predicates for wait_until().
+ * signalled and reaped by PID only), in-process servers and channels to them,
+ * call options, a record of asynchronous calls, and small predicates for
+ * wait_until().  Raw native-protocol peers are in raw_peer.h.
  */
 #ifndef ARPC_FAULT_UTIL_H
 #define ARPC_FAULT_UTIL_H

@@ -14,6 +14,8 @@
 #include "base/buf.h"
 #include "test.h"
 
+/* ---- frame I/O --------------------------------------------------------------- */
+
 static int connect_with(int port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -219,6 +221,8 @@ bool raw_wait_closed(int fd, int timeout_ms)
     }
 }
 
+/* ---- raw_server: one connection, one script ----------------------------------- */
+
 static void *server_main(void *arg)
 {
     raw_server *s = arg;
@@ -244,7 +248,7 @@ void raw_server_join(raw_server *s)
     close(s->listen_fd);
 }
 
-/* ---- raw_peer: many connections, a callback per frame ---------------------- */
+/* ---- raw_peer: many connections, a callback per frame -------------------------- */
 
 #define PEER_MAX_FRAME (64u * 1024 * 1024)
 
