@@ -14,13 +14,8 @@
 
 #define START_TIMEOUT_MS 20000 /* a sanitizer build starts slowly on a busy machine */
 
-void fault_echo_start(const char *listen, unsigned threads, fault_proc *out)
+void fault_tool_start(char *const *argv, fault_proc *out)
 {
-    char threads_text[16];
-    snprintf(threads_text, sizeof(threads_text), "%u", threads);
-    char path[4096];
-    snprintf(path, sizeof(path), "%s", test_bin_path("arpc-echo-server"));
-    char *argv[] = {path, "--listen", (char *)listen, "--threads", threads_text, NULL};
     int pipe_fds[2];
     ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
     pid_t parent = getpid();
@@ -34,7 +29,7 @@ void fault_echo_start(const char *listen, unsigned threads, fault_proc *out)
         if (getppid() != parent)
             _exit(127);
         dup2(pipe_fds[1], STDOUT_FILENO);
-        execv(path, argv);
+        execv(argv[0], argv);
         _exit(127);
     }
     close(pipe_fds[1]);
@@ -44,15 +39,24 @@ void fault_echo_start(const char *listen, unsigned threads, fault_proc *out)
     if (len < 0) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        test_fail(__FILE__, __LINE__, "%s --listen %s printed no \"listening on\" line", path,
-                  listen);
+        test_fail(__FILE__, __LINE__, "%s printed no \"listening on\" line", argv[0]);
     }
     const char *colon = strrchr(line, ':');
     if (strncmp(line, "listening on ", 13) != 0 || colon == NULL)
-        test_fail(__FILE__, __LINE__, "unexpected first line from %s: \"%s\"", path, line);
+        test_fail(__FILE__, __LINE__, "unexpected first line from %s: \"%s\"", argv[0], line);
     out->pid = pid;
     out->port = atoi(colon + 1);
     ASSERT_GT(out->port, 0);
+}
+
+void fault_echo_start(const char *listen, unsigned threads, fault_proc *out)
+{
+    char threads_text[16];
+    snprintf(threads_text, sizeof(threads_text), "%u", threads);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s", test_bin_path("arpc-echo-server"));
+    char *argv[] = {path, "--listen", (char *)listen, "--threads", threads_text, NULL};
+    fault_tool_start(argv, out);
 }
 
 void fault_proc_signal(const fault_proc *p, int sig)
@@ -152,6 +156,21 @@ void fault_call_start(fault_calls *set, size_t index, arpc_channel *ch, const ch
     ASSERT_OK(arpc_call_async(ch, method, payload, strlen(payload), opts, on_call_done, call));
 }
 
+void fault_calls_start_all(fault_calls *set, arpc_channel *ch, const char *method,
+                           const char *payload, const arpc_call_opts *opts)
+{
+    for (size_t i = 0; i < set->count; i++)
+        fault_call_start(set, i, ch, method, payload, opts);
+}
+
+arpc_call_opts fault_call_opts(int64_t timeout_ms)
+{
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = timeout_ms;
+    return opts;
+}
+
 bool fault_calls_all_done(void *arg)
 {
     fault_calls *set = arg;
@@ -165,14 +184,45 @@ int fault_handle_echo(arpc_request *req, void *user_data)
                            arpc_request_len(req));
 }
 
-arpc_server *fault_echo_server(arpc_runtime *rt, const arpc_server_opts *opts)
+arpc_server *fault_server(arpc_runtime *rt, const arpc_server_opts *opts, const fault_method *more)
 {
     arpc_server *srv;
     ASSERT_OK(arpc_server_create(rt, opts, &srv));
     ASSERT_OK(arpc_server_register(srv, "echo", fault_handle_echo, NULL));
+    for (const fault_method *m = more; m != NULL && m->name != NULL; m++)
+        ASSERT_OK(arpc_server_register(srv, m->name, m->fn, NULL));
     ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
     ASSERT_GT(arpc_server_port(srv), 0);
     return srv;
+}
+
+arpc_server *fault_echo_server(arpc_runtime *rt, const arpc_server_opts *opts)
+{
+    return fault_server(rt, opts, NULL);
+}
+
+int fault_request_text(arpc_request *req, char *text, size_t size)
+{
+    size_t n = arpc_request_len(req);
+    if (n == 0 || n >= size)
+        return ARPC_EINVAL;
+    memcpy(text, arpc_request_data(req), n);
+    text[n] = '\0';
+    return (int)n;
+}
+
+arpc_channel *fault_channel(arpc_runtime *rt, int port, const arpc_channel_opts *opts)
+{
+    arpc_channel_opts defaults;
+    if (opts == NULL) {
+        fault_channel_opts_init(&defaults);
+        opts = &defaults;
+    }
+    char target[64];
+    fault_addr(target, sizeof(target), port);
+    arpc_channel *ch;
+    ASSERT_OK(arpc_channel_create(rt, target, opts, &ch));
+    return ch;
 }
 
 void fault_addr(char *buf, size_t size, int port)
@@ -193,9 +243,7 @@ bool fault_echo_succeeds(void *wait)
 
 int fault_echo_call(arpc_channel *ch, int64_t timeout_ms)
 {
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = timeout_ms;
+    arpc_call_opts opts = fault_call_opts(timeout_ms);
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
     int rc = arpc_call(ch, "echo", "ping", 4, &opts, rsp);

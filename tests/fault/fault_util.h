@@ -1,7 +1,8 @@
 /*
  * Helpers shared by the fault tests: arpc-echo-server child processes (started,
- * signalled and reaped by PID only), an in-process echo server, a record of
- * asynchronous calls, and small stats predicates for wait_until().
+ * signalled and reaped by PID only), in-process servers and channels to them,
+ * call options, a record of asynchronous calls, and small predicates for
+ * wait_until().  Raw native-protocol peers are in raw_peer.h.
  */
 #ifndef ARPC_FAULT_UTIL_H
 #define ARPC_FAULT_UTIL_H
@@ -25,6 +26,10 @@ typedef struct fault_proc {
  * The child gets SIGKILL if the test process dies first.  Fails the test on error.
  */
 void fault_echo_start(const char *listen, unsigned threads, fault_proc *out);
+
+/* The same for any command line (argv[0] a path, argv NULL-terminated) that
+ * prints "listening on HOST:PORT" first. */
+void fault_tool_start(char *const *argv, fault_proc *out);
 
 /* Sends `sig` to the child (by its PID). */
 void fault_proc_signal(const fault_proc *p, int sig);
@@ -62,6 +67,13 @@ void fault_calls_fini(fault_calls *set);
 void fault_call_start(fault_calls *set, size_t index, arpc_channel *ch, const char *method,
                       const char *payload, const arpc_call_opts *opts);
 
+/* Starts every call of `set` the same way (fault_call_start for each index). */
+void fault_calls_start_all(fault_calls *set, arpc_channel *ch, const char *method,
+                           const char *payload, const arpc_call_opts *opts);
+
+/* Call options with `timeout_ms` and the defaults otherwise. */
+arpc_call_opts fault_call_opts(int64_t timeout_ms);
+
 /* True once the set has seen `count` completions (a wait_until() predicate). */
 bool fault_calls_all_done(void *set);
 
@@ -70,6 +82,25 @@ arpc_server *fault_echo_server(arpc_runtime *rt, const arpc_server_opts *opts);
 
 /* The `echo` handler, for servers that register more methods. */
 int fault_handle_echo(arpc_request *req, void *user_data);
+
+/* One more method for fault_server(). */
+typedef struct fault_method {
+    const char *name;
+    arpc_handler_fn fn;
+} fault_method;
+
+/* Like fault_echo_server(), with the methods of `more` (terminated by a NULL
+ * name; user_data NULL) registered besides `echo`. */
+arpc_server *fault_server(arpc_runtime *rt, const arpc_server_opts *opts, const fault_method *more);
+
+/* The request's payload, a short decimal text such as a sleep in ms, copied
+ * into `text` (NUL-terminated).  @return its length, or ARPC_EINVAL if it is
+ * empty or does not fit in size - 1 bytes. */
+int fault_request_text(arpc_request *req, char *text, size_t size);
+
+/* A channel to 127.0.0.1:port with `opts`, or fault_channel_opts_init()'s
+ * options if `opts` is NULL; fails the test on error. */
+arpc_channel *fault_channel(arpc_runtime *rt, int port, const arpc_channel_opts *opts);
 
 /* "127.0.0.1:PORT" into buf. */
 void fault_addr(char *buf, size_t size, int port);

@@ -153,9 +153,7 @@ static void on_done(int status, const void *rsp, size_t len, void *user_data)
 
 static arpc_call_opts call_opts(void)
 {
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = CALL_TIMEOUT;
+    arpc_call_opts opts = fault_call_opts(CALL_TIMEOUT);
     return opts;
 }
 

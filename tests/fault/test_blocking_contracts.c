@@ -28,9 +28,7 @@ typedef struct nested {
 
 static void sync_call_inside(nested *n)
 {
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 3000;
+    arpc_call_opts opts = fault_call_opts(3000);
     int64_t start = test_now_ms();
     atomic_store(&n->inner_status, arpc_call(n->ch, "echo", "x", 1, &opts, NULL));
     n->elapsed_ms = test_now_ms() - start;
@@ -133,11 +131,7 @@ static void test_teardown_on_loop_thread(void)
     ASSERT_OK(arpc_server_create(srv_rt, NULL, &t.srv));
     ASSERT_OK(arpc_server_register(t.srv, "hold", hold_handler, NULL));
     ASSERT_OK(arpc_server_listen(t.srv, "127.0.0.1:0"));
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(t.srv));
-    arpc_channel_opts copts;
-    fault_channel_opts_init(&copts);
-    ASSERT_OK(arpc_channel_create(cli_rt, target, &copts, &t.ch));
+    t.ch = fault_channel(cli_rt, arpc_server_port(t.srv), NULL);
     ASSERT_EQ(fault_echo_call(t.ch, 5000), ARPC_ENOMETHOD); /* connected */
 
     ASSERT_OK(arpc_loop_submit(arpc_runtime_loop(srv_rt, 0), shutdown_task, &t));
@@ -147,9 +141,7 @@ static void test_teardown_on_loop_thread(void)
 
     fault_calls calls;
     fault_calls_init(&calls, 8);
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 10000;
+    arpc_call_opts opts = fault_call_opts(10000);
     for (size_t i = 0; i < calls.count; i++)
         fault_call_start(&calls, i, t.ch, "hold", "z", &opts);
     /* Both destroys run on a client loop thread, outside any coroutine. */
@@ -172,12 +164,7 @@ int main(void)
     arpc_runtime *srv_rt = fault_runtime(2);
     arpc_runtime *cli_rt = fault_runtime(2);
     arpc_server *srv = fault_echo_server(srv_rt, NULL);
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
-    arpc_channel_opts copts;
-    fault_channel_opts_init(&copts);
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(cli_rt, target, &copts, &ch));
+    arpc_channel *ch = fault_channel(cli_rt, arpc_server_port(srv), NULL);
 
     fprintf(stderr, "RUN  test_call_in_callback_is_refused\n");
     test_call_in_callback_is_refused(ch);

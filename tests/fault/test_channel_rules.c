@@ -1,6 +1,6 @@
 /*
  * The client's connection rules of docs/connections.md, each checked against a
- * scripted raw server (fault_peer) that shows what the client sent and when:
+ * scripted raw server (raw_peer) that shows what the client sent and when:
  *  - an endpoint is ejected at its third consecutive failure, not before, and
  *    load balancing then leaves it alone (section 6);
  *  - the reconnect backoff doubles from its minimum to its cap, each wait
@@ -33,8 +33,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fault_peer.h"
 #include "fault_util.h"
+#include "raw_peer.h"
 #include "test.h"
 
 #ifdef FAULT_SANITIZED
@@ -50,27 +50,66 @@ static arpc_channel *channel_to(arpc_runtime *rt, const char *target, const arpc
     return ch;
 }
 
-static void peer_target(char *buf, size_t size, const fault_peer *p)
+/* What most tests here start with: a scripted raw peer, a runtime of `loops`
+ * loops and the peer's address.  Channels and their options stay in each test. */
+typedef struct rig {
+    raw_peer peer;
+    arpc_runtime *rt;
+    char target[64];
+} rig;
+
+static void rig_start(rig *r, unsigned loops, raw_peer_frame_fn on_frame,
+                      raw_peer_accept_fn on_accept, void *user)
 {
-    fault_addr(buf, size, p->port);
+    raw_peer_start(&r->peer, on_frame, on_accept, user);
+    r->rt = fault_runtime(loops);
+    fault_addr(r->target, sizeof(r->target), r->peer.port);
 }
 
-static bool refuse_all(fault_peer *p, fault_peer_conn *c)
+/* A channel to the rig's peer with fault_channel_opts_init()'s options. */
+static arpc_channel *rig_channel(rig *r)
+{
+    arpc_channel_opts o;
+    fault_channel_opts_init(&o);
+    return channel_to(r->rt, r->target, &o);
+}
+
+/* After every channel on the rig is destroyed. */
+static void rig_stop(rig *r)
+{
+    arpc_runtime_destroy(r->rt);
+    raw_peer_stop(&r->peer);
+}
+
+/* A 127.0.0.1 port bound to `*fd` that does not listen: connections to it are refused. */
+static int refusing_port(int *fd)
+{
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(*fd, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof(addr);
+    ASSERT_EQ(bind(*fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    ASSERT_EQ(getsockname(*fd, (struct sockaddr *)&addr, &alen), 0);
+    return ntohs(addr.sin_port);
+}
+
+static bool refuse_all(raw_peer *p, raw_peer_conn *c)
 {
     (void)p;
     (void)c;
     return false;
 }
 
-static int64_t gap_ms(fault_peer *p, int i)
+static int64_t gap_ms(raw_peer *p, int i)
 {
     return atomic_load(&p->accept_ms[i + 1]) - atomic_load(&p->accept_ms[i]);
 }
 
-static void wait_accepts(fault_peer *p, int n, int timeout_ms)
+static void wait_accepts(raw_peer *p, int n, int timeout_ms)
 {
-    fault_peer_count w = {&p->accepted, n};
-    if (!wait_until(fault_peer_count_reached, &w, timeout_ms))
+    raw_count w = {&p->accepted, n};
+    if (!wait_until(raw_count_reached, &w, timeout_ms))
         test_fail(__FILE__, __LINE__, "%d connections after %d ms, expected %d",
                   atomic_load(&p->accepted), timeout_ms, n);
 }
@@ -79,7 +118,7 @@ static void wait_accepts(fault_peer *p, int n, int timeout_ms)
 
 typedef struct eject_watch {
     char address[64];
-    fault_peer *peer;
+    raw_peer *peer;
     _Atomic int ejections;
     _Atomic int accepts_at_ejection;
 } eject_watch;
@@ -97,12 +136,12 @@ static void on_log(arpc_log_level level, const char *message, void *user_data)
 
 static void test_endpoint_ejected_at_third_failure(void)
 {
-    fault_peer bad;
-    fault_peer_start(&bad, NULL, refuse_all, NULL);
+    raw_peer bad;
+    raw_peer_start(&bad, NULL, refuse_all, NULL);
     static eject_watch w;
     memset(&w, 0, sizeof(w));
     w.peer = &bad;
-    peer_target(w.address, sizeof(w.address), &bad);
+    fault_addr(w.address, sizeof(w.address), bad.port);
     /* Installed before any loop thread runs, removed after they are gone. */
     arpc_log_set_handler(on_log, &w);
     arpc_runtime *rt = fault_runtime(2);
@@ -118,9 +157,7 @@ static void test_endpoint_ejected_at_third_failure(void)
     /* Round robin sends every other call to the bad endpoint: each of those
      * fails its connection (closed before any frame) and, being idempotent,
      * is retried on the good one. */
-    arpc_call_opts co;
-    arpc_call_opts_init(&co);
-    co.timeout_ms = 5000;
+    arpc_call_opts co = fault_call_opts(5000);
     co.idempotent = true;
     for (int i = 0; i < 40 && atomic_load(&w.ejections) == 0; i++)
         ASSERT_OK(arpc_call(ch, "echo", "x", 1, &co, NULL));
@@ -142,7 +179,7 @@ static void test_endpoint_ejected_at_third_failure(void)
     arpc_server_destroy(good);
     arpc_runtime_destroy(rt);
     arpc_log_set_handler(NULL, NULL);
-    fault_peer_stop(&bad);
+    raw_peer_stop(&bad);
 }
 
 /* ---- reconnect backoff ---------------------------------------------------- */
@@ -151,26 +188,23 @@ static void test_backoff_doubles_to_cap_with_jitter(void)
 {
     enum { MIN = 40, MAX = 320, GAPS = 9 };
 
-    fault_peer p;
-    fault_peer_start(&p, NULL, refuse_all, NULL);
-    arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    peer_target(target, sizeof(target), &p);
+    rig r;
+    rig_start(&r, 1, NULL, refuse_all, NULL);
     arpc_channel_opts o;
     fault_channel_opts_init(&o);
     o.reconnect_backoff_min_ms = MIN;
     o.reconnect_backoff_max_ms = MAX;
     o.eject_after_failures = 1; /* ejected at once: probes run without calls */
-    arpc_channel *ch = channel_to(rt, target, &o);
+    arpc_channel *ch = channel_to(r.rt, r.target, &o);
     (void)fault_echo_call(ch, 200); /* opens the first connection; fails */
-    wait_accepts(&p, GAPS + 1, 20000);
+    wait_accepts(&r.peer, GAPS + 1, 20000);
 
     int64_t min_capped = INT64_MAX;
     for (int i = 0; i < GAPS; i++) {
         int64_t backoff = (int64_t)MIN << i;
         if (backoff > MAX)
             backoff = MAX;
-        int64_t g = gap_ms(&p, i);
+        int64_t g = gap_ms(&r.peer, i);
         fprintf(stderr, "  failure %d: next attempt after %lld ms (backoff %lld)\n", i + 1,
                 (long long)g, (long long)backoff);
         /* Doubling: never shorter than half the doubled delay (the jitter's floor). */
@@ -184,8 +218,7 @@ static void test_backoff_doubles_to_cap_with_jitter(void)
      * none is shortened by more than 10% has odds (30/160)^6 ~ 2e-5. */
     ASSERT_LE(min_capped, MAX - 30);
     arpc_channel_destroy(ch);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&p);
+    rig_stop(&r);
 }
 
 #define JITTER_GAPS 10
@@ -194,24 +227,20 @@ static void test_backoff_doubles_to_cap_with_jitter(void)
  * with min = max = 200 ms: each a random 100-200 ms. */
 static void measure_jittered_waits(int64_t out[JITTER_GAPS])
 {
-    fault_peer p;
-    fault_peer_start(&p, NULL, refuse_all, NULL);
-    arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    peer_target(target, sizeof(target), &p);
+    rig r;
+    rig_start(&r, 1, NULL, refuse_all, NULL);
     arpc_channel_opts o;
     fault_channel_opts_init(&o);
     o.reconnect_backoff_min_ms = 200;
     o.reconnect_backoff_max_ms = 200;
     o.eject_after_failures = 1;
-    arpc_channel *ch = channel_to(rt, target, &o);
+    arpc_channel *ch = channel_to(r.rt, r.target, &o);
     (void)fault_echo_call(ch, 200);
-    wait_accepts(&p, JITTER_GAPS + 1, 20000);
+    wait_accepts(&r.peer, JITTER_GAPS + 1, 20000);
     for (int i = 0; i < JITTER_GAPS; i++)
-        out[i] = gap_ms(&p, i);
+        out[i] = gap_ms(&r.peer, i);
     arpc_channel_destroy(ch);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&p);
+    rig_stop(&r);
 }
 
 /* Two processes (a fork: same memory, same library state) whose connections
@@ -252,7 +281,7 @@ typedef struct flaky {
     _Atomic bool refuse;
 } flaky;
 
-static bool maybe_refuse(fault_peer *p, fault_peer_conn *c)
+static bool maybe_refuse(raw_peer *p, raw_peer_conn *c)
 {
     (void)c;
     flaky *f = p->user;
@@ -261,7 +290,7 @@ static bool maybe_refuse(fault_peer *p, fault_peer_conn *c)
 
 typedef struct open_wait {
     arpc_channel *ch;
-    fault_peer *peer;
+    raw_peer *peer;
     int before;
 } open_wait;
 
@@ -278,20 +307,17 @@ static void test_backoff_resets_after_a_frame(void)
     enum { MIN = 20, MAX = 5000 };
 
     flaky f = {true};
-    fault_peer p;
-    fault_peer_start(&p, fault_peer_polite, maybe_refuse, &f);
-    arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    peer_target(target, sizeof(target), &p);
+    rig r;
+    rig_start(&r, 1, raw_peer_polite, maybe_refuse, &f);
     arpc_channel_opts o;
     fault_channel_opts_init(&o);
     o.reconnect_backoff_min_ms = MIN;
     o.reconnect_backoff_max_ms = MAX;
     o.eject_after_failures = 1;
-    arpc_channel *ch = channel_to(rt, target, &o);
+    arpc_channel *ch = channel_to(r.rt, r.target, &o);
     (void)fault_echo_call(ch, 100);
     /* Five failures: the backoff has doubled to 20 << 5 = 640 ms. */
-    wait_accepts(&p, 6, 20000);
+    wait_accepts(&r.peer, 6, 20000);
 
     /* The next probe is answered: the endpoint is proven and re-admitted. */
     atomic_store(&f.refuse, false);
@@ -301,20 +327,19 @@ static void test_backoff_resets_after_a_frame(void)
     /* The peer drops the proven link (not a failure) and refuses the next
      * one: the slot backs off from the minimum again, not from 1280 ms. */
     atomic_store(&f.refuse, true);
-    fault_peer_run(&p, fault_peer_close_all, NULL);
-    int n = atomic_load(&p.accepted);
+    raw_peer_run(&r.peer, raw_peer_close_all, NULL);
+    int n = atomic_load(&r.peer.accepted);
     /* A call may still go out on the closed link before the client sees the
      * close (and fail with it): call until one opens a new connection. */
-    open_wait ow = {.ch = ch, .peer = &p, .before = n};
+    open_wait ow = {.ch = ch, .peer = &r.peer, .before = n};
     ASSERT_TRUE(wait_until(call_opened_connection, &ow, 20000));
-    wait_accepts(&p, n + 2, 20000);
-    int64_t g = gap_ms(&p, n);
+    wait_accepts(&r.peer, n + 2, 20000);
+    int64_t g = gap_ms(&r.peer, n);
     fprintf(stderr, "  after the reset: next attempt %lld ms after the failure\n", (long long)g);
     ASSERT_GE(g, MIN / 2 - 2);
     ASSERT_LT(g, 2 * MIN + SLACK_MS); /* without the reset: at least 640 ms */
     arpc_channel_destroy(ch);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&p);
+    rig_stop(&r);
 }
 
 /* ---- GOAWAY with a chosen last id ------------------------------------------ */
@@ -332,7 +357,7 @@ typedef struct goaway_script {
 
 /* Connection 0: collects the four requests, sends GOAWAY with the second one's
  * id as last id, then answers the first two.  Later connections: polite. */
-static void goaway_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *f)
+static void goaway_on_frame(raw_peer *p, raw_peer_conn *c, const arpc__frame *f)
 {
     goaway_script *s = p->user;
     if (f->type == ARPC__FRAME_PING || c->index > 0) {
@@ -342,7 +367,7 @@ static void goaway_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame
                 s->retried_bytes[k] = f->payload_len ? (char)f->payload[0] : 0;
             atomic_fetch_add(&s->retried, 1);
         }
-        fault_peer_polite(p, c, f);
+        raw_peer_polite(p, c, f);
         return;
     }
     if (f->type != ARPC__FRAME_REQUEST || s->seen >= GOAWAY_CALLS)
@@ -351,15 +376,14 @@ static void goaway_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame
     s->first_byte[s->seen] = f->payload_len ? (char)f->payload[0] : 0;
     if (++s->seen < GOAWAY_CALLS)
         return;
-    fault_peer_send_header(c->fd, ARPC__FRAME_GOAWAY, s->ids[1], s->status, 0,
-                           ARPC__FRAME_HEADER_SIZE);
+    raw_send_header(c->fd, ARPC__FRAME_GOAWAY, s->ids[1], s->status, 0, ARPC__FRAME_HEADER_SIZE);
     for (int i = 0; i < 2; i++)
-        fault_peer_respond(c->fd, s->ids[i], 0, &s->first_byte[i], 1);
+        raw_send_response(c->fd, s->ids[i], 0, &s->first_byte[i], 1);
 }
 
 typedef struct goaway_result {
     fault_calls set;
-    fault_peer peer;
+    rig rig;
     goaway_script script;
     arpc_channel_stats stats;
 } goaway_result;
@@ -368,17 +392,12 @@ static void run_goaway(goaway_result *r, uint32_t max_retries, int32_t status)
 {
     memset(&r->script, 0, sizeof(r->script));
     r->script.status = status;
-    fault_peer_start(&r->peer, goaway_on_frame, NULL, &r->script);
-    arpc_runtime *rt = fault_runtime(2);
-    char target[64];
-    peer_target(target, sizeof(target), &r->peer);
+    rig_start(&r->rig, 2, goaway_on_frame, NULL, &r->script);
     arpc_channel_opts o;
     fault_channel_opts_init(&o);
     o.max_retries = max_retries;
-    arpc_channel *ch = channel_to(rt, target, &o);
-    arpc_call_opts co;
-    arpc_call_opts_init(&co);
-    co.timeout_ms = 5000;
+    arpc_channel *ch = channel_to(r->rig.rt, r->rig.target, &o);
+    arpc_call_opts co = fault_call_opts(5000);
     fault_calls_init(&r->set, GOAWAY_CALLS);
     static const char *payloads[GOAWAY_CALLS] = {"a", "b", "c", "d"};
     for (int i = 0; i < GOAWAY_CALLS; i++)
@@ -386,8 +405,7 @@ static void run_goaway(goaway_result *r, uint32_t max_retries, int32_t status)
     ASSERT_TRUE(wait_until(fault_calls_all_done, &r->set, 10000));
     arpc_channel_get_stats(ch, &r->stats);
     arpc_channel_destroy(ch);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&r->peer);
+    rig_stop(&r->rig);
 }
 
 static int call_of(const goaway_result *r, char first_byte)
@@ -440,62 +458,54 @@ typedef struct drain_script {
     _Atomic bool answered;
 } drain_script;
 
-static void drain_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *f)
+static void drain_on_frame(raw_peer *p, raw_peer_conn *c, const arpc__frame *f)
 {
     drain_script *s = p->user;
     if (f->type == ARPC__FRAME_PING) {
-        fault_peer_pong(c->fd, f->request_id);
+        raw_send_control(c->fd, ARPC__FRAME_PONG, f->request_id);
     } else if (f->type == ARPC__FRAME_REQUEST && c->index == 0) {
         s->id = f->request_id;
-        fault_peer_send_header(c->fd, ARPC__FRAME_GOAWAY, f->request_id, ARPC_ESHUTDOWN, 0,
-                               ARPC__FRAME_HEADER_SIZE);
+        raw_send_header(c->fd, ARPC__FRAME_GOAWAY, f->request_id, ARPC_ESHUTDOWN, 0,
+                        ARPC__FRAME_HEADER_SIZE);
     }
 }
 
-static void answer_drained(fault_peer *p, void *arg)
+static void answer_drained(raw_peer *p, void *arg)
 {
     drain_script *s = p->user;
     (void)arg;
-    fault_peer_respond(p->conns[0]->fd, s->id, 0, "x", 1);
+    raw_send_response(p->conns[0]->fd, s->id, 0, "x", 1);
     atomic_store(&s->answered, true);
 }
 
 static bool peer_conn0_closed(void *arg)
 {
-    fault_peer *p = arg;
+    raw_peer *p = arg;
     return atomic_load(&p->eofs) >= 1;
 }
 
 static void test_goaway_drained_link_closed_by_client(void)
 {
     drain_script s = {0};
-    fault_peer p;
-    fault_peer_start(&p, drain_on_frame, NULL, &s);
-    arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    peer_target(target, sizeof(target), &p);
-    arpc_channel_opts o;
-    fault_channel_opts_init(&o);
-    arpc_channel *ch = channel_to(rt, target, &o);
-    arpc_call_opts co;
-    arpc_call_opts_init(&co);
-    co.timeout_ms = 10000;
+    rig r;
+    rig_start(&r, 1, drain_on_frame, NULL, &s);
+    arpc_channel *ch = rig_channel(&r);
+    arpc_call_opts co = fault_call_opts(10000);
     fault_calls set;
     fault_calls_init(&set, 1);
     fault_call_start(&set, 0, ch, "echo", "x", &co);
-    fault_peer_count req = {&p.requests, 1};
-    ASSERT_TRUE(wait_until(fault_peer_count_reached, &req, 5000));
+    raw_count req = {&r.peer.requests, 1};
+    ASSERT_TRUE(wait_until(raw_count_reached, &req, 5000));
     /* Accepted (id == last id) and unanswered: the link stays open for it. */
-    ASSERT_FALSE(peer_conn0_closed(&p));
+    ASSERT_FALSE(peer_conn0_closed(&r.peer));
     ASSERT_EQ(atomic_load(&set.completed), 0);
-    fault_peer_run(&p, answer_drained, NULL);
+    raw_peer_run(&r.peer, answer_drained, NULL);
     ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 5000));
     ASSERT_OK(atomic_load(&set.calls[0].status));
-    ASSERT_TRUE(wait_until(peer_conn0_closed, &p, 5000));
+    ASSERT_TRUE(wait_until(peer_conn0_closed, &r.peer, 5000));
     fault_calls_fini(&set);
     arpc_channel_destroy(ch);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&p);
+    rig_stop(&r);
 }
 
 /* ---- heartbeats -------------------------------------------------------------- */
@@ -511,19 +521,19 @@ typedef struct slow_script {
 /* Answers a request with 16 MiB in bursts, pausing longer than the client's
  * heartbeat interval between them, and only then reads (and answers) the
  * PINGs that came in meanwhile: every PONG is queued behind the answer. */
-static void slow_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *f)
+static void slow_on_frame(raw_peer *p, raw_peer_conn *c, const arpc__frame *f)
 {
     slow_script *s = p->user;
     if (f->type != ARPC__FRAME_REQUEST) {
-        fault_peer_polite(p, c, f);
+        raw_peer_polite(p, c, f);
         return;
     }
     static uint8_t chunk[BIG_ANSWER / BIG_CHUNKS];
     memset(chunk, 0x5a, sizeof(chunk));
-    fault_peer_send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, BIG_ANSWER,
-                           ARPC__FRAME_HEADER_SIZE);
+    raw_send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, BIG_ANSWER,
+                    ARPC__FRAME_HEADER_SIZE);
     for (int i = 0; i < BIG_CHUNKS; i++) {
-        fault_peer_write(c->fd, chunk, sizeof(chunk));
+        raw_send(c->fd, chunk, sizeof(chunk));
         usleep(BIG_PAUSE_MS * 1000); /* the peer's pacing, not a synchronisation */
         char b;
         if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
@@ -534,11 +544,8 @@ static void slow_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *
 static void test_pong_behind_16mib_answer_is_not_death(void)
 {
     slow_script s = {false};
-    fault_peer p;
-    fault_peer_start(&p, slow_on_frame, NULL, &s);
-    arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    peer_target(target, sizeof(target), &p);
+    rig r;
+    rig_start(&r, 1, slow_on_frame, NULL, &s);
     arpc_channel_opts o;
     arpc_channel_opts_init(&o);
     o.heartbeat_interval_ms = 100;
@@ -546,12 +553,10 @@ static void test_pong_behind_16mib_answer_is_not_death(void)
      * every 200 ms, 400 ms within the timeout for a loaded machine. */
     o.heartbeat_timeout_ms = 600;
     o.max_frame_size = 2 * BIG_ANSWER;
-    arpc_channel *ch = channel_to(rt, target, &o);
+    arpc_channel *ch = channel_to(r.rt, r.target, &o);
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
-    arpc_call_opts co;
-    arpc_call_opts_init(&co);
-    co.timeout_ms = 20000;
+    arpc_call_opts co = fault_call_opts(20000);
     int64_t start = test_now_ms();
     ASSERT_OK(arpc_call(ch, "echo", "x", 1, &co, rsp));
     fprintf(stderr, "  16 MiB answer in %lld ms\n", (long long)(test_now_ms() - start));
@@ -564,8 +569,7 @@ static void test_pong_behind_16mib_answer_is_not_death(void)
     ASSERT_EQ(st.reconnects, 1);
     arpc_buf_destroy(rsp);
     arpc_channel_destroy(ch);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&p);
+    rig_stop(&r);
 }
 
 #define SERVER_PING_ID 0x7777
@@ -575,14 +579,14 @@ typedef struct ping_script {
     _Atomic int pongs;
 } ping_script;
 
-static bool ping_client_first(fault_peer *p, fault_peer_conn *c)
+static bool ping_client_first(raw_peer *p, raw_peer_conn *c)
 {
     (void)p;
-    fault_peer_send_header(c->fd, ARPC__FRAME_PING, SERVER_PING_ID, 0, 0, ARPC__FRAME_HEADER_SIZE);
+    raw_send_header(c->fd, ARPC__FRAME_PING, SERVER_PING_ID, 0, 0, ARPC__FRAME_HEADER_SIZE);
     return true;
 }
 
-static void ping_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *f)
+static void ping_on_frame(raw_peer *p, raw_peer_conn *c, const arpc__frame *f)
 {
     ping_script *s = p->user;
     if (f->type == ARPC__FRAME_PONG) {
@@ -590,68 +594,58 @@ static void ping_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *
         atomic_fetch_add(&s->pongs, 1);
         return;
     }
-    fault_peer_polite(p, c, f);
+    raw_peer_polite(p, c, f);
 }
 
 static void test_client_answers_server_ping(void)
 {
     ping_script s = {0};
-    fault_peer p;
-    fault_peer_start(&p, ping_on_frame, ping_client_first, &s);
-    arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    peer_target(target, sizeof(target), &p);
-    arpc_channel_opts o;
-    fault_channel_opts_init(&o);
-    arpc_channel *ch = channel_to(rt, target, &o);
+    rig r;
+    rig_start(&r, 1, ping_on_frame, ping_client_first, &s);
+    arpc_channel *ch = rig_channel(&r);
     ASSERT_OK(fault_echo_call(ch, 5000));
-    fault_peer_count w = {&s.pongs, 1};
-    ASSERT_TRUE(wait_until(fault_peer_count_reached, &w, 5000));
+    raw_count w = {&s.pongs, 1};
+    ASSERT_TRUE(wait_until(raw_count_reached, &w, 5000));
     ASSERT_EQ(atomic_load(&s.pong_id), SERVER_PING_ID);
     ASSERT_EQ(atomic_load(&s.pongs), 1);
     arpc_channel_destroy(ch);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&p);
+    rig_stop(&r);
 }
 
 typedef struct ping_counts {
     _Atomic int by_conn[4];
 } ping_counts;
 
-static void count_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *f)
+static void count_on_frame(raw_peer *p, raw_peer_conn *c, const arpc__frame *f)
 {
     ping_counts *s = p->user;
     if (f->type == ARPC__FRAME_PING && c->index < 4)
         atomic_fetch_add(&s->by_conn[c->index], 1);
-    fault_peer_polite(p, c, f);
+    raw_peer_polite(p, c, f);
 }
 
 static void test_heartbeats_off_sends_only_the_probe(void)
 {
     ping_counts s = {0};
-    fault_peer p;
-    fault_peer_start(&p, count_on_frame, NULL, &s);
-    arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    peer_target(target, sizeof(target), &p);
+    rig r;
+    rig_start(&r, 1, count_on_frame, NULL, &s);
     arpc_channel_opts o;
     arpc_channel_opts_init(&o);
     o.heartbeat_interval_ms = 0;
-    arpc_channel *off = channel_to(rt, target, &o);
+    arpc_channel *off = channel_to(r.rt, r.target, &o);
     ASSERT_OK(fault_echo_call(off, 5000)); /* connection 0 */
     o.heartbeat_interval_ms = 50;
-    arpc_channel *on = channel_to(rt, target, &o);
+    arpc_channel *on = channel_to(r.rt, r.target, &o);
     ASSERT_OK(fault_echo_call(on, 5000)); /* connection 1, younger */
     /* The control channel PINGs every 50 ms of silence: by its 30th PING the
      * other connection has been idle for longer than the default interval
      * and the heartbeat timeout that follows the probe. */
-    fault_peer_count w = {&s.by_conn[1], 30};
-    ASSERT_TRUE(wait_until(fault_peer_count_reached, &w, 20000));
+    raw_count w = {&s.by_conn[1], 30};
+    ASSERT_TRUE(wait_until(raw_count_reached, &w, 20000));
     ASSERT_EQ(atomic_load(&s.by_conn[0]), 1);
     arpc_channel_destroy(on);
     arpc_channel_destroy(off);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&p);
+    rig_stop(&r);
 }
 
 /* ---- deadlines and retries ---------------------------------------------------- */
@@ -661,23 +655,16 @@ static void test_deadline_spans_all_retries(void)
     enum { TIMEOUT = 600 };
 
     /* A bound socket that does not listen: every connection is refused. */
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof(addr);
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&addr, &alen), 0);
+    int fd;
+    int port = refusing_port(&fd);
     arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    fault_addr(target, sizeof(target), ntohs(addr.sin_port));
     arpc_channel_opts o;
     fault_channel_opts_init(&o);
     o.max_retries = 1000;
     o.eject_after_failures = 1000; /* keep waiting rather than fail fast */
     o.reconnect_backoff_min_ms = 50;
     o.reconnect_backoff_max_ms = 50;
-    arpc_channel *ch = channel_to(rt, target, &o);
+    arpc_channel *ch = fault_channel(rt, port, &o);
     int64_t start = test_now_ms();
     int rc = fault_echo_call(ch, TIMEOUT);
     int64_t took = test_now_ms() - start;
@@ -701,22 +688,15 @@ static void test_deadline_spans_all_retries(void)
  * recorded, which no ejection leaves), not at its deadline. */
 static void test_all_ejected_fails_fast_with_recorded_error(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof(addr);
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&addr, &alen), 0);
+    int fd;
+    int port = refusing_port(&fd);
     arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    fault_addr(target, sizeof(target), ntohs(addr.sin_port));
     arpc_channel_opts o;
     fault_channel_opts_init(&o);
     o.eject_after_failures = 1;
     o.reconnect_backoff_min_ms = 5000; /* in backoff for the whole test */
     o.reconnect_backoff_max_ms = 5000;
-    arpc_channel *ch = channel_to(rt, target, &o);
+    arpc_channel *ch = fault_channel(rt, port, &o);
     ASSERT_ERR(fault_echo_call(ch, 5000), ARPC_ECONNREFUSED); /* ejects it */
     for (int i = 0; i < 3; i++) {
         int64_t start = test_now_ms();
@@ -740,18 +720,18 @@ typedef struct bad_script {
     bad_kind kind;
 } bad_script;
 
-static void bad_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *f)
+static void bad_on_frame(raw_peer *p, raw_peer_conn *c, const arpc__frame *f)
 {
     bad_script *s = p->user;
     if (f->type == ARPC__FRAME_PING) {
-        fault_peer_pong(c->fd, f->request_id);
+        raw_send_control(c->fd, ARPC__FRAME_PONG, f->request_id);
         return;
     }
     if (f->type != ARPC__FRAME_REQUEST || atomic_load(&p->requests) < PENDING_CALLS)
         return;
     switch (s->kind) {
     case BAD_GARBAGE:
-        fault_peer_write(c->fd, "HTTP/1.1 200 OK\r\n\r\n", 19);
+        raw_send(c->fd, "HTTP/1.1 200 OK\r\n\r\n", 19);
         break;
     case BAD_CLOSE:
         shutdown(c->fd, SHUT_RDWR);
@@ -759,7 +739,7 @@ static void bad_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *f
     case BAD_VERSION: {
         /* A well-formed header in a version this side does not speak. */
         uint8_t header[ARPC__FRAME_HEADER_SIZE] = {0x41, 0x52, 2, ARPC__FRAME_RESPONSE};
-        fault_peer_write(c->fd, header, sizeof(header));
+        raw_send(c->fd, header, sizeof(header));
         break;
     }
     }
@@ -768,21 +748,13 @@ static void bad_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *f
 static void expect_all_pending_fail(bad_kind kind, int want)
 {
     bad_script s = {kind};
-    fault_peer p;
-    fault_peer_start(&p, bad_on_frame, NULL, &s);
-    arpc_runtime *rt = fault_runtime(2);
-    char target[64];
-    peer_target(target, sizeof(target), &p);
-    arpc_channel_opts o;
-    fault_channel_opts_init(&o);
-    arpc_channel *ch = channel_to(rt, target, &o);
-    arpc_call_opts co;
-    arpc_call_opts_init(&co);
-    co.timeout_ms = 10000;
+    rig r;
+    rig_start(&r, 2, bad_on_frame, NULL, &s);
+    arpc_channel *ch = rig_channel(&r);
+    arpc_call_opts co = fault_call_opts(10000);
     fault_calls set;
     fault_calls_init(&set, PENDING_CALLS);
-    for (size_t i = 0; i < PENDING_CALLS; i++)
-        fault_call_start(&set, i, ch, "echo", "x", &co);
+    fault_calls_start_all(&set, ch, "echo", "x", &co);
     ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 15000));
     for (size_t i = 0; i < PENDING_CALLS; i++) {
         ASSERT_EQ(atomic_load(&set.calls[i].done), 1);
@@ -793,8 +765,7 @@ static void expect_all_pending_fail(bad_kind kind, int want)
     arpc_channel_destroy(ch);
     ASSERT_EQ(atomic_load(&set.completed), PENDING_CALLS);
     fault_calls_fini(&set);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&p);
+    rig_stop(&r);
 }
 
 static void test_every_pending_call_fails_when_connection_goes_bad(void)
@@ -806,32 +777,24 @@ static void test_every_pending_call_fails_when_connection_goes_bad(void)
 
 /* ---- destroy on a normal link ------------------------------------------------ */
 
-static void pongs_only(fault_peer *p, fault_peer_conn *c, const arpc__frame *f)
+static void pongs_only(raw_peer *p, raw_peer_conn *c, const arpc__frame *f)
 {
     (void)p;
     if (f->type == ARPC__FRAME_PING)
-        fault_peer_pong(c->fd, f->request_id);
+        raw_send_control(c->fd, ARPC__FRAME_PONG, f->request_id);
 }
 
 static void test_destroy_cancels_calls_on_a_normal_link(void)
 {
-    fault_peer p;
-    fault_peer_start(&p, pongs_only, NULL, NULL);
-    arpc_runtime *rt = fault_runtime(2);
-    char target[64];
-    peer_target(target, sizeof(target), &p);
-    arpc_channel_opts o;
-    fault_channel_opts_init(&o);
-    arpc_channel *ch = channel_to(rt, target, &o);
-    arpc_call_opts co;
-    arpc_call_opts_init(&co);
-    co.timeout_ms = 20000;
+    rig r;
+    rig_start(&r, 2, pongs_only, NULL, NULL);
+    arpc_channel *ch = rig_channel(&r);
+    arpc_call_opts co = fault_call_opts(20000);
     fault_calls set;
     fault_calls_init(&set, 5);
-    for (size_t i = 0; i < 5; i++)
-        fault_call_start(&set, i, ch, "echo", "x", &co);
-    fault_peer_count w = {&p.requests, 5};
-    ASSERT_TRUE(wait_until(fault_peer_count_reached, &w, 5000));
+    fault_calls_start_all(&set, ch, "echo", "x", &co);
+    raw_count w = {&r.peer.requests, 5};
+    ASSERT_TRUE(wait_until(raw_count_reached, &w, 5000));
     int64_t start = test_now_ms();
     arpc_channel_destroy(ch);
     ASSERT_LT(test_now_ms() - start, 2000); /* not their 20 s deadline */
@@ -839,41 +802,32 @@ static void test_destroy_cancels_calls_on_a_normal_link(void)
     for (size_t i = 0; i < 5; i++)
         ASSERT_ERR(atomic_load(&set.calls[i].status), ARPC_ECANCELED);
     fault_calls_fini(&set);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&p);
+    rig_stop(&r);
 }
 
 /* ---- statuses -------------------------------------------------------------- */
 
-static void status_on_frame(fault_peer *p, fault_peer_conn *c, const arpc__frame *f)
+static void status_on_frame(raw_peer *p, raw_peer_conn *c, const arpc__frame *f)
 {
     (void)p;
     if (f->type == ARPC__FRAME_PING)
-        fault_peer_pong(c->fd, f->request_id);
+        raw_send_control(c->fd, ARPC__FRAME_PONG, f->request_id);
     else if (f->type == ARPC__FRAME_REQUEST)
-        fault_peer_respond(c->fd, f->request_id, -(int32_t)f->payload[0] * 100, NULL, 0);
+        raw_send_response(c->fd, f->request_id, -(int32_t)f->payload[0] * 100, NULL, 0);
 }
 
 static void test_unknown_negative_status_passed_through(void)
 {
-    fault_peer p;
-    fault_peer_start(&p, status_on_frame, NULL, NULL);
-    arpc_runtime *rt = fault_runtime(1);
-    char target[64];
-    peer_target(target, sizeof(target), &p);
-    arpc_channel_opts o;
-    fault_channel_opts_init(&o);
-    arpc_channel *ch = channel_to(rt, target, &o);
-    arpc_call_opts co;
-    arpc_call_opts_init(&co);
-    co.timeout_ms = 5000;
+    rig r;
+    rig_start(&r, 1, status_on_frame, NULL, NULL);
+    arpc_channel *ch = rig_channel(&r);
+    arpc_call_opts co = fault_call_opts(5000);
     /* -7700 and -9900: in arpc's space, not in its table. */
     ASSERT_EQ(arpc_call(ch, "echo", "M", 1, &co, NULL), -7700);
     ASSERT_EQ(arpc_call(ch, "echo", "c", 1, &co, NULL), -9900);
     ASSERT_STREQ(arpc_strerror(-7700), "unknown error");
     arpc_channel_destroy(ch);
-    arpc_runtime_destroy(rt);
-    fault_peer_stop(&p);
+    rig_stop(&r);
 }
 
 int main(void)

@@ -20,7 +20,6 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -28,6 +27,7 @@
 
 #include "fault_util.h"
 #include "proto/frame.h"
+#include "raw_peer.h"
 #include "test.h"
 
 #define LIMIT_MS 300
@@ -40,16 +40,6 @@
 #define SLACK_MS 1000
 #endif
 #define LATE_MS (LIMIT_MS * 5 / 4 + SLACK_MS)
-
-static int raw_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
-}
 
 static void send_bytes(int fd, const void *data, size_t len)
 {
@@ -255,12 +245,7 @@ static void test_idle_flood_locks_out_for_at_most_the_first_frame_limit(void)
     conns_wait w = {.srv = srv, .want = CAP};
     ASSERT_TRUE(wait_until(connections_are, &w, 5000));
 
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
-    arpc_channel_opts copts;
-    fault_channel_opts_init(&copts);
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
+    arpc_channel *ch = fault_channel(rt, arpc_server_port(srv), NULL);
     /* Refused (ARPC_ETOOMANYCONNS) while the flood holds the cap, served
      * once the first-frame limit has closed it. */
     fault_echo_wait ew = {.ch = ch};
@@ -285,13 +270,10 @@ static void test_heartbeats_keep_a_channel_open_under_short_limits(void)
     /* Far shorter than the defaults, but the idle limit above the default
      * heartbeat interval (500 ms), as the defaults are. */
     arpc_server *srv = server_with(rt, 200, 200, 1200, 0);
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
     arpc_channel_opts copts;
     fault_channel_opts_init(&copts);
     ASSERT_EQ(copts.heartbeat_interval_ms, 500); /* the default */
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
+    arpc_channel *ch = fault_channel(rt, arpc_server_port(srv), &copts);
     ASSERT_OK(fault_echo_call(ch, 5000));
     /* Idle for 2.5 idle limits: only heartbeats cross the connection. */
     int64_t until = test_now_ms() + 3000;
@@ -314,38 +296,6 @@ static void test_heartbeats_keep_a_channel_open_under_short_limits(void)
 
 /* ---- arpc-echo-server's flags --------------------------------------------- */
 
-static pid_t start_tool(char **argv, int *port)
-{
-    int pipe_fds[2];
-    ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
-    pid_t parent = getpid();
-    fflush(NULL);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(pipe_fds[1], STDOUT_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(pipe_fds[1]);
-    char line[256];
-    int len = test_read_line(pipe_fds[0], line, sizeof(line), 20000);
-    close(pipe_fds[0]);
-    if (len < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        test_fail(__FILE__, __LINE__, "arpc-echo-server printed no \"listening on\" line");
-    }
-    const char *colon = strrchr(line, ':');
-    ASSERT_TRUE(colon != NULL);
-    *port = atoi(colon + 1);
-    ASSERT_GT(*port, 0);
-    return pid;
-}
-
 static void test_echo_server_flags_set_the_limits(void)
 {
     char path[4096];
@@ -358,27 +308,26 @@ static void test_echo_server_flags_set_the_limits(void)
                     "300",         "--idle-timeout-ms",
                     "5000",        "--max-unwritten-bytes",
                     "1048576",     NULL};
-    int port;
-    pid_t pid = start_tool(argv, &port);
+    fault_proc proc;
+    fault_tool_start(argv, &proc);
+    int port = proc.port;
     int silent[3];
     int64_t start = test_now_ms();
     for (int i = 0; i < 3; i++)
         silent[i] = raw_connect(port);
     /* The fourth is over --max-conns: GOAWAY, then closed at once. */
     int over = raw_connect(port);
-    uint8_t goaway[ARPC__FRAME_HEADER_SIZE];
-    ASSERT_EQ(recv(over, goaway, sizeof(goaway), MSG_WAITALL), (ssize_t)sizeof(goaway));
-    arpc__frame f;
-    ASSERT_EQ(arpc__frame_decode(goaway, sizeof(goaway), ARPC__DEFAULT_MAX_FRAME, &f),
-              ARPC__FRAME_HEADER_SIZE);
-    ASSERT_EQ(f.type, ARPC__FRAME_GOAWAY);
-    ASSERT_EQ(f.status, ARPC_ETOOMANYCONNS);
+    raw_frame goaway;
+    ASSERT_TRUE(raw_read_frame(over, &goaway, 20000));
+    ASSERT_EQ(goaway.len, ARPC__FRAME_HEADER_SIZE);
+    ASSERT_EQ(goaway.f.type, ARPC__FRAME_GOAWAY);
+    ASSERT_EQ(goaway.f.status, ARPC_ETOOMANYCONNS);
+    raw_frame_free(&goaway);
     close(over);
     /* --first-frame-timeout-ms closes the silent ones. */
     expect_closed_within_limit(silent, 3, start);
-    kill(pid, SIGTERM);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    fault_proc_signal(&proc, SIGTERM);
+    int status = fault_proc_reap(&proc, 20000);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 

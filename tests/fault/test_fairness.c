@@ -31,11 +31,9 @@ static _Atomic int most_running;
 static int handle_slow(arpc_request *req, void *user_data)
 {
     (void)user_data;
-    char text[16] = {0};
-    size_t n = arpc_request_len(req);
-    if (n == 0 || n >= sizeof(text))
+    char text[16];
+    if (fault_request_text(req, text, sizeof(text)) < 0)
         return ARPC_EINVAL;
-    memcpy(text, arpc_request_data(req), n);
     int now = atomic_fetch_add(&running, 1) + 1;
     int most = atomic_load(&most_running);
     while (now > most && !atomic_compare_exchange_weak(&most_running, &most, now))
@@ -51,23 +49,13 @@ static arpc_server *fair_server(arpc_runtime *rt)
     arpc_server_opts_init(&opts);
     opts.max_in_flight = MAX_IN_FLIGHT;
     opts.max_in_flight_per_connection = SHARE;
-    arpc_server *srv;
-    ASSERT_OK(arpc_server_create(rt, &opts, &srv));
-    ASSERT_OK(arpc_server_register(srv, "echo", fault_handle_echo, NULL));
-    ASSERT_OK(arpc_server_register(srv, "slow", handle_slow, NULL));
-    ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
-    return srv;
+    static const fault_method more[] = {{"slow", handle_slow}, {NULL, NULL}};
+    return fault_server(rt, &opts, more);
 }
 
 static arpc_channel *fair_channel(arpc_runtime *rt, arpc_server *srv)
 {
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
-    arpc_channel_opts opts;
-    fault_channel_opts_init(&opts);
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, &opts, &ch));
-    return ch;
+    return fault_channel(rt, arpc_server_port(srv), NULL);
 }
 
 static bool share_running(void *arg)
@@ -85,13 +73,10 @@ static void test_greedy_channel_keeps_to_its_share(void)
     ASSERT_OK(fault_echo_call(greedy, 5000));
     ASSERT_OK(fault_echo_call(other, 5000));
 
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = WAIT_MS;
+    arpc_call_opts opts = fault_call_opts(WAIT_MS);
     fault_calls set;
     fault_calls_init(&set, MAX_IN_FLIGHT);
-    for (size_t i = 0; i < MAX_IN_FLIGHT; i++)
-        fault_call_start(&set, i, greedy, "slow", "1000", &opts);
+    fault_calls_start_all(&set, greedy, "slow", "1000", &opts);
     ASSERT_TRUE(wait_until(share_running, NULL, WAIT_MS));
 
     /* The server holds the greedy channel's share: the other client is served. */

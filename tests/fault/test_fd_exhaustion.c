@@ -66,14 +66,11 @@ static void test_call_without_descriptors(void)
     arpc_runtime *srv_rt = fault_runtime(1);
     arpc_server *srv = fault_echo_server(srv_rt, NULL);
     arpc_runtime *cli_rt = fault_runtime(1);
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
     arpc_channel_opts copts;
     fault_channel_opts_init(&copts);
     copts.eject_after_failures = 1;
     copts.max_retries = 1;
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(cli_rt, target, &copts, &ch));
+    arpc_channel *ch = fault_channel(cli_rt, arpc_server_port(srv), &copts);
 
     fd_case fc = {.ch = ch, .callback_inside = -1};
     ASSERT_OK(arpc_loop_submit(arpc_runtime_loop(cli_rt, 0), call_without_fds, &fc));

@@ -34,13 +34,12 @@
 static int handle_sleep(arpc_request *req, void *user_data)
 {
     (void)user_data;
-    char text[16] = {0};
-    size_t n = arpc_request_len(req);
-    if (n == 0 || n >= sizeof(text))
-        return ARPC_EINVAL;
-    memcpy(text, arpc_request_data(req), n);
+    char text[16];
+    int n = fault_request_text(req, text, sizeof(text));
+    if (n < 0)
+        return n;
     arpc_coro_sleep_ms(atoi(text));
-    return arpc_buf_append(arpc_request_response(req), text, n);
+    return arpc_buf_append(arpc_request_response(req), text, (size_t)n);
 }
 
 /* Answers OVER bytes. */
@@ -63,26 +62,40 @@ static arpc_server *limits_server(arpc_runtime *rt, uint32_t max_frame)
     arpc_server_opts_init(&opts);
     if (max_frame != 0)
         opts.max_frame_size = max_frame;
-    arpc_server *srv;
-    ASSERT_OK(arpc_server_create(rt, &opts, &srv));
-    ASSERT_OK(arpc_server_register(srv, "echo", fault_handle_echo, NULL));
-    ASSERT_OK(arpc_server_register(srv, "sleep", handle_sleep, NULL));
-    ASSERT_OK(arpc_server_register(srv, "big", handle_big, NULL));
-    ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
-    return srv;
+    static const fault_method more[] = {{"sleep", handle_sleep}, {"big", handle_big}, {NULL, NULL}};
+    return fault_server(rt, &opts, more);
 }
 
 static arpc_channel *limits_channel(arpc_runtime *rt, int port, uint32_t max_frame)
 {
-    char target[64];
-    fault_addr(target, sizeof(target), port);
     arpc_channel_opts opts;
     fault_channel_opts_init(&opts);
     if (max_frame != 0)
         opts.max_frame_size = max_frame;
+    return fault_channel(rt, port, &opts);
+}
+
+/* Two arpc peers: a server with frame limit `server_max` and a channel to
+ * it with `client_max` (0: the default), connected by one echo call. */
+typedef struct limits_rig {
+    arpc_runtime *rt;
+    arpc_server *srv;
     arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, &opts, &ch));
-    return ch;
+} limits_rig;
+
+static void rig_start(limits_rig *r, uint32_t server_max, uint32_t client_max)
+{
+    r->rt = fault_runtime(2);
+    r->srv = limits_server(r->rt, server_max);
+    r->ch = limits_channel(r->rt, arpc_server_port(r->srv), client_max);
+    ASSERT_OK(fault_echo_call(r->ch, 5000));
+}
+
+static void rig_stop(limits_rig *r)
+{
+    arpc_channel_destroy(r->ch);
+    arpc_server_destroy(r->srv);
+    arpc_runtime_destroy(r->rt);
 }
 
 static char *big_text(void)
@@ -99,9 +112,7 @@ static char *big_text(void)
  * others succeeded, and the channel never reconnected. */
 static void ten_calls_one_too_big(arpc_channel *ch, const char *method, const char *payload)
 {
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = WAIT_MS;
+    arpc_call_opts opts = fault_call_opts(WAIT_MS);
     fault_calls set;
     fault_calls_init(&set, CALLS);
     for (size_t i = 0; i + 1 < CALLS; i++)
@@ -126,59 +137,57 @@ static void ten_calls_one_too_big(arpc_channel *ch, const char *method, const ch
 
 static void test_answer_over_client_limit_fails_only_its_call(void)
 {
-    arpc_runtime *rt = fault_runtime(2);
-    arpc_server *srv = limits_server(rt, 0);
-    arpc_channel *ch = limits_channel(rt, arpc_server_port(srv), LIMIT);
-    ASSERT_OK(fault_echo_call(ch, 5000));
-    ten_calls_one_too_big(ch, "big", "");
-    ASSERT_OK(fault_echo_call(ch, 5000));
+    limits_rig r;
+    rig_start(&r, 0, LIMIT);
+    ten_calls_one_too_big(r.ch, "big", "");
+    ASSERT_OK(fault_echo_call(r.ch, 5000));
     arpc_server_stats s;
-    arpc_server_get_stats(srv, &s);
+    arpc_server_get_stats(r.srv, &s);
     ASSERT_EQ(s.protocol_errors, 0);
-    arpc_channel_destroy(ch);
-    arpc_server_destroy(srv);
-    arpc_runtime_destroy(rt);
+    rig_stop(&r);
 }
 
 /* A server without settings: answers the client's PINGs with bare PONGs and,
  * once it holds all ten requests, answers the `big` one with a real OVER-byte
  * RESPONSE, then the nine others; then serves echo calls until the client
  * leaves. */
+typedef struct old_server {
+    uint64_t ids[CALLS];
+    bool big[CALLS];
+    size_t n;
+} old_server;
+
+static bool old_server_frame(int fd, const arpc__frame *f, void *arg)
+{
+    old_server *s = arg;
+    if (f->type == ARPC__FRAME_PING) {
+        raw_send_control(fd, ARPC__FRAME_PONG, f->request_id);
+    } else if (f->type == ARPC__FRAME_REQUEST && s->n < CALLS) {
+        s->ids[s->n] = f->request_id;
+        s->big[s->n++] = f->method_len == 3 && memcmp(f->method, "big", 3) == 0;
+        /* The oversized answer first: the nine others come after its body. */
+        for (size_t i = 0; s->n == CALLS && i < CALLS; i++) {
+            if (s->big[i]) {
+                char *body = big_text();
+                raw_send_response(fd, s->ids[i], 0, body, OVER);
+                free(body);
+            }
+        }
+        for (size_t i = 0; s->n == CALLS && i < CALLS; i++) {
+            if (!s->big[i])
+                raw_send_response(fd, s->ids[i], 0, SLEEP_MS, strlen(SLEEP_MS));
+        }
+    } else if (f->type == ARPC__FRAME_REQUEST) {
+        raw_send_response(fd, f->request_id, 0, f->payload, f->payload_len);
+    }
+    return true;
+}
+
 static void old_server_script(int fd, void *arg)
 {
     (void)arg;
-    uint64_t ids[CALLS];
-    bool big[CALLS];
-    size_t n = 0;
-    for (;;) {
-        raw_frame rf;
-        if (!raw_read_frame(fd, &rf, WAIT_MS)) {
-            raw_frame_free(&rf);
-            return;
-        }
-        const arpc__frame *f = &rf.f;
-        if (f->type == ARPC__FRAME_PING) {
-            raw_send_control(fd, ARPC__FRAME_PONG, f->request_id);
-        } else if (f->type == ARPC__FRAME_REQUEST && n < CALLS) {
-            ids[n] = f->request_id;
-            big[n++] = f->method_len == 3 && memcmp(f->method, "big", 3) == 0;
-            /* The oversized answer first: the nine others come after its body. */
-            for (size_t i = 0; n == CALLS && i < CALLS; i++) {
-                if (big[i]) {
-                    char *body = big_text();
-                    raw_send_response(fd, ids[i], 0, body, OVER);
-                    free(body);
-                }
-            }
-            for (size_t i = 0; n == CALLS && i < CALLS; i++) {
-                if (!big[i])
-                    raw_send_response(fd, ids[i], 0, SLEEP_MS, strlen(SLEEP_MS));
-            }
-        } else if (f->type == ARPC__FRAME_REQUEST) {
-            raw_send_response(fd, f->request_id, 0, f->payload, f->payload_len);
-        }
-        raw_frame_free(&rf);
-    }
+    old_server s = {.n = 0};
+    raw_serve(fd, WAIT_MS, old_server_frame, &s);
 }
 
 static void test_answer_over_limit_from_old_server_is_skipped(void)
@@ -202,22 +211,18 @@ static void test_answer_over_limit_from_old_server_is_skipped(void)
 
 static void test_request_over_server_limit_fails_locally(void)
 {
-    arpc_runtime *rt = fault_runtime(2);
-    arpc_server *srv = limits_server(rt, LIMIT);
-    arpc_channel *ch = limits_channel(rt, arpc_server_port(srv), 0);
-    ASSERT_OK(fault_echo_call(ch, 5000));
+    limits_rig r;
+    rig_start(&r, LIMIT, 0);
     arpc_server_stats before, after;
-    arpc_server_get_stats(srv, &before);
+    arpc_server_get_stats(r.srv, &before);
     char *text = big_text();
-    ten_calls_one_too_big(ch, "echo", text);
+    ten_calls_one_too_big(r.ch, "echo", text);
     free(text);
-    arpc_server_get_stats(srv, &after);
+    arpc_server_get_stats(r.srv, &after);
     ASSERT_EQ(after.requests, before.requests + CALLS - 1); /* the big one was never sent */
     ASSERT_EQ(after.protocol_errors, 0);
-    ASSERT_OK(fault_echo_call(ch, 5000));
-    arpc_channel_destroy(ch);
-    arpc_server_destroy(srv);
-    arpc_runtime_destroy(rt);
+    ASSERT_OK(fault_echo_call(r.ch, 5000));
+    rig_stop(&r);
 }
 
 /* Reads one RESPONSE and checks its id, status and payload. */

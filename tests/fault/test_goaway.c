@@ -153,13 +153,10 @@ static void test_drain_answers_accepted_calls(void)
 
     arpc_server_stats before;
     arpc_server_get_stats(a, &before);
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 5000;
+    arpc_call_opts opts = fault_call_opts(5000);
     fault_calls set;
     fault_calls_init(&set, 20);
-    for (size_t i = 0; i < 20; i++)
-        fault_call_start(&set, i, ch, "sleep", "300", &opts);
+    fault_calls_start_all(&set, ch, "sleep", "300", &opts);
     srv_wait w = {.srv = a, .requests = before.requests + 10};
     ASSERT_TRUE(wait_until(requests_reached, &w, 5000)); /* A holds its 10 */
 
@@ -210,9 +207,7 @@ static void accepted_call_start(accepted_call *ac, const arpc_channel_opts *copt
     fault_addr(target, sizeof(target), arpc_server_port(ac->srv));
     ASSERT_OK(arpc_channel_create(ac->cli_rt, target, copts, &ac->ch));
     ASSERT_OK(fault_echo_call(ac->ch, 5000));
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = timeout_ms;
+    arpc_call_opts opts = fault_call_opts(timeout_ms);
     fault_calls_init(&ac->set, 1);
     fault_call_start(&ac->set, 0, ac->ch, method, payload, &opts);
     ac->w = (srv_wait){.srv = ac->srv, .requests = 2, .connections = 1};

@@ -25,10 +25,10 @@
 
 #include "fault_util.h"
 #include "proto/frame.h"
+#include "raw_peer.h"
 #include "test.h"
 
-#define MAX_PEER_CONNS 64
-#define PROMPT_MS      1000 /* "promptly": far below the 5 s timeouts used */
+#define PROMPT_MS 1000 /* "promptly": far below the 5 s timeouts used */
 
 typedef enum peer_mode {
     PEER_SILENT,        /* reads everything, never writes */
@@ -39,198 +39,69 @@ typedef enum peer_mode {
     PEER_PONG_THEN_MUTE /* answers PINGs and requests until `mute`, then nothing */
 } peer_mode;
 
-typedef struct peer_conn {
-    int fd;
-    uint8_t buf[64 * 1024];
-    size_t len;
-} peer_conn;
-
+/* A raw_peer that misbehaves in one way, its `mode`. */
 typedef struct hostile_peer {
+    raw_peer raw;
     peer_mode mode;
-    int listen_fd;
-    uint16_t port;
-    int wake[2];
-    pthread_t thread;
-    peer_conn *conns[MAX_PEER_CONNS];
-    _Atomic int accepted;
-    _Atomic int requests;
     _Atomic int pongs;
     _Atomic bool mute;
     _Atomic int64_t last_pong_ms;
     _Atomic int64_t half_sent_ms; /* when the half frame went out */
 } hostile_peer;
 
-static void write_all(int fd, const void *data, size_t len)
+static void answer_request(hostile_peer *p, raw_peer_conn *c, const arpc__frame *f)
 {
-    const uint8_t *p = data;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return; /* the client closed: fine for a hostile peer */
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-static void send_header(int fd, uint8_t type, uint64_t id, int32_t status, uint32_t payload_len,
-                        size_t bytes)
-{
-    arpc__frame f = {.type = type, .request_id = id, .status = status, .payload_len = payload_len};
-    uint8_t header[ARPC__FRAME_HEADER_SIZE];
-    arpc__frame_write_header(header, &f);
-    write_all(fd, header, bytes);
-}
-
-static void peer_on_frame(hostile_peer *p, peer_conn *c, const arpc__frame *f)
-{
-    if (f->type == ARPC__FRAME_PING) {
-        if (p->mode == PEER_PONG_THEN_MUTE && !atomic_load(&p->mute)) {
-            send_header(c->fd, ARPC__FRAME_PONG, f->request_id, 0, 0, ARPC__FRAME_HEADER_SIZE);
-            atomic_store(&p->last_pong_ms, test_now_ms());
-            atomic_fetch_add(&p->pongs, 1);
-        }
-        return;
-    }
-    if (f->type != ARPC__FRAME_REQUEST)
-        return;
-    atomic_fetch_add(&p->requests, 1);
     switch (p->mode) {
     case PEER_SILENT:
         break;
     case PEER_GARBAGE: {
         static const char http[] = "HTTP/1.1 200 OK\r\n\r\n";
-        write_all(c->fd, http, sizeof(http) - 1);
+        raw_send(c->fd, http, sizeof(http) - 1);
         break;
     }
     case PEER_HALF:
-        send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, 4, 10);
+        raw_send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, 4, 10);
         atomic_store(&p->half_sent_ms, test_now_ms());
         break;
     case PEER_TOOBIG:
-        send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, 100u * 1024 * 1024,
-                    ARPC__FRAME_HEADER_SIZE);
-        break;
-    case PEER_REQUEST: {
-        arpc__frame req = {
-            .type = ARPC__FRAME_REQUEST, .request_id = 1, .method_len = 4, .payload_len = 0};
-        uint8_t header[ARPC__FRAME_HEADER_SIZE];
-        arpc__frame_write_header(header, &req);
-        write_all(c->fd, header, sizeof(header));
-        write_all(c->fd, "echo", 4);
-        break;
-    }
-    case PEER_PONG_THEN_MUTE:
-        if (!atomic_load(&p->mute)) {
-            send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, f->payload_len,
+        raw_send_header(c->fd, ARPC__FRAME_RESPONSE, f->request_id, 0, 100u * 1024 * 1024,
                         ARPC__FRAME_HEADER_SIZE);
-            write_all(c->fd, f->payload, f->payload_len);
-        }
+        break;
+    case PEER_REQUEST:
+        raw_send_request(c->fd, 1, 0, "echo", NULL, 0);
+        break;
+    case PEER_PONG_THEN_MUTE:
+        if (!atomic_load(&p->mute))
+            raw_send_response(c->fd, f->request_id, 0, f->payload, f->payload_len);
         break;
     }
 }
 
-/* Reads what is there and handles every complete frame.  @return false on EOF. */
-static bool peer_read(hostile_peer *p, peer_conn *c)
+static void peer_on_frame(raw_peer *rp, raw_peer_conn *c, const arpc__frame *f)
 {
-    ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN))
-        return true;
-    if (n <= 0)
-        return false;
-    c->len += (size_t)n;
-    size_t off = 0;
-    for (;;) {
-        arpc__frame f;
-        int64_t size = arpc__frame_decode(c->buf + off, c->len - off, sizeof(c->buf), &f);
-        if (size < 0)
-            return false; /* the client sent something malformed: cannot happen */
-        if (size == 0)
-            break;
-        peer_on_frame(p, c, &f);
-        off += (size_t)size;
+    hostile_peer *p = rp->user;
+    if (f->type == ARPC__FRAME_PING) {
+        if (p->mode == PEER_PONG_THEN_MUTE && !atomic_load(&p->mute)) {
+            raw_send_control(c->fd, ARPC__FRAME_PONG, f->request_id);
+            atomic_store(&p->last_pong_ms, test_now_ms());
+            atomic_fetch_add(&p->pongs, 1);
+        }
+        return;
     }
-    memmove(c->buf, c->buf + off, c->len - off);
-    c->len -= off;
-    return true;
-}
-
-static void *peer_main(void *arg)
-{
-    hostile_peer *p = arg;
-    for (;;) {
-        struct pollfd fds[2 + MAX_PEER_CONNS];
-        int slot_of[2 + MAX_PEER_CONNS];
-        nfds_t n = 0;
-        fds[n++] = (struct pollfd){.fd = p->wake[0], .events = POLLIN};
-        fds[n++] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
-        for (int i = 0; i < MAX_PEER_CONNS; i++) {
-            if (p->conns[i] != NULL) {
-                slot_of[n] = i;
-                fds[n++] = (struct pollfd){.fd = p->conns[i]->fd, .events = POLLIN};
-            }
-        }
-        if (poll(fds, n, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (fds[0].revents)
-            break;
-        if (fds[1].revents & POLLIN) {
-            int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0) {
-                atomic_fetch_add(&p->accepted, 1);
-                int i = 0;
-                while (i < MAX_PEER_CONNS && p->conns[i] != NULL)
-                    i++;
-                if (i == MAX_PEER_CONNS) {
-                    close(fd);
-                } else {
-                    p->conns[i] = calloc(1, sizeof(peer_conn));
-                    ASSERT_TRUE(p->conns[i] != NULL);
-                    p->conns[i]->fd = fd;
-                }
-            }
-        }
-        for (nfds_t k = 2; k < n; k++) {
-            if (fds[k].revents == 0)
-                continue;
-            peer_conn *c = p->conns[slot_of[k]];
-            if (!peer_read(p, c)) {
-                close(c->fd);
-                free(c);
-                p->conns[slot_of[k]] = NULL;
-            }
-        }
-    }
-    return NULL;
+    if (f->type == ARPC__FRAME_REQUEST)
+        answer_request(p, c, f);
 }
 
 static void peer_start(hostile_peer *p, peer_mode mode)
 {
     memset(p, 0, sizeof(*p));
     p->mode = mode;
-    p->listen_fd = test_listen_ephemeral(&p->port);
-    ASSERT_GE(p->listen_fd, 0);
-    ASSERT_EQ(pipe2(p->wake, O_CLOEXEC), 0);
-    ASSERT_EQ(pthread_create(&p->thread, NULL, peer_main, p), 0);
+    raw_peer_start(&p->raw, peer_on_frame, NULL, p);
 }
 
 static void peer_stop(hostile_peer *p)
 {
-    ASSERT_EQ(write(p->wake[1], "x", 1), 1);
-    ASSERT_EQ(pthread_join(p->thread, NULL), 0);
-    for (int i = 0; i < MAX_PEER_CONNS; i++) {
-        if (p->conns[i] != NULL) {
-            close(p->conns[i]->fd);
-            free(p->conns[i]);
-        }
-    }
-    close(p->listen_fd);
-    close(p->wake[0]);
-    close(p->wake[1]);
+    raw_peer_stop(&p->raw);
 }
 
 /* ---- fixture: a runtime, a healthy server and a channel to it ----------- */
@@ -245,11 +116,7 @@ static void fixture_start(fixture *f)
 {
     f->rt = fault_runtime(2);
     f->srv = fault_echo_server(f->rt, NULL);
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(f->srv));
-    arpc_channel_opts opts;
-    fault_channel_opts_init(&opts);
-    ASSERT_OK(arpc_channel_create(f->rt, target, &opts, &f->healthy));
+    f->healthy = fault_channel(f->rt, arpc_server_port(f->srv), NULL);
     ASSERT_OK(fault_echo_call(f->healthy, 5000));
 }
 
@@ -275,25 +142,19 @@ static void fixture_stop(fixture *f)
 static arpc_channel *hostile_channel(fixture *f, const hostile_peer *p, int64_t hb_interval_ms,
                                      int64_t hb_timeout_ms)
 {
-    char target[64];
-    fault_addr(target, sizeof(target), p->port);
     arpc_channel_opts opts;
     arpc_channel_opts_init(&opts);
     opts.heartbeat_interval_ms = hb_interval_ms;
     opts.heartbeat_timeout_ms = hb_timeout_ms;
     opts.reconnect_backoff_max_ms = 500;
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(f->rt, target, &opts, &ch));
-    return ch;
+    return fault_channel(f->rt, p->raw.port, &opts);
 }
 
 /* Starts one call on `ch`, checks the healthy channel while it is pending,
  * waits for it (bounded) and returns its record. */
 static fault_call run_hostile_call(fixture *f, arpc_channel *ch, int64_t timeout_ms)
 {
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = timeout_ms;
+    arpc_call_opts opts = fault_call_opts(timeout_ms);
     fault_calls set;
     fault_calls_init(&set, 1);
     fault_call_start(&set, 0, ch, "echo", "hello", &opts);
@@ -463,13 +324,10 @@ static void test_full_backlog_connect_times_out(void)
         ASSERT_GE(fillers[i], 0);
         connect(fillers[i], (struct sockaddr *)&addr, sizeof(addr)); /* EINPROGRESS or 0 */
     }
-    char target[64];
-    fault_addr(target, sizeof(target), ntohs(addr.sin_port));
     arpc_channel_opts opts;
     fault_channel_opts_init(&opts);
     opts.connect_timeout_ms = 200;
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(f.rt, target, &opts, &ch));
+    arpc_channel *ch = fault_channel(f.rt, ntohs(addr.sin_port), &opts);
     /* Never sent: retried (max_retries 2) after each backoff, then failed
      * with the last attempt's error, before the call's own deadline. */
     fault_call c = run_hostile_call(&f, ch, 5000);
@@ -509,15 +367,11 @@ static void test_zero_heartbeat_timeout_is_refused(void)
 
 /* ---- server side -------------------------------------------------------- */
 
-static int raw_connect(int port)
+/* Reads give up after 5 s, so a server that never closes fails the test. */
+static int timed_connect(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int fd = raw_connect(port);
+    raw_set_recv_timeout(fd, 5000);
     return fd;
 }
 
@@ -548,7 +402,7 @@ static void expect_closed_by_server(arpc_server *srv, int fd, const void *bad, s
     arpc__frame ping = {.type = ARPC__FRAME_PING, .request_id = 10};
     arpc__frame_write_header(out + len, &ping);
     len += ARPC__FRAME_HEADER_SIZE;
-    write_all(fd, out, len);
+    raw_send(fd, out, len);
     char buf[256];
     size_t received = 0;
     for (;;) {
@@ -590,17 +444,17 @@ static void test_server_drops_bad_clients_only(void)
     ASSERT_TRUE(wait_until(server_stats_reached, &w, 5000));
 
     /* Half a frame (slowloris): the connection waits, the others are served. */
-    int slow = raw_connect(port);
+    int slow = timed_connect(port);
     arpc__frame req = {.type = ARPC__FRAME_REQUEST, .request_id = 1, .method_len = 4};
     uint8_t header[ARPC__FRAME_HEADER_SIZE];
     arpc__frame_write_header(header, &req);
-    write_all(slow, header, 10);
+    raw_send(slow, header, 10);
     w.connections = 2;
     ASSERT_TRUE(wait_until(server_stats_reached, &w, 5000));
     fixture_check_healthy(&f);
 
     /* Garbage. */
-    int fd = raw_connect(port);
+    int fd = timed_connect(port);
     static const char get[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     expect_closed_by_server(f.srv, fd, get, sizeof(get) - 1);
     w.protocol_errors = 1;
@@ -609,25 +463,24 @@ static void test_server_drops_bad_clients_only(void)
 
     /* A request header announcing 100 MiB (limit 16 MiB): answered ARPC_ETOOBIG at
      * the header, its body to be skipped; only that request fails (protocol.md 7). */
-    fd = raw_connect(port);
+    fd = timed_connect(port);
     req.payload_len = 100u * 1024 * 1024;
     arpc__frame_write_header(header, &req);
-    write_all(fd, header, sizeof(header));
-    write_all(fd, "echo", 4);
-    uint8_t answer[ARPC__FRAME_HEADER_SIZE];
-    ASSERT_EQ(recv(fd, answer, sizeof(answer), MSG_WAITALL), sizeof(answer));
-    arpc__frame got;
-    ASSERT_EQ(arpc__frame_decode(answer, sizeof(answer), ARPC__FRAME_HEADER_SIZE, &got),
-              ARPC__FRAME_HEADER_SIZE);
-    ASSERT_EQ(got.type, ARPC__FRAME_RESPONSE);
-    ASSERT_EQ(got.request_id, 1);
-    ASSERT_ERR(got.status, ARPC_ETOOBIG);
+    raw_send(fd, header, sizeof(header));
+    raw_send(fd, "echo", 4);
+    raw_frame got;
+    ASSERT_TRUE(raw_read_frame(fd, &got, 5000));
+    ASSERT_EQ(got.len, ARPC__FRAME_HEADER_SIZE);
+    ASSERT_EQ(got.f.type, ARPC__FRAME_RESPONSE);
+    ASSERT_EQ(got.f.request_id, 1);
+    ASSERT_ERR(got.f.status, ARPC_ETOOBIG);
+    raw_frame_free(&got);
     close(fd);
     w.connections = 2;
     ASSERT_TRUE(wait_until(server_stats_reached, &w, 5000));
 
     /* A RESPONSE travels only towards clients. */
-    fd = raw_connect(port);
+    fd = timed_connect(port);
     arpc__frame rsp = {.type = ARPC__FRAME_RESPONSE, .request_id = 7};
     arpc__frame_write_header(header, &rsp);
     expect_closed_by_server(f.srv, fd, header, sizeof(header));

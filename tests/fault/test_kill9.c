@@ -76,9 +76,7 @@ static void test_kill9_completes_every_call_once_then_reconnects(void)
     ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
     ASSERT_OK(fault_echo_call(ch, 5000));
 
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = CALL_TIMEOUT_MS;
+    arpc_call_opts opts = fault_call_opts(CALL_TIMEOUT_MS);
     fault_calls set;
     fault_calls_init(&set, CALLS);
     int64_t started = test_now_ms();
@@ -186,9 +184,7 @@ static void test_kill9_races_deadlines(void)
     int64_t timeout_of[CALLS];
     int64_t last_deadline = 0;
     for (size_t i = 0; i < CALLS; i++) {
-        arpc_call_opts opts;
-        arpc_call_opts_init(&opts);
-        opts.timeout_ms = base_ms + (int64_t)(i * 7 % SPREAD_MS);
+        arpc_call_opts opts = fault_call_opts(base_ms + (int64_t)(i * 7 % SPREAD_MS));
         timeout_of[i] = opts.timeout_ms;
         fault_call_start(&set, i, ch, "sleep", "20000", &opts);
         if (set.calls[i].start_ms + opts.timeout_ms > last_deadline)
@@ -257,8 +253,7 @@ static void test_kill9_idempotent_calls_retried_elsewhere(void)
     opts.idempotent = true;
     fault_calls set;
     fault_calls_init(&set, N);
-    for (size_t i = 0; i < N; i++)
-        fault_call_start(&set, i, ch, "sleep", "8000", &opts);
+    fault_calls_start_all(&set, ch, "sleep", "8000", &opts);
     /* Round robin: these two follow the sleeps on each connection. */
     ASSERT_OK(fault_echo_call(ch, 5000));
     ASSERT_OK(fault_echo_call(ch, 5000));

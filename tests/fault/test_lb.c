@@ -68,9 +68,7 @@ static arpc_channel *channel(lb_fixture *f, arpc_lb_policy policy)
 
 static int work(arpc_channel *ch, uint64_t key)
 {
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 5000;
+    arpc_call_opts opts = fault_call_opts(5000);
     opts.hash_key = key;
     return arpc_call(ch, "work", NULL, 0, &opts, NULL);
 }

@@ -118,9 +118,7 @@ static void child_main(int n, int from_test, int to_test)
     opts.connect_timeout_ms = 10000;
     arpc_channel **chs = calloc((size_t)n, sizeof(*chs));
     ASSERT_TRUE(chs != NULL);
-    arpc_call_opts copts;
-    arpc_call_opts_init(&copts);
-    copts.timeout_ms = 20000;
+    arpc_call_opts copts = fault_call_opts(20000);
     connector c = {0};
     int64_t start = test_now_ms();
     for (int i = 0; i < n; i++) {

@@ -28,6 +28,7 @@
 
 #include "fault_util.h"
 #include "proto/frame.h"
+#include "raw_peer.h"
 #include "test.h"
 
 #define PAYLOAD      (64 * 1024)
@@ -44,18 +45,6 @@ static char payload[PAYLOAD + 1];
  * this machine) and the client's send buffer (up to 4 MiB).  Without the
  * bound everything is sent, four times this. */
 #define SENT_BOUND (64ull * 1024 * 1024)
-
-static int raw_connect(int port, int rcvbuf)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    /* Small, so answers stay in the server instead of our kernel buffer. */
-    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
-}
 
 /* A client that pipelines echo requests on a raw socket. */
 typedef struct pipeliner {
@@ -180,15 +169,6 @@ static bool one_connection(void *arg)
     return stats.connections == 1;
 }
 
-static arpc_channel *channel_to(arpc_runtime *rt, int port, const arpc_channel_opts *opts)
-{
-    char target[64];
-    fault_addr(target, sizeof(target), port);
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, opts, &ch));
-    return ch;
-}
-
 static void test_never_reading_client_is_paused_at_the_limit(void)
 {
     /* One loop: the paused connection shares it with the other client. */
@@ -199,11 +179,12 @@ static void test_never_reading_client_is_paused_at_the_limit(void)
     arpc_server *srv = fault_echo_server(rt, &sopts);
     arpc_channel_opts copts;
     fault_channel_opts_init(&copts);
-    arpc_channel *ch = channel_to(rt, arpc_server_port(srv), &copts);
+    arpc_channel *ch = fault_channel(rt, arpc_server_port(srv), &copts);
     ASSERT_OK(fault_echo_call(ch, 5000));
 
     uint64_t rss_before = rss_bytes();
-    pipeliner p = {.fd = raw_connect(arpc_server_port(srv), 64 * 1024), .next_id = 1};
+    /* A small receive buffer, so answers stay in the server instead of our kernel buffer. */
+    pipeliner p = {.fd = raw_connect_rcvbuf(arpc_server_port(srv), 64 * 1024), .next_id = 1};
     ASSERT_OK(arpc_buf_create(&p.frame));
     ASSERT_OK(arpc_buf_create(&p.in));
     encode_next(&p);
@@ -234,7 +215,7 @@ static void test_never_reading_client_is_paused_at_the_limit(void)
     arpc_buf_destroy(p.in);
 
     /* A paused connection whose peer leaves is closed and freed like any other. */
-    pipeliner q = {.fd = raw_connect(arpc_server_port(srv), 64 * 1024), .next_id = 1};
+    pipeliner q = {.fd = raw_connect_rcvbuf(arpc_server_port(srv), 64 * 1024), .next_id = 1};
     ASSERT_OK(arpc_buf_create(&q.frame));
     ASSERT_OK(arpc_buf_create(&q.in));
     encode_next(&q);
@@ -262,18 +243,6 @@ typedef struct lazy_peer {
     _Atomic uint64_t bad_order; /* ids not strictly increasing: a duplicate */
 } lazy_peer;
 
-static void send_all(int fd, const arpc_buf *buf)
-{
-    size_t off = 0;
-    while (off < arpc_buf_len(buf)) {
-        ssize_t n =
-            send(fd, (const char *)arpc_buf_data(buf) + off, arpc_buf_len(buf) - off, MSG_NOSIGNAL);
-        if (n <= 0)
-            return; /* the client went away; the test reports what is missing */
-        off += (size_t)n;
-    }
-}
-
 /* Answers every complete frame in `in`; returns the bytes consumed. */
 static size_t answer_frames(lazy_peer *lp, int fd, const uint8_t *in, size_t len, uint64_t *last)
 {
@@ -297,7 +266,7 @@ static size_t answer_frames(lazy_peer *lp, int fd, const uint8_t *in, size_t len
             ASSERT_OK(arpc__frame_encode_response(out, f.request_id, 0, "ok", 2));
         }
     }
-    send_all(fd, out);
+    raw_send(fd, arpc_buf_data(out), arpc_buf_len(out));
     arpc_buf_destroy(out);
     return used;
 }
@@ -310,17 +279,12 @@ static void *lazy_peer_main(void *arg)
     int fd = accept4(lp->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     ASSERT_GE(fd, 0);
     /* The probe PING, answered, so the link is proven; then nothing is read. */
-    uint8_t ping[ARPC__FRAME_HEADER_SIZE + 256];
-    ASSERT_EQ(recv(fd, ping, ARPC__FRAME_HEADER_SIZE, MSG_WAITALL), ARPC__FRAME_HEADER_SIZE);
-    /* The probe PING carries the client's settings (protocol.md 4) as its payload. */
-    uint32_t settings_len = (uint32_t)ping[8] | (uint32_t)ping[9] << 8 |
-                            (uint32_t)ping[10] << 16 | (uint32_t)ping[11] << 24;
-    ASSERT_LE(settings_len, sizeof(ping) - ARPC__FRAME_HEADER_SIZE);
-    if (settings_len > 0)
-        ASSERT_EQ(recv(fd, ping + ARPC__FRAME_HEADER_SIZE, settings_len, MSG_WAITALL),
-                  (ssize_t)settings_len);
+    /* (It carries the client's settings, protocol.md 4, as its payload.) */
+    raw_frame probe;
+    ASSERT_TRUE(raw_read_frame(fd, &probe, 10000));
     uint64_t last = 0;
-    answer_frames(lp, fd, ping, ARPC__FRAME_HEADER_SIZE + settings_len, &last);
+    ASSERT_EQ(answer_frames(lp, fd, probe.bytes, probe.len, &last), probe.len);
+    raw_frame_free(&probe);
     while (!atomic_load(&lp->read) && !atomic_load(&lp->stop))
         usleep(1000);
     arpc_buf *in;
@@ -363,6 +327,15 @@ static void lazy_peer_start(lazy_peer *lp)
     ASSERT_EQ(pthread_create(&lp->thread, NULL, lazy_peer_main, lp), 0);
 }
 
+/* Stops the peer, destroys `ch` (which ends the peer's connection) and joins it. */
+static void lazy_peer_stop(lazy_peer *lp, arpc_channel *ch)
+{
+    atomic_store(&lp->stop, true);
+    arpc_channel_destroy(ch);
+    pthread_join(lp->thread, NULL);
+    close(lp->listen_fd);
+}
+
 static void count_statuses(const fault_calls *set, size_t *ok, size_t *full)
 {
     *ok = 0;
@@ -396,15 +369,12 @@ static void test_never_reading_server_fails_new_calls_with_equeuefull(void)
     fault_channel_opts_init(&copts);
     copts.heartbeat_interval_ms = 0; /* the peer answers only the probe until it reads */
     copts.max_unwritten_bytes = CLIENT_LIMIT;
-    arpc_channel *ch = channel_to(rt, lp.port, &copts);
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 20000;
+    arpc_channel *ch = fault_channel(rt, lp.port, &copts);
+    arpc_call_opts opts = fault_call_opts(20000);
 
     fault_calls set;
     fault_calls_init(&set, CLIENT_CALLS);
-    for (size_t i = 0; i < CLIENT_CALLS; i++)
-        fault_call_start(&set, i, ch, "echo", payload, &opts);
+    fault_calls_start_all(&set, ch, "echo", payload, &opts);
     /* One loop takes the calls in order: once the last is done, every call
      * was either sent or refused.  Refused ones fail at once, far from their
      * 20 s deadline; without the bound every call is buffered and waits. */
@@ -435,10 +405,7 @@ static void test_never_reading_server_fails_new_calls_with_equeuefull(void)
         ASSERT_EQ(atomic_load(&set.calls[i].done), 1);
     ASSERT_EQ(atomic_load(&set.completed), CLIENT_CALLS);
 
-    atomic_store(&lp.stop, true);
-    arpc_channel_destroy(ch);
-    pthread_join(lp.thread, NULL);
-    close(lp.listen_fd);
+    lazy_peer_stop(&lp, ch);
     fault_calls_fini(&set);
     arpc_runtime_destroy(rt);
 }
@@ -469,9 +436,7 @@ static void test_refused_calls_go_to_another_endpoint(void)
     copts.max_unwritten_bytes = CLIENT_LIMIT;
     arpc_channel *ch;
     ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 20000;
+    arpc_call_opts opts = fault_call_opts(20000);
 
     /* One call per loop iteration (a task queued behind each marks when the
      * loop took it), so the other endpoint's link drains between calls and
@@ -503,10 +468,7 @@ static void test_refused_calls_go_to_another_endpoint(void)
     ASSERT_EQ(ss.requests + atomic_load(&lp.requests), set.count);
     ASSERT_EQ(atomic_load(&set.completed), set.count);
 
-    atomic_store(&lp.stop, true);
-    arpc_channel_destroy(ch);
-    pthread_join(lp.thread, NULL);
-    close(lp.listen_fd);
+    lazy_peer_stop(&lp, ch);
     fault_calls_fini(&set);
     arpc_server_destroy(srv);
     arpc_runtime_destroy(rt);

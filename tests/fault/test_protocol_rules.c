@@ -114,37 +114,34 @@ typedef struct ping_peer {
 /* Answers the first PING with a PONG of a wrong id (carrying settings the
  * client must not apply), the second with the right id and its settings
  * (max frame TINY), later ones with bare PONGs; echoes requests. */
-static void ping_script(int fd, void *arg)
+static bool ping_frame(int fd, const arpc__frame *f, void *arg)
 {
     ping_peer *p = arg;
-    for (;;) {
-        raw_frame rf;
-        if (!raw_read_frame(fd, &rf, WAIT_MS)) {
-            raw_frame_free(&rf);
-            return;
-        }
-        const arpc__frame *f = &rf.f;
-        int k = atomic_load(&p->npings);
-        if (f->type == ARPC__FRAME_PING && k < MAX_SEEN) {
-            p->ping_ids[k] = f->request_id;
-            p->ping_max_frame[k] = raw_settings_get(f, 1);
-            p->ping_payload[k] = f->payload_len;
-            if (k == 0)
-                raw_send_settings(fd, ARPC__FRAME_PONG, f->request_id + 100, TINY, 0);
-            else if (k == 1)
-                raw_send_settings(fd, ARPC__FRAME_PONG, f->request_id, TINY, 0);
-            else
-                raw_send_control(fd, ARPC__FRAME_PONG, f->request_id);
-            atomic_store(&p->npings, k + 1);
-        } else if (f->type == ARPC__FRAME_REQUEST) {
-            int r = atomic_load(&p->nrequests);
-            if (r < MAX_SEEN)
-                p->request_ids[r] = f->request_id;
-            atomic_store(&p->nrequests, r + 1); /* before the answer the client waits for */
-            raw_send_response(fd, f->request_id, 0, f->payload, f->payload_len);
-        }
-        raw_frame_free(&rf);
+    int k = atomic_load(&p->npings);
+    if (f->type == ARPC__FRAME_PING && k < MAX_SEEN) {
+        p->ping_ids[k] = f->request_id;
+        p->ping_max_frame[k] = raw_settings_get(f, 1);
+        p->ping_payload[k] = f->payload_len;
+        if (k == 0)
+            raw_send_settings(fd, ARPC__FRAME_PONG, f->request_id + 100, TINY, 0);
+        else if (k == 1)
+            raw_send_settings(fd, ARPC__FRAME_PONG, f->request_id, TINY, 0);
+        else
+            raw_send_control(fd, ARPC__FRAME_PONG, f->request_id);
+        atomic_store(&p->npings, k + 1);
+    } else if (f->type == ARPC__FRAME_REQUEST) {
+        int r = atomic_load(&p->nrequests);
+        if (r < MAX_SEEN)
+            p->request_ids[r] = f->request_id;
+        atomic_store(&p->nrequests, r + 1); /* before the answer the client waits for */
+        raw_send_response(fd, f->request_id, 0, f->payload, f->payload_len);
     }
+    return true;
+}
+
+static void ping_script(int fd, void *arg)
+{
+    raw_serve(fd, WAIT_MS, ping_frame, arg);
 }
 
 static bool three_pings(void *arg)
@@ -157,9 +154,7 @@ static int echo_bytes(arpc_channel *ch, size_t len)
     char *text = malloc(len + 1);
     ASSERT_TRUE(text != NULL);
     memset(text, 'p', len);
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = WAIT_MS;
+    arpc_call_opts opts = fault_call_opts(WAIT_MS);
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
     int rc = arpc_call(ch, "echo", text, len, &opts, rsp);
@@ -177,14 +172,11 @@ static void test_ping_ids_are_their_own(void)
     ASSERT_TRUE(p != NULL);
     raw_server peer;
     raw_server_start(&peer, ping_script, p);
-    char target[64];
-    fault_addr(target, sizeof(target), peer.port);
     arpc_channel_opts opts;
     arpc_channel_opts_init(&opts);
     opts.heartbeat_interval_ms = 50; /* PINGs come quickly while idle */
     opts.heartbeat_timeout_ms = 5000;
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, &opts, &ch));
+    arpc_channel *ch = fault_channel(rt, peer.port, &opts);
 
     /* The wrong-id PONG's limit was not applied: 2000 bytes go through. */
     ASSERT_OK(echo_bytes(ch, 2000));
@@ -214,32 +206,33 @@ typedef struct server_ping {
     uint32_t pong_payload[2];
     uint64_t pong_ids[2];
     int npongs;
+    bool pinged;
 } server_ping;
 
-static void server_ping_script(int fd, void *arg)
+static bool server_ping_frame(int fd, const arpc__frame *f, void *arg)
 {
     server_ping *sp = arg;
-    bool pinged = false;
-    while (sp->npongs < 2) {
-        raw_frame rf;
-        ASSERT_TRUE(raw_read_frame(fd, &rf, WAIT_MS));
-        const arpc__frame *f = &rf.f;
-        if (f->type == ARPC__FRAME_PING)
-            raw_send_control(fd, ARPC__FRAME_PONG, f->request_id);
-        if (f->type == ARPC__FRAME_REQUEST)
-            raw_send_response(fd, f->request_id, 0, f->payload, f->payload_len);
-        if (f->type == ARPC__FRAME_PONG) {
-            sp->pong_ids[sp->npongs] = f->request_id;
-            sp->pong_max_frame[sp->npongs] = raw_settings_get(f, 1);
-            sp->pong_payload[sp->npongs++] = f->payload_len;
-        }
-        if (!pinged && f->type == ARPC__FRAME_REQUEST) {
-            pinged = true;
-            raw_send_settings(fd, ARPC__FRAME_PING, 77, 4096, 0);
-            raw_send_control(fd, ARPC__FRAME_PING, 78);
-        }
-        raw_frame_free(&rf);
+    if (f->type == ARPC__FRAME_PING)
+        raw_send_control(fd, ARPC__FRAME_PONG, f->request_id);
+    if (f->type == ARPC__FRAME_REQUEST)
+        raw_send_response(fd, f->request_id, 0, f->payload, f->payload_len);
+    if (f->type == ARPC__FRAME_PONG) {
+        sp->pong_ids[sp->npongs] = f->request_id;
+        sp->pong_max_frame[sp->npongs] = raw_settings_get(f, 1);
+        sp->pong_payload[sp->npongs++] = f->payload_len;
     }
+    if (!sp->pinged && f->type == ARPC__FRAME_REQUEST) {
+        sp->pinged = true;
+        raw_send_settings(fd, ARPC__FRAME_PING, 77, 4096, 0);
+        raw_send_control(fd, ARPC__FRAME_PING, 78);
+    }
+    return sp->npongs < 2;
+}
+
+/* Ends once both PONGs are in; fails the test if the client stops first. */
+static void server_ping_script(int fd, void *arg)
+{
+    ASSERT_TRUE(raw_serve(fd, WAIT_MS, server_ping_frame, arg));
 }
 
 static void test_client_answers_server_pings(void)
@@ -248,13 +241,10 @@ static void test_client_answers_server_pings(void)
     server_ping sp = {0};
     raw_server peer;
     raw_server_start(&peer, server_ping_script, &sp);
-    char target[64];
-    fault_addr(target, sizeof(target), peer.port);
     arpc_channel_opts opts;
     fault_channel_opts_init(&opts);
     opts.max_frame_size = 100000;
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, &opts, &ch));
+    arpc_channel *ch = fault_channel(rt, peer.port, &opts);
     ASSERT_OK(fault_echo_call(ch, WAIT_MS));
     raw_server_join(&peer); /* the script ends once both PONGs are in */
     ASSERT_EQ(sp.pong_ids[0], 77);
@@ -275,31 +265,28 @@ typedef struct deadline_peer {
 
 /* Answers PINGs (bare PONGs: no limits), records each request's timeout and
  * payload (its tag), and echoes it. */
-static void deadline_script(int fd, void *arg)
+static bool deadline_frame(int fd, const arpc__frame *f, void *arg)
 {
     deadline_peer *p = arg;
-    for (;;) {
-        raw_frame rf;
-        if (!raw_read_frame(fd, &rf, WAIT_MS)) {
-            raw_frame_free(&rf);
-            return;
+    if (f->type == ARPC__FRAME_PING) {
+        raw_send_control(fd, ARPC__FRAME_PONG, f->request_id);
+    } else if (f->type == ARPC__FRAME_REQUEST) {
+        int r = atomic_load(&p->nrequests);
+        if (r < MAX_SEEN) {
+            p->timeout_ms[r] = f->timeout_ms;
+            size_t n = f->payload_len < 15 ? f->payload_len : 15;
+            memcpy(p->tag[r], f->payload, n);
+            p->tag[r][n] = '\0';
         }
-        const arpc__frame *f = &rf.f;
-        if (f->type == ARPC__FRAME_PING) {
-            raw_send_control(fd, ARPC__FRAME_PONG, f->request_id);
-        } else if (f->type == ARPC__FRAME_REQUEST) {
-            int r = atomic_load(&p->nrequests);
-            if (r < MAX_SEEN) {
-                p->timeout_ms[r] = f->timeout_ms;
-                size_t n = f->payload_len < 15 ? f->payload_len : 15;
-                memcpy(p->tag[r], f->payload, n);
-                p->tag[r][n] = '\0';
-            }
-            atomic_store(&p->nrequests, r + 1); /* before the answer the client waits for */
-            raw_send_response(fd, f->request_id, 0, f->payload, f->payload_len);
-        }
-        raw_frame_free(&rf);
+        atomic_store(&p->nrequests, r + 1); /* before the answer the client waits for */
+        raw_send_response(fd, f->request_id, 0, f->payload, f->payload_len);
     }
+    return true;
+}
+
+static void deadline_script(int fd, void *arg)
+{
+    raw_serve(fd, WAIT_MS, deadline_frame, arg);
 }
 
 typedef struct deadline_fixture {
@@ -315,11 +302,7 @@ static void deadline_start(deadline_fixture *f, arpc_runtime *rt)
     f->p = calloc(1, sizeof(*f->p));
     ASSERT_TRUE(f->p != NULL);
     raw_server_start(&f->peer, deadline_script, f->p);
-    char target[64];
-    fault_addr(target, sizeof(target), f->peer.port);
-    arpc_channel_opts opts;
-    fault_channel_opts_init(&opts);
-    ASSERT_OK(arpc_channel_create(rt, target, &opts, &f->ch));
+    f->ch = fault_channel(rt, f->peer.port, NULL);
 }
 
 static void deadline_stop(deadline_fixture *f)
@@ -332,9 +315,7 @@ static void deadline_stop(deadline_fixture *f)
 /* Calls echo(tag) with `timeout_ms`; returns the timeout the peer saw. */
 static uint32_t sent_timeout(deadline_fixture *f, const char *tag, int64_t timeout_ms)
 {
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = timeout_ms;
+    arpc_call_opts opts = fault_call_opts(timeout_ms);
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
     int before = atomic_load(&f->p->nrequests);
@@ -398,9 +379,7 @@ static void on_late_done(int status, const void *rsp, size_t rsp_len, void *user
 static void late_send_task(void *arg)
 {
     late_send *l = arg;
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = l->timeout_ms;
+    arpc_call_opts opts = fault_call_opts(l->timeout_ms);
     int64_t start = test_now_ns();
     ASSERT_OK(arpc_call_async(l->f->ch, "echo", "late", 4, &opts, on_late_done, l));
     int64_t until = start + l->timeout_ms * 1000000 - l->hold_until_left_ns;

@@ -43,15 +43,11 @@ static bool refused_is(void *arg)
 
 static arpc_channel *channel_to(arpc_runtime *rt, arpc_server *srv, int64_t hb_interval_ms)
 {
-    char target[64];
-    fault_addr(target, sizeof(target), arpc_server_port(srv));
     arpc_channel_opts opts;
     fault_channel_opts_init(&opts);
     opts.connections_per_endpoint = 1;
     opts.heartbeat_interval_ms = hb_interval_ms;
-    arpc_channel *ch;
-    ASSERT_OK(arpc_channel_create(rt, target, &opts, &ch));
-    return ch;
+    return fault_channel(rt, arpc_server_port(srv), &opts);
 }
 
 static void test_max_connections_refuses_the_sixth(void)
@@ -217,9 +213,7 @@ static void test_request_in_progress_is_not_idle(void)
     ASSERT_OK(arpc_server_register(srv, "sleep", handle_sleep, (void *)&sleep_ms));
     ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
     arpc_channel *ch = channel_to(rt, srv, 0);
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = 5000;
+    arpc_call_opts opts = fault_call_opts(5000);
     ASSERT_OK(arpc_call(ch, "sleep", NULL, 0, &opts, NULL));
     /* Idle again once it is answered. */
     srv_wait w = {.srv = srv, .connections = 0};

@@ -142,13 +142,10 @@ static void test_sigstop_heartbeat_ejects_then_probe_readmits(void)
     ASSERT_TRUE(fault_proc_wait_state(&a, 'T', false, 5000));
 
     /* Round robin sends half of these to A: they end at their deadline. */
-    arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    opts.timeout_ms = SHORT_CALL_MS;
+    arpc_call_opts opts = fault_call_opts(SHORT_CALL_MS);
     fault_calls set;
     fault_calls_init(&set, PROBE_CALLS);
-    for (size_t i = 0; i < PROBE_CALLS; i++)
-        fault_call_start(&set, i, ch, "echo", "x", &opts);
+    fault_calls_start_all(&set, ch, "echo", "x", &opts);
     ASSERT_TRUE(wait_until(fault_calls_all_done, &set, 5000));
     int timed_out = 0;
     int ok = 0;
