@@ -34,6 +34,11 @@ typedef enum arpc_lb_policy {
     ARPC_LB_CONSISTENT_HASH = 3 /**< on arpc_call_opts.hash_key */
 } arpc_lb_policy;
 
+/** The wire protocol of a channel's connections (docs/protocols.md). */
+typedef enum arpc_protocol {
+    ARPC_PROTOCOL_NATIVE = 0 /**< arpc's own frame (docs/protocol.md); the default */
+} arpc_protocol;
+
 typedef struct arpc_channel_opts {
     /** Connections per endpoint, spread over the runtime's loops.  Default 1. */
     uint32_t connections_per_endpoint;
@@ -75,6 +80,9 @@ typedef struct arpc_channel_opts {
      *  request is never refused for its size: one of max_frame_size always
      *  fits below the limit.  Default 64 MiB; 0 = no limit. */
     uint64_t max_unwritten_bytes;
+    /** The protocol spoken on every connection.  Default ARPC_PROTOCOL_NATIVE;
+     *  an unknown value makes arpc_channel_create fail with ARPC_EINVAL. */
+    arpc_protocol protocol;
 } arpc_channel_opts;
 
 typedef struct arpc_call_opts {
