@@ -20,6 +20,7 @@
 
 #include <arpc/buf.h>
 #include <arpc/export.h>
+#include <arpc/metadata.h>
 #include <arpc/runtime.h>
 
 ARPC_BEGIN_DECLS
@@ -96,6 +97,20 @@ typedef struct arpc_call_opts {
     /** The call may run twice without harm: it may then be retried on another
      *  connection even after it was sent. */
     bool idempotent;
+    /** Request metadata: `metadata_count` entries, borrowed, checked and copied
+     *  before the call returns (ARPC_EINVAL for an entry that breaks the rules
+     *  of include/arpc/metadata.h, ARPC_EMETADATA over ARPC_METADATA_MAX_BYTES;
+     *  the call is then not made).  Default none.  A native server older than
+     *  metadata gets the request without it. */
+    const arpc_metadata_entry *metadata;
+    size_t metadata_count;
+    /** Optional out: a list the caller owns, which the call empties when it is
+     *  made and fills with the answer's metadata before it completes (before
+     *  arpc_call returns, before the arpc_call_async callback runs, on the
+     *  thread that completes it).  It holds the metadata of the server's
+     *  answer, an error answer too; it stays empty when no answer came.  The
+     *  caller must not touch it until the call has completed.  Default NULL. */
+    arpc_metadata *response_metadata;
 } arpc_call_opts;
 
 /** Counters of a channel; a snapshot. */

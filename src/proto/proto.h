@@ -101,9 +101,11 @@ typedef struct arpc__proto_events {
     int (*on_request)(void *owner, const arpc__msg *msg);
     /* Client: a complete answer to request `msg->id`. */
     int (*on_response)(void *owner, const arpc__msg *msg);
-    /* A request (server) or an answer (client) for `id` over max_message: that one call
-     * fails (ARPC_ETOOBIG); the session skips its body, the connection lives on. */
-    int (*on_oversized)(void *owner, uint64_t id);
+    /* A request (server) or an answer (client) for `id` that fails on its own, while the
+     * connection lives on: `err` is ARPC_ETOOBIG (over max_message; the session skips its
+     * body), ARPC_EMETADATA (its metadata over ARPC_METADATA_MAX_BYTES) or ARPC_EINVAL (an
+     * entry that breaks the metadata rules). */
+    int (*on_refused)(void *owner, uint64_t id, int err);
     /* Client: the PING `id` was answered; `peer` holds the limits it announced, or is NULL
      * when it announced none. */
     void (*on_pong)(void *owner, uint64_t id, const arpc__proto_limits *peer);

@@ -43,6 +43,8 @@
  * balancing (a heartbeat failure ejects at once), and the slot keeps probing
  * with exponential backoff until a probe PING is answered.
  */
+#include "rpc/channel.h"
+
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +60,7 @@
 #include "base/assert.h"
 #include "base/clock.h"
 #include "base/log.h"
-#include "rpc/channel.h"
+#include "rpc/metadata.h"
 #include "runtime/addr.h"
 #include "runtime/loop.h"
 #include "runtime/sock.h"
@@ -97,6 +99,9 @@ void arpc_call_opts_init(arpc_call_opts *opts)
     opts->timeout_ms = -1;
     opts->hash_key = 0;
     opts->idempotent = false;
+    opts->metadata = NULL;
+    opts->metadata_count = 0;
+    opts->response_metadata = NULL;
 }
 
 /* ---- call objects ------------------------------------------------------- */
@@ -322,6 +327,14 @@ static inline bool link_has_room(const cli_link *lnk)
            lnk->pending.len + lnk->abandoned < lnk->peer_max_in_flight;
 }
 
+/* A call with metadata waits for the server's settings (protocol.md 10): only
+ * they tell whether it reads metadata, and a server that does not must not
+ * get the flag.  A protocol without PING has no settings to wait for. */
+static inline bool link_may_carry(const cli_link *lnk, const cli_call *call)
+{
+    return call->md_count == 0 || lnk->settings_known || !(lnk->proto->caps & ARPC__PROTO_PING);
+}
+
 /* True when the link's unwritten requests have reached max_unwritten_bytes:
  * its server does not read them.  The loop's flush may just not have run
  * yet (a burst of calls in one iteration), so the socket is offered what
@@ -340,13 +353,15 @@ static bool link_full(cli_link *lnk)
 static inline arpc__msg call_msg(const cli_call *call, int64_t timeout_ns)
 {
     const uint8_t *data = arpc__buf_head(&call->data);
+    size_t front = (size_t)call->method_len + call->md_len;
     arpc__msg msg = {
         .method = (const char *)data,
         .method_len = call->method_len,
         .timeout_ns = timeout_ns,
         .flags = call->idempotent ? ARPC__MSG_IDEMPOTENT : 0,
-        .payload = data + call->method_len,
-        .payload_len = call->data.len - call->method_len,
+        .md = {.data = data + call->method_len, .len = call->md_len, .count = call->md_count},
+        .payload = data + front,
+        .payload_len = call->data.len - front,
     };
     return msg;
 }
@@ -408,8 +423,14 @@ static void link_pump(cli_link *lnk)
         return;
     arpc__list *node;
     while (!lnk->conn.closed && !lnk->conn.connecting && link_has_room(lnk) &&
-           (node = arpc__list_pop_front(&slot->waiting)) != NULL)
-        link_send(lnk, arpc__container_of(node, cli_call, link));
+           !arpc__list_empty(&slot->waiting)) {
+        node = slot->waiting.next;
+        cli_call *call = arpc__container_of(node, cli_call, link);
+        if (!link_may_carry(lnk, call))
+            return; /* FIFO: the calls behind it wait too */
+        arpc__list_remove(node);
+        link_send(lnk, call);
+    }
 }
 
 /* Takes a sent call back out of its link (its deadline passed).  The server
@@ -422,7 +443,8 @@ static void link_forget(cli_link *lnk, cli_call *call)
     call->lnk = NULL;
 }
 
-static void on_response(cli_link *lnk, uint64_t id, int status, const void *rsp, size_t rsp_len)
+static void on_response(cli_link *lnk, uint64_t id, int status, const void *rsp, size_t rsp_len,
+                        const arpc__md *md)
 {
     cli_call *call = arpc__pending_remove(&lnk->pending, id);
     if (call == NULL) {
@@ -440,6 +462,9 @@ static void on_response(cli_link *lnk, uint64_t id, int status, const void *rsp,
         /* The server refused it unprocessed: safe to send elsewhere. */
         call_retry_or_fail(call, ARPC_ESHUTDOWN);
     } else {
+        if (call->rsp_md != NULL && md != NULL && md->count > 0 &&
+            arpc__metadata_assign(call->rsp_md, md) < 0)
+            status = ARPC_ENOMEM;
         call_complete(call, status, rsp, rsp_len);
     }
     link_close_if_drained(lnk);
@@ -525,17 +550,18 @@ static int ev_response(void *owner, const arpc__msg *msg)
 {
     cli_link *lnk = link_of(owner);
     link_heard(lnk);
-    on_response(lnk, msg->id, msg->status, msg->payload, msg->payload_len);
+    on_response(lnk, msg->id, msg->status, msg->payload, msg->payload_len, &msg->md);
     return 0;
 }
 
-/* An answer over the channel's max_frame_size, from a server that did not
- * know it: that call alone fails, and the session skips the body. */
-static int ev_oversized(void *owner, uint64_t id)
+/* An answer that fails on its own: over the channel's max_frame_size, from a
+ * server that did not know it (the session skips the body), or with metadata
+ * that breaks the rules.  That call alone fails. */
+static int ev_refused(void *owner, uint64_t id, int err)
 {
     cli_link *lnk = link_of(owner);
     link_heard(lnk);
-    on_response(lnk, id, ARPC_ETOOBIG, NULL, 0);
+    on_response(lnk, id, err, NULL, 0, NULL);
     return 0;
 }
 
@@ -560,7 +586,7 @@ static void ev_goaway(void *owner, uint64_t last_id, int reason)
 
 static const arpc__proto_events link_events = {
     .on_response = ev_response,
-    .on_oversized = ev_oversized,
+    .on_refused = ev_refused,
     .on_pong = ev_pong,
     .on_ping = ev_ping,
     .on_goaway = ev_goaway,
@@ -837,7 +863,8 @@ static void slot_submit(cli_slot *slot, cli_call *call)
     }
     cli_link *lnk = slot->lnk;
     if (lnk != NULL && !lnk->conn.connecting && !lnk->conn.closed) {
-        if (arpc__likely(link_has_room(lnk) && arpc__list_empty(&slot->waiting))) {
+        if (arpc__likely(link_has_room(lnk) && arpc__list_empty(&slot->waiting) &&
+                         link_may_carry(lnk, call))) {
             link_send(lnk, call);
             return;
         }
@@ -1063,6 +1090,28 @@ static int64_t deadline_after_ms(int64_t timeout_ms)
     return now + timeout_ms * ARPC__NS_PER_MS;
 }
 
+/* Copies what the call sends into its own buffer: method, metadata (in
+ * memory form), payload; not an encoded frame, which the link's protocol
+ * writes when the call is sent (link_send).  @return 0 or ARPC_ENOMEM. */
+static int call_fill(cli_call *call, const char *method, size_t method_len,
+                     const arpc_metadata_entry *entries, size_t count, const void *req,
+                     size_t req_len)
+{
+    arpc_buf *data = &call->data;
+    int rc = arpc__buf_ensure(data, method_len + req_len); /* one growth, if any */
+    if (rc == 0)
+        rc = arpc__buf_append(data, method, method_len);
+    arpc__md md = {0};
+    if (rc == 0 && count > 0)
+        rc = arpc__metadata_append_entries(data, &md, entries, count);
+    if (rc == 0)
+        rc = arpc__buf_append(data, req, req_len);
+    call->method_len = (uint16_t)method_len;
+    call->md_len = md.len;
+    call->md_count = md.count;
+    return rc;
+}
+
 int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_t req_len,
                     const arpc_call_opts *opts, arpc_call_cb cb, void *user_data)
 {
@@ -1071,6 +1120,11 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     size_t method_len = strlen(method);
     if (method_len == 0 || method_len > ARPC__PROTO_MAX_METHOD)
         return ARPC_EINVAL;
+    const arpc_metadata_entry *md_entries = opts ? opts->metadata : NULL;
+    size_t md_entry_count = opts ? opts->metadata_count : 0;
+    int rc = arpc__metadata_check_entries(md_entries, md_entry_count);
+    if (rc < 0)
+        return rc;
     arpc__msg msg = {.method = method, .method_len = method_len, .payload_len = req_len};
     if (ch->proto->wire_size(&msg, true) > ch->opts.max_frame_size)
         return ARPC_ETOOBIG;
@@ -1080,18 +1134,14 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     if (call == NULL)
         return ARPC_ENOMEM;
     bool idempotent = opts ? opts->idempotent : false;
-    /* Method and payload, not an encoded frame: the link's protocol encodes
-     * them when the call is sent (link_send). */
-    int rc = arpc__buf_ensure(&call->data, method_len + req_len);
+    rc = call_fill(call, method, method_len, md_entries, md_entry_count, req, req_len);
     if (rc < 0) {
         call_free(call);
         return rc;
     }
-    memcpy(arpc__buf_tail(&call->data), method, method_len);
-    if (req_len > 0)
-        memcpy(arpc__buf_tail(&call->data) + method_len, req, req_len);
-    call->data.len = method_len + req_len;
-    call->method_len = (uint16_t)method_len;
+    call->rsp_md = opts ? opts->response_metadata : NULL;
+    if (call->rsp_md != NULL)
+        arpc_metadata_clear(call->rsp_md);
     int64_t timeout_ms = opts && opts->timeout_ms >= 0 ? opts->timeout_ms
                                                        : ch->opts.default_timeout_ms;
     call->ch = ch;

@@ -46,6 +46,11 @@ struct cli_call {
      * retry). */
     arpc_buf data;
     uint16_t method_len;
+    /* Request metadata, in memory form (proto/metadata.h), between the method
+     * and the payload in `data`: md_len bytes, md_count entries. */
+    uint32_t md_len;
+    uint32_t md_count;
+    arpc_metadata *rsp_md; /* the caller's list for the answer's metadata, or NULL */
 };
 
 struct cli_link {

@@ -62,6 +62,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "proto/metadata.h"
 #include "rpc/conn.h"
 #include "runtime/addr.h"
 #include "runtime/coro.h"
@@ -150,6 +151,10 @@ struct arpc_request {
     int64_t deadline_ns;
     arpc_buf payload;
     arpc_buf response;
+    arpc_buf md_buf;     /* the request's metadata, in memory form (proto/metadata.h) */
+    arpc__md md;         /* views md_buf */
+    arpc_buf rsp_md_buf; /* the answer's metadata (arpc_request_add_metadata) */
+    arpc__md rsp_md;
     int deferred_status;
     arpc__task task; /* arpc_request_respond's hand-off to the request's loop */
 };
@@ -312,6 +317,8 @@ static arpc_request *request_get(srv_loop *sl)
     arpc__list_init(&req->link);
     arpc__buf_init(&req->payload);
     arpc__buf_init(&req->response);
+    arpc__buf_init(&req->md_buf);
+    arpc__buf_init(&req->rsp_md_buf);
     req->sl = sl;
     return req;
 }
@@ -320,6 +327,8 @@ static void request_free(arpc_request *req)
 {
     arpc__buf_fini(&req->payload);
     arpc__buf_fini(&req->response);
+    arpc__buf_fini(&req->md_buf);
+    arpc__buf_fini(&req->rsp_md_buf);
     arpc__free(req);
 }
 
@@ -331,6 +340,10 @@ static void request_put(srv_loop *sl, arpc_request *req)
     }
     arpc__buf_clear(&req->payload);
     arpc__buf_clear(&req->response);
+    arpc__buf_clear(&req->md_buf);
+    arpc__buf_clear(&req->rsp_md_buf);
+    memset(&req->md, 0, sizeof(req->md));
+    memset(&req->rsp_md, 0, sizeof(req->rsp_md));
     arpc__buf_shrink_if_idle(&req->payload, BUF_KEEP_SIZE);
     arpc__buf_shrink_if_idle(&req->response, BUF_KEEP_SIZE);
     arpc__list_push_front(&sl->free_requests, &req->link);
@@ -345,11 +358,14 @@ static uint32_t answer_limit(const srv_conn *sc)
     return sc->peer_max_frame != 0 && sc->peer_max_frame < limit ? sc->peer_max_frame : limit;
 }
 
-static void send_response(srv_conn *sc, uint64_t id, int status, const arpc_buf *payload)
+static void send_response(srv_conn *sc, uint64_t id, int status, const arpc_buf *payload,
+                          const arpc__md *md)
 {
     if (sc->conn.closed)
         return;
     arpc__msg msg = {.id = id, .status = status};
+    if (md != NULL)
+        msg.md = *md;
     if (payload != NULL && payload->len > 0) {
         msg.payload = arpc__buf_head(payload);
         msg.payload_len = payload->len;
@@ -359,6 +375,7 @@ static void send_response(srv_conn *sc, uint64_t id, int status, const arpc_buf 
         msg.status = ARPC_ETOOBIG;
         msg.payload = NULL;
         msg.payload_len = 0;
+        memset(&msg.md, 0, sizeof(msg.md));
     }
     arpc__proto_session *proto = sc->conn.proto;
     int rc = sc->proto->send_response(proto, &sc->conn.out, &msg);
@@ -448,7 +465,7 @@ static void request_finish(arpc_request *req, int status)
     srv_conn *sc = req->sc;
     if (status >= ARPC_DEFERRED)
         status = ARPC_EINTERNAL; /* not a valid application code */
-    send_response(sc, req->id, status, &req->response);
+    send_response(sc, req->id, status, &req->response, &req->rsp_md);
     req->sc = NULL;
     sc->running--;
     sc->last_done_ns = sl->loop->now_ns;
@@ -533,6 +550,37 @@ arpc_buf *arpc_request_response(arpc_request *req)
     return &req->response;
 }
 
+size_t arpc_request_metadata_count(const arpc_request *req)
+{
+    return req->md.count;
+}
+
+int arpc_request_metadata_at(const arpc_request *req, size_t index, arpc_metadata_entry *out)
+{
+    if (out == NULL)
+        return ARPC_EINVAL;
+    return arpc__md_at(&req->md, index, out);
+}
+
+const void *arpc_request_metadata_get(const arpc_request *req, const char *key, size_t *value_len)
+{
+    if (key == NULL)
+        return NULL;
+    return arpc__md_find(&req->md, key, strlen(key), value_len);
+}
+
+int arpc_request_add_metadata(arpc_request *req, const char *key, const void *value,
+                              size_t value_len)
+{
+    if (key == NULL)
+        return ARPC_EINVAL;
+    size_t key_len = strlen(key);
+    int rc = arpc__md_check(key, key_len, value, value_len);
+    if (rc < 0)
+        return rc;
+    return arpc__md_append(&req->rsp_md_buf, &req->rsp_md, key, key_len, value, value_len);
+}
+
 int arpc_request_set_error(arpc_request *req, const char *message)
 {
     arpc_buf_clear(&req->response);
@@ -545,7 +593,7 @@ static void reject(srv_conn *sc, uint64_t id, int status, _Atomic uint64_t *coun
 {
     if (counter != NULL)
         counter_inc(counter);
-    send_response(sc, id, status, NULL);
+    send_response(sc, id, status, NULL, NULL);
 }
 
 static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry *method)
@@ -560,6 +608,12 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
     }
     arpc_request *req = request_get(sl);
     int rc = req ? arpc__buf_append(&req->payload, msg->payload, msg->payload_len) : ARPC_ENOMEM;
+    if (rc == 0 && msg->md.count > 0) {
+        rc = arpc__buf_append(&req->md_buf, msg->md.data, msg->md.len);
+        req->md.data = arpc__buf_head(&req->md_buf);
+        req->md.len = msg->md.len;
+        req->md.count = msg->md.count;
+    }
     if (rc == 0) {
         req->sc = sc;
         req->method = method;
@@ -628,14 +682,15 @@ static int ev_request(void *owner, const arpc__msg *msg)
     return start_request(sc, msg, method);
 }
 
-/* A request over max_frame_size (a client that did not know the limit): answered
- * ARPC_ETOOBIG while the session skips its body; the connection lives on. */
-static int ev_oversized(void *owner, uint64_t id)
+/* A request that fails on its own: over max_frame_size (a client that did not
+ * know the limit; the session skips its body) or with metadata that breaks the
+ * rules.  Answered with `err`; the connection lives on. */
+static int ev_refused(void *owner, uint64_t id, int err)
 {
     srv_conn *sc = conn_of(owner);
     saw_request_id(sc, id);
     counter_inc(&sc->sl->counters.requests);
-    reject(sc, id, sc->goaway_sent ? ARPC_ESHUTDOWN : ARPC_ETOOBIG, NULL);
+    reject(sc, id, sc->goaway_sent ? ARPC_ESHUTDOWN : err, NULL);
     return 0;
 }
 
@@ -654,7 +709,7 @@ static void ev_cancel(void *owner, uint64_t id)
 
 static const arpc__proto_events srv_events = {
     .on_request = ev_request,
-    .on_oversized = ev_oversized,
+    .on_refused = ev_refused,
     .on_peer_limits = ev_peer_limits,
     .on_cancel = ev_cancel,
     .input_paused = arpc__conn_input_paused,

@@ -22,8 +22,10 @@
 #include <arpc/err.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/common.h"
 #include "proto/frame.h"
+#include "proto/metadata.h"
 #include "proto/proto.h"
 
 typedef struct native_session {
@@ -31,6 +33,8 @@ typedef struct native_session {
     arpc__proto_config cfg;
     uint64_t skip;            /* bytes of an oversized frame still to discard */
     uint64_t last_request_id; /* server: the highest request id so far */
+    bool peer_metadata;       /* the peer's settings said METADATA = 1: send it metadata */
+    arpc_buf md;              /* the metadata of the message being raised, in memory form */
 } native_session;
 
 #define MAGIC0 0x41 /* 'A' */
@@ -52,6 +56,7 @@ static int native_create(const arpc__proto_config *cfg, arpc__proto_session **ou
         return ARPC_ENOMEM;
     ns->base.ops = &arpc__proto_native;
     ns->cfg = *cfg;
+    arpc__buf_init(&ns->md);
     if (ns->cfg.limits.max_message == 0)
         ns->cfg.limits.max_message = UINT32_MAX;
     *out = &ns->base;
@@ -60,20 +65,24 @@ static int native_create(const arpc__proto_config *cfg, arpc__proto_session **ou
 
 static void native_destroy(arpc__proto_session *s)
 {
-    arpc__free(s);
+    native_session *ns = (native_session *)s;
+    arpc__buf_fini(&ns->md);
+    arpc__free(ns);
 }
 
 static arpc__settings settings_of(const arpc__proto_limits *limits)
 {
     arpc__settings st = {.max_frame_size = limits->max_message,
-                         .max_in_flight = limits->max_in_flight};
+                         .max_in_flight = limits->max_in_flight,
+                         .metadata = limits->metadata ? 1 : 0};
     return st;
 }
 
 static arpc__proto_limits limits_of(const arpc__settings *st)
 {
     arpc__proto_limits limits = {.max_message = st->max_frame_size,
-                                 .max_in_flight = st->max_in_flight};
+                                 .max_in_flight = st->max_in_flight,
+                                 .metadata = st->metadata == 1};
     return limits;
 }
 
@@ -92,6 +101,42 @@ static int check_request_id(native_session *ns, uint64_t id)
     return 0;
 }
 
+/*
+ * The metadata of frame `f` in memory form, checked entry by entry (the decoder checked only
+ * the block's structure), into the session's buffer, which `md` then views.
+ * @return 0; ARPC_EINVAL or ARPC_EMETADATA (the call fails alone); ARPC_ENOMEM.
+ */
+static int read_metadata(native_session *ns, const arpc__frame *f, arpc__md *md)
+{
+    md->data = NULL;
+    md->len = 0;
+    md->count = 0;
+    if (f->md == NULL)
+        return 0;
+    arpc__buf_clear(&ns->md);
+    const uint8_t *p = f->md;
+    for (uint32_t i = 0; i < f->md_count; i++) {
+        size_t key_len = (size_t)p[0] | (size_t)p[1] << 8;
+        size_t value_len = (size_t)p[2] | (size_t)p[3] << 8;
+        const char *key = (const char *)p + ARPC__MD_WIRE_ENTRY;
+        int rc = arpc__md_check(key, key_len, key + key_len, value_len);
+        if (rc == 0)
+            rc = arpc__md_append(&ns->md, md, key, key_len, key + key_len, value_len);
+        if (rc < 0)
+            return rc;
+        p += ARPC__MD_WIRE_ENTRY + key_len + value_len;
+    }
+    return 0;
+}
+
+/* A message whose metadata cannot be taken fails alone; out of memory closes. */
+static int refuse(native_session *ns, uint64_t id, int err)
+{
+    if (err == ARPC_ENOMEM || ns->cfg.events->on_refused == NULL)
+        return err;
+    return ns->cfg.events->on_refused(ns->cfg.owner, id, err);
+}
+
 static int on_request(native_session *ns, const arpc__frame *f)
 {
     const arpc__proto_events *ev = ns->cfg.events;
@@ -100,12 +145,17 @@ static int on_request(native_session *ns, const arpc__frame *f)
     int rc = check_request_id(ns, f->request_id);
     if (rc < 0)
         return rc;
+    arpc__md md;
+    rc = read_metadata(ns, f, &md);
+    if (rc < 0)
+        return refuse(ns, f->request_id, rc);
     arpc__msg msg = {
         .id = f->request_id,
         .method = f->method,
         .method_len = f->method_len,
         .timeout_ns = (int64_t)f->timeout_ms * 1000000,
         .flags = (f->flags & ARPC__FLAG_IDEMPOTENT) ? ARPC__MSG_IDEMPOTENT : 0,
+        .md = md,
         .payload = f->payload,
         .payload_len = f->payload_len,
     };
@@ -116,9 +166,14 @@ static int on_response(native_session *ns, const arpc__frame *f)
 {
     if (is_server(ns))
         return ARPC_EFRAME; /* a RESPONSE towards a server */
+    arpc__md md;
+    int rc = read_metadata(ns, f, &md);
+    if (rc < 0)
+        return refuse(ns, f->request_id, rc);
     arpc__msg msg = {
         .id = f->request_id,
         .status = f->status,
+        .md = md,
         .payload = f->payload,
         .payload_len = f->payload_len,
     };
@@ -135,6 +190,7 @@ static int on_ping(native_session *ns, const arpc__frame *f, arpc_buf *out)
         arpc__settings peer;
         arpc__settings_decode(f->payload, f->payload_len, &peer);
         arpc__proto_limits limits = limits_of(&peer);
+        ns->peer_metadata = limits.metadata;
         if (is_server(ns) && ev->on_peer_limits != NULL)
             ev->on_peer_limits(ns->cfg.owner, &limits);
         arpc__settings mine = settings_of(&ns->cfg.limits);
@@ -159,6 +215,7 @@ static int on_pong(native_session *ns, const arpc__frame *f)
     arpc__settings peer;
     arpc__settings_decode(f->payload, f->payload_len, &peer);
     arpc__proto_limits limits = limits_of(&peer);
+    ns->peer_metadata = limits.metadata;
     ev->on_pong(ns->cfg.owner, f->request_id, &limits);
     return 0;
 }
@@ -195,13 +252,13 @@ static int dispatch(native_session *ns, const arpc__frame *f, arpc_buf *out)
 static int start_skip(native_session *ns, const arpc__frame *f)
 {
     const arpc__proto_events *ev = ns->cfg.events;
-    if (!arpc__frame_skippable(f->type) || ev->on_oversized == NULL)
+    if (!arpc__frame_skippable(f->type) || ev->on_refused == NULL)
         return ARPC_ETOOBIG;
     if ((f->type == ARPC__FRAME_REQUEST) != is_server(ns))
         return ARPC_EFRAME; /* a REQUEST towards a client, a RESPONSE towards a server */
     int rc = is_server(ns) ? check_request_id(ns, f->request_id) : 0;
     if (rc == 0)
-        rc = ev->on_oversized(ns->cfg.owner, f->request_id);
+        rc = ev->on_refused(ns->cfg.owner, f->request_id, ARPC_ETOOBIG);
     if (rc == 0) {
         ns->skip = arpc__frame_total(f);
         ns->base.messages_in++; /* a new frame began: its time limit starts afresh */
@@ -298,7 +355,7 @@ static size_t native_refusal(uint8_t *buf, size_t cap, int reason)
 
 const arpc__proto_ops arpc__proto_native = {
     .name = "native",
-    .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY,
+    .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA,
     .detect_len = 2,
     .detect = native_detect,
     .create = native_create,

@@ -679,7 +679,7 @@ static void test_liberal_decode(void)
     arpc__frame f;
 
     memcpy(copy, golden_request, sizeof(golden_request));
-    set_le16(copy + 4, 0xfffe); /* every reserved flag bit, not IDEMPOTENT */
+    set_le16(copy + 4, 0xfffc); /* every reserved flag bit, not IDEMPOTENT or METADATA */
     set_le32(copy + 12, 77);    /* status on a request */
     ASSERT_EQ(arpc__frame_decode(copy, sizeof(golden_request), MAX_FRAME, &f),
               sizeof(golden_request));
@@ -688,7 +688,7 @@ static void test_liberal_decode(void)
     ASSERT_EQ(f.timeout_ms, 1500);
 
     memcpy(copy, golden_response_ok, sizeof(golden_response_ok));
-    set_le16(copy + 4, 0xffff);
+    set_le16(copy + 4, 0xfffd); /* every reserved flag bit of a RESPONSE, not METADATA */
     set_le32(copy + 16, 500); /* timeout on a response */
     ASSERT_EQ(arpc__frame_decode(copy, sizeof(golden_response_ok), MAX_FRAME, &f),
               sizeof(golden_response_ok));
