@@ -823,7 +823,7 @@ static void slot_connect(cli_slot *slot)
     arpc__pending_init(&lnk->pending);
     arpc__timer_init(&lnk->heartbeat, on_link_timer);
     arpc__conn_init(&lnk->conn, slot->loop, fd, &link_ops, true);
-    arpc__proto_limits mine = {.max_message = ep->ch->opts.max_frame_size};
+    arpc__proto_limits mine = {.max_message = ep->ch->opts.max_frame_size, .metadata = true};
     rc = arpc__conn_open_proto(&lnk->conn, lnk->proto, ARPC__PROTO_CLIENT, &mine, &link_events);
     if (rc < 0) {
         /* Not started: nothing but the fd and the link to undo. */

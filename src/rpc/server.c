@@ -721,7 +721,8 @@ static int srv_on_protocol(arpc__conn *conn, const arpc__proto_ops *proto)
     srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
     const arpc_server_opts *opts = &sc->sl->srv->opts;
     arpc__proto_limits mine = {.max_message = opts->max_frame_size,
-                               .max_in_flight = opts->max_in_flight_per_connection};
+                               .max_in_flight = opts->max_in_flight_per_connection,
+                               .metadata = true};
     int rc = arpc__conn_open_proto(conn, proto, ARPC__PROTO_SERVER, &mine, &srv_events);
     if (rc == 0)
         sc->proto = proto;

@@ -308,22 +308,32 @@ static bool native_mid_message(const arpc__proto_session *s)
 
 static uint64_t native_wire_size(const arpc__msg *msg, bool request)
 {
-    return (uint64_t)ARPC__FRAME_HEADER_SIZE + (request ? msg->method_len : 0) + msg->payload_len;
+    return (uint64_t)ARPC__FRAME_HEADER_SIZE + (request ? msg->method_len : 0) +
+           arpc__frame_md_size(&msg->md) + msg->payload_len;
+}
+
+/* Metadata goes only to a peer that said it reads it; an older peer gets the message
+ * without it (docs/protocol.md section 10). */
+static const arpc__md *md_for_peer(const native_session *ns, const arpc__msg *msg)
+{
+    return ns->peer_metadata && msg->md.count > 0 ? &msg->md : NULL;
 }
 
 static int native_send_request(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
 {
-    (void)s;
+    const native_session *ns = (const native_session *)s;
     uint32_t timeout_ms = msg->timeout_ns > 0 ? arpc__frame_timeout_ms(msg->timeout_ns) : 0;
     uint16_t flags = (msg->flags & ARPC__MSG_IDEMPOTENT) ? ARPC__FLAG_IDEMPOTENT : 0;
-    return arpc__frame_encode_request(out, msg->id, timeout_ms, flags, msg->method, msg->method_len,
-                                      msg->payload, msg->payload_len);
+    return arpc__frame_encode_request_md(out, msg->id, timeout_ms, flags, msg->method,
+                                         msg->method_len, md_for_peer(ns, msg), msg->payload,
+                                         msg->payload_len);
 }
 
 static int native_send_response(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
 {
-    (void)s;
-    return arpc__frame_encode_response(out, msg->id, msg->status, msg->payload, msg->payload_len);
+    const native_session *ns = (const native_session *)s;
+    return arpc__frame_encode_response_md(out, msg->id, msg->status, md_for_peer(ns, msg),
+                                          msg->payload, msg->payload_len);
 }
 
 static int native_send_ping(arpc__proto_session *s, arpc_buf *out, uint64_t id, bool announce)
