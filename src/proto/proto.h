@@ -24,6 +24,8 @@
 
 #include <arpc/buf.h>
 
+#include "base/buf.h"
+
 /* Which end of the connection a session is. */
 typedef enum arpc__proto_side { ARPC__PROTO_CLIENT = 0, ARPC__PROTO_SERVER = 1 } arpc__proto_side;
 
@@ -118,9 +120,6 @@ typedef struct arpc__proto_events {
     void (*on_goaway)(void *owner, uint64_t last_id, int reason);
     /* Server: the client canceled request `id` (HTTP/2 RST_STREAM). */
     void (*on_cancel)(void *owner, uint64_t id);
-    /* True while input must wait: the session stops before its next message and reports
-     * what it consumed (the connection's output bound, conn.c). */
-    bool (*input_paused)(void *owner);
 } arpc__proto_events;
 
 /* Everything a session is created with. */
@@ -129,7 +128,20 @@ typedef struct arpc__proto_config {
     arpc__proto_limits limits; /* ours */
     const arpc__proto_events *events;
     void *owner;
+    /* Input waits (the session stops before its next message and reports what it consumed)
+     * while *stop is true (the connection closed) or the output given to feed holds
+     * out_limit bytes or more (0: no bound; conn.c's read pause).  Data, not a callback:
+     * it is checked before every message. */
+    const bool *stop;
+    size_t out_limit;
 } arpc__proto_config;
+
+/* True when a session must not decode its next message (arpc__proto_config.stop and
+ * out_limit).  Inline: every protocol asks before every message. */
+static inline bool arpc__proto_input_waits(const arpc__proto_config *cfg, const arpc_buf *out)
+{
+    return *cfg->stop || (cfg->out_limit != 0 && out->len >= cfg->out_limit);
+}
 
 /* The part of every session the rpc layer reads; a protocol's session struct begins with it. */
 struct arpc__proto_session {
@@ -145,6 +157,10 @@ enum { ARPC__DETECT_NO = -1, ARPC__DETECT_MORE = 0, ARPC__DETECT_YES = 1 };
 struct arpc__proto_ops {
     const char *name;
     unsigned caps; /* ARPC__PROTO_* */
+    /* The most bytes a message takes on the wire beyond its method, its metadata (in memory
+     * form) and its payload: when those plus this fit a limit, the message does, without
+     * asking wire_size. */
+    uint32_t overhead;
     /* Server: bytes `detect` needs at most to decide (the first bytes are held until every
      * registered protocol has decided). */
     size_t detect_len;
@@ -165,7 +181,8 @@ struct arpc__proto_ops {
     /* True while the session is inside a message it consumed part of (an oversized body it
      * skips).  Bytes the caller still holds count separately. */
     bool (*mid_message)(const arpc__proto_session *s);
-    /* The size `msg` takes on the wire, to check it against the peer's max_message. */
+    /* The size `msg` takes on the wire, to check it against the peer's max_message (see
+     * arpc__proto_fits). */
     uint64_t (*wire_size)(const arpc__msg *msg, bool request);
     /* Encoders: append one message to `out`.  @return 0, ARPC_ENOMEM or ARPC_EINVAL (`out`
      * unchanged).  The peer's limits are the caller's to check (wire_size). */
@@ -182,6 +199,16 @@ struct arpc__proto_ops {
      * the connection cap), so its client learns why.  @return bytes written to buf[cap]. */
     size_t (*refusal)(uint8_t *buf, size_t cap, int reason);
 };
+
+/* True if `msg` takes at most `limit` bytes on the wire (0: no limit).  Inline: the sum
+ * decides almost every message without the indirect wire_size call. */
+static inline bool arpc__proto_fits(const arpc__proto_ops *ops, const arpc__msg *msg, bool request,
+                                    uint64_t limit)
+{
+    uint64_t bound =
+        (uint64_t)ops->overhead + (request ? msg->method_len : 0) + msg->md.len + msg->payload_len;
+    return limit == 0 || bound <= limit || ops->wire_size(msg, request) <= limit;
+}
 
 /* The longest method name a call may have, on every protocol. */
 #define ARPC__PROTO_MAX_METHOD 255

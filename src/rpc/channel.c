@@ -390,8 +390,7 @@ static void link_send(cli_link *lnk, cli_call *call)
     }
     call->fresh = false;
     arpc__msg msg = call_msg(call, timeout_ns);
-    if (arpc__unlikely(lnk->peer_max_frame != 0 &&
-                       lnk->proto->wire_size(&msg, true) > lnk->peer_max_frame)) {
+    if (arpc__unlikely(!arpc__proto_fits(lnk->proto, &msg, true, lnk->peer_max_frame))) {
         /* The server announced it would refuse it: fail this call alone, locally. */
         call_complete(call, ARPC_ETOOBIG, NULL, 0);
         return;
@@ -590,7 +589,6 @@ static const arpc__proto_events link_events = {
     .on_pong = ev_pong,
     .on_ping = ev_ping,
     .on_goaway = ev_goaway,
-    .input_paused = arpc__conn_input_paused,
 };
 
 /* When the timer of a link with a PING outstanding runs next: at the PING's
@@ -1099,6 +1097,18 @@ static int call_fill(cli_call *call, const char *method, size_t method_len,
 {
     arpc_buf *data = &call->data;
     int rc = arpc__buf_ensure(data, method_len + req_len); /* one growth, if any */
+    call->method_len = (uint16_t)method_len;
+    if (arpc__likely(rc == 0 && count == 0)) {
+        /* The usual call: two copies into room that is there. */
+        uint8_t *p = arpc__buf_tail(data);
+        memcpy(p, method, method_len);
+        if (req_len > 0)
+            memcpy(p + method_len, req, req_len);
+        data->len += method_len + req_len;
+        call->md_len = 0;
+        call->md_count = 0;
+        return 0;
+    }
     if (rc == 0)
         rc = arpc__buf_append(data, method, method_len);
     arpc__md md = {0};
@@ -1106,7 +1116,6 @@ static int call_fill(cli_call *call, const char *method, size_t method_len,
         rc = arpc__metadata_append_entries(data, &md, entries, count);
     if (rc == 0)
         rc = arpc__buf_append(data, req, req_len);
-    call->method_len = (uint16_t)method_len;
     call->md_len = md.len;
     call->md_count = md.count;
     return rc;
@@ -1122,11 +1131,11 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
         return ARPC_EINVAL;
     const arpc_metadata_entry *md_entries = opts ? opts->metadata : NULL;
     size_t md_entry_count = opts ? opts->metadata_count : 0;
-    int rc = arpc__metadata_check_entries(md_entries, md_entry_count);
+    int rc = md_entry_count > 0 ? arpc__metadata_check_entries(md_entries, md_entry_count) : 0;
     if (rc < 0)
         return rc;
     arpc__msg msg = {.method = method, .method_len = method_len, .payload_len = req_len};
-    if (ch->proto->wire_size(&msg, true) > ch->opts.max_frame_size)
+    if (!arpc__proto_fits(ch->proto, &msg, true, ch->opts.max_frame_size))
         return ARPC_ETOOBIG;
     if (atomic_load(&ch->closing))
         return ARPC_ESTOPPED;

@@ -29,8 +29,8 @@
  *
  * Bounded output: a peer that sends requests but never reads the answers
  * would make `out` grow without bound.  Once `out` holds out_limit bytes the
- * session stops before its next message (arpc__conn_input_paused, its
- * input_paused event; the bytes read already wait in `in`, at most
+ * session stops before its next message (arpc__proto_config.stop and
+ * out_limit; the bytes read already wait in `in`, at most
  * one read's worth plus a frame) and stops reading, so the kernel's buffers
  * fill and TCP pushes back on the peer.  A frame already being handled still
  * appends its whole answer, so one answer of any size always fits.  When
@@ -229,23 +229,15 @@ void arpc__conn_close(arpc__conn *conn, int err)
     arpc__conn_unref(conn);
 }
 
-bool arpc__conn_input_paused(void *owner)
-{
-    arpc__conn *conn = owner;
-    if (conn->closed || conn->read_paused)
-        return true;
-    if (!arpc__conn_out_full(conn))
-        return false;
-    conn->read_paused = true; /* the rest waits in `in` */
-    if (conn->ops->on_read_paused != NULL)
-        conn->ops->on_read_paused(conn);
-    return true;
-}
-
 int arpc__conn_open_proto(arpc__conn *conn, const arpc__proto_ops *ops, arpc__proto_side side,
                           const arpc__proto_limits *limits, const arpc__proto_events *events)
 {
-    arpc__proto_config cfg = {.side = side, .limits = *limits, .events = events, .owner = conn};
+    arpc__proto_config cfg = {.side = side,
+                              .limits = *limits,
+                              .events = events,
+                              .owner = conn,
+                              .stop = &conn->closed,
+                              .out_limit = conn->out_limit};
     arpc__proto_session *proto;
     int rc = ops->create(&cfg, &proto);
     if (rc == 0)
@@ -294,6 +286,12 @@ static int decode_frames(arpc__conn *conn, arpc_buf *buf)
     if (n < 0)
         return (int)n;
     arpc__buf_consume(buf, (size_t)n);
+    if (buf->len > 0 && !conn->closed && arpc__conn_out_full(conn)) {
+        /* The session stopped at the output bound: the rest waits in `in`. */
+        conn->read_paused = true;
+        if (conn->ops->on_read_paused != NULL)
+            conn->ops->on_read_paused(conn);
+    }
     /* What the session answered by itself (a PONG) goes out with the rest. */
     if (conn->out.len > 0)
         arpc__conn_flush_schedule(conn);

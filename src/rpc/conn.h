@@ -89,8 +89,9 @@ static inline void arpc__conn_set_proto(arpc__conn *conn, arpc__proto_session *p
     conn->proto = proto;
 }
 
-/* Creates the session of protocol `ops` for `conn` (owner: the connection)
- * and sets it.  @return 0 or ARPC_ENOMEM. */
+/* Creates the session of protocol `ops` for `conn` (owner: the connection;
+ * input waits while the connection is closed or its output at out_limit,
+ * which the owner sets before) and sets it.  @return 0 or ARPC_ENOMEM. */
 int arpc__conn_open_proto(arpc__conn *conn, const arpc__proto_ops *ops, arpc__proto_side side,
                           const arpc__proto_limits *limits, const arpc__proto_events *events);
 
@@ -99,11 +100,6 @@ static inline const arpc__proto_ops *arpc__conn_proto_ops(const arpc__conn *conn
 {
     return conn->proto != NULL ? conn->proto->ops : NULL;
 }
-
-/* An arpc__proto_events.input_paused for every owner: true once the
- * connection closed, or when its unwritten output reached out_limit (reading
- * then pauses, see conn.c). */
-bool arpc__conn_input_paused(void *conn);
 
 /* Registers the connection with its loop.  @return 0 or an error (the
  * connection is then closed with it). */

@@ -370,7 +370,7 @@ static void send_response(srv_conn *sc, uint64_t id, int status, const arpc_buf 
         msg.payload = arpc__buf_head(payload);
         msg.payload_len = payload->len;
     }
-    if (arpc__unlikely(sc->proto->wire_size(&msg, false) > answer_limit(sc))) {
+    if (arpc__unlikely(!arpc__proto_fits(sc->proto, &msg, false, answer_limit(sc)))) {
         /* The client would refuse it: fail this request alone (protocol.md 7). */
         msg.status = ARPC_ETOOBIG;
         msg.payload = NULL;
@@ -712,7 +712,6 @@ static const arpc__proto_events srv_events = {
     .on_refused = ev_refused,
     .on_peer_limits = ev_peer_limits,
     .on_cancel = ev_cancel,
-    .input_paused = arpc__conn_input_paused,
 };
 
 /* The first bytes chose `proto`: its session, with the server's limits. */

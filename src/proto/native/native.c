@@ -106,13 +106,9 @@ static int check_request_id(native_session *ns, uint64_t id)
  * the block's structure), into the session's buffer, which `md` then views.
  * @return 0; ARPC_EINVAL or ARPC_EMETADATA (the call fails alone); ARPC_ENOMEM.
  */
-static int read_metadata(native_session *ns, const arpc__frame *f, arpc__md *md)
+static arpc__noinline int read_metadata_block(native_session *ns, const arpc__frame *f,
+                                              arpc__md *md)
 {
-    md->data = NULL;
-    md->len = 0;
-    md->count = 0;
-    if (f->md == NULL)
-        return 0;
     arpc__buf_clear(&ns->md);
     const uint8_t *p = f->md;
     for (uint32_t i = 0; i < f->md_count; i++) {
@@ -127,6 +123,15 @@ static int read_metadata(native_session *ns, const arpc__frame *f, arpc__md *md)
         p += ARPC__MD_WIRE_ENTRY + key_len + value_len;
     }
     return 0;
+}
+
+/* Inline: a frame without metadata, the usual one, costs a test. */
+static inline int read_metadata(native_session *ns, const arpc__frame *f, arpc__md *md)
+{
+    md->data = NULL;
+    md->len = 0;
+    md->count = 0;
+    return arpc__unlikely(f->md != NULL) ? read_metadata_block(ns, f, md) : 0;
 }
 
 /* A message whose metadata cannot be taken fails alone; out of memory closes. */
@@ -269,7 +274,6 @@ static int start_skip(native_session *ns, const arpc__frame *f)
 static int64_t native_feed(arpc__proto_session *s, const uint8_t *data, size_t len, arpc_buf *out)
 {
     native_session *ns = (native_session *)s;
-    const arpc__proto_events *ev = ns->cfg.events;
     size_t off = 0;
     while (off < len) {
         if (arpc__unlikely(ns->skip > 0)) {
@@ -278,7 +282,7 @@ static int64_t native_feed(arpc__proto_session *s, const uint8_t *data, size_t l
             ns->skip -= n;
             continue;
         }
-        if (ev->input_paused != NULL && ev->input_paused(ns->cfg.owner))
+        if (arpc__proto_input_waits(&ns->cfg, out))
             break;
         arpc__frame f;
         int64_t n = arpc__frame_decode(data + off, len - off, ns->cfg.limits.max_message, &f);
@@ -316,7 +320,7 @@ static uint64_t native_wire_size(const arpc__msg *msg, bool request)
  * without it (docs/protocol.md section 10). */
 static const arpc__md *md_for_peer(const native_session *ns, const arpc__msg *msg)
 {
-    return ns->peer_metadata && msg->md.count > 0 ? &msg->md : NULL;
+    return arpc__unlikely(msg->md.count > 0) && ns->peer_metadata ? &msg->md : NULL;
 }
 
 static int native_send_request(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
@@ -324,16 +328,23 @@ static int native_send_request(arpc__proto_session *s, arpc_buf *out, const arpc
     const native_session *ns = (const native_session *)s;
     uint32_t timeout_ms = msg->timeout_ns > 0 ? arpc__frame_timeout_ms(msg->timeout_ns) : 0;
     uint16_t flags = (msg->flags & ARPC__MSG_IDEMPOTENT) ? ARPC__FLAG_IDEMPOTENT : 0;
+    const arpc__md *md = md_for_peer(ns, msg);
+    if (arpc__likely(md == NULL))
+        return arpc__frame_encode_request(out, msg->id, timeout_ms, flags, msg->method,
+                                          msg->method_len, msg->payload, msg->payload_len);
     return arpc__frame_encode_request_md(out, msg->id, timeout_ms, flags, msg->method,
-                                         msg->method_len, md_for_peer(ns, msg), msg->payload,
-                                         msg->payload_len);
+                                         msg->method_len, md, msg->payload, msg->payload_len);
 }
 
 static int native_send_response(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
 {
     const native_session *ns = (const native_session *)s;
-    return arpc__frame_encode_response_md(out, msg->id, msg->status, md_for_peer(ns, msg),
-                                          msg->payload, msg->payload_len);
+    const arpc__md *md = md_for_peer(ns, msg);
+    if (arpc__likely(md == NULL))
+        return arpc__frame_encode_response(out, msg->id, msg->status, msg->payload,
+                                           msg->payload_len);
+    return arpc__frame_encode_response_md(out, msg->id, msg->status, md, msg->payload,
+                                          msg->payload_len);
 }
 
 static int native_send_ping(arpc__proto_session *s, arpc_buf *out, uint64_t id, bool announce)
@@ -366,6 +377,9 @@ static size_t native_refusal(uint8_t *buf, size_t cap, int reason)
 const arpc__proto_ops arpc__proto_native = {
     .name = "native",
     .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA,
+    /* The header and the block's length; a block's entries are smaller on the wire than in
+     * memory (no NULs). */
+    .overhead = ARPC__FRAME_HEADER_SIZE + ARPC__MD_BLOCK_HEADER,
     .detect_len = 2,
     .detect = native_detect,
     .create = native_create,

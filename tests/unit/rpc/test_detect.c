@@ -96,7 +96,7 @@ static int64_t line_feed(arpc__proto_session *s, const uint8_t *data, size_t len
     line_session *ls = (line_session *)s;
     size_t off = 0;
     while (off < len) {
-        if (ls->cfg.events->input_paused(ls->cfg.owner))
+        if (arpc__proto_input_waits(&ls->cfg, out))
             break;
         const uint8_t *nl = memchr(data + off, '\n', len - off);
         if (nl == NULL)
