@@ -442,8 +442,10 @@ static void link_forget(cli_link *lnk, cli_call *call)
     call->lnk = NULL;
 }
 
-static void on_response(cli_link *lnk, uint64_t id, int status, const void *rsp, size_t rsp_len,
-                        const arpc__md *md)
+/* Inline: every answer takes this path, from the protocol's event. */
+static inline __attribute__((always_inline)) void on_response(cli_link *lnk, uint64_t id,
+                                                              int status, const void *rsp,
+                                                              size_t rsp_len, const arpc__md *md)
 {
     cli_call *call = arpc__pending_remove(&lnk->pending, id);
     if (call == NULL) {
@@ -518,7 +520,7 @@ static void link_on_pong(cli_link *lnk, uint64_t id, const arpc__proto_limits *p
 }
 
 /* Any frame shows the peer alive and answers an outstanding PING. */
-static void link_heard(cli_link *lnk)
+static inline void link_heard(cli_link *lnk)
 {
     arpc__conn *conn = &lnk->conn;
     if (!lnk->heard_from_peer) {

@@ -340,10 +340,12 @@ static void request_put(srv_loop *sl, arpc_request *req)
     }
     arpc__buf_clear(&req->payload);
     arpc__buf_clear(&req->response);
-    arpc__buf_clear(&req->md_buf);
-    arpc__buf_clear(&req->rsp_md_buf);
-    memset(&req->md, 0, sizeof(req->md));
-    memset(&req->rsp_md, 0, sizeof(req->rsp_md));
+    if (arpc__unlikely(req->md.count > 0 || req->rsp_md.count > 0)) {
+        arpc__buf_clear(&req->md_buf);
+        arpc__buf_clear(&req->rsp_md_buf);
+        memset(&req->md, 0, sizeof(req->md));
+        memset(&req->rsp_md, 0, sizeof(req->rsp_md));
+    }
     arpc__buf_shrink_if_idle(&req->payload, BUF_KEEP_SIZE);
     arpc__buf_shrink_if_idle(&req->response, BUF_KEEP_SIZE);
     arpc__list_push_front(&sl->free_requests, &req->link);
