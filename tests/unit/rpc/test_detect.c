@@ -13,7 +13,9 @@
  *    prefix that matched ("LNX");
  *  - first bytes that are still undecided ("L", "A", "LN") wait at most the
  *    first-frame limit, then the connection closes (first_frame_timeouts);
- *  - a server with a connection of a protocol without GOAWAY shuts down.
+ *  - a server with a connection of a protocol without GOAWAY shuts down;
+ *  - a channel's protocol option: native by default, an unknown one refused
+ *    with ARPC_EINVAL.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -291,6 +293,17 @@ static void test_undecided_first_bytes_time_out(void)
     arpc_server_destroy(srv);
 }
 
+static void test_channel_protocol_option(void)
+{
+    arpc_channel_opts opts;
+    arpc_channel_opts_init(&opts);
+    ASSERT_EQ(opts.protocol, ARPC_PROTOCOL_NATIVE);
+    opts.protocol = (arpc_protocol)99;
+    arpc_channel *ch = NULL;
+    ASSERT_ERR(arpc_channel_create(rt, "127.0.0.1:1", &opts, &ch), ARPC_EINVAL);
+    ASSERT_TRUE(ch == NULL);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -301,6 +314,7 @@ int main(void)
     RUN_TEST(test_two_protocols_one_port);
     RUN_TEST(test_unknown_bytes_close);
     RUN_TEST(test_undecided_first_bytes_time_out);
+    RUN_TEST(test_channel_protocol_option);
     arpc_runtime_destroy(rt);
     return 0;
 }
