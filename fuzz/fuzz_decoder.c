@@ -13,10 +13,14 @@
  *     through both the header writer and the encoders, and decodes to the same frame;
  *   - an oversized frame is reported with its header as the reference reads it;
  *   - a PING or PONG payload read as settings gives what the reference settings reader
- *     gives, and the settings re-encoded read back the same.
+ *     gives, and the settings re-encoded read back the same;
+ *   - a REQUEST or RESPONSE with the METADATA flag has a block the reference reads the same
+ *     way (section 10), its views inside the input, and the encoders write it back from the
+ *     in-memory form byte for byte.
  * Everything runs twice: with the default 16 MiB limit and with a small limit taken from
  * the last byte, so ETOOBIG is reached too.  A violated invariant aborts.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +30,7 @@
 
 #include "base/buf.h"
 #include "proto/frame.h"
+#include "proto/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,6 +64,29 @@ static uint32_t le32(const uint8_t *p)
     return le16(p) | le16(p + 2) << 16;
 }
 
+/* Section 10 read literally: a 4-byte length n <= payload - 4, then entries of key_len
+ * (>= 1), value_len, key, value that fill exactly n bytes. */
+static bool reference_md(const uint8_t *payload, uint32_t len)
+{
+    if (len < 4)
+        return false;
+    uint32_t n = le32(payload);
+    if (n > len - 4)
+        return false;
+    const uint8_t *p = payload + 4;
+    uint64_t off = 0;
+    while (off < n) {
+        if (n - off < 4)
+            return false;
+        uint64_t k = le16(p + off), v = le16(p + off + 2);
+        off += 4;
+        if (k == 0 || k + v > n - off)
+            return false;
+        off += k + v;
+    }
+    return true;
+}
+
 /* docs/protocol.md read literally, one byte at a time: the expected result of a decode. */
 static int64_t reference_decode(const uint8_t *p, size_t n, uint32_t max_frame)
 {
@@ -80,7 +108,11 @@ static int64_t reference_decode(const uint8_t *p, size_t n, uint32_t max_frame)
     uint64_t total = 32 + (uint64_t)method_len + le32(p + 8);
     if (total > max_frame)
         return ARPC_ETOOBIG;
-    return n < total ? 0 : (int64_t)total;
+    if (n < total)
+        return 0;
+    if ((p[3] == 1 || p[3] == 2) && (p[4] & 2) && !reference_md(p + 32 + method_len, le32(p + 8)))
+        return ARPC_EFRAME;
+    return (int64_t)total;
 }
 
 static uint64_t le64(const uint8_t *p)
@@ -95,7 +127,8 @@ static void check_oversized_header(const uint8_t *p, const arpc__frame *f)
     CHECK(f->type == type && f->request_id == le64(p + 24));
     CHECK(f->method_len == le16(p + 6) && f->payload_len == le32(p + 8));
     CHECK(f->method == NULL && f->payload == NULL);
-    CHECK(f->flags == (type == 1 ? (p[4] & 1) : 0));
+    CHECK(f->flags == (type == 1 ? (p[4] & 3) : type == 2 ? (p[4] & 2) : 0));
+    CHECK(f->md == NULL && f->md_len == 0);
     CHECK(f->timeout_ms == (type == 1 ? le32(p + 16) : 0));
     CHECK(f->status == (type == 2 || type == 5 ? (int32_t)le32(p + 12) : 0));
 }
@@ -104,12 +137,13 @@ static void check_oversized_header(const uint8_t *p, const arpc__frame *f)
  * bytes; MAX_FRAME_SIZE (1) and MAX_IN_FLIGHT (2) are 4-byte values, a frame size under
  * 32 + 255 does not count, the last of an id counts, and what does not fit ends it. */
 static int reference_settings(const uint8_t *p, size_t n, uint32_t *max_frame,
-                              uint32_t *max_in_flight)
+                              uint32_t *max_in_flight, uint32_t *metadata)
 {
     int used = 0;
     size_t off = 0;
     *max_frame = 0;
     *max_in_flight = 0;
+    *metadata = 0;
     while (n - off >= 4) {
         uint32_t id = le16(p + off), len = le16(p + off + 2);
         if (len > n - off - 4)
@@ -120,6 +154,9 @@ static int reference_settings(const uint8_t *p, size_t n, uint32_t *max_frame,
         } else if (len == 4 && id == 2) {
             *max_in_flight = le32(p + off + 4);
             used++;
+        } else if (len == 4 && id == 3) {
+            *metadata = le32(p + off + 4);
+            used++;
         }
         off += 4 + len;
     }
@@ -129,10 +166,12 @@ static int reference_settings(const uint8_t *p, size_t n, uint32_t *max_frame,
 static void check_settings(const arpc__frame *f)
 {
     arpc__settings s, again;
-    uint32_t max_frame, max_in_flight;
+    uint32_t max_frame, max_in_flight, metadata;
     int used = arpc__settings_decode(f->payload, f->payload_len, &s);
-    CHECK(used == reference_settings(f->payload, f->payload_len, &max_frame, &max_in_flight));
+    CHECK(used ==
+          reference_settings(f->payload, f->payload_len, &max_frame, &max_in_flight, &metadata));
     CHECK(s.max_frame_size == max_frame && s.max_in_flight == max_in_flight);
+    CHECK(s.metadata == metadata);
 
     arpc_buf b;
     arpc__frame g;
@@ -140,9 +179,11 @@ static void check_settings(const arpc__frame *f)
     CHECK(arpc__frame_encode_settings(&b, f->type, f->request_id, &s) == 0);
     CHECK(arpc__frame_decode(arpc__buf_head(&b), b.len, UINT32_MAX, &g) == (int64_t)b.len);
     CHECK(g.type == f->type && g.request_id == f->request_id);
-    CHECK(g.payload_len == (s.max_frame_size != 0) * 8u + (s.max_in_flight != 0) * 8u);
+    CHECK(g.payload_len ==
+          (s.max_frame_size != 0) * 8u + (s.max_in_flight != 0) * 8u + (s.metadata != 0) * 8u);
     CHECK(arpc__settings_decode(g.payload, g.payload_len, &again) == (int)(g.payload_len / 8));
     CHECK(again.max_frame_size == s.max_frame_size && again.max_in_flight == s.max_in_flight);
+    CHECK(again.metadata == s.metadata);
     arpc__buf_fini(&b);
 }
 
@@ -152,7 +193,9 @@ static void canonical_header(const uint8_t *in, uint8_t out[ARPC__FRAME_HEADER_S
     uint8_t type = in[3];
 
     memcpy(out, in, ARPC__FRAME_HEADER_SIZE);
-    out[4] = type == ARPC__FRAME_REQUEST ? in[4] & ARPC__FLAG_IDEMPOTENT : 0;
+    out[4] = type == ARPC__FRAME_REQUEST    ? in[4] & (ARPC__FLAG_IDEMPOTENT | ARPC__FLAG_METADATA)
+             : type == ARPC__FRAME_RESPONSE ? in[4] & ARPC__FLAG_METADATA
+                                            : 0;
     out[5] = 0;
     if (type != ARPC__FRAME_RESPONSE && type != ARPC__FRAME_GOAWAY)
         memset(out + 12, 0, 4);
@@ -172,23 +215,59 @@ static void check_same_frame(const arpc__frame *a, const arpc__frame *b)
     CHECK(a->status == b->status && a->timeout_ms == b->timeout_ms);
     CHECK(a->method_len == b->method_len && a->payload_len == b->payload_len);
     CHECK((a->payload == NULL) == (b->payload == NULL));
+    CHECK((a->md == NULL) == (b->md == NULL) && a->md_len == b->md_len);
+    CHECK(a->md_count == b->md_count);
+    if (a->md != NULL)
+        CHECK(memcmp(a->md, b->md, a->md_len) == 0);
     if (a->payload == NULL)
         return; /* a skipped oversized frame: its header alone */
     CHECK(memcmp(a->method, b->method, a->method_len) == 0);
     CHECK(memcmp(a->payload, b->payload, a->payload_len) == 0);
 }
 
+/* The in-memory form (proto/metadata.h) of a decoded block, without the API's 8 KiB bound:
+ * the codec must write back whatever it read. */
+static void md_in_memory(const arpc__frame *f, arpc_buf *buf, arpc__md *md)
+{
+    arpc__buf_init(buf);
+    md->count = 0;
+    for (uint32_t off = 0; off < f->md_len; md->count++) {
+        uint16_t lens[2] = {(uint16_t)le16(f->md + off), (uint16_t)le16(f->md + off + 2)};
+        const uint8_t *key = f->md + off + 4;
+        CHECK(arpc__buf_append(buf, lens, sizeof(lens)) == 0);
+        CHECK(arpc__buf_append(buf, key, lens[0]) == 0);
+        CHECK(arpc__buf_append(buf, "", 1) == 0);
+        CHECK(arpc__buf_append(buf, key + lens[0], lens[1]) == 0);
+        CHECK(arpc__buf_append(buf, "", 1) == 0);
+        off += 4u + lens[0] + lens[1];
+    }
+    CHECK(md->count == f->md_count);
+    md->data = buf->len > 0 ? arpc__buf_head(buf) : NULL;
+    md->len = (uint32_t)buf->len;
+}
+
 static int encode(arpc_buf *b, const arpc__frame *f)
 {
+    arpc_buf mdbuf;
+    arpc__md md = {0};
+    arpc__buf_init(&mdbuf);
+    if (f->md != NULL)
+        md_in_memory(f, &mdbuf, &md);
+    int rc;
     switch (f->type) {
     case ARPC__FRAME_REQUEST:
-        return arpc__frame_encode_request(b, f->request_id, f->timeout_ms, f->flags, f->method,
-                                          f->method_len, f->payload, f->payload_len);
+        rc = arpc__frame_encode_request_md(b, f->request_id, f->timeout_ms, f->flags, f->method,
+                                           f->method_len, &md, f->payload, f->payload_len);
+        break;
     case ARPC__FRAME_RESPONSE:
-        return arpc__frame_encode_response(b, f->request_id, f->status, f->payload, f->payload_len);
+        rc = arpc__frame_encode_response_md(b, f->request_id, f->status, &md, f->payload,
+                                            f->payload_len);
+        break;
     default:
-        return arpc__frame_encode_control(b, f->type, f->request_id, f->status);
+        rc = arpc__frame_encode_control(b, f->type, f->request_id, f->status);
     }
+    arpc__buf_fini(&mdbuf);
+    return rc;
 }
 
 /* Re-encodes `f`, decoded from `frame` (`size` bytes), and decodes the result again. */
@@ -196,9 +275,16 @@ static void check_reencode(const uint8_t *frame, size_t size, const arpc__frame 
 {
     uint8_t want[ARPC__FRAME_HEADER_SIZE], header[ARPC__FRAME_HEADER_SIZE];
     canonical_header(frame, want);
-    arpc__frame_write_header(header, f);
-    CHECK(memcmp(header, want, sizeof(header)) == 0);
+    if (f->md == NULL) {
+        /* The header writer is for frames without a block. */
+        arpc__frame_write_header(header, f);
+        CHECK(memcmp(header, want, sizeof(header)) == 0);
+    }
 
+    /* An empty block (flag set, length 0) is accepted but never written: the encoders send
+     * an empty list as no block, so there is nothing byte for byte to compare. */
+    if (f->md != NULL && f->md_count == 0)
+        return;
     /* The control encoders take no payload; a control frame that carried one is compared
      * without it. */
     arpc_buf b;
@@ -227,11 +313,17 @@ static void check_frame(const struct trace *t, size_t off, int64_t rc, const arp
 {
     const uint8_t *frame = t->data + off;
 
-    CHECK(rc == ARPC__FRAME_HEADER_SIZE + (int64_t)f->method_len + f->payload_len);
+    uint64_t block = f->md != NULL ? 4 + (uint64_t)f->md_len : 0;
+    CHECK((uint64_t)rc == ARPC__FRAME_HEADER_SIZE + f->method_len + block + f->payload_len);
+    CHECK((uint64_t)rc == arpc__frame_total(f));
     CHECK((uint64_t)rc <= t->size - off && (uint64_t)rc <= t->max_frame);
     CHECK(f->type >= ARPC__FRAME_REQUEST && f->type <= ARPC__FRAME_GOAWAY);
     CHECK(f->method == (const char *)frame + ARPC__FRAME_HEADER_SIZE);
-    CHECK(f->payload == frame + ARPC__FRAME_HEADER_SIZE + f->method_len);
+    CHECK(f->payload == frame + ARPC__FRAME_HEADER_SIZE + f->method_len + block);
+    CHECK((f->md != NULL) == ((f->flags & ARPC__FLAG_METADATA) != 0));
+    if (f->md != NULL)
+        CHECK(f->md == frame + ARPC__FRAME_HEADER_SIZE + f->method_len + 4 &&
+              inside(f->md, f->md_len, t->data, t->size));
     CHECK(inside(f->method, f->method_len, t->data, t->size));
     CHECK(inside(f->payload, f->payload_len, t->data, t->size));
     check_reencode(frame, (size_t)rc, f);

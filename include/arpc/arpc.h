@@ -9,6 +9,7 @@
 #include <arpc/io.h>
 #include <arpc/log.h>
 #include <arpc/loop.h>
+#include <arpc/metadata.h>
 #include <arpc/runtime.h>
 #include <arpc/server.h>
 #include <arpc/timer.h>

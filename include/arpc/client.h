@@ -20,6 +20,7 @@
 
 #include <arpc/buf.h>
 #include <arpc/export.h>
+#include <arpc/metadata.h>
 #include <arpc/runtime.h>
 
 ARPC_BEGIN_DECLS
@@ -33,6 +34,11 @@ typedef enum arpc_lb_policy {
     ARPC_LB_LEAST_IN_FLIGHT = 2,
     ARPC_LB_CONSISTENT_HASH = 3 /**< on arpc_call_opts.hash_key */
 } arpc_lb_policy;
+
+/** The wire protocol of a channel's connections (docs/protocols.md). */
+typedef enum arpc_protocol {
+    ARPC_PROTOCOL_NATIVE = 0 /**< arpc's own frame (docs/protocol.md); the default */
+} arpc_protocol;
 
 typedef struct arpc_channel_opts {
     /** Connections per endpoint, spread over the runtime's loops.  Default 1. */
@@ -75,6 +81,9 @@ typedef struct arpc_channel_opts {
      *  request is never refused for its size: one of max_frame_size always
      *  fits below the limit.  Default 64 MiB; 0 = no limit. */
     uint64_t max_unwritten_bytes;
+    /** The protocol spoken on every connection.  Default ARPC_PROTOCOL_NATIVE;
+     *  an unknown value makes arpc_channel_create fail with ARPC_EINVAL. */
+    arpc_protocol protocol;
 } arpc_channel_opts;
 
 typedef struct arpc_call_opts {
@@ -96,6 +105,20 @@ typedef struct arpc_call_opts {
      *  ARPC_ETIMEDOUT.  Borrowed: read only while the call starts, so it must be
      *  a request whose answer has not been sent yet. */
     const struct arpc_request *parent;
+    /** Request metadata: `metadata_count` entries, borrowed, checked and copied
+     *  before the call returns (ARPC_EINVAL for an entry that breaks the rules
+     *  of include/arpc/metadata.h, ARPC_EMETADATA over ARPC_METADATA_MAX_BYTES;
+     *  the call is then not made).  Default none.  A native server older than
+     *  metadata gets the request without it. */
+    const arpc_metadata_entry *metadata;
+    size_t metadata_count;
+    /** Optional out: a list the caller owns, which the call empties when it is
+     *  made and fills with the answer's metadata before it completes (before
+     *  arpc_call returns, before the arpc_call_async callback runs, on the
+     *  thread that completes it).  It holds the metadata of the server's
+     *  answer, an error answer too; it stays empty when no answer came.  The
+     *  caller must not touch it until the call has completed.  Default NULL. */
+    arpc_metadata *response_metadata;
 } arpc_call_opts;
 
 /** Counters of a channel; a snapshot. */

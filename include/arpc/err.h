@@ -14,32 +14,33 @@
 ARPC_BEGIN_DECLS
 
 /* X(NAME, value, text) */
-#define ARPC_ERR_MAP(X)                                                       \
-    X(ENOMEM, -ENOMEM, "out of memory")                                       \
-    X(EINVAL, -EINVAL, "invalid argument")                                    \
-    X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                    \
-    X(ETIMEDOUT, -ETIMEDOUT, "deadline exceeded")                             \
-    X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                      \
-    X(ECONNRESET, -ECONNRESET, "connection reset by peer")                    \
-    X(ECANCELED, -ECANCELED, "operation canceled")                            \
-    X(EADDRINUSE, -EADDRINUSE, "address already in use")                      \
-    X(EMFILE, -EMFILE, "too many open files")                                 \
-    X(EPIPE, -EPIPE, "broken pipe")                                           \
-    X(EFRAME, -1001, "malformed frame from peer")                             \
-    X(ETOOBIG, -1002, "frame exceeds configured limit")                       \
-    X(ENOMETHOD, -1003, "method not registered on server")                    \
-    X(EOVERLOAD, -1004, "server overloaded: too many requests in progress")   \
-    X(ESHUTDOWN, -1005, "server is shutting down")                            \
-    X(ECLOSED, -1006, "connection closed")                                    \
-    X(EVERSION, -1007, "unsupported protocol version")                        \
-    X(ENOENDPOINT, -1008, "no healthy endpoint available")                    \
-    X(EHEARTBEAT, -1009, "peer stopped answering heartbeats")                 \
-    X(EINTERNAL, -1010, "internal error in handler")                          \
-    X(ETOOMANYCONNS, -1011, "server connection limit reached")                \
-    X(EBADADDR, -1012, "cannot parse or resolve address")                     \
-    X(ENOTCORO, -1013, "operation needs an arpc coroutine")                   \
-    X(ESTOPPED, -1014, "runtime or loop is stopped")                          \
-    X(EQUEUEFULL, -1015, "connection overcrowded: unwritten output over limit")
+#define ARPC_ERR_MAP(X)                                                         \
+    X(ENOMEM, -ENOMEM, "out of memory")                                         \
+    X(EINVAL, -EINVAL, "invalid argument")                                      \
+    X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                      \
+    X(ETIMEDOUT, -ETIMEDOUT, "deadline exceeded")                               \
+    X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                        \
+    X(ECONNRESET, -ECONNRESET, "connection reset by peer")                      \
+    X(ECANCELED, -ECANCELED, "operation canceled")                              \
+    X(EADDRINUSE, -EADDRINUSE, "address already in use")                        \
+    X(EMFILE, -EMFILE, "too many open files")                                   \
+    X(EPIPE, -EPIPE, "broken pipe")                                             \
+    X(EFRAME, -1001, "malformed frame from peer")                               \
+    X(ETOOBIG, -1002, "frame exceeds configured limit")                         \
+    X(ENOMETHOD, -1003, "method not registered on server")                      \
+    X(EOVERLOAD, -1004, "server overloaded: too many requests in progress")     \
+    X(ESHUTDOWN, -1005, "server is shutting down")                              \
+    X(ECLOSED, -1006, "connection closed")                                      \
+    X(EVERSION, -1007, "unsupported protocol version")                          \
+    X(ENOENDPOINT, -1008, "no healthy endpoint available")                      \
+    X(EHEARTBEAT, -1009, "peer stopped answering heartbeats")                   \
+    X(EINTERNAL, -1010, "internal error in handler")                            \
+    X(ETOOMANYCONNS, -1011, "server connection limit reached")                  \
+    X(EBADADDR, -1012, "cannot parse or resolve address")                       \
+    X(ENOTCORO, -1013, "operation needs an arpc coroutine")                     \
+    X(ESTOPPED, -1014, "runtime or loop is stopped")                            \
+    X(EQUEUEFULL, -1015, "connection overcrowded: unwritten output over limit") \
+    X(EMETADATA, -1016, "metadata over its size limit")
 
 typedef enum arpc_err {
 #define ARPC_ERR_ENUM(name, value, text) ARPC_##name = (value),

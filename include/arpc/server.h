@@ -11,6 +11,7 @@
 
 #include <arpc/buf.h>
 #include <arpc/export.h>
+#include <arpc/metadata.h>
 #include <arpc/runtime.h>
 
 ARPC_BEGIN_DECLS
@@ -213,6 +214,33 @@ ARPC_EXPORT int64_t arpc_request_remaining_ms(const arpc_request *req);
  * to it, do not free it.
  */
 ARPC_EXPORT arpc_buf *arpc_request_response(arpc_request *req);
+
+/**
+ * The request's metadata (include/arpc/metadata.h): how many entries, the
+ * entry at `index` (0-based, in the order sent; a walk), and the value of the
+ * first entry with `key` (NULL if none; `value_len` may be NULL).  Entries
+ * point into the request and are valid until its answer is sent; keys and
+ * values are NUL-terminated.  arpc_request_metadata_at returns 0 or
+ * ARPC_EINVAL (index out of range).
+ * Thread: whoever holds the request.  Suspends: no.
+ */
+ARPC_EXPORT size_t arpc_request_metadata_count(const arpc_request *req);
+ARPC_EXPORT int arpc_request_metadata_at(const arpc_request *req, size_t index,
+                                         arpc_metadata_entry *out);
+ARPC_EXPORT const void *arpc_request_metadata_get(const arpc_request *req, const char *key,
+                                                  size_t *value_len);
+
+/**
+ * Adds one entry (copied) to the answer's metadata, which travels with the
+ * answer whatever its status.  A native client older than metadata gets the
+ * answer without it.
+ * @return 0; ARPC_EINVAL (the rules of include/arpc/metadata.h);
+ *         ARPC_EMETADATA (the answer's metadata would exceed
+ *         ARPC_METADATA_MAX_BYTES); ARPC_ENOMEM.  Nothing is added on error.
+ * Thread: whoever holds the request.  Suspends: no.
+ */
+ARPC_EXPORT int arpc_request_add_metadata(arpc_request *req, const char *key, const void *value,
+                                          size_t value_len);
 
 /**
  * Sets the message of an application error (the handler then returns a

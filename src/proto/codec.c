@@ -63,7 +63,8 @@ enum {
 
 /* Bytes 0..2 of every version-1 header, as a little-endian 32-bit load sees them. */
 #define LEAD_V1     ((uint32_t)MAGIC0 | (uint32_t)MAGIC1 << 8 | (uint32_t)ARPC__PROTO_VERSION << 16)
-#define FLAGS_KNOWN ARPC__FLAG_IDEMPOTENT
+#define FLAGS_REQUEST  (ARPC__FLAG_IDEMPOTENT | ARPC__FLAG_METADATA)
+#define FLAGS_RESPONSE ARPC__FLAG_METADATA
 
 _Static_assert(OFF_REQUEST_ID + 8 == ARPC__FRAME_HEADER_SIZE, "header fields fill 32 bytes");
 _Static_assert(ARPC__MAX_METHOD_LEN <= UINT16_MAX, "method_len is a 16-bit field");
@@ -112,6 +113,14 @@ static inline int method_len_valid(unsigned type, unsigned method_len)
     return method_len == 0;
 }
 
+/* The flag bits a type defines; the others are reserved, read and written as 0. */
+static inline uint16_t flags_known(unsigned type)
+{
+    return type == ARPC__FRAME_REQUEST    ? FLAGS_REQUEST
+           : type == ARPC__FRAME_RESPONSE ? FLAGS_RESPONSE
+                                          : 0;
+}
+
 static inline int carries_status(unsigned type)
 {
     return type == ARPC__FRAME_RESPONSE || type == ARPC__FRAME_GOAWAY;
@@ -153,7 +162,7 @@ static void read_frame(const uint8_t *h, unsigned type, unsigned method_len, uin
     int request = type == ARPC__FRAME_REQUEST;
 
     out->type = (uint8_t)type;
-    out->flags = request ? load_le16(h + OFF_FLAGS) & FLAGS_KNOWN : 0;
+    out->flags = load_le16(h + OFF_FLAGS) & flags_known(type);
     out->request_id = load_le64(h + OFF_REQUEST_ID);
     out->status = carries_status(type) ? (int32_t)load_le32(h + OFF_STATUS) : 0;
     out->timeout_ms = request ? load_le32(h + OFF_TIMEOUT) : 0;
@@ -161,6 +170,42 @@ static void read_frame(const uint8_t *h, unsigned type, unsigned method_len, uin
     out->method_len = (uint16_t)method_len;
     out->payload = h + ARPC__FRAME_HEADER_SIZE + method_len;
     out->payload_len = payload_len;
+    out->md = NULL;
+    out->md_len = 0;
+    out->md_count = 0;
+}
+
+/*
+ * Splits the metadata block off the front of a complete frame's payload (docs/protocol.md
+ * section 10): its length, then entries of key_len (>= 1) and value_len, whose sizes must
+ * fill the block exactly.  Only structure is checked here; what the keys and values may hold
+ * is the session's to judge, per call.  @return 0 or ARPC_EFRAME.
+ */
+static int split_metadata(arpc__frame *f)
+{
+    if (f->payload_len < ARPC__MD_BLOCK_HEADER)
+        return ARPC_EFRAME;
+    uint32_t n = load_le32(f->payload);
+    if (n > f->payload_len - ARPC__MD_BLOCK_HEADER)
+        return ARPC_EFRAME;
+    const uint8_t *md = f->payload + ARPC__MD_BLOCK_HEADER;
+    uint32_t count = 0;
+    for (uint32_t off = 0; off < n; count++) {
+        if (n - off < ARPC__MD_WIRE_ENTRY)
+            return ARPC_EFRAME;
+        uint32_t key_len = load_le16(md + off);
+        uint32_t value_len = load_le16(md + off + 2);
+        off += ARPC__MD_WIRE_ENTRY;
+        if (key_len == 0 || key_len + value_len > n - off)
+            return ARPC_EFRAME;
+        off += key_len + value_len;
+    }
+    f->md = md;
+    f->md_len = n;
+    f->md_count = count;
+    f->payload = md + n;
+    f->payload_len -= ARPC__MD_BLOCK_HEADER + n;
+    return 0;
 }
 
 int64_t arpc__frame_decode(const uint8_t *data, size_t len, uint32_t max_frame, arpc__frame *out)
@@ -189,6 +234,8 @@ int64_t arpc__frame_decode(const uint8_t *data, size_t len, uint32_t max_frame, 
     if (len < total)
         return 0;
     read_frame(data, type, method_len, payload_len, out);
+    if (arpc__unlikely(out->flags & ARPC__FLAG_METADATA) && split_metadata(out) < 0)
+        return ARPC_EFRAME;
     return (int64_t)total;
 }
 
@@ -204,7 +251,7 @@ static inline void pack_header(uint8_t *h, unsigned type, uint16_t flags, uint16
     int request = type == ARPC__FRAME_REQUEST;
     uint64_t lead = LEAD_V1 | (uint64_t)type << 24;
 
-    lead |= (uint64_t)(request ? flags & FLAGS_KNOWN : 0) << 8 * OFF_FLAGS;
+    lead |= (uint64_t)(flags & flags_known(type)) << 8 * OFF_FLAGS;
     lead |= (uint64_t)method_len << 8 * OFF_METHOD_LEN;
     store_le64(h, lead);
     store_le64(h + OFF_PAYLOAD_LEN,
@@ -222,8 +269,9 @@ void arpc__frame_write_header(uint8_t header[ARPC__FRAME_HEADER_SIZE], const arp
 {
     ARPC_ASSERT(type_known(f->type));
     ARPC_ASSERT(method_len_valid(f->type, f->method_len));
-    pack_header(header, f->type, f->flags, f->method_len, f->payload_len, f->status, f->timeout_ms,
-                f->request_id);
+    /* No metadata block here: the caller sends method and payload only. */
+    pack_header(header, f->type, f->flags & ~ARPC__FLAG_METADATA, f->method_len, f->payload_len,
+                f->status, f->timeout_ms, f->request_id);
 }
 
 /* Appends header, method and payload of `f` as one frame; `out` is unchanged on error.
@@ -250,6 +298,75 @@ static inline __attribute__((always_inline)) int append_frame(arpc_buf *out, con
     return 0;
 }
 
+/* Writes the wire form of the in-memory list `md` (proto/metadata.h): the block's length,
+ * then each entry without its NULs.  @return the bytes written (arpc__frame_md_size). */
+static size_t put_metadata(uint8_t *p, const arpc__md *md)
+{
+    uint8_t *start = p;
+    store_le32(p, (uint32_t)(arpc__frame_md_size(md) - ARPC__MD_BLOCK_HEADER));
+    p += ARPC__MD_BLOCK_HEADER;
+    for (uint32_t off = 0; off < md->len;) {
+        uint16_t lens[2];
+        memcpy(lens, md->data + off, sizeof(lens));
+        const uint8_t *key = md->data + off + 4;
+        p[0] = (uint8_t)lens[0];
+        p[1] = (uint8_t)(lens[0] >> 8);
+        p[2] = (uint8_t)lens[1];
+        p[3] = (uint8_t)(lens[1] >> 8);
+        memcpy(p + 4, key, lens[0]);
+        memcpy(p + 4 + lens[0], key + lens[0] + 1, lens[1]);
+        p += ARPC__MD_WIRE_ENTRY + lens[0] + lens[1];
+        off += 6u + lens[0] + lens[1];
+    }
+    return (size_t)(p - start);
+}
+
+/* A REQUEST or RESPONSE whose payload begins with the metadata block of `md`. */
+static int append_frame_md(arpc_buf *out, arpc__frame *f, const arpc__md *md)
+{
+    uint64_t md_size = arpc__frame_md_size(md);
+    if ((uint64_t)f->payload_len + md_size > UINT32_MAX)
+        return ARPC_EINVAL;
+    size_t total =
+        ARPC__FRAME_HEADER_SIZE + (size_t)f->method_len + (size_t)md_size + f->payload_len;
+    int rc = arpc__buf_ensure(out, total);
+    if (arpc__unlikely(rc < 0))
+        return rc;
+    uint8_t *p = arpc__buf_tail(out);
+    pack_header(p, f->type, f->flags | ARPC__FLAG_METADATA, f->method_len,
+                f->payload_len + (uint32_t)md_size, f->status, f->timeout_ms, f->request_id);
+    p += ARPC__FRAME_HEADER_SIZE;
+    if (f->method_len > 0)
+        memcpy(p, f->method, f->method_len);
+    p += f->method_len;
+    p += put_metadata(p, md);
+    if (f->payload_len > 0)
+        memcpy(p, f->payload, f->payload_len);
+    out->len += total;
+    return 0;
+}
+
+int arpc__frame_encode_request_md(arpc_buf *out, uint64_t request_id, uint32_t timeout_ms,
+                                  uint16_t flags, const char *method, size_t method_len,
+                                  const arpc__md *md, const void *payload, size_t payload_len)
+{
+    if (method_len == 0 || method_len > ARPC__MAX_METHOD_LEN || !payload_len_valid(payload_len))
+        return ARPC_EINVAL;
+    arpc__frame f = {
+        .type = ARPC__FRAME_REQUEST,
+        .flags = flags & ARPC__FLAG_IDEMPOTENT,
+        .request_id = request_id,
+        .timeout_ms = timeout_ms,
+        .method = method,
+        .method_len = (uint16_t)method_len,
+        .payload = payload,
+        .payload_len = (uint32_t)payload_len,
+    };
+    if (md != NULL && md->count > 0)
+        return append_frame_md(out, &f, md);
+    return append_frame(out, &f);
+}
+
 int arpc__frame_encode_request(arpc_buf *out, uint64_t request_id, uint32_t timeout_ms,
                                uint16_t flags, const char *method, size_t method_len,
                                const void *payload, size_t payload_len)
@@ -258,7 +375,7 @@ int arpc__frame_encode_request(arpc_buf *out, uint64_t request_id, uint32_t time
         return ARPC_EINVAL;
     arpc__frame f = {
         .type = ARPC__FRAME_REQUEST,
-        .flags = flags,
+        .flags = flags & ARPC__FLAG_IDEMPOTENT,
         .request_id = request_id,
         .timeout_ms = timeout_ms,
         .method = method,
@@ -284,6 +401,23 @@ int arpc__frame_append_request(arpc_buf *out, const arpc_buf *encoded, uint64_t 
     store_le64(h + OFF_REQUEST_ID, request_id);
     out->len += encoded->len;
     return 0;
+}
+
+int arpc__frame_encode_response_md(arpc_buf *out, uint64_t request_id, int32_t status,
+                                   const arpc__md *md, const void *payload, size_t payload_len)
+{
+    if (!payload_len_valid(payload_len))
+        return ARPC_EINVAL;
+    arpc__frame f = {
+        .type = ARPC__FRAME_RESPONSE,
+        .request_id = request_id,
+        .status = status,
+        .payload = payload,
+        .payload_len = (uint32_t)payload_len,
+    };
+    if (md != NULL && md->count > 0)
+        return append_frame_md(out, &f, md);
+    return append_frame(out, &f);
 }
 
 int arpc__frame_encode_response(arpc_buf *out, uint64_t request_id, int32_t status,
@@ -314,6 +448,7 @@ int arpc__settings_decode(const uint8_t *payload, size_t len, arpc__settings *ou
     int used = 0;
     out->max_frame_size = 0;
     out->max_in_flight = 0;
+    out->metadata = 0;
     /* Each entry: id (u16), length n (u16), n bytes of value. */
     for (size_t off = 0; len - off >= 4;) {
         unsigned id = load_le16(payload + off);
@@ -332,6 +467,9 @@ int arpc__settings_decode(const uint8_t *payload, size_t len, arpc__settings *ou
             used++;
         } else if (id == ARPC__SETTING_MAX_IN_FLIGHT) {
             out->max_in_flight = v;
+            used++;
+        } else if (id == ARPC__SETTING_METADATA) {
+            out->metadata = v;
             used++;
         }
     }
@@ -353,12 +491,14 @@ int arpc__frame_encode_settings(arpc_buf *out, uint8_t type, uint64_t request_id
 {
     if (type != ARPC__FRAME_PING && type != ARPC__FRAME_PONG)
         return ARPC_EINVAL;
-    uint8_t payload[2 * ARPC__SETTING_SIZE];
+    uint8_t payload[3 * ARPC__SETTING_SIZE];
     uint8_t *p = payload;
     if (settings->max_frame_size != 0)
         p = put_setting(p, ARPC__SETTING_MAX_FRAME_SIZE, settings->max_frame_size);
     if (settings->max_in_flight != 0)
         p = put_setting(p, ARPC__SETTING_MAX_IN_FLIGHT, settings->max_in_flight);
+    if (settings->metadata != 0)
+        p = put_setting(p, ARPC__SETTING_METADATA, settings->metadata);
     arpc__frame f = {.type = type,
                      .request_id = request_id,
                      .payload = payload,

@@ -13,6 +13,8 @@
 
 #include <arpc/buf.h>
 
+#include "proto/proto.h"
+
 #define ARPC__FRAME_HEADER_SIZE 32
 #define ARPC__PROTO_VERSION     1
 #define ARPC__MAX_METHOD_LEN    255
@@ -29,12 +31,23 @@ enum arpc__frame_type {
 /* REQUEST only: the caller allows the request to be retried on another
  * connection even if it may already have run. */
 #define ARPC__FLAG_IDEMPOTENT 0x1
+/* REQUEST and RESPONSE: the payload begins with a metadata block (docs/protocol.md
+ * section 10), sent only to a peer whose settings said METADATA = 1. */
+#define ARPC__FLAG_METADATA 0x2
+
+/* Bytes of the metadata block's length field, and of each entry's two length fields. */
+#define ARPC__MD_BLOCK_HEADER 4
+#define ARPC__MD_WIRE_ENTRY   4
 
 /* The largest timeout_ms the field can carry: a longer remaining time is sent as this. */
 #define ARPC__MAX_TIMEOUT_MS UINT32_MAX
 
 /* Settings ids (docs/protocol.md section 4, "Settings"). */
-enum arpc__setting_id { ARPC__SETTING_MAX_FRAME_SIZE = 1, ARPC__SETTING_MAX_IN_FLIGHT = 2 };
+enum arpc__setting_id {
+    ARPC__SETTING_MAX_FRAME_SIZE = 1,
+    ARPC__SETTING_MAX_IN_FLIGHT = 2,
+    ARPC__SETTING_METADATA = 3
+};
 
 /* Bytes of one encoded setting with a 32-bit value: id (2), length (2), value (4). */
 #define ARPC__SETTING_SIZE 8
@@ -57,6 +70,12 @@ typedef struct arpc__frame {
     uint16_t method_len;
     const uint8_t *payload;
     uint32_t payload_len;
+    /* With ARPC__FLAG_METADATA: the block's entries in their wire form (each key_len and
+     * value_len as u16 LE, key, value), checked for structure; payload and payload_len are
+     * then what follows the block.  NULL and 0 otherwise (and on ARPC_ETOOBIG). */
+    const uint8_t *md;
+    uint32_t md_len;
+    uint32_t md_count;
 } arpc__frame;
 
 /*
@@ -69,20 +88,28 @@ typedef struct arpc__frame {
  *                   otherwise.
  * @return the frame's total size (> 0); 0 if more bytes are needed; or
  *         ARPC_EFRAME (bad magic, unknown type, non-zero reserved word, method_len out of
- *         range for the type), ARPC_EVERSION (magic fine, version not 1) or ARPC_ETOOBIG
- *         (a well-formed header, but 32 + method_len + payload_len > max_frame).  Errors are
- *         reported as soon as the header is complete, without waiting for the body; a bad
- *         magic, version or type is reported as soon as its byte is present.  Never reads
- *         data[len] or beyond.
- * Thread: any.  Suspends: no.
+ *         range for the type, a metadata block whose lengths do not add up), ARPC_EVERSION (magic
+ * fine, version not 1) or ARPC_ETOOBIG (a well-formed header, but 32 + method_len + payload_len >
+ * max_frame).  Errors are reported as soon as the header is complete, without waiting for the body;
+ * a bad magic, version or type is reported as soon as its byte is present.  Never reads data[len]
+ * or beyond. Thread: any.  Suspends: no.
  */
 int64_t arpc__frame_decode(const uint8_t *data, size_t len, uint32_t max_frame, arpc__frame *out);
 
-/* The total size of `f` on the wire: 32 + method_len + payload_len (64 bits: it may not fit
- * 32). */
+/* The total size of `f` on the wire: 32 + method_len + payload_len, plus the metadata block
+ * if it has one (64 bits: it may not fit 32). */
 static inline uint64_t arpc__frame_total(const arpc__frame *f)
 {
-    return (uint64_t)ARPC__FRAME_HEADER_SIZE + f->method_len + f->payload_len;
+    uint64_t md = f->md != NULL ? ARPC__MD_BLOCK_HEADER + (uint64_t)f->md_len : 0;
+    return (uint64_t)ARPC__FRAME_HEADER_SIZE + f->method_len + md + f->payload_len;
+}
+
+/* The bytes the block of the in-memory list `md` takes on the wire (0 for none). */
+static inline uint64_t arpc__frame_md_size(const arpc__md *md)
+{
+    if (md == NULL || md->count == 0)
+        return 0;
+    return ARPC__MD_BLOCK_HEADER + (uint64_t)md->len - 2u * md->count; /* no NULs */
 }
 
 /* True for the types whose oversized frames cost only their call: a receiver skips the
@@ -114,6 +141,7 @@ static inline uint32_t arpc__frame_timeout_ms(int64_t left_ns)
 typedef struct arpc__settings {
     uint32_t max_frame_size; /* the largest frame the sender accepts (>= 32 + 255) */
     uint32_t max_in_flight;  /* requests the sender runs at once on this connection */
+    uint32_t metadata;       /* 1: the sender accepts ARPC__FLAG_METADATA frames */
 } arpc__settings;
 
 /*
@@ -152,6 +180,19 @@ int arpc__frame_append_request(arpc_buf *out, const arpc_buf *encoded, uint64_t 
 int arpc__frame_encode_response(arpc_buf *out, uint64_t request_id, int32_t status,
                                 const void *payload, size_t payload_len);
 
+/*
+ * The same with metadata: `md` (an in-memory list, proto/metadata.h; NULL or empty for none)
+ * goes in a block at the front of the payload, with ARPC__FLAG_METADATA.  Only for a peer
+ * that announced METADATA = 1.
+ * @return as above; ARPC_EINVAL also if the frame would exceed 4 GiB.
+ */
+int arpc__frame_encode_request_md(arpc_buf *out, uint64_t request_id, uint32_t timeout_ms,
+                                  uint16_t flags, const char *method, size_t method_len,
+                                  const arpc__md *md, const void *payload, size_t payload_len);
+
+int arpc__frame_encode_response_md(arpc_buf *out, uint64_t request_id, int32_t status,
+                                   const arpc__md *md, const void *payload, size_t payload_len);
+
 /* PING, PONG, GOAWAY: no payload; `status` goes on the wire for GOAWAY only. */
 int arpc__frame_encode_control(arpc_buf *out, uint8_t type, uint64_t request_id, int32_t status);
 
@@ -168,7 +209,8 @@ int arpc__frame_encode_settings(arpc_buf *out, uint8_t type, uint64_t request_id
 /*
  * Writes the 32-byte header for `f` (method_len and payload_len taken from f), so a caller
  * can send the method and payload from elsewhere with writev, without copying them.  Writes
- * the canonical form: fields the type does not use and reserved flag bits are written as 0.
+ * the canonical form: fields the type does not use and reserved flag bits are written as 0,
+ * and so is ARPC__FLAG_METADATA (this header's frame has no metadata block).
  * `f` must describe a valid frame (checked with ARPC_ASSERT).
  * Thread: any.  Suspends: no.
  */

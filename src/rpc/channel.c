@@ -43,6 +43,8 @@
  * balancing (a heartbeat failure ejects at once), and the slot keeps probing
  * with exponential backoff until a probe PING is answered.
  */
+#include "rpc/channel.h"
+
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "rpc/channel.h"
+#include "rpc/metadata.h"
 #include "rpc/request.h"
 #include "runtime/addr.h"
 #include "runtime/loop.h"
@@ -81,7 +84,7 @@ void arpc_channel_opts_init(arpc_channel_opts *opts)
     opts->connections_per_endpoint = 1;
     opts->connect_timeout_ms = 1000;
     opts->default_timeout_ms = 1000;
-    opts->max_frame_size = ARPC__DEFAULT_MAX_FRAME;
+    opts->max_frame_size = ARPC__PROTO_DEFAULT_MAX_MESSAGE;
     opts->heartbeat_interval_ms = 500;
     opts->heartbeat_timeout_ms = 1000;
     opts->reconnect_backoff_min_ms = 50;
@@ -90,6 +93,7 @@ void arpc_channel_opts_init(arpc_channel_opts *opts)
     opts->max_retries = 2;
     opts->lb_policy = ARPC_LB_ROUND_ROBIN;
     opts->max_unwritten_bytes = 64 * 1024 * 1024;
+    opts->protocol = ARPC_PROTOCOL_NATIVE;
 }
 
 void arpc_call_opts_init(arpc_call_opts *opts)
@@ -98,6 +102,9 @@ void arpc_call_opts_init(arpc_call_opts *opts)
     opts->hash_key = 0;
     opts->idempotent = false;
     opts->parent = NULL;
+    opts->metadata = NULL;
+    opts->metadata_count = 0;
+    opts->response_metadata = NULL;
 }
 
 /* ---- call objects ------------------------------------------------------- */
@@ -112,7 +119,7 @@ typedef struct call_pool {
 
 static void call_free(cli_call *call)
 {
-    arpc__buf_fini(&call->req);
+    arpc__buf_fini(&call->data);
     arpc__free(call);
 }
 
@@ -207,7 +214,7 @@ static cli_call *call_get(void)
     cli_call *call = arpc__malloc(sizeof(*call));
     if (call == NULL)
         return NULL;
-    arpc__buf_init(&call->req);
+    arpc__buf_init(&call->data);
     arpc__list_init(&call->link);
     arpc__list_init(&call->deadline_link);
     return call;
@@ -220,8 +227,8 @@ static void call_put(cli_call *call)
         call_free(call);
         return;
     }
-    arpc__buf_clear(&call->req);
-    arpc__buf_shrink_if_idle(&call->req, REQ_KEEP_SIZE);
+    arpc__buf_clear(&call->data);
+    arpc__buf_shrink_if_idle(&call->data, REQ_KEEP_SIZE);
     arpc__list_push_front(&pool->free, &call->link);
     pool->count++;
 }
@@ -323,6 +330,14 @@ static inline bool link_has_room(const cli_link *lnk)
            lnk->pending.len + lnk->abandoned < lnk->peer_max_in_flight;
 }
 
+/* A call with metadata waits for the server's settings (protocol.md 10): only
+ * they tell whether it reads metadata, and a server that does not must not
+ * get the flag.  A protocol without PING has no settings to wait for. */
+static inline bool link_may_carry(const cli_link *lnk, const cli_call *call)
+{
+    return call->md_count == 0 || lnk->settings_known || !(lnk->proto->caps & ARPC__PROTO_PING);
+}
+
 /* True when the link's unwritten requests have reached max_unwritten_bytes:
  * its server does not read them.  The loop's flush may just not have run
  * yet (a burst of calls in one iteration), so the socket is offered what
@@ -335,6 +350,23 @@ static bool link_full(cli_link *lnk)
         return false;
     arpc__conn_write_early(&lnk->conn);
     return lnk->conn.out.len >= limit;
+}
+
+/* The message a call sends: views into the call's own copy. */
+static inline arpc__msg call_msg(const cli_call *call, int64_t timeout_ns)
+{
+    const uint8_t *data = arpc__buf_head(&call->data);
+    size_t front = (size_t)call->method_len + call->md_len;
+    arpc__msg msg = {
+        .method = (const char *)data,
+        .method_len = call->method_len,
+        .timeout_ns = timeout_ns,
+        .flags = call->idempotent ? ARPC__MSG_IDEMPOTENT : 0,
+        .md = {.data = data + call->method_len, .len = call->md_len, .count = call->md_count},
+        .payload = data + front,
+        .payload_len = call->data.len - front,
+    };
+    return msg;
 }
 
 /* Sends a call on a connected link.  Loop thread of the link. */
@@ -351,25 +383,26 @@ static void link_send(cli_link *lnk, cli_call *call)
     }
     /* A call sent straight from arpc_call_async() skips a clock read (they
      * cost up to 90 ns on some VMs): its remaining time is its timeout. */
-    uint32_t timeout_ms = call->timeout_ms;
+    int64_t timeout_ns = (int64_t)call->timeout_ms * ARPC__NS_PER_MS;
     if (!call->fresh && call->deadline_ns != ARPC__NO_DEADLINE) {
-        int64_t left = call->deadline_ns - arpc__now_ns();
-        if (left <= 0) {
+        timeout_ns = call->deadline_ns - arpc__now_ns();
+        if (timeout_ns <= 0) {
             call_complete(call, ARPC_ETIMEDOUT, NULL, 0); /* never sent (protocol.md 6) */
             return;
         }
-        timeout_ms = arpc__frame_timeout_ms(left);
     }
     call->fresh = false;
-    if (arpc__unlikely(lnk->peer_max_frame != 0 && call->req.len > lnk->peer_max_frame)) {
+    arpc__msg msg = call_msg(call, timeout_ns);
+    if (arpc__unlikely(!arpc__proto_fits(lnk->proto, &msg, true, lnk->peer_max_frame))) {
         /* The server announced it would refuse it: fail this call alone, locally. */
         call_complete(call, ARPC_ETOOBIG, NULL, 0);
         return;
     }
     uint64_t id = ++lnk->next_id;
+    msg.id = id;
     int rc = arpc__pending_insert(&lnk->pending, id, call);
     if (rc == 0) {
-        rc = arpc__frame_append_request(&lnk->conn.out, &call->req, id, timeout_ms);
+        rc = lnk->proto->send_request(lnk->conn.proto, &lnk->conn.out, &msg);
         if (rc < 0)
             arpc__pending_remove(&lnk->pending, id);
     }
@@ -392,8 +425,14 @@ static void link_pump(cli_link *lnk)
         return;
     arpc__list *node;
     while (!lnk->conn.closed && !lnk->conn.connecting && link_has_room(lnk) &&
-           (node = arpc__list_pop_front(&slot->waiting)) != NULL)
-        link_send(lnk, arpc__container_of(node, cli_call, link));
+           !arpc__list_empty(&slot->waiting)) {
+        node = slot->waiting.next;
+        cli_call *call = arpc__container_of(node, cli_call, link);
+        if (!link_may_carry(lnk, call))
+            return; /* FIFO: the calls behind it wait too */
+        arpc__list_remove(node);
+        link_send(lnk, call);
+    }
 }
 
 /* Takes a sent call back out of its link (its deadline passed).  The server
@@ -406,9 +445,12 @@ static void link_forget(cli_link *lnk, cli_call *call)
     call->lnk = NULL;
 }
 
-static void on_response(cli_link *lnk, const arpc__frame *frame)
+/* Inline: every answer takes this path, from the protocol's event. */
+static inline __attribute__((always_inline)) void on_response(cli_link *lnk, uint64_t id,
+                                                              int status, const void *rsp,
+                                                              size_t rsp_len, const arpc__md *md)
 {
-    cli_call *call = arpc__pending_remove(&lnk->pending, frame->request_id);
+    cli_call *call = arpc__pending_remove(&lnk->pending, id);
     if (call == NULL) {
         /* Its call already completed (deadline): a late answer, dropped. */
         atomic_fetch_add_explicit(&lnk->ch->late_answers, 1, memory_order_relaxed);
@@ -420,11 +462,14 @@ static void on_response(cli_link *lnk, const arpc__frame *frame)
     }
     atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
     call->lnk = NULL;
-    if (frame->status == ARPC_ESHUTDOWN) {
+    if (status == ARPC_ESHUTDOWN) {
         /* The server refused it unprocessed: safe to send elsewhere. */
         call_retry_or_fail(call, ARPC_ESHUTDOWN);
     } else {
-        call_complete(call, frame->status, frame->payload, frame->payload_len);
+        if (call->rsp_md != NULL && md != NULL && md->count > 0 &&
+            arpc__metadata_assign(call->rsp_md, md) < 0)
+            status = ARPC_ENOMEM;
+        call_complete(call, status, rsp, rsp_len);
     }
     link_close_if_drained(lnk);
     link_pump(lnk);
@@ -437,11 +482,8 @@ static void slot_detach(cli_slot *slot, cli_link *lnk)
     lnk->slot = NULL;
 }
 
-static void on_goaway(cli_link *lnk, const arpc__frame *frame)
+static void on_goaway(cli_link *lnk, uint64_t last_id, int reason)
 {
-    /* The reason travels in the status: ARPC_ESHUTDOWN for a server going
-     * away, ARPC_ETOOMANYCONNS for a connection over the server's cap. */
-    int reason = frame->status < 0 ? frame->status : ARPC_ESHUTDOWN;
     lnk->goaway = true;
     atomic_fetch_add_explicit(&lnk->ch->goaways, 1, memory_order_relaxed);
     cli_slot *slot = lnk->slot;
@@ -449,8 +491,8 @@ static void on_goaway(cli_link *lnk, const arpc__frame *frame)
     /* Still the slot's to cancel if the channel is destroyed first. */
     if (slot != NULL)
         arpc__list_push_back(&slot->draining, &lnk->draining_link);
-    /* Calls the server will not answer go elsewhere now. */
-    for (uint64_t id = frame->request_id + 1; id <= lnk->next_id; id++) {
+    /* Calls the server will not answer never ran: they go elsewhere now. */
+    for (uint64_t id = last_id + 1; id <= lnk->next_id; id++) {
         cli_call *call = arpc__pending_remove(&lnk->pending, id);
         if (call == NULL)
             continue;
@@ -463,49 +505,25 @@ static void on_goaway(cli_link *lnk, const arpc__frame *frame)
     link_close_if_drained(lnk);
 }
 
-/* The client's settings, announced in its PINGs until the server's arrive
- * and in its PONG to a server's PING that carries settings. */
-static arpc__settings link_settings(const cli_link *lnk)
-{
-    arpc__settings mine = {.max_frame_size = lnk->ch->opts.max_frame_size};
-    return mine;
-}
-
 /* A PONG answers a PING of ours only if it carries the id of one not yet
  * answered (PONGs come back in order); any other is ignored.  The first
- * answered PING brings the server's settings, or none from a server that has
+ * answered PING brings the server's limits, or none from a server that has
  * none: then no limit but the heartbeat applies. */
-static void link_on_pong(cli_link *lnk, const arpc__frame *frame)
+static void link_on_pong(cli_link *lnk, uint64_t id, const arpc__proto_limits *peer)
 {
-    uint64_t id = frame->request_id;
     if (id <= lnk->pong_id || id > lnk->ping_id)
         return;
     lnk->pong_id = id;
-    if (lnk->settings_known && frame->payload_len == 0)
+    if (lnk->settings_known && peer == NULL)
         return; /* a heartbeat's PONG */
-    arpc__settings peer;
-    arpc__settings_decode(frame->payload, frame->payload_len, &peer);
     lnk->settings_known = true;
-    lnk->peer_max_frame = peer.max_frame_size;
-    lnk->peer_max_in_flight = peer.max_in_flight;
+    lnk->peer_max_frame = peer != NULL ? peer->max_message : 0;
+    lnk->peer_max_in_flight = peer != NULL ? peer->max_in_flight : 0;
     link_pump(lnk);
 }
 
-static int link_on_ping(cli_link *lnk, const arpc__frame *frame)
-{
-    arpc__conn *conn = &lnk->conn;
-    arpc__settings mine = link_settings(lnk);
-    int rc =
-        frame->payload_len > 0
-            ? arpc__frame_encode_settings(&conn->out, ARPC__FRAME_PONG, frame->request_id, &mine)
-            : arpc__frame_encode_control(&conn->out, ARPC__FRAME_PONG, frame->request_id, 0);
-    if (rc == 0)
-        arpc__conn_flush_soon(conn);
-    return rc;
-}
-
 /* Any frame shows the peer alive and answers an outstanding PING. */
-static void link_heard(cli_link *lnk)
+static inline void link_heard(cli_link *lnk)
 {
     arpc__conn *conn = &lnk->conn;
     if (!lnk->heard_from_peer) {
@@ -525,40 +543,58 @@ static void link_heard(cli_link *lnk)
     }
 }
 
-static int link_on_frame(arpc__conn *conn, const arpc__frame *frame)
+/* ---- the protocol's events: the owner is the link's conn ---------------- */
+
+static cli_link *link_of(void *owner)
 {
-    cli_link *lnk = arpc__container_of(conn, cli_link, conn);
-    link_heard(lnk);
-    switch (frame->type) {
-    case ARPC__FRAME_RESPONSE:
-        on_response(lnk, frame);
-        return 0;
-    case ARPC__FRAME_PONG:
-        link_on_pong(lnk, frame);
-        return 0;
-    case ARPC__FRAME_PING:
-        return link_on_ping(lnk, frame);
-    case ARPC__FRAME_GOAWAY:
-        on_goaway(lnk, frame);
-        return 0;
-    default:
-        return ARPC_EFRAME; /* a REQUEST towards a client */
-    }
+    return arpc__container_of((arpc__conn *)owner, cli_link, conn);
 }
 
-/* An answer over the channel's max_frame_size, from a server that did not
- * know it: that call alone fails, and the conn skips the body. */
-static int link_on_oversized(arpc__conn *conn, const arpc__frame *frame)
+static int ev_response(void *owner, const arpc__msg *msg)
 {
-    cli_link *lnk = arpc__container_of(conn, cli_link, conn);
-    if (frame->type != ARPC__FRAME_RESPONSE)
-        return ARPC_EFRAME; /* a REQUEST towards a client */
+    cli_link *lnk = link_of(owner);
     link_heard(lnk);
-    arpc__frame refused = {
-        .type = ARPC__FRAME_RESPONSE, .request_id = frame->request_id, .status = ARPC_ETOOBIG};
-    on_response(lnk, &refused);
+    on_response(lnk, msg->id, msg->status, msg->payload, msg->payload_len, &msg->md);
     return 0;
 }
+
+/* An answer that fails on its own: over the channel's max_frame_size, from a
+ * server that did not know it (the session skips the body), or with metadata
+ * that breaks the rules.  That call alone fails. */
+static int ev_refused(void *owner, uint64_t id, int err)
+{
+    cli_link *lnk = link_of(owner);
+    link_heard(lnk);
+    on_response(lnk, id, err, NULL, 0, NULL);
+    return 0;
+}
+
+static void ev_pong(void *owner, uint64_t id, const arpc__proto_limits *peer)
+{
+    cli_link *lnk = link_of(owner);
+    link_heard(lnk);
+    link_on_pong(lnk, id, peer);
+}
+
+static void ev_ping(void *owner)
+{
+    link_heard(link_of(owner));
+}
+
+static void ev_goaway(void *owner, uint64_t last_id, int reason)
+{
+    cli_link *lnk = link_of(owner);
+    link_heard(lnk);
+    on_goaway(lnk, last_id, reason);
+}
+
+static const arpc__proto_events link_events = {
+    .on_response = ev_response,
+    .on_refused = ev_refused,
+    .on_pong = ev_pong,
+    .on_ping = ev_ping,
+    .on_goaway = ev_goaway,
+};
 
 /* When the timer of a link with a PING outstanding runs next: at the PING's
  * timeout, and with heartbeats on at least every interval, because bytes that
@@ -572,14 +608,11 @@ static int64_t ping_wake_ns(const cli_link *lnk, int64_t now)
 }
 
 /* PINGs take ids of their own (protocol.md 4), and carry the client's
- * settings until the server's have arrived. */
+ * limits until the server's have arrived.  Only for a protocol that pings. */
 static void send_ping(cli_link *lnk)
 {
-    arpc__settings mine = link_settings(lnk);
     uint64_t id = lnk->ping_id + 1;
-    int rc = lnk->settings_known
-                 ? arpc__frame_encode_control(&lnk->conn.out, ARPC__FRAME_PING, id, 0)
-                 : arpc__frame_encode_settings(&lnk->conn.out, ARPC__FRAME_PING, id, &mine);
+    int rc = lnk->proto->send_ping(lnk->conn.proto, &lnk->conn.out, id, !lnk->settings_known);
     if (rc == 0) {
         lnk->ping_id = id;
         lnk->ping_outstanding = true;
@@ -630,6 +663,14 @@ static void link_on_connected(arpc__conn *conn)
     cli_link *lnk = arpc__container_of(conn, cli_link, conn);
     atomic_fetch_add_explicit(&lnk->ch->reconnects, 1, memory_order_relaxed);
     conn->last_rx_ns = arpc__now_ns();
+    if (!(lnk->proto->caps & ARPC__PROTO_PING)) {
+        /* No PING on this protocol: no probe and no heartbeat (docs/protocols.md,
+         * "Capabilities"); the first answer shows the endpoint healthy, and call
+         * deadlines bound what a frozen peer costs. */
+        arpc__loop_timer_disarm(conn->loop, &lnk->heartbeat);
+        link_pump(lnk);
+        return;
+    }
     /* A probe: the endpoint counts as healthy only once a frame comes back. */
     send_ping(lnk);
     int64_t timeout = lnk->ch->opts.heartbeat_timeout_ms;
@@ -694,8 +735,6 @@ static void link_on_free(arpc__conn *conn)
 }
 
 static const arpc__conn_ops link_ops = {
-    .on_frame = link_on_frame,
-    .on_oversized = link_on_oversized,
     .on_connected = link_on_connected,
     .on_close = link_on_close,
     .on_free = link_on_free,
@@ -779,11 +818,25 @@ static void slot_connect(cli_slot *slot)
     lnk->slot = slot;
     lnk->ch = ep->ch;
     lnk->ep = ep;
-    lnk->peer_max_in_flight = 1; /* until the server's settings arrive */
+    lnk->proto = ep->ch->proto;
+    /* One call at a time until the server's limits arrive with the PONG of the
+     * first PING; a protocol without PING has no such announcement to wait for. */
+    lnk->peer_max_in_flight = (lnk->proto->caps & ARPC__PROTO_PING) ? 1 : 0;
     arpc__list_init(&lnk->draining_link);
     arpc__pending_init(&lnk->pending);
     arpc__timer_init(&lnk->heartbeat, on_link_timer);
-    arpc__conn_init(&lnk->conn, slot->loop, fd, &link_ops, ep->ch->opts.max_frame_size, true);
+    arpc__conn_init(&lnk->conn, slot->loop, fd, &link_ops, true);
+    arpc__proto_limits mine = {.max_message = ep->ch->opts.max_frame_size, .metadata = true};
+    rc = arpc__conn_open_proto(&lnk->conn, lnk->proto, ARPC__PROTO_CLIENT, &mine, &link_events);
+    if (rc < 0) {
+        /* Not started: nothing but the fd and the link to undo. */
+        close(fd);
+        arpc__pending_fini(&lnk->pending);
+        arpc__free(lnk);
+        endpoint_failed(ep, rc);
+        slot_link_lost(slot, true, rc);
+        return;
+    }
     snprintf(lnk->conn.peer, sizeof(lnk->conn.peer), "%s", ep->address);
     slot->lnk = lnk;
     arpc__loop_timer_arm(slot->loop, &lnk->heartbeat,
@@ -813,7 +866,8 @@ static void slot_submit(cli_slot *slot, cli_call *call)
     }
     cli_link *lnk = slot->lnk;
     if (lnk != NULL && !lnk->conn.connecting && !lnk->conn.closed) {
-        if (arpc__likely(link_has_room(lnk) && arpc__list_empty(&slot->waiting))) {
+        if (arpc__likely(link_has_room(lnk) && arpc__list_empty(&slot->waiting) &&
+                         link_may_carry(lnk, call))) {
             link_send(lnk, call);
             return;
         }
@@ -1056,15 +1110,54 @@ static int inherit_deadline(const arpc_request *parent, int64_t *deadline_ns, in
     return 0;
 }
 
+/* Copies what the call sends into its own buffer: method, metadata (in
+ * memory form), payload; not an encoded frame, which the link's protocol
+ * writes when the call is sent (link_send).  @return 0 or ARPC_ENOMEM. */
+static int call_fill(cli_call *call, const char *method, size_t method_len,
+                     const arpc_metadata_entry *entries, size_t count, const void *req,
+                     size_t req_len)
+{
+    arpc_buf *data = &call->data;
+    int rc = arpc__buf_ensure(data, method_len + req_len); /* one growth, if any */
+    call->method_len = (uint16_t)method_len;
+    if (arpc__likely(rc == 0 && count == 0)) {
+        /* The usual call: two copies into room that is there. */
+        uint8_t *p = arpc__buf_tail(data);
+        memcpy(p, method, method_len);
+        if (req_len > 0)
+            memcpy(p + method_len, req, req_len);
+        data->len += method_len + req_len;
+        call->md_len = 0;
+        call->md_count = 0;
+        return 0;
+    }
+    if (rc == 0)
+        rc = arpc__buf_append(data, method, method_len);
+    arpc__md md = {0};
+    if (rc == 0 && count > 0)
+        rc = arpc__metadata_append_entries(data, &md, entries, count);
+    if (rc == 0)
+        rc = arpc__buf_append(data, req, req_len);
+    call->md_len = md.len;
+    call->md_count = md.count;
+    return rc;
+}
+
 int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_t req_len,
                     const arpc_call_opts *opts, arpc_call_cb cb, void *user_data)
 {
     if (ch == NULL || method == NULL || cb == NULL || (req == NULL && req_len > 0))
         return ARPC_EINVAL;
     size_t method_len = strlen(method);
-    if (method_len == 0 || method_len > ARPC__MAX_METHOD_LEN)
+    if (method_len == 0 || method_len > ARPC__PROTO_MAX_METHOD)
         return ARPC_EINVAL;
-    if (req_len > ch->opts.max_frame_size - ARPC__FRAME_HEADER_SIZE - method_len)
+    const arpc_metadata_entry *md_entries = opts ? opts->metadata : NULL;
+    size_t md_entry_count = opts ? opts->metadata_count : 0;
+    int rc = md_entry_count > 0 ? arpc__metadata_check_entries(md_entries, md_entry_count) : 0;
+    if (rc < 0)
+        return rc;
+    arpc__msg msg = {.method = method, .method_len = method_len, .payload_len = req_len};
+    if (!arpc__proto_fits(ch->proto, &msg, true, ch->opts.max_frame_size))
         return ARPC_ETOOBIG;
     if (atomic_load(&ch->closing))
         return ARPC_ESTOPPED;
@@ -1072,13 +1165,14 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     if (call == NULL)
         return ARPC_ENOMEM;
     bool idempotent = opts ? opts->idempotent : false;
-    /* Id and timeout are set when it is sent (arpc__frame_append_request). */
-    int rc = arpc__frame_encode_request(&call->req, 0, 0, idempotent ? ARPC__FLAG_IDEMPOTENT : 0,
-                                        method, method_len, req, req_len);
+    rc = call_fill(call, method, method_len, md_entries, md_entry_count, req, req_len);
     if (rc < 0) {
         call_free(call);
         return rc;
     }
+    call->rsp_md = opts ? opts->response_metadata : NULL;
+    if (call->rsp_md != NULL)
+        arpc_metadata_clear(call->rsp_md);
     int64_t timeout_ms = opts && opts->timeout_ms >= 0 ? opts->timeout_ms
                                                        : ch->opts.default_timeout_ms;
     int64_t deadline_ns = timeout_ms > 0 ? deadline_after_ms(timeout_ms) : ARPC__NO_DEADLINE;
@@ -1089,10 +1183,11 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     }
     call->ch = ch;
     call->deadline_ns = deadline_ns;
-    /* Over 2^32-1 ms it travels as 2^32-1 (protocol.md 6), never as 0 (none). */
-    call->timeout_ms = timeout_ms <= 0                     ? 0
-                       : timeout_ms > ARPC__MAX_TIMEOUT_MS ? ARPC__MAX_TIMEOUT_MS
-                                                           : (uint32_t)timeout_ms;
+    /* Over 2^32-1 ms it is sent as 2^32-1 ms (what the native field carries,
+     * protocol.md 6), never as 0 (none). */
+    call->timeout_ms = timeout_ms <= 0           ? 0
+                       : timeout_ms > UINT32_MAX ? UINT32_MAX
+                                                 : (uint32_t)timeout_ms;
     call->fresh = true;
     call->hash_key = opts ? opts->hash_key : 0;
     call->idempotent = idempotent;
@@ -1284,8 +1379,9 @@ static bool opts_valid(const arpc_channel_opts *o)
            (o->heartbeat_interval_ms == 0 || o->heartbeat_timeout_ms > 0) &&
            o->reconnect_backoff_min_ms > 0 &&
            o->reconnect_backoff_max_ms >= o->reconnect_backoff_min_ms &&
-           o->max_frame_size > ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN &&
-           o->lb_policy >= ARPC_LB_ROUND_ROBIN && o->lb_policy <= ARPC_LB_CONSISTENT_HASH;
+           o->max_frame_size > ARPC__PROTO_MIN_MAX_MESSAGE &&
+           arpc__proto_by_id((int)o->protocol) != NULL && o->lb_policy >= ARPC_LB_ROUND_ROBIN &&
+           o->lb_policy <= ARPC_LB_CONSISTENT_HASH;
 }
 
 int arpc_channel_create(arpc_runtime *rt, const char *target, const arpc_channel_opts *opts,
@@ -1305,6 +1401,7 @@ int arpc_channel_create(arpc_runtime *rt, const char *target, const arpc_channel
         return ARPC_EINVAL;
     }
     ch->rt = rt;
+    ch->proto = arpc__proto_by_id((int)ch->opts.protocol);
     arpc_event_init(&ch->idle);
     int rc = parse_target(ch, target);
     if (rc == 0)

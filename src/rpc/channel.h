@@ -40,13 +40,22 @@ struct cli_call {
     arpc_call_cb cb;
     void *user_data;
     arpc__task task; /* its hand-off to another loop, or a deferred completion */
-    /* The whole REQUEST frame, encoded once by arpc_call_async; each send
-     * copies it with its own request id and timeout (a retry sends it again). */
-    arpc_buf req;
+    /* What the call sends, not encoded bytes: the method name at
+     * [0, method_len), the payload after it, copied once by arpc_call_async.
+     * The link's protocol encodes them when the call is sent (again after a
+     * retry). */
+    arpc_buf data;
+    uint16_t method_len;
+    /* Request metadata, in memory form (proto/metadata.h), between the method
+     * and the payload in `data`: md_len bytes, md_count entries. */
+    uint32_t md_len;
+    uint32_t md_count;
+    arpc_metadata *rsp_md; /* the caller's list for the answer's metadata, or NULL */
 };
 
 struct cli_link {
     arpc__conn conn;
+    const arpc__proto_ops *proto; /* the protocol of conn's session */
     cli_slot *slot; /* NULL once detached (GOAWAY) or the slot is gone */
     arpc_channel *ch;
     cli_endpoint *ep;
@@ -103,6 +112,7 @@ typedef struct ring_point {
 struct arpc_channel {
     arpc_runtime *rt;
     arpc_channel_opts opts;
+    const arpc__proto_ops *proto; /* opts.protocol */
     cli_endpoint *eps;
     unsigned ep_count;
     ring_point *ring; /* consistent hashing */

@@ -1,11 +1,18 @@
 /*
  * Design notes.
  *
- * Reading: the socket is read into the loop's shared 64 KiB buffer and every
- * complete frame is decoded from there; only a trailing incomplete frame is
- * copied into the connection's own buffer, which the next read then extends
- * until the frame completes.  So a connection that is idle between frames
- * owns no input memory, and a busy one costs one read per 64 KiB.
+ * No wire format here: the connection's protocol session (proto/proto.h)
+ * decodes, raises the owner's events and encodes; the connection reads,
+ * writes, bounds its output and keeps the timestamps the owner's time limits
+ * read.  A server connection has no session until its first bytes name one
+ * of the protocols in `detect` (detect_protocol).
+ *
+ * Reading: the socket is read into the loop's shared 64 KiB buffer and the
+ * session is fed from there; only the trailing bytes it did not consume (an
+ * incomplete message) are copied into the connection's own buffer, which the
+ * next read then extends until the message completes.  So a connection that
+ * is idle between messages owns no input memory, and a busy one costs one
+ * read per 64 KiB.
  * With edge-triggered epoll, a read shorter than the space offered means the
  * socket is drained: data that arrives later raises a new edge.
  *
@@ -15,15 +22,15 @@
  * option), which are written at once so the peer can start on them.
  * On EAGAIN the flush waits for EPOLLOUT; the interest set never changes.
  *
- * Oversized frames: the decoder reports an oversized header with the header
- * itself; for a REQUEST or RESPONSE the owner fails that one call
- * (on_oversized) and `skip` counts down the frame's bytes as they are read,
- * so the body is never buffered and the other calls on the connection live
- * on.  The stream stays in sync because the header says where the frame ends.
+ * Oversized messages are the session's: it raises on_oversized for that one
+ * call and consumes the body as it arrives (native: the header says where
+ * the frame ends), so the body is never buffered here; arpc__conn_mid_frame
+ * asks the session whether it is inside such a message.
  *
  * Bounded output: a peer that sends requests but never reads the answers
  * would make `out` grow without bound.  Once `out` holds out_limit bytes the
- * connection stops decoding (the frames read already wait in `in`, at most
+ * session stops before its next message (arpc__proto_config.stop and
+ * out_limit; the bytes read already wait in `in`, at most
  * one read's worth plus a frame) and stops reading, so the kernel's buffers
  * fill and TCP pushes back on the peer.  A frame already being handled still
  * appends its whole answer, so one answer of any size always fits.  When
@@ -66,7 +73,7 @@ static void on_resume_deferred(arpc__deferred *deferred);
 static void on_event(arpc__io_watcher *watcher, uint32_t events);
 
 void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn_ops *ops,
-                     uint32_t max_frame, bool connecting)
+                     bool connecting)
 {
     conn->watcher.fd = fd;
     conn->watcher.on_event = on_event;
@@ -78,7 +85,9 @@ void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn
     conn->flush.run = on_flush_deferred;
     arpc__list_init(&conn->resume.link);
     conn->resume.run = on_resume_deferred;
-    conn->max_frame = max_frame;
+    conn->proto = NULL;
+    conn->detect = NULL;
+    conn->detect_count = 0;
     conn->refs = 1;
     conn->queued_frames = 0;
     conn->write_early_frames = 0;
@@ -86,7 +95,6 @@ void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn
     conn->write_blocked = false;
     conn->read_paused = false;
     conn->closed = false;
-    conn->skip = 0;
     conn->out_limit = 0;
     conn->last_rx_ns = arpc__now_ns();
     conn->last_tx_ns = conn->last_rx_ns;
@@ -113,6 +121,9 @@ void arpc__conn_free(arpc__conn *conn)
 {
     arpc__buf_fini(&conn->in);
     arpc__buf_fini(&conn->out);
+    if (conn->proto != NULL)
+        conn->proto->ops->destroy(conn->proto);
+    conn->proto = NULL;
     conn->ops->on_free(conn);
 }
 
@@ -218,62 +229,72 @@ void arpc__conn_close(arpc__conn *conn, int err)
     arpc__conn_unref(conn);
 }
 
-/* Discards what `buf` holds of the oversized frame being skipped. */
-static void skip_some(arpc__conn *conn, arpc_buf *buf)
+int arpc__conn_open_proto(arpc__conn *conn, const arpc__proto_ops *ops, arpc__proto_side side,
+                          const arpc__proto_limits *limits, const arpc__proto_events *events)
 {
-    size_t n = conn->skip < buf->len ? (size_t)conn->skip : buf->len;
-    arpc__buf_consume(buf, n);
-    conn->skip -= n;
-}
-
-/* An oversized frame: its owner fails its call, and its bytes (header and
- * body) are skipped as they arrive.  @return 0 or the error that closes. */
-static int start_skip(arpc__conn *conn, const arpc__frame *frame)
-{
-    if (!arpc__frame_skippable(frame->type) || conn->ops->on_oversized == NULL)
-        return ARPC_ETOOBIG;
-    int rc = conn->ops->on_oversized(conn, frame);
-    if (rc == 0) {
-        conn->skip = arpc__frame_total(frame);
-        conn->frames_in++; /* a new frame began: its time limit starts afresh */
-    }
+    arpc__proto_config cfg = {.side = side,
+                              .limits = *limits,
+                              .events = events,
+                              .owner = conn,
+                              .stop = &conn->closed,
+                              .out_limit = conn->out_limit};
+    arpc__proto_session *proto;
+    int rc = ops->create(&cfg, &proto);
+    if (rc == 0)
+        arpc__conn_set_proto(conn, proto);
     return rc;
 }
 
-/* Decodes every complete frame in `buf` and consumes it.  The caller has set
- * last_rx_ns for the read (the loop's time does not move while an event is
- * handled), so a frame need not set it again.  @return 0 or an error. */
+/* A connection without a session: its first bytes choose one of the
+ * protocols it may speak.  Bounded: each detector decides within its
+ * detect_len bytes, so "more" is asked for only that long, and the time
+ * the bytes may take is the owner's first-frame limit.
+ * @return 1 (a session now), 0 (more bytes needed) or an error. */
+static int detect_protocol(arpc__conn *conn, const arpc_buf *buf)
+{
+    bool more = false;
+    for (unsigned i = 0; i < conn->detect_count; i++) {
+        const arpc__proto_ops *ops = conn->detect[i];
+        int verdict = ops->detect(arpc__buf_head(buf), buf->len);
+        if (verdict == ARPC__DETECT_YES) {
+            int rc = conn->ops->on_protocol(conn, ops);
+            return rc < 0 ? rc : conn->proto != NULL ? 1 : ARPC_EFRAME;
+        }
+        more |= verdict == ARPC__DETECT_MORE;
+    }
+    /* None: bytes of no protocol we speak (logged and counted as a protocol
+     * error by the caller and the owner). */
+    return more ? 0 : ARPC_EFRAME;
+}
+
+/* Hands what `buf` holds to the protocol session and consumes what it took.
+ * The caller has set last_rx_ns for the read (the loop's time does not move
+ * while an event is handled), so a message need not set it again.
+ * @return 0 or an error. */
 static int decode_frames(arpc__conn *conn, arpc_buf *buf)
 {
-    while (buf->len > 0 && !conn->closed) {
-        if (arpc__unlikely(conn->skip > 0)) {
-            skip_some(conn, buf);
-            continue;
-        }
-        if (arpc__conn_out_full(conn)) {
-            conn->read_paused = true; /* the rest waits in `in` */
-            if (conn->ops->on_read_paused != NULL)
-                conn->ops->on_read_paused(conn);
-            return 0;
-        }
-        arpc__frame frame;
-        int64_t n = arpc__frame_decode(arpc__buf_head(buf), buf->len, conn->max_frame, &frame);
-        if (n == 0)
-            return 0;
-        if (n == ARPC_ETOOBIG) {
-            int rc = start_skip(conn, &frame);
-            if (rc < 0)
-                return rc;
-            continue;
-        }
-        if (n < 0)
-            return (int)n;
-        conn->frames_in++;
-        int rc = conn->ops->on_frame(conn, &frame);
-        arpc__buf_consume(buf, (size_t)n);
-        if (rc < 0)
+    if (buf->len == 0 || conn->closed)
+        return 0;
+    if (arpc__unlikely(conn->proto == NULL)) {
+        int rc = detect_protocol(conn, buf);
+        if (rc <= 0)
             return rc;
     }
+    arpc__proto_session *proto = conn->proto;
+    int64_t n = proto->ops->feed(proto, arpc__buf_head(buf), buf->len, &conn->out);
+    conn->frames_in = proto->messages_in;
+    if (n < 0)
+        return (int)n;
+    arpc__buf_consume(buf, (size_t)n);
+    if (buf->len > 0 && !conn->closed && arpc__conn_out_full(conn)) {
+        /* The session stopped at the output bound: the rest waits in `in`. */
+        conn->read_paused = true;
+        if (conn->ops->on_read_paused != NULL)
+            conn->ops->on_read_paused(conn);
+    }
+    /* What the session answered by itself (a PONG) goes out with the rest. */
+    if (conn->out.len > 0)
+        arpc__conn_flush_schedule(conn);
     return 0;
 }
 

@@ -1,10 +1,13 @@
 /*
- * A framed connection: the I/O half shared by server and client connections.
- * It reads in large chunks, decodes every complete frame, hands each to its
+ * A connection: the I/O half shared by server and client connections, with
+ * no knowledge of any wire format.  It reads in large chunks, hands the bytes
+ * to its protocol session (proto/proto.h), which raises message events to the
  * owner, and gathers everything written during one loop iteration into one
  * write just before the loop polls -- or, if the owner sets
- * write_early_frames, into one write per that many frames of a long burst, so
- * the peer can start on the first ones.  Loop thread only.
+ * write_early_frames, into one write per that many messages of a long burst,
+ * so the peer can start on the first ones.  A server connection starts
+ * without a session: its first bytes choose the protocol (`detect`).  Loop
+ * thread only.
  */
 #ifndef ARPC_RPC_CONN_H
 #define ARPC_RPC_CONN_H
@@ -15,20 +18,16 @@
 #include "base/assert.h"
 #include "base/buf.h"
 #include "base/list.h"
-#include "proto/frame.h"
+#include "proto/proto.h"
 #include "runtime/loop.h"
 
 typedef struct arpc__conn arpc__conn;
 
 typedef struct arpc__conn_ops {
-    /* A decoded frame; its views are valid during the call only.  A negative
-     * return closes the connection with that error. */
-    int (*on_frame)(arpc__conn *conn, const arpc__frame *frame);
-    /* An oversized REQUEST or RESPONSE (over max_frame): `frame` holds its header only
-     * (views NULL).  Returning 0 skips its body, unread and unbuffered, and keeps the
-     * connection; a negative return closes the connection with that error.  NULL: every
-     * oversized frame closes the connection with ARPC_ETOOBIG. */
-    int (*on_oversized)(arpc__conn *conn, const arpc__frame *frame);
+    /* A connection without a session: its first bytes chose `proto` among
+     * `detect`.  The owner creates the session (arpc__conn_set_proto); a
+     * negative return closes the connection with that error. */
+    int (*on_protocol)(arpc__conn *conn, const arpc__proto_ops *proto);
     /* A client connection's connect() completed. */
     void (*on_connected)(arpc__conn *conn);
     /* The connection closed; `err` says why (ARPC_ECLOSED for an orderly end
@@ -49,13 +48,16 @@ struct arpc__conn {
     arpc__io_watcher watcher;
     arpc_loop *loop;
     const arpc__conn_ops *ops;
-    arpc_buf in;  /* an incomplete frame carried over between reads */
-    arpc_buf out; /* encoded frames not yet written */
+    arpc__proto_session *proto; /* the wire protocol; NULL until detected */
+    /* Server: the protocols a connection without a session may speak, tried in
+     * order on its first bytes; unknown bytes close it (ARPC_EFRAME). */
+    const arpc__proto_ops *const *detect;
+    unsigned detect_count;
+    arpc_buf in;  /* an incomplete message carried over between reads */
+    arpc_buf out; /* encoded messages not yet written */
     arpc__deferred flush;
     arpc__deferred resume; /* reading again once the output drained */
-    uint32_t max_frame;
     uint32_t refs;
-    uint64_t skip;               /* bytes of an oversized frame still to discard */
     uint32_t queued_frames;      /* frames queued since the last write */
     uint32_t write_early_frames; /* write at once at this many; 0: never (the default) */
     bool connecting;
@@ -70,7 +72,7 @@ struct arpc__conn {
     int64_t last_tx_ns;       /* when the peer last took bytes */
     int64_t opened_ns;        /* when the connection was set up */
     int64_t partial_since_ns; /* first byte of the incomplete frame in `in`; 0: none */
-    uint64_t frames_in;       /* complete frames received */
+    uint64_t frames_in;       /* messages received (the session's count) */
     uint64_t id;
     char peer[136];
 };
@@ -78,7 +80,26 @@ struct arpc__conn {
 /* Prepares a connection on `fd` (non-blocking) with one reference, held by the
  * caller; `connecting` means connect() is in progress. */
 void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn_ops *ops,
-                     uint32_t max_frame, bool connecting);
+                     bool connecting);
+
+/* Gives the connection its protocol session, which it destroys when freed.
+ * For the events of `cfg`, the owner pointer is the connection. */
+static inline void arpc__conn_set_proto(arpc__conn *conn, arpc__proto_session *proto)
+{
+    conn->proto = proto;
+}
+
+/* Creates the session of protocol `ops` for `conn` (owner: the connection;
+ * input waits while the connection is closed or its output at out_limit,
+ * which the owner sets before) and sets it.  @return 0 or ARPC_ENOMEM. */
+int arpc__conn_open_proto(arpc__conn *conn, const arpc__proto_ops *ops, arpc__proto_side side,
+                          const arpc__proto_limits *limits, const arpc__proto_events *events);
+
+/* The protocol of a connection that has one, else NULL. */
+static inline const arpc__proto_ops *arpc__conn_proto_ops(const arpc__conn *conn)
+{
+    return conn->proto != NULL ? conn->proto->ops : NULL;
+}
 
 /* Registers the connection with its loop.  @return 0 or an error (the
  * connection is then closed with it). */
@@ -92,7 +113,7 @@ void arpc__conn_flush_schedule(arpc__conn *conn);
  * meets it again and closes the connection outside the caller's encoding. */
 void arpc__conn_write_early(arpc__conn *conn);
 
-/* Call after queueing one frame in `out`: asks for the output buffer to be
+/* Call after queueing one message in `out`: asks for the output buffer to be
  * written before the loop's next poll, and writes at once if the burst has
  * reached write_early_frames.  Inline: every request and every answer asks,
  * and all but the first of an iteration find the flush scheduled already.
@@ -105,12 +126,12 @@ static inline void arpc__conn_flush_soon(arpc__conn *conn)
         arpc__conn_flush_schedule(conn);
 }
 
-/* True while the connection is inside a frame: an incomplete one buffered, or
- * an oversized one being skipped.  (A limit on how long a frame may take to
- * arrive must count both.) */
+/* True while the connection is inside a message: an incomplete one buffered,
+ * or one the session is still consuming (an oversized one being skipped).  (A
+ * limit on how long a message may take to arrive must count both.) */
 static inline bool arpc__conn_mid_frame(const arpc__conn *conn)
 {
-    return conn->in.len > 0 || conn->skip > 0;
+    return conn->in.len > 0 || (conn->proto != NULL && conn->proto->ops->mid_message(conn->proto));
 }
 
 /* True when the unwritten output has reached out_limit: reading pauses. */

@@ -42,6 +42,8 @@
  * freed only once every request has ended, so a handler that outlives the
  * drain cannot touch freed memory.
  */
+#include "rpc/server.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -60,6 +62,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "proto/metadata.h"
 #include "rpc/conn.h"
 #include "rpc/request.h"
 #include "runtime/addr.h"
@@ -73,12 +76,13 @@
 #define DEFAULT_CONNS_CEILING (1u << 20)
 #define MIN_SWEEP_NS          (5 * ARPC__NS_PER_MS)
 #define MAX_SWEEP_MS          (3600 * 1000)
+#define ARPC__SERVER_MAX_PROTOCOLS 8
 
 typedef struct method_entry {
     arpc_handler_fn fn;
     void *user_data;
     size_t name_len;
-    char name[ARPC__MAX_METHOD_LEN + 1];
+    char name[ARPC__PROTO_MAX_METHOD + 1];
 } method_entry;
 
 typedef struct srv_loop srv_loop;
@@ -129,8 +133,9 @@ typedef struct srv_conn {
     arpc__conn conn;
     srv_loop *sl;
     arpc__list link;
-    uint64_t last_request_id;        /* the highest so far: ids must increase (protocol.md 4) */
-    uint32_t peer_max_frame;         /* the client's MAX_FRAME_SIZE setting; 0: not announced */
+    const arpc__proto_ops *proto;    /* its protocol, once its first bytes told */
+    uint64_t last_request_id;        /* the highest so far: the GOAWAY's last id */
+    uint32_t peer_max_frame;         /* the client's announced message limit; 0: none */
     const method_entry *last_method; /* a connection usually calls one method */
     bool goaway_sent;
     bool close_when_flushed; /* shutting down: close once the output is written */
@@ -147,6 +152,10 @@ struct arpc_request {
     int64_t deadline_ns;
     arpc_buf payload;
     arpc_buf response;
+    arpc_buf md_buf;     /* the request's metadata, in memory form (proto/metadata.h) */
+    arpc__md md;         /* views md_buf */
+    arpc_buf rsp_md_buf; /* the answer's metadata (arpc_request_add_metadata) */
+    arpc__md rsp_md;
     int deferred_status;
     arpc__task task; /* arpc_request_respond's hand-off to the request's loop */
 };
@@ -154,6 +163,9 @@ struct arpc_request {
 struct arpc_server {
     arpc_runtime *rt;
     arpc_server_opts opts;
+    /* The protocols detected on a connection's first bytes, in the order tried. */
+    const arpc__proto_ops *protocols[ARPC__SERVER_MAX_PROTOCOLS];
+    unsigned protocol_count;
     arpc__map methods;
     unsigned loop_count;
     srv_loop *loops;
@@ -199,7 +211,7 @@ void arpc_server_opts_init(arpc_server_opts *opts)
 {
     opts->max_in_flight = 10000;
     opts->max_in_flight_per_connection = 2500;
-    opts->max_frame_size = ARPC__DEFAULT_MAX_FRAME;
+    opts->max_frame_size = ARPC__PROTO_DEFAULT_MAX_MESSAGE;
     opts->max_connections = default_max_connections();
     opts->idle_timeout_ms = 60 * 1000;
     opts->first_frame_timeout_ms = 10 * 1000;
@@ -219,12 +231,16 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
         srv->opts = *opts;
     else
         arpc_server_opts_init(&srv->opts);
-    if (srv->opts.max_frame_size < ARPC__FRAME_HEADER_SIZE + ARPC__MAX_METHOD_LEN ||
+    if (srv->opts.max_frame_size < ARPC__PROTO_MIN_MAX_MESSAGE ||
         (uint64_t)(size_t)srv->opts.max_unwritten_bytes != srv->opts.max_unwritten_bytes) {
         arpc__free(srv);
         return ARPC_EINVAL;
     }
     srv->rt = rt;
+    unsigned count;
+    const arpc__proto_ops *const *protocols = arpc__proto_detectable(&count);
+    for (unsigned i = 0; i < count && i < ARPC__SERVER_MAX_PROTOCOLS; i++)
+        srv->protocols[srv->protocol_count++] = protocols[i];
     srv->loop_count = arpc_runtime_loop_count(rt);
     srv->credit_batch = pick_credit_batch(srv->opts.max_in_flight, srv->loop_count);
     srv->loops = arpc__calloc(srv->loop_count, sizeof(*srv->loops));
@@ -255,7 +271,7 @@ int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn h
     if (srv == NULL || method == NULL || handler == NULL || srv->listening)
         return ARPC_EINVAL;
     size_t len = strlen(method);
-    if (len == 0 || len > ARPC__MAX_METHOD_LEN)
+    if (len == 0 || len > ARPC__PROTO_MAX_METHOD)
         return ARPC_EINVAL;
     method_entry *entry = arpc__calloc(1, sizeof(*entry));
     if (entry == NULL)
@@ -268,6 +284,15 @@ int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn h
     if (rc < 0)
         arpc__free(entry);
     return rc;
+}
+
+int arpc__server_add_protocol(arpc_server *srv, const arpc__proto_ops *proto)
+{
+    if (srv == NULL || proto == NULL || srv->listening ||
+        srv->protocol_count >= ARPC__SERVER_MAX_PROTOCOLS)
+        return ARPC_EINVAL;
+    srv->protocols[srv->protocol_count++] = proto;
+    return 0;
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -293,6 +318,8 @@ static arpc_request *request_get(srv_loop *sl)
     arpc__list_init(&req->link);
     arpc__buf_init(&req->payload);
     arpc__buf_init(&req->response);
+    arpc__buf_init(&req->md_buf);
+    arpc__buf_init(&req->rsp_md_buf);
     req->sl = sl;
     return req;
 }
@@ -301,6 +328,8 @@ static void request_free(arpc_request *req)
 {
     arpc__buf_fini(&req->payload);
     arpc__buf_fini(&req->response);
+    arpc__buf_fini(&req->md_buf);
+    arpc__buf_fini(&req->rsp_md_buf);
     arpc__free(req);
 }
 
@@ -312,6 +341,12 @@ static void request_put(srv_loop *sl, arpc_request *req)
     }
     arpc__buf_clear(&req->payload);
     arpc__buf_clear(&req->response);
+    if (arpc__unlikely(req->md.count > 0 || req->rsp_md.count > 0)) {
+        arpc__buf_clear(&req->md_buf);
+        arpc__buf_clear(&req->rsp_md_buf);
+        memset(&req->md, 0, sizeof(req->md));
+        memset(&req->rsp_md, 0, sizeof(req->rsp_md));
+    }
     arpc__buf_shrink_if_idle(&req->payload, BUF_KEEP_SIZE);
     arpc__buf_shrink_if_idle(&req->response, BUF_KEEP_SIZE);
     arpc__list_push_front(&sl->free_requests, &req->link);
@@ -326,21 +361,31 @@ static uint32_t answer_limit(const srv_conn *sc)
     return sc->peer_max_frame != 0 && sc->peer_max_frame < limit ? sc->peer_max_frame : limit;
 }
 
-static void send_response(srv_conn *sc, uint64_t id, int status, const arpc_buf *payload)
+static void send_response(srv_conn *sc, uint64_t id, int status, const arpc_buf *payload,
+                          const arpc__md *md)
 {
     if (sc->conn.closed)
         return;
-    size_t len = payload ? payload->len : 0;
-    if (arpc__unlikely(len > answer_limit(sc) - ARPC__FRAME_HEADER_SIZE)) {
-        /* The client would refuse it: fail this request alone (protocol.md 7). */
-        status = ARPC_ETOOBIG;
-        len = 0;
+    arpc__msg msg = {.id = id, .status = status};
+    if (md != NULL)
+        msg.md = *md;
+    if (payload != NULL && payload->len > 0) {
+        msg.payload = arpc__buf_head(payload);
+        msg.payload_len = payload->len;
     }
-    const void *data = len > 0 ? arpc__buf_head(payload) : NULL;
-    int rc = arpc__frame_encode_response(&sc->conn.out, id, status, data, len);
+    if (arpc__unlikely(!arpc__proto_fits(sc->proto, &msg, false, answer_limit(sc)))) {
+        /* The client would refuse it: fail this request alone (protocol.md 7). */
+        msg.status = ARPC_ETOOBIG;
+        msg.payload = NULL;
+        msg.payload_len = 0;
+        memset(&msg.md, 0, sizeof(msg.md));
+    }
+    arpc__proto_session *proto = sc->conn.proto;
+    int rc = sc->proto->send_response(proto, &sc->conn.out, &msg);
     if (rc == ARPC_ENOMEM) {
         /* Better a short error than silence: the client must hear back. */
-        rc = arpc__frame_encode_response(&sc->conn.out, id, ARPC_ENOMEM, NULL, 0);
+        arpc__msg refusal = {.id = id, .status = ARPC_ENOMEM};
+        rc = sc->proto->send_response(proto, &sc->conn.out, &refusal);
     }
     if (rc < 0) {
         arpc__conn_close(&sc->conn, rc);
@@ -423,7 +468,7 @@ static void request_finish(arpc_request *req, int status)
     srv_conn *sc = req->sc;
     if (status >= ARPC_DEFERRED)
         status = ARPC_EINTERNAL; /* not a valid application code */
-    send_response(sc, req->id, status, &req->response);
+    send_response(sc, req->id, status, &req->response, &req->rsp_md);
     req->sc = NULL;
     sc->running--;
     sc->last_done_ns = sl->loop->now_ns;
@@ -513,6 +558,37 @@ arpc_buf *arpc_request_response(arpc_request *req)
     return &req->response;
 }
 
+size_t arpc_request_metadata_count(const arpc_request *req)
+{
+    return req->md.count;
+}
+
+int arpc_request_metadata_at(const arpc_request *req, size_t index, arpc_metadata_entry *out)
+{
+    if (out == NULL)
+        return ARPC_EINVAL;
+    return arpc__md_at(&req->md, index, out);
+}
+
+const void *arpc_request_metadata_get(const arpc_request *req, const char *key, size_t *value_len)
+{
+    if (key == NULL)
+        return NULL;
+    return arpc__md_find(&req->md, key, strlen(key), value_len);
+}
+
+int arpc_request_add_metadata(arpc_request *req, const char *key, const void *value,
+                              size_t value_len)
+{
+    if (key == NULL)
+        return ARPC_EINVAL;
+    size_t key_len = strlen(key);
+    int rc = arpc__md_check(key, key_len, value, value_len);
+    if (rc < 0)
+        return rc;
+    return arpc__md_append(&req->rsp_md_buf, &req->rsp_md, key, key_len, value, value_len);
+}
+
 int arpc_request_set_error(arpc_request *req, const char *message)
 {
     arpc_buf_clear(&req->response);
@@ -525,29 +601,33 @@ static void reject(srv_conn *sc, uint64_t id, int status, _Atomic uint64_t *coun
 {
     if (counter != NULL)
         counter_inc(counter);
-    send_response(sc, id, status, NULL);
+    send_response(sc, id, status, NULL, NULL);
 }
 
-static int start_request(srv_conn *sc, const arpc__frame *frame, const method_entry *method)
+static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry *method)
 {
     srv_loop *sl = sc->sl;
     uint32_t per_conn = sl->srv->opts.max_in_flight_per_connection;
     /* The connection's share first: a client that ignores the share it was told
      * (settings) is refused its excess, not the other connections their calls. */
     if ((per_conn != 0 && sc->running >= per_conn) || !request_admit(sl)) {
-        reject(sc, frame->request_id, ARPC_EOVERLOAD, &sl->counters.overloaded);
+        reject(sc, msg->id, ARPC_EOVERLOAD, &sl->counters.overloaded);
         return 0;
     }
     arpc_request *req = request_get(sl);
-    int rc =
-        req ? arpc__buf_append(&req->payload, frame->payload, frame->payload_len) : ARPC_ENOMEM;
+    int rc = req ? arpc__buf_append(&req->payload, msg->payload, msg->payload_len) : ARPC_ENOMEM;
+    if (rc == 0 && msg->md.count > 0) {
+        rc = arpc__buf_append(&req->md_buf, msg->md.data, msg->md.len);
+        req->md.data = arpc__buf_head(&req->md_buf);
+        req->md.len = msg->md.len;
+        req->md.count = msg->md.count;
+    }
     if (rc == 0) {
         req->sc = sc;
         req->method = method;
-        req->id = frame->request_id;
-        req->deadline_ns = frame->timeout_ms == 0
-                               ? ARPC__NO_DEADLINE
-                               : sl->loop->now_ns + (int64_t)frame->timeout_ms * ARPC__NS_PER_MS;
+        req->id = msg->id;
+        req->deadline_ns =
+            msg->timeout_ns <= 0 ? ARPC__NO_DEADLINE : sl->loop->now_ns + msg->timeout_ns;
         /* Taken before the spawn: the handler usually finishes inside it. */
         arpc__conn_ref(&sc->conn);
         sc->running++;
@@ -561,105 +641,99 @@ static int start_request(srv_conn *sc, const arpc__frame *frame, const method_en
         if (req)
             request_put(sl, req);
         request_leave(sl);
-        reject(sc, frame->request_id, rc, NULL);
+        reject(sc, msg->id, rc, NULL);
     }
     return 0;
 }
 
 /* Looks the method up, trying the connection's previous one first: a short
  * compare instead of hashing the name on every request. */
-static const method_entry *find_method(srv_conn *sc, const arpc__frame *frame)
+static const method_entry *find_method(srv_conn *sc, const char *name, size_t len)
 {
     const method_entry *last = sc->last_method;
-    if (last != NULL && last->name_len == frame->method_len &&
-        memcmp(last->name, frame->method, frame->method_len) == 0)
+    if (last != NULL && last->name_len == len && memcmp(last->name, name, len) == 0)
         return last;
-    const method_entry *method =
-        arpc__map_find(&sc->sl->srv->methods, frame->method, frame->method_len);
+    const method_entry *method = arpc__map_find(&sc->sl->srv->methods, name, len);
     if (method != NULL)
         sc->last_method = method;
     return method;
 }
 
-/* Request ids are never 0 and strictly increasing on a connection (protocol.md 4):
- * anything else is a protocol error.  The GOAWAY, sent once, carries the highest id. */
-static int check_request_id(srv_conn *sc, uint64_t id)
+/* The protocol's events; the owner is the connection. */
+static srv_conn *conn_of(void *owner)
 {
-    if (id <= sc->last_request_id)
-        return ARPC_EFRAME;
-    sc->last_request_id = id;
-    return 0;
+    return arpc__container_of((arpc__conn *)owner, srv_conn, conn);
 }
 
-static int on_request(srv_conn *sc, const arpc__frame *frame)
+/* The protocol checked the id (native: increasing); the GOAWAY carries the highest. */
+static void saw_request_id(srv_conn *sc, uint64_t id)
 {
+    if (id > sc->last_request_id)
+        sc->last_request_id = id;
+}
+
+static int ev_request(void *owner, const arpc__msg *msg)
+{
+    srv_conn *sc = conn_of(owner);
     srv_loop *sl = sc->sl;
-    int rc = check_request_id(sc, frame->request_id);
-    if (rc < 0)
-        return rc;
+    saw_request_id(sc, msg->id);
     counter_inc(&sl->counters.requests);
     if (sc->goaway_sent) {
-        reject(sc, frame->request_id, ARPC_ESHUTDOWN, NULL);
+        reject(sc, msg->id, ARPC_ESHUTDOWN, NULL);
         return 0;
     }
-    const method_entry *method = find_method(sc, frame);
+    const method_entry *method = find_method(sc, msg->method, msg->method_len);
     if (method == NULL) {
-        reject(sc, frame->request_id, ARPC_ENOMETHOD, &sl->counters.unknown_method);
+        reject(sc, msg->id, ARPC_ENOMETHOD, &sl->counters.unknown_method);
         return 0;
     }
-    return start_request(sc, frame, method);
+    return start_request(sc, msg, method);
 }
 
-/* A PING with settings (the client's first) is answered with the server's; any other
- * with a bare PONG, as version 1 always did. */
-static int on_ping(srv_conn *sc, const arpc__frame *frame)
+/* A request that fails on its own: over max_frame_size (a client that did not
+ * know the limit; the session skips its body) or with metadata that breaks the
+ * rules.  Answered with `err`; the connection lives on. */
+static int ev_refused(void *owner, uint64_t id, int err)
 {
-    int rc;
-    if (frame->payload_len > 0) {
-        arpc__settings peer;
-        arpc__settings_decode(frame->payload, frame->payload_len, &peer);
-        sc->peer_max_frame = peer.max_frame_size;
-        const arpc_server_opts *opts = &sc->sl->srv->opts;
-        arpc__settings mine = {.max_frame_size = opts->max_frame_size,
-                               .max_in_flight = opts->max_in_flight_per_connection};
-        rc = arpc__frame_encode_settings(&sc->conn.out, ARPC__FRAME_PONG, frame->request_id, &mine);
-    } else {
-        rc = arpc__frame_encode_control(&sc->conn.out, ARPC__FRAME_PONG, frame->request_id, 0);
-    }
-    if (rc == 0)
-        arpc__conn_flush_soon(&sc->conn);
-    return rc;
-}
-
-/* A request over max_frame_size (a client that did not know the limit): answered
- * ARPC_ETOOBIG while its body is skipped; the connection lives on. */
-static int srv_on_oversized(arpc__conn *conn, const arpc__frame *frame)
-{
-    srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
-    if (frame->type != ARPC__FRAME_REQUEST)
-        return ARPC_EFRAME; /* a RESPONSE towards a server */
-    int rc = check_request_id(sc, frame->request_id);
-    if (rc < 0)
-        return rc;
+    srv_conn *sc = conn_of(owner);
+    saw_request_id(sc, id);
     counter_inc(&sc->sl->counters.requests);
-    reject(sc, frame->request_id, sc->goaway_sent ? ARPC_ESHUTDOWN : ARPC_ETOOBIG, NULL);
+    reject(sc, id, sc->goaway_sent ? ARPC_ESHUTDOWN : err, NULL);
     return 0;
 }
 
-static int srv_on_frame(arpc__conn *conn, const arpc__frame *frame)
+static void ev_peer_limits(void *owner, const arpc__proto_limits *peer)
+{
+    conn_of(owner)->peer_max_frame = peer->max_message;
+}
+
+/* A client's cancel of one request (HTTP/2 RST_STREAM): the native protocol has
+ * none; the request runs on and its answer is dropped by the protocol. */
+static void ev_cancel(void *owner, uint64_t id)
+{
+    (void)owner;
+    (void)id;
+}
+
+static const arpc__proto_events srv_events = {
+    .on_request = ev_request,
+    .on_refused = ev_refused,
+    .on_peer_limits = ev_peer_limits,
+    .on_cancel = ev_cancel,
+};
+
+/* The first bytes chose `proto`: its session, with the server's limits. */
+static int srv_on_protocol(arpc__conn *conn, const arpc__proto_ops *proto)
 {
     srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
-    switch (frame->type) {
-    case ARPC__FRAME_REQUEST:
-        return on_request(sc, frame);
-    case ARPC__FRAME_PING:
-        return on_ping(sc, frame);
-    case ARPC__FRAME_PONG:
-        return 0;
-    default:
-        /* RESPONSE and GOAWAY only travel towards clients. */
-        return ARPC_EFRAME;
-    }
+    const arpc_server_opts *opts = &sc->sl->srv->opts;
+    arpc__proto_limits mine = {.max_message = opts->max_frame_size,
+                               .max_in_flight = opts->max_in_flight_per_connection,
+                               .metadata = true};
+    int rc = arpc__conn_open_proto(conn, proto, ARPC__PROTO_SERVER, &mine, &srv_events);
+    if (rc == 0)
+        sc->proto = proto;
+    return rc;
 }
 
 static void srv_on_connected(arpc__conn *conn)
@@ -702,8 +776,7 @@ static void srv_on_read_paused(arpc__conn *conn)
 }
 
 static const arpc__conn_ops srv_conn_ops = {
-    .on_frame = srv_on_frame,
-    .on_oversized = srv_on_oversized,
+    .on_protocol = srv_on_protocol,
     .on_connected = srv_on_connected,
     .on_close = srv_on_close,
     .on_free = srv_on_free,
@@ -720,14 +793,15 @@ static const arpc__conn_ops srv_conn_ops = {
 static void refuse_connection(srv_loop *sl, int fd)
 {
     counter_inc(&sl->counters.refused_connections);
-    uint8_t goaway[ARPC__FRAME_HEADER_SIZE];
-    arpc__frame frame;
-    memset(&frame, 0, sizeof(frame));
-    frame.type = ARPC__FRAME_GOAWAY;
-    frame.status = ARPC_ETOOMANYCONNS;
-    arpc__frame_write_header(goaway, &frame);
-    ssize_t sent = send(fd, goaway, sizeof(goaway), MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)sent;
+    /* The protocol is not known yet: the first one's refusal (native: GOAWAY). */
+    const arpc__proto_ops *proto = sl->srv->protocols[0];
+    uint8_t refusal[64];
+    size_t n =
+        proto->refusal != NULL ? proto->refusal(refusal, sizeof(refusal), ARPC_ETOOMANYCONNS) : 0;
+    if (n > 0) {
+        ssize_t sent = send(fd, refusal, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)sent;
+    }
     char discard[4096];
     for (int i = 0; i < 16 && recv(fd, discard, sizeof(discard), MSG_DONTWAIT) > 0; i++)
         ;
@@ -750,7 +824,9 @@ static void accept_one(srv_loop *sl, int fd)
         return;
     }
     sc->sl = sl;
-    arpc__conn_init(&sc->conn, sl->loop, fd, &srv_conn_ops, srv->opts.max_frame_size, false);
+    arpc__conn_init(&sc->conn, sl->loop, fd, &srv_conn_ops, false);
+    sc->conn.detect = srv->protocols;
+    sc->conn.detect_count = srv->protocol_count;
     sc->conn.write_early_frames = srv->opts.write_early_answers;
     sc->conn.out_limit = (size_t)srv->opts.max_unwritten_bytes; /* checked by create */
     arpc__list_push_back(&sl->conns, &sc->link);
@@ -950,13 +1026,19 @@ int arpc_server_port(const arpc_server *srv)
     return srv->port;
 }
 
+/* Drain: from now on requests are refused (ARPC_ESHUTDOWN, never run), and a
+ * protocol that can say so tells the client the last id it will answer.  One
+ * that cannot (no GOAWAY) just refuses them: its client retries only
+ * idempotent calls after the connection closes. */
 static void send_goaway(srv_conn *sc)
 {
     if (sc->goaway_sent || sc->conn.closed)
         return;
     sc->goaway_sent = true;
-    if (arpc__frame_encode_control(&sc->conn.out, ARPC__FRAME_GOAWAY, sc->last_request_id,
-                                   ARPC_ESHUTDOWN) == 0)
+    if (sc->proto == NULL || !(sc->proto->caps & ARPC__PROTO_GOAWAY))
+        return;
+    if (sc->proto->send_goaway(sc->conn.proto, &sc->conn.out, sc->last_request_id,
+                               ARPC_ESHUTDOWN) == 0)
         arpc__conn_flush_soon(&sc->conn);
 }
 

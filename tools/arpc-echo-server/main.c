@@ -30,8 +30,16 @@ typedef struct options {
 
 static arpc_channel *relay_channel;
 
+/* Answers the payload as it came, and every request metadata entry whose key
+ * starts with "x-echo-" as response metadata (what fits the 8 KiB bound). */
 static int handle_echo(arpc_request *req, void *user_data)
 {
+    size_t n = arpc_request_metadata_count(req);
+    for (size_t i = 0; i < n; i++) {
+        arpc_metadata_entry e;
+        if (arpc_request_metadata_at(req, i, &e) == 0 && strncmp(e.key, "x-echo-", 7) == 0)
+            (void)arpc_request_add_metadata(req, e.key, e.value, e.value_len);
+    }
     return arpc_buf_append(arpc_request_response(req), arpc_request_data(req),
                            arpc_request_len(req));
 }

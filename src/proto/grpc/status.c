@@ -70,6 +70,7 @@ static const struct err_row err_rows[] = {
     {ARPC_ENOTCORO, ARPC__GRPC_FAILED_PRECONDITION},
     {ARPC_ESTOPPED, ARPC__GRPC_UNAVAILABLE},
     {ARPC_EQUEUEFULL, ARPC__GRPC_RESOURCE_EXHAUSTED},
+    {ARPC_EMETADATA, ARPC__GRPC_RESOURCE_EXHAUSTED},
 };
 
 int arpc__grpc_status_from_arpc(int status)

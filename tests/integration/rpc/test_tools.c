@@ -3,6 +3,9 @@
  *  - arpc-echo-server --listen 127.0.0.1:0 --threads 2 prints the port it
  *    picked ("listening on HOST:PORT") and serves it;
  *  - arpc-call ... echo hello prints "hello" and exits 0;
+ *  - arpc-call --metadata KEY=VALUE sends metadata: the echo server answers
+ *    the x-echo-* entries, printed on stderr ("-bin" in hex); a key that
+ *    breaks the rules fails with EINVAL;
  *  - arpc-call ... --timeout-ms 50 sleep 500 reports "error: ETIMEDOUT: ..."
  *    on stderr and exits non-zero; an unknown method reports
  *    "error: ENOMETHOD: ..." and exits non-zero;
@@ -208,6 +211,22 @@ static void test_tools_end_to_end(void)
     ASSERT_TRUE(WIFEXITED(status));
     ASSERT_EQ(WEXITSTATUS(status), 0);
     ASSERT_STREQ(out.text, "hello\n");
+
+    /* Metadata: x-echo-* comes back, printed on stderr; others do not; a bad key
+     * fails at the call. */
+    const char *md_args[] = {"--metadata", "x-echo-trace=t1", "--metadata", "other=o",
+                             "--metadata", "x-echo-k-bin=AB", "echo",       "hi",
+                             NULL};
+    status = run_call(target, md_args, &out, &err);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    ASSERT_STREQ(out.text, "hi\n");
+    ASSERT_STREQ(err.text, "metadata: x-echo-trace: t1\nmetadata: x-echo-k-bin: 4142\n");
+    const char *bad_md_args[] = {"--metadata", "Upper=x", "echo", "hi", NULL};
+    status = run_call(target, bad_md_args, &out, &err);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_NE(WEXITSTATUS(status), 0);
+    ASSERT_TRUE(starts_with(err.text, "error: EINVAL: "));
 
     const char *timeout_args[] = {"--timeout-ms", "50", "sleep", "500", NULL};
     status = run_call(target, timeout_args, &out, &err);

@@ -3,7 +3,10 @@
  * and a PONG carry), a stream split at every byte position and fed the way a connection
  * feeds it, inputs that end at a PROT_NONE page, every malformed header field, size limits
  * (and the header an oversized frame is reported with), the settings reader's leniency,
- * the timeout_ms encoding, encoder errors and a seeded random round trip.
+ * the timeout_ms encoding, encoder errors and a seeded random round trip; and metadata
+ * (protocol.md section 10): golden REQUEST and RESPONSE frames with a block, the METADATA
+ * setting, a stream of frames with and without blocks split at every position, every prefix
+ * at a PROT_NONE page, and every malformed block rejected without reading past it.
  */
 #include <sys/mman.h>
 #include <unistd.h>
@@ -14,6 +17,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "proto/frame.h"
+#include "proto/metadata.h"
 #include "test.h"
 
 #define MAX_FRAME ARPC__DEFAULT_MAX_FRAME
@@ -679,7 +683,7 @@ static void test_liberal_decode(void)
     arpc__frame f;
 
     memcpy(copy, golden_request, sizeof(golden_request));
-    set_le16(copy + 4, 0xfffe); /* every reserved flag bit, not IDEMPOTENT */
+    set_le16(copy + 4, 0xfffc); /* every reserved flag bit, not IDEMPOTENT or METADATA */
     set_le32(copy + 12, 77);    /* status on a request */
     ASSERT_EQ(arpc__frame_decode(copy, sizeof(golden_request), MAX_FRAME, &f),
               sizeof(golden_request));
@@ -688,7 +692,7 @@ static void test_liberal_decode(void)
     ASSERT_EQ(f.timeout_ms, 1500);
 
     memcpy(copy, golden_response_ok, sizeof(golden_response_ok));
-    set_le16(copy + 4, 0xffff);
+    set_le16(copy + 4, 0xfffd); /* every reserved flag bit of a RESPONSE, not METADATA */
     set_le32(copy + 16, 500); /* timeout on a response */
     ASSERT_EQ(arpc__frame_decode(copy, sizeof(golden_response_ok), MAX_FRAME, &f),
               sizeof(golden_response_ok));
@@ -1027,6 +1031,253 @@ static void test_random_round_trip(void)
     arpc_buf_destroy(b);
 }
 
+/* ---- metadata (protocol.md section 10) ----------------------------------------------- */
+
+static const uint8_t golden_request_md[] = {
+    0x41, 0x52, 0x01, 0x01,                         /* magic, version 1, REQUEST */
+    0x03, 0x00,                                     /* flags: IDEMPOTENT | METADATA */
+    0x03, 0x00,                                     /* method_len 3 */
+    0x16, 0x00, 0x00, 0x00,                         /* payload_len 22: block 21 + payload 1 */
+    0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+    0x64, 0x00, 0x00, 0x00,                         /* timeout_ms 100 */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* request_id 9 */
+    'm',  '.',  'M',                                /* method */
+    0x11, 0x00, 0x00, 0x00,                         /* metadata: 17 bytes of entries */
+    0x01, 0x00, 0x01, 0x00, 'k',  'v',              /* "k": "v" */
+    0x05, 0x00, 0x02, 0x00, 't',  '-',  'b',  'i',  'n', 0x00, 0xff, /* "t-bin": 00 ff */
+    'p',                                                             /* payload */
+};
+
+static const uint8_t golden_response_md[] = {
+    0x41, 0x52, 0x01, 0x02,                         /* magic, version 1, RESPONSE */
+    0x02, 0x00,                                     /* flags: METADATA */
+    0x00, 0x00,                                     /* method_len 0 */
+    0x0c, 0x00, 0x00, 0x00,                         /* payload_len 12: block 10 + payload 2 */
+    0x05, 0x00, 0x00, 0x00,                         /* status 5 */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* request_id 9 */
+    0x06, 0x00, 0x00, 0x00,                         /* metadata: 6 bytes of entries */
+    0x01, 0x00, 0x01, 0x00, 'k',  'v',              /* "k": "v" */
+    'o',  'k',                                      /* payload */
+};
+
+/* The in-memory list of the golden request's metadata. */
+static void golden_md(arpc_buf *buf, arpc__md *md, bool both)
+{
+    arpc__buf_init(buf);
+    memset(md, 0, sizeof(*md));
+    ASSERT_OK(arpc__md_append(buf, md, "k", 1, "v", 1));
+    if (both)
+        ASSERT_OK(arpc__md_append(buf, md, "t-bin", 5, "\x00\xff", 2));
+}
+
+static void test_md_golden(void)
+{
+    arpc_buf mdbuf;
+    arpc__md md;
+    arpc_buf *b;
+    arpc__frame f;
+
+    ASSERT_OK(arpc_buf_create(&b));
+    golden_md(&mdbuf, &md, true);
+    ASSERT_EQ(arpc__frame_md_size(&md), 21);
+    ASSERT_OK(
+        arpc__frame_encode_request_md(b, 9, 100, ARPC__FLAG_IDEMPOTENT, "m.M", 3, &md, "p", 1));
+    ASSERT_EQ(arpc_buf_len(b), sizeof(golden_request_md));
+    ASSERT_MEMEQ(arpc_buf_data(b), golden_request_md, sizeof(golden_request_md));
+    ASSERT_EQ(arpc__frame_decode(golden_request_md, sizeof(golden_request_md), MAX_FRAME, &f),
+              sizeof(golden_request_md));
+    ASSERT_EQ(f.flags, ARPC__FLAG_IDEMPOTENT | ARPC__FLAG_METADATA);
+    ASSERT_EQ(f.md_count, 2);
+    ASSERT_EQ(f.md_len, 17);
+    ASSERT_TRUE(f.md == golden_request_md + 32 + 3 + 4);
+    ASSERT_EQ(f.payload_len, 1);
+    ASSERT_EQ(f.payload[0], 'p');
+    ASSERT_EQ(arpc__frame_total(&f), sizeof(golden_request_md));
+    arpc__buf_fini(&mdbuf);
+
+    arpc_buf_clear(b);
+    golden_md(&mdbuf, &md, false);
+    ASSERT_OK(arpc__frame_encode_response_md(b, 9, 5, &md, "ok", 2));
+    ASSERT_EQ(arpc_buf_len(b), sizeof(golden_response_md));
+    ASSERT_MEMEQ(arpc_buf_data(b), golden_response_md, sizeof(golden_response_md));
+    ASSERT_EQ(arpc__frame_decode(golden_response_md, sizeof(golden_response_md), MAX_FRAME, &f),
+              sizeof(golden_response_md));
+    ASSERT_EQ(f.flags, ARPC__FLAG_METADATA);
+    ASSERT_EQ(f.status, 5);
+    ASSERT_EQ(f.md_count, 1);
+    ASSERT_EQ(f.payload_len, 2);
+    arpc__buf_fini(&mdbuf);
+
+    /* An empty list: no block, no flag -- the frame of before metadata. */
+    arpc__md none = {0};
+    arpc_buf_clear(b);
+    ASSERT_OK(arpc__frame_encode_response_md(b, 7, 404, &none, "not found", 9));
+    ASSERT_EQ(arpc_buf_len(b), sizeof(golden_response_app_error));
+    ASSERT_MEMEQ(arpc_buf_data(b), golden_response_app_error, sizeof(golden_response_app_error));
+    /* A METADATA bit on a control frame is a reserved bit there: ignored. */
+    uint8_t ping[sizeof(golden_ping)];
+    memcpy(ping, golden_ping, sizeof(ping));
+    ping[4] = ARPC__FLAG_METADATA;
+    ASSERT_EQ(arpc__frame_decode(ping, sizeof(ping), MAX_FRAME, &f), 32);
+    ASSERT_EQ(f.flags, 0);
+    ASSERT_TRUE(f.md == NULL);
+    arpc_buf_destroy(b);
+}
+
+static void test_md_setting(void)
+{
+    static const uint8_t want[] = {0x01, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x00,
+                                   0x03, 0x00, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00};
+    arpc__settings st = {.max_frame_size = 65536, .metadata = 1};
+    arpc_buf *b;
+    arpc__frame f;
+    ASSERT_OK(arpc_buf_create(&b));
+    ASSERT_OK(arpc__frame_encode_settings(b, ARPC__FRAME_PING, 1, &st));
+    ASSERT_EQ(arpc_buf_len(b), 32 + sizeof(want));
+    ASSERT_MEMEQ((const uint8_t *)arpc_buf_data(b) + 32, want, sizeof(want));
+    ASSERT_EQ(arpc__frame_decode(arpc_buf_data(b), arpc_buf_len(b), MAX_FRAME, &f),
+              32 + (int64_t)sizeof(want));
+    arpc__settings got;
+    ASSERT_EQ(arpc__settings_decode(f.payload, f.payload_len, &got), 2);
+    ASSERT_EQ(got.metadata, 1);
+    ASSERT_EQ(got.max_frame_size, 65536);
+    arpc_buf_destroy(b);
+}
+
+/* A stream of frames with and without metadata. */
+static arpc_buf *md_stream(size_t *count, uint64_t *totals)
+{
+    arpc_buf mdbuf;
+    arpc__md md;
+    arpc_buf *b;
+    ASSERT_OK(arpc_buf_create(&b));
+    golden_md(&mdbuf, &md, true);
+    size_t n = 0;
+    size_t before = 0;
+#define MARK()                                  \
+    do {                                        \
+        totals[n++] = arpc_buf_len(b) - before; \
+        before = arpc_buf_len(b);               \
+    } while (0)
+    ASSERT_OK(arpc__frame_encode_request_md(b, 1, 0, 0, "a", 1, &md, NULL, 0));
+    MARK();
+    ASSERT_OK(arpc__frame_encode_response(b, 1, 0, pattern, 33));
+    MARK();
+    ASSERT_OK(arpc__frame_encode_response_md(b, 1, 0, &md, pattern, 300));
+    MARK();
+    ASSERT_OK(arpc__frame_encode_request(b, 2, 5, 0, "b", 1, pattern, 4));
+    MARK();
+    ASSERT_OK(arpc__frame_encode_request_md(b, 3, 5, ARPC__FLAG_IDEMPOTENT,
+                                            (const char *)long_method, ARPC__MAX_METHOD_LEN, &md,
+                                            pattern, 31));
+    MARK();
+#undef MARK
+    arpc__buf_fini(&mdbuf);
+    *count = n;
+    return b;
+}
+
+/* Decodes what `in` holds, checking each frame's size and, with metadata, its block. */
+static size_t md_drain(arpc_buf *in, const uint64_t *totals, size_t got)
+{
+    while (in->len > 0) {
+        arpc__frame f;
+        int64_t rc = arpc__frame_decode(arpc__buf_head(in), in->len, MAX_FRAME, &f);
+        ASSERT_GE(rc, 0);
+        if (rc == 0)
+            break;
+        ASSERT_EQ(rc, totals[got]);
+        ASSERT_EQ(arpc__frame_total(&f), (uint64_t)rc);
+        if (f.md != NULL) {
+            ASSERT_EQ(f.md_count, 2);
+            ASSERT_EQ(f.md_len, 17);
+            ASSERT_MEMEQ(f.md, golden_request_md + 32 + 3 + 4, 17);
+        }
+        got++;
+        arpc__buf_consume(in, (size_t)rc);
+    }
+    return got;
+}
+
+static void test_md_split_at_every_position(void)
+{
+    size_t n;
+    uint64_t totals[8];
+    arpc_buf *stream = md_stream(&n, totals);
+    const uint8_t *bytes = arpc_buf_data(stream);
+    size_t len = arpc_buf_len(stream);
+    for (size_t split = 0; split <= len; split++) {
+        arpc_buf *in;
+        ASSERT_OK(arpc_buf_create(&in));
+        ASSERT_OK(arpc_buf_append(in, bytes, split));
+        size_t got = md_drain(in, totals, 0);
+        ASSERT_OK(arpc_buf_append(in, bytes + split, len - split));
+        got = md_drain(in, totals, got);
+        ASSERT_EQ(got, n);
+        ASSERT_EQ(arpc_buf_len(in), 0);
+        arpc_buf_destroy(in);
+    }
+    arpc_buf_destroy(stream);
+}
+
+/* A request "m" whose payload is `payload` (a block and what follows), METADATA set. */
+static size_t md_frame(uint8_t *out, const uint8_t *payload, size_t len)
+{
+    arpc__frame h = {.type = ARPC__FRAME_REQUEST,
+                     .request_id = 1,
+                     .method_len = 1,
+                     .payload_len = (uint32_t)len};
+    arpc__frame_write_header(out, &h);
+    out[4] = ARPC__FLAG_METADATA;
+    out[32] = 'm';
+    memcpy(out + 33, payload, len);
+    return 33 + len;
+}
+
+static void test_md_malformed_blocks(void)
+{
+    static const struct {
+        const char *why;
+        uint8_t payload[16];
+        size_t len;
+    } bad[] = {
+        {"no room for the block's length", {0x00, 0x00, 0x00}, 3},
+        {"block longer than the payload", {0x05, 0x00, 0x00, 0x00, 1, 0, 0, 0}, 8},
+        {"entry header cut", {0x02, 0x00, 0x00, 0x00, 1, 0, 9, 9}, 8},
+        {"empty key", {0x05, 0x00, 0x00, 0x00, 0, 0, 1, 0, 'v'}, 9},
+        {"value past the block", {0x06, 0x00, 0x00, 0x00, 1, 0, 2, 0, 'k', 'v', 'x'}, 11},
+        {"huge lengths", {0x08, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 'k', 'v', 'x', 'y'}, 12},
+        {"trailing byte in the block", {0x07, 0x00, 0x00, 0x00, 1, 0, 1, 0, 'k', 'v', 'z'}, 11},
+    };
+    struct guarded g;
+    guarded_init(&g);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint8_t frame[64];
+        arpc__frame f;
+        fprintf(stderr, "     %s\n", bad[i].why);
+        size_t len = md_frame(frame, bad[i].payload, bad[i].len);
+        const uint8_t *p = guarded_place(&g, frame, len);
+        ASSERT_ERR(arpc__frame_decode(p, len, MAX_FRAME, &f), ARPC_EFRAME);
+        /* Incomplete, it is judged only once complete: more is needed. */
+        ASSERT_EQ(arpc__frame_decode(guarded_place(&g, frame, len - 1), len - 1, MAX_FRAME, &f), 0);
+    }
+    /* Every prefix of the goldens against the guard. */
+    for (size_t n = 0; n <= sizeof(golden_request_md); n++) {
+        arpc__frame f;
+        int64_t rc = arpc__frame_decode(guarded_place(&g, golden_request_md, n), n, MAX_FRAME, &f);
+        ASSERT_EQ(rc, n < sizeof(golden_request_md) ? 0 : (int64_t)sizeof(golden_request_md));
+    }
+    for (size_t n = 0; n <= sizeof(golden_response_md); n++) {
+        arpc__frame f;
+        int64_t rc = arpc__frame_decode(guarded_place(&g, golden_response_md, n), n, MAX_FRAME, &f);
+        ASSERT_EQ(rc, n < sizeof(golden_response_md) ? 0 : (int64_t)sizeof(golden_response_md));
+    }
+    guarded_fini(&g);
+}
+
 int main(void)
 {
     fill_pattern();
@@ -1050,5 +1301,9 @@ int main(void)
     RUN_TEST(test_append_request_sets_id_and_timeout);
     RUN_TEST(test_encode_enomem_leaves_buffer_unchanged);
     RUN_TEST(test_random_round_trip);
+    RUN_TEST(test_md_golden);
+    RUN_TEST(test_md_setting);
+    RUN_TEST(test_md_split_at_every_position);
+    RUN_TEST(test_md_malformed_blocks);
     return 0;
 }

@@ -36,13 +36,6 @@ typedef struct fixture {
     bool freed;
 } fixture;
 
-static int ignore_frame(arpc__conn *conn, const arpc__frame *frame)
-{
-    (void)conn;
-    (void)frame;
-    return 0;
-}
-
 static void record_close(arpc__conn *conn, int err)
 {
     fixture *f = arpc__container_of(conn, fixture, conn);
@@ -57,7 +50,6 @@ static void record_free(arpc__conn *conn)
 }
 
 static const arpc__conn_ops test_ops = {
-    .on_frame = ignore_frame,
     .on_close = record_close,
     .on_free = record_free,
 };
@@ -70,7 +62,7 @@ static void fixture_start(fixture *f, uint32_t write_early_frames)
     ASSERT_EQ(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
     f->peer_fd = fds[1];
     ASSERT_OK(arpc_loop_create(NULL, &f->loop));
-    arpc__conn_init(&f->conn, f->loop, fds[0], &test_ops, 1u << 24, false);
+    arpc__conn_init(&f->conn, f->loop, fds[0], &test_ops, false);
     ASSERT_EQ(f->conn.write_early_frames, 0);
     f->conn.write_early_frames = write_early_frames;
 }

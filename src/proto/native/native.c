@@ -1,0 +1,396 @@
+/*
+ * Design notes: the native protocol behind the seam (docs/protocol.md is the spec).
+ *
+ * The session is a thin stateful shell around the stateless codec (proto/codec.c): feed
+ * decodes every complete frame of its input with arpc__frame_decode and raises one event per
+ * frame.  Its only state is what the wire needs between frames: the bytes of an oversized
+ * frame still to skip (its header said where it ends, so the stream stays in sync and the
+ * body is never buffered), the highest request id a server has seen (ids must increase,
+ * section 4), and our limits, announced as settings in the payload of a PING or PONG.
+ *
+ * Control frames are the session's own business: a PING is answered with a PONG at once
+ * (carrying our settings if the PING carried the peer's), and the rpc layer only hears that
+ * the peer pinged (on_ping) or that one of its PINGs came back (on_pong).
+ *
+ * Encoders write straight into the connection's output buffer: header, method and payload
+ * in one append, no intermediate copy.
+ *
+ * Threading: a session belongs to its connection's loop thread.
+ */
+#include <string.h>
+
+#include <arpc/err.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/common.h"
+#include "proto/frame.h"
+#include "proto/metadata.h"
+#include "proto/proto.h"
+
+typedef struct native_session {
+    arpc__proto_session base;
+    arpc__proto_config cfg;
+    uint64_t skip;            /* bytes of an oversized frame still to discard */
+    uint64_t last_request_id; /* server: the highest request id so far */
+    bool peer_metadata;       /* the peer's settings said METADATA = 1: send it metadata */
+    arpc_buf md;              /* the metadata of the message being raised, in memory form */
+} native_session;
+
+#define MAGIC0 0x41 /* 'A' */
+#define MAGIC1 0x52 /* 'R' */
+
+static int native_detect(const uint8_t *data, size_t len)
+{
+    if (len > 0 && data[0] != MAGIC0)
+        return ARPC__DETECT_NO;
+    if (len > 1 && data[1] != MAGIC1)
+        return ARPC__DETECT_NO;
+    return len >= 2 ? ARPC__DETECT_YES : ARPC__DETECT_MORE;
+}
+
+static int native_create(const arpc__proto_config *cfg, arpc__proto_session **out)
+{
+    native_session *ns = arpc__calloc(1, sizeof(*ns));
+    if (ns == NULL)
+        return ARPC_ENOMEM;
+    ns->base.ops = &arpc__proto_native;
+    ns->cfg = *cfg;
+    arpc__buf_init(&ns->md);
+    if (ns->cfg.limits.max_message == 0)
+        ns->cfg.limits.max_message = UINT32_MAX;
+    *out = &ns->base;
+    return 0;
+}
+
+static void native_destroy(arpc__proto_session *s)
+{
+    native_session *ns = (native_session *)s;
+    arpc__buf_fini(&ns->md);
+    arpc__free(ns);
+}
+
+static arpc__settings settings_of(const arpc__proto_limits *limits)
+{
+    arpc__settings st = {.max_frame_size = limits->max_message,
+                         .max_in_flight = limits->max_in_flight,
+                         .metadata = limits->metadata ? 1 : 0};
+    return st;
+}
+
+static arpc__proto_limits limits_of(const arpc__settings *st)
+{
+    arpc__proto_limits limits = {.max_message = st->max_frame_size,
+                                 .max_in_flight = st->max_in_flight,
+                                 .metadata = st->metadata == 1};
+    return limits;
+}
+
+static bool is_server(const native_session *ns)
+{
+    return ns->cfg.side == ARPC__PROTO_SERVER;
+}
+
+/* Request ids are never 0 and strictly increasing on a connection (protocol.md 4): anything
+ * else is a protocol error. */
+static int check_request_id(native_session *ns, uint64_t id)
+{
+    if (id <= ns->last_request_id)
+        return ARPC_EFRAME;
+    ns->last_request_id = id;
+    return 0;
+}
+
+/*
+ * The metadata of frame `f` in memory form, checked entry by entry (the decoder checked only
+ * the block's structure), into the session's buffer, which `md` then views.
+ * @return 0; ARPC_EINVAL or ARPC_EMETADATA (the call fails alone); ARPC_ENOMEM.
+ */
+static arpc__noinline int read_metadata_block(native_session *ns, const arpc__frame *f,
+                                              arpc__md *md)
+{
+    arpc__buf_clear(&ns->md);
+    const uint8_t *p = f->md;
+    for (uint32_t i = 0; i < f->md_count; i++) {
+        size_t key_len = (size_t)p[0] | (size_t)p[1] << 8;
+        size_t value_len = (size_t)p[2] | (size_t)p[3] << 8;
+        const char *key = (const char *)p + ARPC__MD_WIRE_ENTRY;
+        int rc = arpc__md_check(key, key_len, key + key_len, value_len);
+        if (rc == 0)
+            rc = arpc__md_append(&ns->md, md, key, key_len, key + key_len, value_len);
+        if (rc < 0)
+            return rc;
+        p += ARPC__MD_WIRE_ENTRY + key_len + value_len;
+    }
+    return 0;
+}
+
+/* Inline: a frame without metadata, the usual one, costs a test. */
+static inline int read_metadata(native_session *ns, const arpc__frame *f, arpc__md *md)
+{
+    md->data = NULL;
+    md->len = 0;
+    md->count = 0;
+    return arpc__unlikely(f->md != NULL) ? read_metadata_block(ns, f, md) : 0;
+}
+
+/* A message whose metadata cannot be taken fails alone; out of memory closes. */
+static int refuse(native_session *ns, uint64_t id, int err)
+{
+    if (err == ARPC_ENOMEM || ns->cfg.events->on_refused == NULL)
+        return err;
+    return ns->cfg.events->on_refused(ns->cfg.owner, id, err);
+}
+
+static int on_request(native_session *ns, const arpc__frame *f)
+{
+    const arpc__proto_events *ev = ns->cfg.events;
+    if (!is_server(ns))
+        return ARPC_EFRAME; /* a REQUEST towards a client */
+    int rc = check_request_id(ns, f->request_id);
+    if (rc < 0)
+        return rc;
+    arpc__md md;
+    rc = read_metadata(ns, f, &md);
+    if (rc < 0)
+        return refuse(ns, f->request_id, rc);
+    arpc__msg msg = {
+        .id = f->request_id,
+        .method = f->method,
+        .method_len = f->method_len,
+        .timeout_ns = (int64_t)f->timeout_ms * 1000000,
+        .flags = (f->flags & ARPC__FLAG_IDEMPOTENT) ? ARPC__MSG_IDEMPOTENT : 0,
+        .md = md,
+        .payload = f->payload,
+        .payload_len = f->payload_len,
+    };
+    return ev->on_request(ns->cfg.owner, &msg);
+}
+
+static int on_response(native_session *ns, const arpc__frame *f)
+{
+    if (is_server(ns))
+        return ARPC_EFRAME; /* a RESPONSE towards a server */
+    arpc__md md;
+    int rc = read_metadata(ns, f, &md);
+    if (rc < 0)
+        return refuse(ns, f->request_id, rc);
+    arpc__msg msg = {
+        .id = f->request_id,
+        .status = f->status,
+        .md = md,
+        .payload = f->payload,
+        .payload_len = f->payload_len,
+    };
+    return ns->cfg.events->on_response(ns->cfg.owner, &msg);
+}
+
+/* A PING with settings (a client's first) is answered with ours; any other with a bare
+ * PONG, as version 1 always did. */
+static int on_ping(native_session *ns, const arpc__frame *f, arpc_buf *out)
+{
+    const arpc__proto_events *ev = ns->cfg.events;
+    int rc;
+    if (f->payload_len > 0) {
+        arpc__settings peer;
+        arpc__settings_decode(f->payload, f->payload_len, &peer);
+        arpc__proto_limits limits = limits_of(&peer);
+        ns->peer_metadata = limits.metadata;
+        if (is_server(ns) && ev->on_peer_limits != NULL)
+            ev->on_peer_limits(ns->cfg.owner, &limits);
+        arpc__settings mine = settings_of(&ns->cfg.limits);
+        rc = arpc__frame_encode_settings(out, ARPC__FRAME_PONG, f->request_id, &mine);
+    } else {
+        rc = arpc__frame_encode_control(out, ARPC__FRAME_PONG, f->request_id, 0);
+    }
+    if (rc == 0 && ev->on_ping != NULL)
+        ev->on_ping(ns->cfg.owner);
+    return rc;
+}
+
+static int on_pong(native_session *ns, const arpc__frame *f)
+{
+    const arpc__proto_events *ev = ns->cfg.events;
+    if (is_server(ns) || ev->on_pong == NULL)
+        return 0; /* a server sends no PING of its own yet: nothing to match */
+    if (f->payload_len == 0) {
+        ev->on_pong(ns->cfg.owner, f->request_id, NULL);
+        return 0;
+    }
+    arpc__settings peer;
+    arpc__settings_decode(f->payload, f->payload_len, &peer);
+    arpc__proto_limits limits = limits_of(&peer);
+    ns->peer_metadata = limits.metadata;
+    ev->on_pong(ns->cfg.owner, f->request_id, &limits);
+    return 0;
+}
+
+static int on_goaway(native_session *ns, const arpc__frame *f)
+{
+    if (is_server(ns))
+        return ARPC_EFRAME; /* GOAWAY travels towards clients only */
+    /* The reason travels in the status: ARPC_ESHUTDOWN for a server going away,
+     * ARPC_ETOOMANYCONNS for a connection over the server's cap. */
+    int reason = f->status < 0 ? f->status : ARPC_ESHUTDOWN;
+    ns->cfg.events->on_goaway(ns->cfg.owner, f->request_id, reason);
+    return 0;
+}
+
+static int dispatch(native_session *ns, const arpc__frame *f, arpc_buf *out)
+{
+    switch (f->type) {
+    case ARPC__FRAME_REQUEST:
+        return on_request(ns, f);
+    case ARPC__FRAME_RESPONSE:
+        return on_response(ns, f);
+    case ARPC__FRAME_PING:
+        return on_ping(ns, f, out);
+    case ARPC__FRAME_PONG:
+        return on_pong(ns, f);
+    default:
+        return on_goaway(ns, f);
+    }
+}
+
+/* An oversized frame: its call fails, and its bytes (header and body) are skipped as they
+ * arrive.  @return 0 or the error that closes. */
+static int start_skip(native_session *ns, const arpc__frame *f)
+{
+    const arpc__proto_events *ev = ns->cfg.events;
+    if (!arpc__frame_skippable(f->type) || ev->on_refused == NULL)
+        return ARPC_ETOOBIG;
+    if ((f->type == ARPC__FRAME_REQUEST) != is_server(ns))
+        return ARPC_EFRAME; /* a REQUEST towards a client, a RESPONSE towards a server */
+    int rc = is_server(ns) ? check_request_id(ns, f->request_id) : 0;
+    if (rc == 0)
+        rc = ev->on_refused(ns->cfg.owner, f->request_id, ARPC_ETOOBIG);
+    if (rc == 0) {
+        ns->skip = arpc__frame_total(f);
+        ns->base.messages_in++; /* a new frame began: its time limit starts afresh */
+    }
+    return rc;
+}
+
+static int64_t native_feed(arpc__proto_session *s, const uint8_t *data, size_t len, arpc_buf *out)
+{
+    native_session *ns = (native_session *)s;
+    size_t off = 0;
+    while (off < len) {
+        if (arpc__unlikely(ns->skip > 0)) {
+            size_t n = ns->skip < len - off ? (size_t)ns->skip : len - off;
+            off += n;
+            ns->skip -= n;
+            continue;
+        }
+        if (arpc__proto_input_waits(&ns->cfg, out))
+            break;
+        arpc__frame f;
+        int64_t n = arpc__frame_decode(data + off, len - off, ns->cfg.limits.max_message, &f);
+        if (n == 0)
+            break;
+        if (n == ARPC_ETOOBIG) {
+            int rc = start_skip(ns, &f);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (n < 0)
+            return n;
+        ns->base.messages_in++;
+        int rc = dispatch(ns, &f, out);
+        off += (size_t)n;
+        if (rc < 0)
+            return rc;
+    }
+    return (int64_t)off;
+}
+
+static bool native_mid_message(const arpc__proto_session *s)
+{
+    return ((const native_session *)s)->skip > 0;
+}
+
+static uint64_t native_wire_size(const arpc__msg *msg, bool request)
+{
+    return (uint64_t)ARPC__FRAME_HEADER_SIZE + (request ? msg->method_len : 0) +
+           arpc__frame_md_size(&msg->md) + msg->payload_len;
+}
+
+/* Metadata goes only to a peer that said it reads it; an older peer gets the message
+ * without it (docs/protocol.md section 10). */
+static const arpc__md *md_for_peer(const native_session *ns, const arpc__msg *msg)
+{
+    return arpc__unlikely(msg->md.count > 0) && ns->peer_metadata ? &msg->md : NULL;
+}
+
+static int native_send_request(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
+{
+    const native_session *ns = (const native_session *)s;
+    uint32_t timeout_ms = msg->timeout_ns > 0 ? arpc__frame_timeout_ms(msg->timeout_ns) : 0;
+    uint16_t flags = (msg->flags & ARPC__MSG_IDEMPOTENT) ? ARPC__FLAG_IDEMPOTENT : 0;
+    const arpc__md *md = md_for_peer(ns, msg);
+    if (arpc__likely(md == NULL))
+        return arpc__frame_encode_request(out, msg->id, timeout_ms, flags, msg->method,
+                                          msg->method_len, msg->payload, msg->payload_len);
+    return arpc__frame_encode_request_md(out, msg->id, timeout_ms, flags, msg->method,
+                                         msg->method_len, md, msg->payload, msg->payload_len);
+}
+
+static int native_send_response(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
+{
+    const native_session *ns = (const native_session *)s;
+    const arpc__md *md = md_for_peer(ns, msg);
+    if (arpc__likely(md == NULL))
+        return arpc__frame_encode_response(out, msg->id, msg->status, msg->payload,
+                                           msg->payload_len);
+    return arpc__frame_encode_response_md(out, msg->id, msg->status, md, msg->payload,
+                                          msg->payload_len);
+}
+
+static int native_send_ping(arpc__proto_session *s, arpc_buf *out, uint64_t id, bool announce)
+{
+    native_session *ns = (native_session *)s;
+    if (!announce)
+        return arpc__frame_encode_control(out, ARPC__FRAME_PING, id, 0);
+    arpc__settings mine = settings_of(&ns->cfg.limits);
+    return arpc__frame_encode_settings(out, ARPC__FRAME_PING, id, &mine);
+}
+
+static int native_send_goaway(arpc__proto_session *s, arpc_buf *out, uint64_t last_id, int reason)
+{
+    (void)s;
+    return arpc__frame_encode_control(out, ARPC__FRAME_GOAWAY, last_id, reason);
+}
+
+static size_t native_refusal(uint8_t *buf, size_t cap, int reason)
+{
+    if (cap < ARPC__FRAME_HEADER_SIZE)
+        return 0;
+    arpc__frame f;
+    memset(&f, 0, sizeof(f));
+    f.type = ARPC__FRAME_GOAWAY;
+    f.status = reason;
+    arpc__frame_write_header(buf, &f);
+    return ARPC__FRAME_HEADER_SIZE;
+}
+
+const arpc__proto_ops arpc__proto_native = {
+    .name = "native",
+    .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA,
+    /* The header and the block's length; a block's entries are smaller on the wire than in
+     * memory (no NULs). */
+    .overhead = ARPC__FRAME_HEADER_SIZE + ARPC__MD_BLOCK_HEADER,
+    .detect_len = 2,
+    .detect = native_detect,
+    .create = native_create,
+    .destroy = native_destroy,
+    .feed = native_feed,
+    .mid_message = native_mid_message,
+    .wire_size = native_wire_size,
+    .send_request = native_send_request,
+    .send_response = native_send_response,
+    .send_ping = native_send_ping,
+    .send_goaway = native_send_goaway,
+    .send_cancel = NULL,
+    .refusal = native_refusal,
+};

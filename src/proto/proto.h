@@ -1,0 +1,236 @@
+/*
+ * The protocol seam: one ops table per wire protocol (docs/protocols.md).
+ *
+ * A protocol turns bytes into message events and messages into bytes; it knows nothing of
+ * calls, pools or handlers.  The rpc layer (conn.c, channel.c, server.c) holds no frame
+ * layout: it creates one session per connection, hands the session every byte it reads
+ * (feed), receives what the session decodes through a small event interface it implements
+ * (arpc__proto_events), and asks the session to encode its messages straight into the
+ * connection's output buffer (send_*).  What a protocol can do is declared in `caps`, and
+ * heartbeats, retries and GOAWAY-drain are written once against those flags.
+ *
+ * Adding a protocol is one folder beside its siblings (src/proto/native/, later
+ * src/proto/grpc/, src/proto/thrift/) that fills in an arpc__proto_ops and is named in the
+ * server's list of protocols to detect (server.c) or chosen by a channel option.
+ *
+ * Threading: a session belongs to its connection's loop thread; an ops table is immutable.
+ */
+#ifndef ARPC_PROTO_PROTO_H
+#define ARPC_PROTO_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arpc/buf.h>
+
+#include "base/buf.h"
+
+/* Which end of the connection a session is. */
+typedef enum arpc__proto_side { ARPC__PROTO_CLIENT = 0, ARPC__PROTO_SERVER = 1 } arpc__proto_side;
+
+/* Capability flags (arpc__proto_ops.caps). */
+enum {
+    /* Answers carry the request's id and may come in any order; without it the protocol
+     * answers in request order (Thrift) and the session maps answers to ids itself. */
+    ARPC__PROTO_MULTIPLEXED = 1u << 0,
+    /* send_ping exists and the peer answers it (on_pong): heartbeats run.  Without it the
+     * channel sends none (docs/protocols.md, "Capabilities", says what stands in). */
+    ARPC__PROTO_PING = 1u << 1,
+    /* The peer says goodbye with the last id it will answer (on_goaway): calls above it never
+     * ran and may be retried even when not idempotent, and the server drains with
+     * send_goaway.  Without it a lost connection retries only idempotent calls. */
+    ARPC__PROTO_GOAWAY = 1u << 2,
+    /* Messages carry metadata (arpc__msg.md) to peers that accept it. */
+    ARPC__PROTO_METADATA = 1u << 3,
+    /* Several messages per call in either direction (reserved for streams). */
+    ARPC__PROTO_STREAMS = 1u << 4,
+};
+
+/* Request flags (arpc__msg.flags). */
+enum {
+    /* The caller allows the request to run more than once (retried after a lost
+     * connection). */
+    ARPC__MSG_IDEMPOTENT = 1u << 0,
+};
+
+/*
+ * A metadata list as every protocol passes it: `count` entries packed in data[0, len), each
+ * key_len (u16 LE), value_len (u16 LE), key bytes, value bytes (src/proto/metadata.h reads
+ * and writes it).  A view: valid while whatever holds the bytes is.
+ */
+typedef struct arpc__md {
+    const uint8_t *data;
+    uint32_t len;
+    uint32_t count;
+} arpc__md;
+
+/*
+ * One message, to encode or as decoded: the call object carries these fields, not bytes.
+ * Every pointer is a view, valid during the call that passes it.
+ */
+typedef struct arpc__msg {
+    uint64_t id;        /* the request's id on this connection (> 0) */
+    const char *method; /* request: the method name; not NUL-terminated */
+    size_t method_len;
+    int32_t status;     /* response: 0, an arpc_err code or an application code */
+    int64_t timeout_ns; /* request: time left when sent; 0: no deadline */
+    uint32_t flags;     /* request: ARPC__MSG_* */
+    arpc__md md;        /* count 0: none */
+    const void *payload;
+    size_t payload_len;
+} arpc__msg;
+
+/* What one side accepts; announced to the peer where the protocol can (native settings). */
+typedef struct arpc__proto_limits {
+    uint32_t max_message;   /* the largest message received, on the wire (0: no limit) */
+    uint32_t max_in_flight; /* server: requests one connection may have running (0: none) */
+    bool metadata;          /* messages may carry metadata to us */
+} arpc__proto_limits;
+
+typedef struct arpc__proto_session arpc__proto_session;
+typedef struct arpc__proto_ops arpc__proto_ops;
+
+/*
+ * The events a session raises while it is fed; the rpc layer implements them.  `owner` is
+ * the pointer given to create.  An int-returning event returns 0, or a negative error that
+ * ends the feed and closes the connection with it.  Any event may be NULL where it cannot
+ * occur on that side (a client gets no requests: the session treats one as a protocol
+ * error).
+ */
+typedef struct arpc__proto_events {
+    /* Server: a complete request.  Its views are valid during the call only. */
+    int (*on_request)(void *owner, const arpc__msg *msg);
+    /* Client: a complete answer to request `msg->id`. */
+    int (*on_response)(void *owner, const arpc__msg *msg);
+    /* A request (server) or an answer (client) for `id` that fails on its own, while the
+     * connection lives on: `err` is ARPC_ETOOBIG (over max_message; the session skips its
+     * body), ARPC_EMETADATA (its metadata over ARPC_METADATA_MAX_BYTES) or ARPC_EINVAL (an
+     * entry that breaks the metadata rules). */
+    int (*on_refused)(void *owner, uint64_t id, int err);
+    /* Client: the PING `id` was answered; `peer` holds the limits it announced, or is NULL
+     * when it announced none. */
+    void (*on_pong)(void *owner, uint64_t id, const arpc__proto_limits *peer);
+    /* The peer pinged us; the session has answered it already. */
+    void (*on_ping)(void *owner);
+    /* Server: the client announced its limits. */
+    void (*on_peer_limits)(void *owner, const arpc__proto_limits *peer);
+    /* Client: the server goes away; requests above `last_id` will not be answered (they
+     * never ran).  `reason`: ARPC_ESHUTDOWN, ARPC_ETOOMANYCONNS, ... */
+    void (*on_goaway)(void *owner, uint64_t last_id, int reason);
+    /* Server: the client canceled request `id` (HTTP/2 RST_STREAM). */
+    void (*on_cancel)(void *owner, uint64_t id);
+} arpc__proto_events;
+
+/* Everything a session is created with. */
+typedef struct arpc__proto_config {
+    arpc__proto_side side;
+    arpc__proto_limits limits; /* ours */
+    const arpc__proto_events *events;
+    void *owner;
+    /* Input waits (the session stops before its next message and reports what it consumed)
+     * while *stop is true (the connection closed) or the output given to feed holds
+     * out_limit bytes or more (0: no bound; conn.c's read pause).  Data, not a callback:
+     * it is checked before every message. */
+    const bool *stop;
+    size_t out_limit;
+} arpc__proto_config;
+
+/* True when a session must not decode its next message (arpc__proto_config.stop and
+ * out_limit).  Inline: every protocol asks before every message. */
+static inline bool arpc__proto_input_waits(const arpc__proto_config *cfg, const arpc_buf *out)
+{
+    return *cfg->stop || (cfg->out_limit != 0 && out->len >= cfg->out_limit);
+}
+
+/* The part of every session the rpc layer reads; a protocol's session struct begins with it. */
+struct arpc__proto_session {
+    const arpc__proto_ops *ops;
+    /* Messages received, counting an oversized one when it begins: a frame-arrival time
+     * limit restarts with each. */
+    uint64_t messages_in;
+};
+
+/* The result of a detector. */
+enum { ARPC__DETECT_NO = -1, ARPC__DETECT_MORE = 0, ARPC__DETECT_YES = 1 };
+
+struct arpc__proto_ops {
+    const char *name;
+    unsigned caps; /* ARPC__PROTO_* */
+    /* The most bytes a message takes on the wire beyond its method, its metadata (in memory
+     * form) and its payload: when those plus this fit a limit, the message does, without
+     * asking wire_size. */
+    uint32_t overhead;
+    /* Server: bytes `detect` needs at most to decide (the first bytes are held until every
+     * registered protocol has decided). */
+    size_t detect_len;
+    /* Server: judges a new connection's first `len` bytes: ARPC__DETECT_YES (this protocol),
+     * _NO, or _MORE (needs more, only while len < detect_len).  Thread: any. */
+    int (*detect)(const uint8_t *data, size_t len);
+    /* @return 0 and *out, or ARPC_ENOMEM. */
+    int (*create)(const arpc__proto_config *cfg, arpc__proto_session **out);
+    void (*destroy)(arpc__proto_session *s);
+    /*
+     * Decodes what it can of data[0, len), raising events, writing what the protocol answers
+     * by itself (PONGs, HTTP/2 SETTINGS ACKs) to `out`.
+     * @return bytes consumed (the rest, an incomplete message, is offered again with more
+     *         bytes behind it); or a negative error that closes the connection
+     *         (ARPC_EFRAME, ARPC_EVERSION, ARPC_ETOOBIG: protocol errors, logged and counted).
+     */
+    int64_t (*feed)(arpc__proto_session *s, const uint8_t *data, size_t len, arpc_buf *out);
+    /* True while the session is inside a message it consumed part of (an oversized body it
+     * skips).  Bytes the caller still holds count separately. */
+    bool (*mid_message)(const arpc__proto_session *s);
+    /* The size `msg` takes on the wire, to check it against the peer's max_message (see
+     * arpc__proto_fits). */
+    uint64_t (*wire_size)(const arpc__msg *msg, bool request);
+    /* Encoders: append one message to `out`.  @return 0, ARPC_ENOMEM or ARPC_EINVAL (`out`
+     * unchanged).  The peer's limits are the caller's to check (wire_size). */
+    int (*send_request)(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg);
+    int (*send_response)(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg);
+    /* ARPC__PROTO_PING: a PING with id `id`; `announce`: carry our limits too (until the
+     * peer's have arrived). */
+    int (*send_ping)(arpc__proto_session *s, arpc_buf *out, uint64_t id, bool announce);
+    /* ARPC__PROTO_GOAWAY: no request above `last_id` will be answered. */
+    int (*send_goaway)(arpc__proto_session *s, arpc_buf *out, uint64_t last_id, int reason);
+    /* Optional: tells the server to stop working on request `id` (HTTP/2 RST_STREAM). */
+    int (*send_cancel)(arpc__proto_session *s, arpc_buf *out, uint64_t id);
+    /* Optional, server: what to write to a connection refused before its first byte (over
+     * the connection cap), so its client learns why.  @return bytes written to buf[cap]. */
+    size_t (*refusal)(uint8_t *buf, size_t cap, int reason);
+};
+
+/* True if `msg` takes at most `limit` bytes on the wire (0: no limit).  Inline: the sum
+ * decides almost every message without the indirect wire_size call. */
+static inline bool arpc__proto_fits(const arpc__proto_ops *ops, const arpc__msg *msg, bool request,
+                                    uint64_t limit)
+{
+    uint64_t bound =
+        (uint64_t)ops->overhead + (request ? msg->method_len : 0) + msg->md.len + msg->payload_len;
+    return limit == 0 || bound <= limit || ops->wire_size(msg, request) <= limit;
+}
+
+/* The longest method name a call may have, on every protocol. */
+#define ARPC__PROTO_MAX_METHOD 255
+
+/* The default limit on one message received (the max_frame_size options), and the smallest
+ * limit accepted: every protocol can carry a request with the longest method name under it
+ * (the native header is 32 bytes). */
+#define ARPC__PROTO_DEFAULT_MAX_MESSAGE (16u * 1024 * 1024)
+#define ARPC__PROTO_MIN_MAX_MESSAGE     (32u + ARPC__PROTO_MAX_METHOD)
+
+/* The native protocol (src/proto/native/, docs/protocol.md). */
+extern const arpc__proto_ops arpc__proto_native;
+
+/*
+ * The protocols arpc speaks (proto/registry.c): `id` is an arpc_protocol value
+ * (include/arpc/client.h).  @return its ops, or NULL for an unknown id.
+ * Thread: any.
+ */
+const arpc__proto_ops *arpc__proto_by_id(int id);
+
+/* The protocols a server detects on a new connection's first bytes, in the order tried.
+ * Thread: any. */
+const arpc__proto_ops *const *arpc__proto_detectable(unsigned *count);
+
+#endif
