@@ -202,10 +202,11 @@ static int span_store(gstream *st, const void *p, size_t len, struct span *sp)
 {
     if (len > UINT32_MAX - st->hb.len)
         return ARPC_ENOMEM;
-    sp->off = (uint32_t)st->hb.len;
-    sp->len = (uint32_t)len;
-    sp->set = true;
-    return arpc__buf_append(&st->hb, p, len);
+    uint32_t off = (uint32_t)st->hb.len;
+    if (arpc__buf_append(&st->hb, p, len) < 0)
+        return ARPC_ENOMEM; /* sp untouched: a span always lies inside hb */
+    *sp = (struct span){off, (uint32_t)len, true};
+    return 0;
 }
 
 /* Builds the md array of the stream's collected metadata in the session's scratch. */
