@@ -53,6 +53,7 @@ struct pair {
     size_t chunk_max; /* 0: deliver whole; else random chunks of 1..chunk_max */
     int feed_err_cli, feed_err_srv;
     bool answer_failed, cancel_failed;
+    size_t rounds; /* delivery rounds pair_pump ran (flow control: window-sized steps) */
 };
 
 static inline void md_append(char *dst, size_t cap, const arpc__grpc_md *md, size_t n)
@@ -235,6 +236,7 @@ static inline int pair_pump(struct pair *p)
             return rc;
         if (p->cout.len == 0 && p->sout.len == 0)
             return 0;
+        p->rounds++;
         rc = pair_deliver(p, &p->cout, p->srv);
         if (rc < 0)
             return p->feed_err_srv = rc;
