@@ -554,11 +554,10 @@ int arpc__grpc_session_goaway(arpc__grpc_session *s)
 static void server_request(arpc__grpc_session *s, gstream *st)
 {
     static const struct kv accept = {"grpc-accept-encoding", 20, "identity", 8, ENC_RAW};
-    if (st->hdr_too_big) {
-        st->status_set = true;
-        nghttp2_submit_rst_stream(s->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
-        return;
-    }
+    /* Not REFUSED_STREAM: that tells a client to retry elsewhere, where it fails again. */
+    if (st->hdr_too_big)
+        return self_answer(s, st, ARPC__GRPC_RESOURCE_EXHAUSTED,
+                           "header list larger than the server's limit", NULL);
     if (!span_eq(st, st->method, "POST"))
         return http_answer(s, st, "405");
     if (!st->ctype.set || st->ctype.len < 16 ||
