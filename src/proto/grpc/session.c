@@ -53,7 +53,8 @@ typedef struct gstream {
     struct span path, method, ctype, timeout, encoding, status, gstatus, gmessage;
     arpc__grpc_msg_decoder dec;
     arpc_buf out;         /* queued DATA bytes (messages with their prefixes) */
-    nghttp2_nv *trailers; /* one block, waiting for the queued DATA */
+    arpc_buf tb;          /* the trailers' block */
+    nghttp2_nv *trailers; /* in tb, waiting for the queued DATA */
     size_t ntrailers;
     int grpc_status;
     bool hdr_too_big;
@@ -84,6 +85,9 @@ struct arpc__grpc_session {
     uint32_t pings_without_data;
     size_t nstreams;
     gstream *streams;
+    gstream *spare; /* freed streams kept with their buffers, for the next ones */
+    size_t nspare;
+    arpc_buf nvbuf; /* header blocks being submitted (nghttp2 copies them) */
     arpc__grpc_md *scratch;
     size_t scratch_cap;
 };
@@ -133,16 +137,26 @@ static void *mem_realloc(void *p, size_t size, void *u)
 
 /* ---- streams ---------------------------------------------------------------------------- */
 
+#define MAX_SPARE_STREAMS 64
+
 static gstream *stream_new(arpc__grpc_session *s, int32_t id, void *user, uint32_t max_recv)
 {
-    gstream *st = arpc__calloc(1, sizeof(*st));
-    if (!st)
-        return NULL;
+    gstream *st = s->spare;
+    if (st) {
+        s->spare = st->next;
+        s->nspare--;
+    } else {
+        st = arpc__calloc(1, sizeof(*st));
+        if (!st)
+            return NULL;
+        arpc__buf_init(&st->hb);
+        arpc__buf_init(&st->mds);
+        arpc__buf_init(&st->out);
+        arpc__buf_init(&st->tb);
+    }
+    st->prev = NULL;
     st->id = id;
     st->user = user;
-    arpc__buf_init(&st->hb);
-    arpc__buf_init(&st->mds);
-    arpc__buf_init(&st->out);
     arpc__grpc_msg_decoder_init(&st->dec, max_recv);
     st->next = s->streams;
     if (s->streams)
@@ -152,6 +166,29 @@ static gstream *stream_new(arpc__grpc_session *s, int32_t id, void *user, uint32
     return st;
 }
 
+static void stream_release(gstream *st)
+{
+    arpc__buf_fini(&st->hb);
+    arpc__buf_fini(&st->mds);
+    arpc__buf_fini(&st->out);
+    arpc__buf_fini(&st->tb);
+    arpc__free(st);
+}
+
+/* Empties a spare stream's buffer; a big one (a large message went through it) is freed, so
+ * spares hold at most MAX_SPARE_STREAMS * 4 * SPARE_BUF_MAX bytes. */
+#define SPARE_BUF_MAX (16u * 1024)
+
+static void spare_buf(arpc_buf *b)
+{
+    if (b->cap > SPARE_BUF_MAX) {
+        arpc__buf_fini(b);
+        arpc__buf_init(b);
+    }
+    arpc__buf_clear(b);
+}
+
+/* Unlinks the stream; keeps it (buffers and all, contents dropped) as a spare. */
 static void stream_free(arpc__grpc_session *s, gstream *st)
 {
     if (st->prev)
@@ -161,12 +198,24 @@ static void stream_free(arpc__grpc_session *s, gstream *st)
     if (st->next)
         st->next->prev = st->prev;
     s->nstreams--;
-    arpc__buf_fini(&st->hb);
-    arpc__buf_fini(&st->mds);
-    arpc__buf_fini(&st->out);
     arpc__grpc_msg_decoder_fini(&st->dec);
-    arpc__free(st->trailers);
-    arpc__free(st);
+    if (s->nspare >= MAX_SPARE_STREAMS) {
+        stream_release(st);
+        return;
+    }
+    arpc_buf hb = st->hb, mds = st->mds, out = st->out, tb = st->tb;
+    memset(st, 0, sizeof(*st));
+    st->hb = hb;
+    st->mds = mds;
+    st->out = out;
+    st->tb = tb;
+    spare_buf(&st->hb);
+    spare_buf(&st->mds);
+    spare_buf(&st->out);
+    spare_buf(&st->tb);
+    st->next = s->spare;
+    s->spare = st;
+    s->nspare++;
 }
 
 static gstream *stream_get(arpc__grpc_session *s, int32_t id)
@@ -253,10 +302,11 @@ static size_t kv_value_len(const struct kv *e)
     return e->vl;
 }
 
-/* One block: the nv array, then every name and value.  Fixed entries first, then md
- * (checked with the wire.h rules).  @return 0, ARPC_EINVAL or ARPC_ENOMEM. */
-static int nv_build(const struct kv *fixed, size_t nfixed, const arpc__grpc_md *md, size_t nmd,
-                    nghttp2_nv **out, size_t *count)
+/* One block in `into` (cleared first; reused, so a warm connection allocates nothing here):
+ * the nv array, then every name and value.  Fixed entries first, then md (checked with the
+ * wire.h rules).  @return 0, ARPC_EINVAL or ARPC_ENOMEM. */
+static int nv_build(arpc_buf *into, const struct kv *fixed, size_t nfixed,
+                    const arpc__grpc_md *md, size_t nmd, nghttp2_nv **out, size_t *count)
 {
     size_t bytes = (nfixed + nmd) * sizeof(nghttp2_nv);
     for (size_t i = 0; i < nfixed; i++)
@@ -268,9 +318,10 @@ static int nv_build(const struct kv *fixed, size_t nfixed, const arpc__grpc_md *
                        arpc__grpc_md_key_is_bin(md[i].key, md[i].key_len) ? ENC_BASE64 : ENC_RAW};
         bytes += e.kl + kv_value_len(&e);
     }
-    nghttp2_nv *nv = arpc__malloc(bytes ? bytes : 1);
-    if (!nv)
+    arpc__buf_clear(into);
+    if (arpc__buf_ensure(into, bytes ? bytes : 1) < 0)
         return ARPC_ENOMEM;
+    nghttp2_nv *nv = (nghttp2_nv *)(void *)arpc__buf_head(into); /* malloc'd, start 0 */
     uint8_t *p = (uint8_t *)(nv + nfixed + nmd);
     for (size_t i = 0; i < nfixed + nmd; i++) {
         struct kv e =
@@ -345,7 +396,6 @@ static arpc__grpc_event event_for(int type, const gstream *st)
 static int submit_trailers(arpc__grpc_session *s, gstream *st)
 {
     int rv = nghttp2_submit_trailer(s->h2, st->id, st->trailers, st->ntrailers);
-    arpc__free(st->trailers);
     st->trailers = NULL;
     st->ntrailers = 0;
     return rv;
@@ -405,12 +455,11 @@ static int submit_headers(arpc__grpc_session *s, gstream *st, const arpc__grpc_m
     struct kv fixed[] = {KV_LIT(":status", "200"), KV_LIT("content-type", "application/grpc")};
     nghttp2_nv *nv;
     size_t count;
-    int rc = nv_build(fixed, 2, md, n, &nv, &count);
+    int rc = nv_build(&s->nvbuf, fixed, 2, md, n, &nv, &count);
     if (rc < 0)
         return rc;
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
     int rv = nghttp2_submit_response(s->h2, st->id, nv, count, &prd);
-    arpc__free(nv);
     if (rv != 0)
         return map_h2_err(rv);
     st->headers_sent = true;
@@ -476,13 +525,12 @@ static int finish(arpc__grpc_session *s, gstream *st, int grpc_status, const cha
         kv[n++] = *extra;
     nghttp2_nv *nv;
     size_t count;
-    int rc = nv_build(kv, n, md, nmd, &nv, &count);
+    int rc = nv_build(only ? &s->nvbuf : &st->tb, kv, n, md, nmd, &nv, &count);
     if (rc < 0)
         return rc;
     st->grpc_status = grpc_status;
     if (only) {
         int rv = nghttp2_submit_response(s->h2, st->id, nv, count, NULL);
-        arpc__free(nv);
         if (rv != 0)
             return map_h2_err(rv);
         st->headers_sent = true;
@@ -644,20 +692,18 @@ int arpc__grpc_session_open_stream(arpc__grpc_session *s, const arpc__grpc_call_
                               arpc__grpc_timeout_encode(d->timeout_ns, tmo), ENC_RAW};
     nghttp2_nv *nv;
     size_t count;
-    int rc = nv_build(kv, n, d->md, d->md_count, &nv, &count);
+    int rc = nv_build(&s->nvbuf, kv, n, d->md, d->md_count, &nv, &count);
     if (rc < 0)
         return rc;
     gstream *st = stream_new(s, 0, stream_user, s->max_recv_msg);
     if (!st || arpc__grpc_msg_encode(&st->out, false, d->msg, d->msg_len) < 0) {
         if (st)
             stream_free(s, st);
-        arpc__free(nv);
         return ARPC_ENOMEM;
     }
     st->eof = true;
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
     int32_t id = nghttp2_submit_request(s->h2, NULL, nv, count, &prd, st);
-    arpc__free(nv);
     if (id < 0) {
         stream_free(s, st);
         return map_h2_err(id);
@@ -1066,6 +1112,7 @@ static int session_new(bool server, const arpc__grpc_session_opts *opts, arpc__g
     s->user = user;
     s->server = server;
     arpc__buf_init(&s->stash);
+    arpc__buf_init(&s->nvbuf);
     s->mem = (nghttp2_mem){s, mem_malloc, mem_free, mem_calloc, mem_realloc};
     s->max_recv_msg = or_default(o->max_recv_msg, ARPC__GRPC_DEFAULT_MAX_RECV);
     s->max_header_list = or_default(o->max_header_list, DEFAULT_MAX_HEADER_LIST);
@@ -1107,6 +1154,12 @@ void arpc__grpc_session_destroy(arpc__grpc_session *s)
     nghttp2_session_del(s->h2);
     while (s->streams)
         stream_free(s, s->streams);
+    while (s->spare) {
+        gstream *st = s->spare;
+        s->spare = st->next;
+        stream_release(st);
+    }
+    arpc__buf_fini(&s->nvbuf);
     arpc__free(s->scratch);
     arpc__buf_fini(&s->stash);
     arpc__free(s);
