@@ -305,8 +305,8 @@ static size_t kv_value_len(const struct kv *e)
 /* One block in `into` (cleared first; reused, so a warm connection allocates nothing here):
  * the nv array, then every name and value.  Fixed entries first, then md (checked with the
  * wire.h rules).  @return 0, ARPC_EINVAL or ARPC_ENOMEM. */
-static int nv_build(arpc_buf *into, const struct kv *fixed, size_t nfixed,
-                    const arpc__grpc_md *md, size_t nmd, nghttp2_nv **out, size_t *count)
+static int nv_build(arpc_buf *into, const struct kv *fixed, size_t nfixed, const arpc__grpc_md *md,
+                    size_t nmd, nghttp2_nv **out, size_t *count)
 {
     size_t bytes = (nfixed + nmd) * sizeof(nghttp2_nv);
     for (size_t i = 0; i < nfixed; i++)
