@@ -30,6 +30,7 @@ PACKAGES=(
     g++                       # bench/grpc: the gRPC C++ echo server and load generator
     libgrpc++-dev             #   (issue #11's baseline; skipped by CMake when missing)
     libprotobuf-dev
+    libnghttp2-dev            # src/proto/grpc/session.c: gRPC's HTTP/2 (issue #11)
 )
 
 missing=()
