@@ -10,6 +10,7 @@ SERVER_LIFETIME=${SERVER_LIFETIME:-600} # seconds; a server outlives no run
 READY_TIMEOUT=${READY_TIMEOUT:-10}      # seconds to wait for "listening on"
 SERVER_PIDS=()
 SERVER_FDS=()
+declare -A SERVER_PROC # name -> PID of the server itself (the child of its `timeout`)
 
 die() {
     echo "$(basename "$0"): $*" >&2
@@ -50,7 +51,9 @@ start_server() {
         die "$name did not start: ${line:-no 'listening on' line within ${READY_TIMEOUT}s}; $(cat "$WORK/$name.err")"
     fi
     ADDR=${line#listening on }
-    echo "started $name (pid $pid) on $ADDR" >&2
+    # The server is timeout's only child (its CPU time can be read from /proc).
+    SERVER_PROC[$name]=$(awk '{print $1}' "/proc/$pid/task/$pid/children" 2>/dev/null || true)
+    echo "started $name (pid ${SERVER_PROC[$name]:-?} under timeout $pid) on $ADDR" >&2
 }
 
 # field LINE KEY: the value of KEY=VALUE in a result line ("" if absent).
@@ -68,4 +71,12 @@ field() {
 # ratio A B: A/B with two decimals, or "n/a".
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+}
+
+# check RATIO OP LIMIT: "ok" or "MISS" (OP is <= or >=).
+check() {
+    awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN {
+        if (r == "n/a") { print "n/a"; exit }
+        ok = (op == "<=") ? (r + 0 <= t + 0) : (r + 0 >= t + 0)
+        print ok ? "ok" : "MISS" }'
 }

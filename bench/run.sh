@@ -51,14 +51,6 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# check RATIO OP LIMIT: "ok" or "MISS" (OP is <= or >=).
-check() {
-    awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN {
-        if (r == "n/a") { print "n/a"; exit }
-        ok = (op == "<=") ? (r + 0 <= t + 0) : (r + 0 >= t + 0)
-        print ok ? "ok" : "MISS" }'
-}
-
 declare -A LINE TAIL
 FAILED=0
 RUNS=0

@@ -48,10 +48,8 @@ READY_TIMEOUT=10    # seconds to wait for a server's "listening on" line
 COMMAND="bench/grpc/run.sh${*:+ $*} (BENCH_SECS=$SECS)"
 TICKS=$(getconf CLK_TCK)
 
-die() {
-    echo "bench/grpc/run.sh: $*" >&2
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
     die "BENCH_SECS must be 1..600, got '$SECS'"
@@ -69,49 +67,9 @@ if [[ -z $ARPC_GRPC ]]; then
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/grpc-bench.XXXXXX")
-SERVER_PIDS=()
-SERVER_FDS=()
-
-# shellcheck disable=SC2317 # reached through the EXIT trap
-cleanup() {
-    local pid fd
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${SERVER_PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    for fd in "${SERVER_FDS[@]}"; do
-        exec {fd}<&- || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-declare -A SERVER_PROC # name -> PID of the server itself (the child of its `timeout`)
-
-# start_server NAME CMD...: starts CMD --listen $HOST:0 under timeout and waits
-# for its "listening on HOST:PORT" line through a FIFO.  Sets ADDR.
-start_server() {
-    local name=$1 fifo line fd pid
-    shift
-    fifo=$WORK/$name.fifo
-    mkfifo "$fifo"
-    timeout -k 5 "$SERVER_LIFETIME" "$@" --listen "$HOST:0" >"$fifo" 2>"$WORK/$name.err" &
-    pid=$!
-    SERVER_PIDS+=("$pid")
-    exec {fd}<"$fifo"
-    SERVER_FDS+=("$fd")
-    if ! read -r -t "$READY_TIMEOUT" -u "$fd" line || [[ $line != "listening on "* ]]; then
-        die "$name did not start: ${line:-no 'listening on' line within ${READY_TIMEOUT}s}; $(cat "$WORK/$name.err")"
-    fi
-    ADDR=${line#listening on }
-    # The server is timeout's only child; its CPU time is read from /proc.
-    SERVER_PROC[$name]=$(awk '{print $1}' "/proc/$pid/task/$pid/children" 2>/dev/null || true)
-    echo "started $name (pid ${SERVER_PROC[$name]:-?} under timeout $pid) on $ADDR" >&2
-}
 
 # proc_ticks PID: user+system clock ticks of PID so far (0 if unknown).
 proc_ticks() {
@@ -132,28 +90,6 @@ children_secs() {
         s = 0
         for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
         printf "%.3f", s }')
-}
-
-field() {
-    local w
-    for w in $1; do
-        if [[ $w == "$2="* ]]; then
-            echo "${w#*=}"
-            return
-        fi
-    done
-    echo ""
-}
-
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
-}
-
-check() {
-    awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN {
-        if (r == "n/a") { print "n/a"; exit }
-        ok = (op == "<=") ? (r + 0 <= t + 0) : (r + 0 >= t + 0)
-        print ok ? "ok" : "MISS" }'
 }
 
 declare -A LINE CPU
