@@ -37,7 +37,10 @@ typedef enum arpc_lb_policy {
 
 /** The wire protocol of a channel's connections (docs/protocols.md). */
 typedef enum arpc_protocol {
-    ARPC_PROTOCOL_NATIVE = 0 /**< arpc's own frame (docs/protocol.md); the default */
+    ARPC_PROTOCOL_NATIVE = 0, /**< arpc's own frame (docs/protocol.md); the default */
+    /** gRPC over plaintext HTTP/2 (h2c, docs/grpc.md): a method "pkg.S/M" is sent as
+     *  :path "/pkg.S/M"; statuses map through docs/grpc.md's table. */
+    ARPC_PROTOCOL_GRPC = 1
 } arpc_protocol;
 
 typedef struct arpc_channel_opts {
