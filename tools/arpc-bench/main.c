@@ -85,7 +85,7 @@ static const char usage_text[] =
     "  Keeps D calls in flight on each of C connections (one channel each) with\n"
     "  S-byte payloads; warms up 1 s, then measures T s (1..600) and prints\n"
     "  system=arpc mode=M conns=C depth=D size=S qps=N p50_us=N p99_us=N p999_us=N errors=N\n"
-    "  protocol=P\n"
+    "  and, with --protocol, protocol=P\n"
     "  --protocol native (default) or grpc: over gRPC each call sends EchoMsg{data: S\n"
     "             bytes} (proto/arpc/echo.proto) to --method, default\n"
     "             /arpc.echo.Echo/Echo, and tail calls go to /arpc.echo.Echo/Sleep\n"
@@ -125,6 +125,7 @@ typedef struct extra_opts {
     int64_t tail_ms; /* -1: not given */
     int64_t busy_poll_us; /* arpc_loop_opts.busy_poll_us of every client loop */
     arpc_protocol protocol;
+    bool protocol_given; /* the result line says protocol=P only then: old lines stay */
 } extra_opts;
 
 /* Counters and histograms of one loop (coro, async) or one thread (sync). */
@@ -221,6 +222,7 @@ static int parse_extra(const char *flag, const char *value, void *user_data)
         return -EINVAL;
     }
     if (strcmp(flag, "protocol") == 0) {
+        x->protocol_given = true;
         if (strcmp(value, "native") == 0) {
             x->protocol = ARPC_PROTOCOL_NATIVE;
             return 2;
@@ -566,7 +568,9 @@ static void print_results(stats *total)
 
     bench_print_result_protocol("arpc", mode, g.o.conns, g.o.depth, g.o.size,
                                 (double)total->ok / g.o.secs, &total->all, total->errors,
-                                g.x.protocol == ARPC_PROTOCOL_GRPC ? "grpc" : "native");
+                                !g.x.protocol_given                  ? NULL
+                                : g.x.protocol == ARPC_PROTOCOL_GRPC ? "grpc"
+                                                                     : "native");
     if (g.x.tail_pct <= 0.0)
         return;
     printf("system=arpc mode=%s conns=%d depth=%d size=%zu tail_pct=%g tail_ms=%lld "
