@@ -3,12 +3,16 @@
  * server (grpc_peer_server.py serving proto/arpc/echo.proto): unary success,
  * metadata both ways, deadline exceeded (the Sleep is cut short on the server
  * too: its "sleep-end" event comes long before the Sleep would have ended),
- * unimplemented, a 1 MiB round trip and 200 concurrent async calls.
+ * unimplemented, a 1 MiB round trip and 200 concurrent async calls; then an
+ * idle channel's heartbeats stay within grpcio's PING budget (no
+ * too_many_pings GOAWAY: the connection and its calls live on), and a frozen
+ * server (SIGSTOP) is noticed by the heartbeat within 2 s.
  */
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <arpc/arpc.h>
 
@@ -144,6 +148,49 @@ static void test_concurrent(void)
     ASSERT_EQ(atomic_load(&done_ok), CONCURRENT);
 }
 
+/* Idle for longer than several heartbeat intervals: grpcio would close a
+ * connection pinged over its budget; the next call still succeeds on the same
+ * connection (no reconnect: heartbeat_failures and reconnects stay 0). */
+static void test_idle_heartbeats_within_budget(void)
+{
+    uint8_t req[64];
+    size_t len = echo_msg(req, "idle", 4);
+    arpc_buf *rsp;
+    ASSERT_OK(arpc_buf_create(&rsp));
+    arpc_channel_stats before, after;
+    arpc_channel_get_stats(ch, &before);
+    /* 3 s of silence: 6 heartbeat intervals (500 ms, the default). */
+    int64_t end = test_now_ms() + 3000;
+    while (test_now_ms() < end)
+        usleep(50 * 1000);
+    ASSERT_OK(arpc_call(ch, "arpc.echo.Echo/Echo", req, len, NULL, rsp));
+    arpc_channel_get_stats(ch, &after);
+    ASSERT_EQ(after.heartbeat_failures, before.heartbeat_failures);
+    ASSERT_EQ(after.goaways, before.goaways);
+    ASSERT_EQ(after.reconnects, before.reconnects);
+    arpc_buf_destroy(rsp);
+}
+
+static void test_frozen_server(interop_proc *srv)
+{
+    uint8_t req[64];
+    size_t len = echo_msg(req, "frozen", 6);
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    opts.timeout_ms = 10000;
+    arpc_buf *rsp;
+    ASSERT_OK(arpc_buf_create(&rsp));
+    interop_freeze(srv);
+    int64_t start = test_now_ms();
+    int rc = arpc_call(ch, "arpc.echo.Echo/Echo", req, len, &opts, rsp);
+    int64_t took = test_now_ms() - start;
+    interop_thaw(srv);
+    fprintf(stderr, "frozen: status %d after %lld ms\n", rc, (long long)took);
+    ASSERT_TRUE(rc < 0);
+    ASSERT_TRUE(took < 2000);
+    arpc_buf_destroy(rsp);
+}
+
 int main(void)
 {
     interop_require_grpc();
@@ -161,6 +208,8 @@ int main(void)
     RUN_TEST(test_unimplemented);
     RUN_TEST(test_big);
     RUN_TEST(test_concurrent);
+    RUN_TEST(test_idle_heartbeats_within_budget);
+    test_frozen_server(&srv);
     arpc_channel_destroy(ch);
     arpc_runtime_destroy(rt);
     stop_server(&srv);
