@@ -41,10 +41,12 @@ typedef struct side {
 static void copy_common(side *sd, const arpc__msg *msg)
 {
     ASSERT_LE(msg->payload_len, sizeof(sd->payload));
-    memcpy(sd->payload, msg->payload, msg->payload_len);
+    if (msg->payload_len > 0)
+        memcpy(sd->payload, msg->payload, msg->payload_len);
     sd->payload_len = msg->payload_len;
     arpc__buf_clear(&sd->md_buf);
-    ASSERT_OK(arpc__buf_append(&sd->md_buf, msg->md.data, msg->md.len));
+    if (msg->md.len > 0)
+        ASSERT_OK(arpc__buf_append(&sd->md_buf, msg->md.data, msg->md.len));
     sd->md = msg->md;
     sd->md.data = arpc__buf_head(&sd->md_buf);
 }
