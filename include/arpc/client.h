@@ -43,6 +43,14 @@ typedef enum arpc_protocol {
     ARPC_PROTOCOL_GRPC = 1
 } arpc_protocol;
 
+/**
+ * The name of the gRPC code ("UNIMPLEMENTED", "DEADLINE_EXCEEDED", ...) that
+ * arpc status `status` (0, an arpc_err, or an application code) stands for
+ * over gRPC (docs/grpc.md section 5).  A static string, never NULL.
+ * Thread: any.  Suspends: no.
+ */
+ARPC_EXPORT const char *arpc_grpc_status_name(int status);
+
 typedef struct arpc_channel_opts {
     /** Connections per endpoint, spread over the runtime's loops.  Default 1. */
     uint32_t connections_per_endpoint;

@@ -14,8 +14,6 @@
 
 #include <arpc/arpc.h>
 
-#include "proto/grpc/wire.h" /* the gRPC status table, for the error line */
-
 static void usage(void)
 {
     fprintf(stderr,
@@ -134,7 +132,7 @@ int main(int argc, char **argv)
         fputc('\n', stdout);
     } else if (ch_opts.protocol == ARPC_PROTOCOL_GRPC) {
         /* The gRPC code's name; the message the server sent, else ours. */
-        const char *name = arpc__grpc_status_name(arpc__grpc_status_from_arpc(rc));
+        const char *name = arpc_grpc_status_name(rc);
         if (rc > 0 || arpc_buf_len(rsp) > 0)
             fprintf(stderr, "error: %s: %.*s\n", name, (int)arpc_buf_len(rsp),
                     (const char *)arpc_buf_data(rsp));
