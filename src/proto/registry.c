@@ -8,13 +8,9 @@
 
 #include "proto/proto.h"
 
-#if defined(__has_include)
-#if __has_include(<nghttp2/nghttp2.h>)
-#define HAVE_GRPC 1
-#endif
-#endif
-
-#ifdef HAVE_GRPC
+/* ARPC_HAVE_GRPC: set by src/CMakeLists.txt when nghttp2 is there (a cross build without it
+ * leaves gRPC out). */
+#ifdef ARPC_HAVE_GRPC
 static const arpc__proto_ops *const detectable[] = {&arpc__proto_native, &arpc__proto_grpc};
 #else
 static const arpc__proto_ops *const detectable[] = {&arpc__proto_native};
@@ -25,7 +21,7 @@ const arpc__proto_ops *arpc__proto_by_id(int id)
     switch (id) {
     case ARPC_PROTOCOL_NATIVE:
         return &arpc__proto_native;
-#ifdef HAVE_GRPC
+#ifdef ARPC_HAVE_GRPC
     case ARPC_PROTOCOL_GRPC:
         return &arpc__proto_grpc;
 #endif

@@ -29,14 +29,6 @@
  *
  * Threading: a session belongs to its connection's loop thread.
  */
-#if defined(__has_include)
-#if __has_include(<nghttp2/nghttp2.h>)
-#define ARPC__GRPC_PROTO_BUILT 1
-#endif
-#endif
-
-#ifdef ARPC__GRPC_PROTO_BUILT
-
 #include <string.h>
 
 #include <arpc/err.h>
@@ -692,5 +684,3 @@ const arpc__proto_ops arpc__proto_grpc = {
     .send_cancel = grpc_send_cancel,
     .refusal = NULL,
 };
-
-#endif
