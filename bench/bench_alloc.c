@@ -6,6 +6,8 @@
  * fixed number of echo calls with 64 in flight, in coroutine and in callback
  * mode.  Prints one line per mode:
  *   bench_alloc mode=M calls=N mallocs=K per_call=K/N
+ * With the argument `grpc` the channel speaks gRPC (ARPC_PROTOCOL_GRPC, the
+ * same server port) and the lines say protocol=grpc.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -106,8 +108,9 @@ static void run_batch(arpc_loop *loop, batch *b, int64_t calls, int coro_mode)
     arpc_wg_wait(&b->done, -1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int grpc = argc > 1 && strcmp(argv[1], "grpc") == 0;
     arpc_runtime_opts opts;
     arpc_runtime_opts_init(&opts);
     opts.loops = 1;
@@ -122,7 +125,10 @@ int main(void)
     }
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", arpc_server_port(srv));
-    if (arpc_channel_create(rt, target, NULL, &b.ch) != 0)
+    arpc_channel_opts ch_opts;
+    arpc_channel_opts_init(&ch_opts);
+    ch_opts.protocol = grpc ? ARPC_PROTOCOL_GRPC : ARPC_PROTOCOL_NATIVE;
+    if (arpc_channel_create(rt, target, &ch_opts, &b.ch) != 0)
         return 1;
     memset(payload, 'x', sizeof(payload));
     for (int i = 0; i < DEPTH; i++) {
@@ -137,9 +143,9 @@ int main(void)
         uint64_t before = atomic_load(&allocations);
         run_batch(loop, &b, MEASURED, m == 0);
         uint64_t mallocs = atomic_load(&allocations) - before;
-        printf("bench_alloc mode=%s calls=%d mallocs=%llu per_call=%.4f errors=%lld\n", modes[m],
+        printf("bench_alloc mode=%s calls=%d mallocs=%llu per_call=%.4f errors=%lld%s\n", modes[m],
                MEASURED, (unsigned long long)mallocs, (double)mallocs / MEASURED,
-               (long long)atomic_load(&b.errors));
+               (long long)atomic_load(&b.errors), grpc ? " protocol=grpc" : "");
         failed |= atomic_load(&b.errors) != 0;
     }
     for (int i = 0; i < DEPTH; i++)

@@ -37,8 +37,19 @@ typedef enum arpc_lb_policy {
 
 /** The wire protocol of a channel's connections (docs/protocols.md). */
 typedef enum arpc_protocol {
-    ARPC_PROTOCOL_NATIVE = 0 /**< arpc's own frame (docs/protocol.md); the default */
+    ARPC_PROTOCOL_NATIVE = 0, /**< arpc's own frame (docs/protocol.md); the default */
+    /** gRPC over plaintext HTTP/2 (h2c, docs/grpc.md): a method "pkg.S/M" is sent as
+     *  :path "/pkg.S/M"; statuses map through docs/grpc.md's table. */
+    ARPC_PROTOCOL_GRPC = 1
 } arpc_protocol;
+
+/**
+ * The name of the gRPC code ("UNIMPLEMENTED", "DEADLINE_EXCEEDED", ...) that
+ * arpc status `status` (0, an arpc_err, or an application code) stands for
+ * over gRPC (docs/grpc.md section 5).  A static string, never NULL.
+ * Thread: any.  Suspends: no.
+ */
+ARPC_EXPORT const char *arpc_grpc_status_name(int status);
 
 typedef struct arpc_channel_opts {
     /** Connections per endpoint, spread over the runtime's loops.  Default 1. */

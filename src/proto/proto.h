@@ -222,6 +222,10 @@ static inline bool arpc__proto_fits(const arpc__proto_ops *ops, const arpc__msg 
 /* The native protocol (src/proto/native/, docs/protocol.md). */
 extern const arpc__proto_ops arpc__proto_native;
 
+/* gRPC over HTTP/2 (src/proto/grpc/grpc_proto.c, docs/grpc.md section 7); only in builds
+ * with nghttp2. */
+extern const arpc__proto_ops arpc__proto_grpc;
+
 /*
  * The protocols arpc speaks (proto/registry.c): `id` is an arpc_protocol value
  * (include/arpc/client.h).  @return its ops, or NULL for an unknown id.

@@ -8,13 +8,23 @@
 
 #include "proto/proto.h"
 
+/* ARPC_HAVE_GRPC: set by src/CMakeLists.txt when nghttp2 is there (a cross build without it
+ * leaves gRPC out). */
+#ifdef ARPC_HAVE_GRPC
+static const arpc__proto_ops *const detectable[] = {&arpc__proto_native, &arpc__proto_grpc};
+#else
 static const arpc__proto_ops *const detectable[] = {&arpc__proto_native};
+#endif
 
 const arpc__proto_ops *arpc__proto_by_id(int id)
 {
     switch (id) {
     case ARPC_PROTOCOL_NATIVE:
         return &arpc__proto_native;
+#ifdef ARPC_HAVE_GRPC
+    case ARPC_PROTOCOL_GRPC:
+        return &arpc__proto_grpc;
+#endif
     default:
         return NULL;
     }

@@ -81,9 +81,14 @@ static const char usage_text[] =
     "                  [--secs T] [--mode coro|async|sync] [--threads N] [--method NAME]\n"
     "                  [--lb round_robin|random|least_in_flight|consistent_hash]\n"
     "                  [--timeout-ms N] [--tail-pct P --tail-ms M] [--busy-poll-us N]\n"
+    "                  [--protocol native|grpc]\n"
     "  Keeps D calls in flight on each of C connections (one channel each) with\n"
     "  S-byte payloads; warms up 1 s, then measures T s (1..600) and prints\n"
     "  system=arpc mode=M conns=C depth=D size=S qps=N p50_us=N p99_us=N p999_us=N errors=N\n"
+    "  and, with --protocol, protocol=P\n"
+    "  --protocol native (default) or grpc: over gRPC each call sends EchoMsg{data: S\n"
+    "             bytes} (proto/arpc/echo.proto) to --method, default\n"
+    "             /arpc.echo.Echo/Echo, and tail calls go to /arpc.echo.Echo/Sleep\n"
     "  --mode     coro (default): D coroutines per connection calling arpc_call();\n"
     "             async: D arpc_call_async() chains per connection;\n"
     "             sync: C*D plain threads (at most 4096) calling arpc_call()\n"
@@ -119,6 +124,8 @@ typedef struct extra_opts {
     double tail_pct; /* 0: no tail */
     int64_t tail_ms; /* -1: not given */
     int64_t busy_poll_us; /* arpc_loop_opts.busy_poll_us of every client loop */
+    arpc_protocol protocol;
+    bool protocol_given; /* the result line says protocol=P only then: old lines stay */
 } extra_opts;
 
 /* Counters and histograms of one loop (coro, async) or one thread (sync). */
@@ -155,6 +162,8 @@ static struct {
     uint8_t *payload;
     char slow_req[24];
     size_t slow_len;
+    size_t req_len;          /* the normal call's request: S bytes, or EchoMsg{S bytes} */
+    const char *slow_method; /* "sleep", or /arpc.echo.Echo/Sleep */
     uint64_t warm_end;
     uint64_t end;
     atomic_bool stop;
@@ -193,7 +202,7 @@ static int parse_extra(const char *flag, const char *value, void *user_data)
     if (strcmp(flag, "target") != 0 && strcmp(flag, "mode") != 0 && strcmp(flag, "method") != 0 &&
         strcmp(flag, "lb") != 0 && strcmp(flag, "timeout-ms") != 0 &&
         strcmp(flag, "tail-pct") != 0 && strcmp(flag, "tail-ms") != 0 &&
-        strcmp(flag, "busy-poll-us") != 0)
+        strcmp(flag, "busy-poll-us") != 0 && strcmp(flag, "protocol") != 0)
         return 0;
     if (value == NULL)
         return 2; /* the parser reports the missing value */
@@ -210,6 +219,19 @@ static int parse_extra(const char *flag, const char *value, void *user_data)
             }
         }
         fprintf(stderr, "arpc-bench: --mode must be coro, async or sync, got '%s'\n", value);
+        return -EINVAL;
+    }
+    if (strcmp(flag, "protocol") == 0) {
+        x->protocol_given = true;
+        if (strcmp(value, "native") == 0) {
+            x->protocol = ARPC_PROTOCOL_NATIVE;
+            return 2;
+        }
+        if (strcmp(value, "grpc") == 0) {
+            x->protocol = ARPC_PROTOCOL_GRPC;
+            return 2;
+        }
+        fprintf(stderr, "arpc-bench: --protocol must be native or grpc, got '%s'\n", value);
         return -EINVAL;
     }
     if (strcmp(flag, "method") == 0) {
@@ -303,7 +325,7 @@ static int parse_args(int argc, char **argv)
     bench_opts_init(&g.o);
     memset(&g.x, 0, sizeof(g.x));
     g.x.mode = MODE_CORO;
-    g.x.method = "echo";
+    g.x.method = NULL; /* echo, or /arpc.echo.Echo/Echo over gRPC */
     g.x.lb = ARPC_LB_ROUND_ROBIN;
     g.x.timeout_ms = 1000;
     g.x.tail_ms = -1;
@@ -379,15 +401,15 @@ static bool next_call(worker *w)
 static int start_async(worker *w, bool slow, arpc_call_cb cb)
 {
     if (slow)
-        return arpc_call_async(w->ch, "sleep", g.slow_req, g.slow_len, &w->opts, cb, w);
-    return arpc_call_async(w->ch, g.x.method, g.payload, g.o.size, &w->opts, cb, w);
+        return arpc_call_async(w->ch, g.slow_method, g.slow_req, g.slow_len, &w->opts, cb, w);
+    return arpc_call_async(w->ch, g.x.method, g.payload, g.req_len, &w->opts, cb, w);
 }
 
 static int call_sync(worker *w, bool slow, arpc_buf *rsp)
 {
     if (slow)
-        return arpc_call(w->ch, "sleep", g.slow_req, g.slow_len, &w->opts, rsp);
-    return arpc_call(w->ch, g.x.method, g.payload, g.o.size, &w->opts, rsp);
+        return arpc_call(w->ch, g.slow_method, g.slow_req, g.slow_len, &w->opts, rsp);
+    return arpc_call(w->ch, g.x.method, g.payload, g.req_len, &w->opts, rsp);
 }
 
 /* Failures after which a retry at once would only spin: the connection is the problem. */
@@ -403,7 +425,7 @@ static void account(stats *st, int status, size_t rsp_len, bool slow, uint64_t t
 {
     if (t1 < g.warm_end || t1 >= g.end)
         return;
-    if (status == 0 && (slow || g.check_echo) && rsp_len != (slow ? g.slow_len : g.o.size))
+    if (status == 0 && (slow || g.check_echo) && rsp_len != (slow ? g.slow_len : g.req_len))
         status = -EPROTO; /* the echo does not match the request */
     if (status != 0) {
         st->errors++;
@@ -544,8 +566,11 @@ static void print_results(stats *total)
 {
     const char *mode = mode_names[g.x.mode];
 
-    bench_print_result("arpc", mode, g.o.conns, g.o.depth, g.o.size, (double)total->ok / g.o.secs,
-                       &total->all, total->errors);
+    bench_print_result_protocol("arpc", mode, g.o.conns, g.o.depth, g.o.size,
+                                (double)total->ok / g.o.secs, &total->all, total->errors,
+                                !g.x.protocol_given                  ? NULL
+                                : g.x.protocol == ARPC_PROTOCOL_GRPC ? "grpc"
+                                                                     : "native");
     if (g.x.tail_pct <= 0.0)
         return;
     printf("system=arpc mode=%s conns=%d depth=%d size=%zu tail_pct=%g tail_ms=%lld "
@@ -565,6 +590,19 @@ static void merge(stats *dst, const stats *src)
     dst->errors += src->errors;
     bench_hist_merge(&dst->all, &src->all);
     bench_hist_merge(&dst->fast, &src->fast);
+}
+
+/* EchoMsg's field 1 header for `len` bytes of data: tag 0x0a and the varint length.
+ * @return its bytes (at most 11) written to p. */
+static size_t echo_msg_header(uint8_t *p, size_t len)
+{
+    size_t n = 0;
+    p[n++] = 0x0a;
+    do {
+        p[n++] = (uint8_t)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+        len >>= 7;
+    } while (len != 0);
+    return n;
 }
 
 static int fail(const char *what, int rc)
@@ -593,10 +631,19 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     bench_raise_nofile();
     bench_ignore_sigpipe();
-    g.check_echo = strcmp(g.x.method, "echo") == 0;
-    if (g.x.tail_pct > 0.0)
-        g.slow_len =
-            (size_t)snprintf(g.slow_req, sizeof(g.slow_req), "%lld", (long long)g.x.tail_ms);
+    bool grpc = g.x.protocol == ARPC_PROTOCOL_GRPC;
+    if (g.x.method == NULL)
+        g.x.method = grpc ? "/arpc.echo.Echo/Echo" : "echo";
+    g.check_echo = strcmp(g.x.method, grpc ? "/arpc.echo.Echo/Echo" : "echo") == 0;
+    g.slow_method = grpc ? "/arpc.echo.Echo/Sleep" : "sleep";
+    if (g.x.tail_pct > 0.0) {
+        /* Over gRPC: EchoMsg{data: the digits}, two bytes of tag and length in front. */
+        size_t at = grpc ? 2 : 0;
+        int n = snprintf(g.slow_req + at, sizeof(g.slow_req) - at, "%lld", (long long)g.x.tail_ms);
+        g.slow_req[0] = grpc ? 0x0a : g.slow_req[0];
+        g.slow_req[1] = grpc ? (char)n : g.slow_req[1];
+        g.slow_len = at + (size_t)n;
+    }
 
     arpc_runtime_opts_init(&rt_opts);
     rt_opts.loops = (unsigned)g.o.threads;
@@ -607,7 +654,7 @@ int main(int argc, char **argv)
     g.nloops = arpc_runtime_loop_count(g.rt);
 
     nworkers = (size_t)g.o.conns * (size_t)g.o.depth;
-    g.payload = malloc(g.o.size + 1);
+    g.payload = malloc(g.o.size + 16);
     g.loop_stats = calloc(g.nloops, sizeof(*g.loop_stats));
     chans = calloc((size_t)g.o.conns, sizeof(*chans));
     workers = calloc(nworkers, sizeof(*workers));
@@ -615,7 +662,9 @@ int main(int argc, char **argv)
     if (g.payload == NULL || g.loop_stats == NULL || chans == NULL || workers == NULL ||
         total == NULL)
         return fail("setup", ARPC_ENOMEM);
-    bench_fill_pattern(g.payload, g.o.size);
+    g.req_len = grpc ? echo_msg_header(g.payload, g.o.size) : 0;
+    bench_fill_pattern(g.payload + g.req_len, g.o.size);
+    g.req_len += g.o.size;
     for (unsigned l = 0; l < g.nloops; l++) {
         if ((g.loop_stats[l] = stats_create()) == NULL)
             return fail("setup", ARPC_ENOMEM);
@@ -625,6 +674,7 @@ int main(int argc, char **argv)
     ch_opts.connections_per_endpoint = 1;
     ch_opts.default_timeout_ms = g.x.timeout_ms;
     ch_opts.lb_policy = g.x.lb;
+    ch_opts.protocol = g.x.protocol;
     for (i = 0; i < g.o.conns; i++) {
         rc = arpc_channel_create(g.rt, g.x.target, &ch_opts, &chans[i]);
         if (rc < 0)

@@ -4,6 +4,9 @@
  * (2 for bad usage).  --metadata KEY=VALUE (repeatable) sends request
  * metadata; the answer's metadata, if any, is printed on stderr, one
  * "metadata: KEY: VALUE" line per entry ("-bin" values in hex).
+ * --protocol grpc calls over gRPC (h2c): METHOD is the path
+ * (/pkg.Service/Method, the leading '/' optional), PAYLOAD the message's
+ * bytes as they are, and an error's NAME is the gRPC code's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +17,8 @@
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: arpc-call --target HOST:PORT [--timeout-ms N] [--metadata KEY=VALUE]...\n"
-            "                 METHOD [PAYLOAD]\n");
+            "usage: arpc-call --target HOST:PORT [--protocol native|grpc] [--timeout-ms N]\n"
+            "                 [--metadata KEY=VALUE]... METHOD [PAYLOAD]\n");
     exit(2);
 }
 
@@ -60,9 +63,19 @@ int main(int argc, char **argv)
     const char *payload = "";
     int64_t timeout_ms = 1000;
     int positional = 0;
+    arpc_channel_opts ch_opts;
+    arpc_channel_opts_init(&ch_opts);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--target") == 0 && i + 1 < argc) {
             target = argv[++i];
+        } else if (strcmp(argv[i], "--protocol") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "native") == 0)
+                ch_opts.protocol = ARPC_PROTOCOL_NATIVE;
+            else if (strcmp(argv[i], "grpc") == 0)
+                ch_opts.protocol = ARPC_PROTOCOL_GRPC;
+            else
+                usage();
         } else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
             char *end;
             timeout_ms = strtoll(argv[++i], &end, 10);
@@ -98,7 +111,7 @@ int main(int argc, char **argv)
     arpc_metadata *rsp_md = NULL;
     int rc = arpc_runtime_create(&rt_opts, &rt);
     if (rc == 0)
-        rc = arpc_channel_create(rt, target, NULL, &ch);
+        rc = arpc_channel_create(rt, target, &ch_opts, &ch);
     if (rc == 0)
         rc = arpc_buf_create(&rsp);
     if (rc == 0)
@@ -117,6 +130,14 @@ int main(int argc, char **argv)
     if (rc == 0) {
         fwrite(arpc_buf_data(rsp), 1, arpc_buf_len(rsp), stdout);
         fputc('\n', stdout);
+    } else if (ch_opts.protocol == ARPC_PROTOCOL_GRPC) {
+        /* The gRPC code's name; the message the server sent, else ours. */
+        const char *name = arpc_grpc_status_name(rc);
+        if (rc > 0 || arpc_buf_len(rsp) > 0)
+            fprintf(stderr, "error: %s: %.*s\n", name, (int)arpc_buf_len(rsp),
+                    (const char *)arpc_buf_data(rsp));
+        else
+            fprintf(stderr, "error: %s: %s\n", name, arpc_strerror(rc));
     } else if (rc > 0) {
         fprintf(stderr, "error: APP_ERROR(%d): %.*s\n", rc, (int)arpc_buf_len(rsp),
                 (const char *)arpc_buf_data(rsp));

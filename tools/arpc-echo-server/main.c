@@ -1,7 +1,11 @@
 /*
  * arpc-echo-server: serves `echo` (answers the request bytes) and `sleep`
  * (payload: decimal milliseconds; answers after that long, suspending only
- * the request's coroutine).  With --relay HOST:PORT, `echo` is forwarded to
+ * the request's coroutine), and the same two as the service of
+ * proto/arpc/echo.proto, reachable over gRPC on the same port:
+ * `arpc.echo.Echo/Echo` (the message as it came) and `arpc.echo.Echo/Sleep`
+ * (EchoMsg.data: decimal milliseconds; answers the message after that long).
+ * With --relay HOST:PORT, `echo` is forwarded to
  * another server through an arpc client, from inside the handler's
  * coroutine (the two-tier benchmark shape).  SIGINT/SIGTERM shut it down
  * gracefully.
@@ -72,6 +76,57 @@ static int handle_sleep(arpc_request *req, void *user_data)
 bad:
     arpc_request_set_error(req, "sleep: payload must be decimal milliseconds (0..3600000)");
     return 1;
+}
+
+/* EchoMsg{bytes data = 1}: the bytes of field 1 (tag 0x0a, a varint length),
+ * the only field; an empty message has none.  @return 0 or -1 (not that). */
+static int echo_msg_data(const uint8_t *p, size_t len, const uint8_t **data, size_t *data_len)
+{
+    *data = p;
+    *data_len = 0;
+    if (len == 0)
+        return 0;
+    if (p[0] != 0x0a)
+        return -1;
+    uint64_t n = 0;
+    size_t i = 1;
+    for (int shift = 0;; shift += 7) {
+        if (i >= len || shift > 28)
+            return -1;
+        n |= (uint64_t)(p[i] & 0x7f) << shift;
+        if (!(p[i++] & 0x80))
+            break;
+    }
+    if (n != len - i)
+        return -1;
+    *data = p + i;
+    *data_len = (size_t)n;
+    return 0;
+}
+
+/* arpc.echo.Echo/Sleep: Sleep with EchoMsg.data as the milliseconds, then the
+ * message as it came. */
+static int handle_echo_sleep(arpc_request *req, void *user_data)
+{
+    (void)user_data;
+    const uint8_t *data;
+    size_t len;
+    char text[32];
+    if (echo_msg_data(arpc_request_data(req), arpc_request_len(req), &data, &len) < 0 || len == 0 ||
+        len >= sizeof(text))
+        goto bad;
+    memcpy(text, data, len);
+    text[len] = '\0';
+    char *end;
+    long ms = strtol(text, &end, 10);
+    if (*end != '\0' || ms < 0 || ms > 3600 * 1000)
+        goto bad;
+    arpc_coro_sleep_ms(ms);
+    return arpc_buf_append(arpc_request_response(req), arpc_request_data(req),
+                           arpc_request_len(req));
+bad:
+    arpc_request_set_error(req, "Sleep: EchoMsg.data must be decimal milliseconds (0..3600000)");
+    return 3; /* INVALID_ARGUMENT over gRPC */
 }
 
 static void usage(void)
@@ -201,6 +256,8 @@ int main(int argc, char **argv)
         return fail("server", rc);
     arpc_server_register(srv, "echo", o.relay ? handle_relay : handle_echo, NULL);
     arpc_server_register(srv, "sleep", handle_sleep, NULL);
+    arpc_server_register(srv, "arpc.echo.Echo/Echo", handle_echo, NULL);
+    arpc_server_register(srv, "arpc.echo.Echo/Sleep", handle_echo_sleep, NULL);
     if ((rc = arpc_server_listen(srv, o.listen)) < 0)
         return fail(o.listen, rc);
 

@@ -200,12 +200,19 @@ static uint64_t ns_to_us(uint64_t ns)
 void bench_print_result(const char *system, const char *mode, int conns, int depth, size_t size,
                         double qps, const bench_hist *hist, uint64_t errors)
 {
+    bench_print_result_protocol(system, mode, conns, depth, size, qps, hist, errors, NULL);
+}
+
+void bench_print_result_protocol(const char *system, const char *mode, int conns, int depth,
+                                 size_t size, double qps, const bench_hist *hist, uint64_t errors,
+                                 const char *protocol)
+{
     uint64_t qps_int = qps > 0.0 ? (uint64_t)(qps + 0.5) : 0;
 
     printf("system=%s mode=%s conns=%d depth=%d size=%zu qps=%" PRIu64 " p50_us=%" PRIu64
-           " p99_us=%" PRIu64 " p999_us=%" PRIu64 " errors=%" PRIu64 "\n",
+           " p99_us=%" PRIu64 " p999_us=%" PRIu64 " errors=%" PRIu64 "%s%s\n",
            system, mode, conns, depth, size, qps_int, ns_to_us(bench_hist_percentile(hist, 50.0)),
            ns_to_us(bench_hist_percentile(hist, 99.0)), ns_to_us(bench_hist_percentile(hist, 99.9)),
-           errors);
+           errors, protocol != NULL ? " protocol=" : "", protocol != NULL ? protocol : "");
     fflush(stdout);
 }

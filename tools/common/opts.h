@@ -81,4 +81,9 @@ int bench_opts_parse(int argc, char **argv, unsigned accepted, const char *usage
 void bench_print_result(const char *system, const char *mode, int conns, int depth, size_t size,
                         double qps, const bench_hist *hist, uint64_t errors);
 
+/* The same line with " protocol=P" before its end (P NULL: without it). */
+void bench_print_result_protocol(const char *system, const char *mode, int conns, int depth,
+                                 size_t size, double qps, const bench_hist *hist, uint64_t errors,
+                                 const char *protocol);
+
 #endif /* BENCH_OPTS_H */

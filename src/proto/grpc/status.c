@@ -19,6 +19,7 @@
  *
  * Threading: constant tables.
  */
+#include <arpc/client.h>
 #include <arpc/err.h>
 
 #include "proto/grpc/wire.h"
@@ -119,4 +120,9 @@ int arpc__grpc_status_parse(const char *s, size_t len, int *code)
     }
     *code = v;
     return 0;
+}
+
+const char *arpc_grpc_status_name(int status)
+{
+    return arpc__grpc_status_name(arpc__grpc_status_from_arpc(status));
 }

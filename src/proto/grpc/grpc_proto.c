@@ -1,0 +1,686 @@
+/*
+ * Design notes: gRPC behind the seam (docs/protocols.md, docs/grpc.md section 7).
+ *
+ * An adapter: the HTTP/2 state machine is session.c; this file turns its stream events into
+ * the seam's message events and the seam's messages into stream submissions, so the rpc
+ * layer (conn.c, channel.c, server.c) needs no edit for gRPC.
+ *
+ * - Ids.  Server: a request's id is its HTTP/2 stream id (odd, increasing, so the server's
+ *   "highest id seen" is the GOAWAY's last stream id).  Client: the channel's call id rides
+ *   as the stream's user pointer (a small per-stream record); nghttp2 picks the stream id.
+ *   Both grow in submission order, which is how a GOAWAY's last stream id is turned into
+ *   the channel's last call id.
+ * - Unary only: a server stream raises on_request at its one message (path and metadata
+ *   kept from its HEADERS in the stream record); a client stream collects its initial
+ *   metadata, its message and its trailers and raises on_response once, at its close.
+ * - Answers the protocol gives by itself, without the rpc layer: grpc.health.v1.Health/Check
+ *   (SERVING, NOT_SERVING once this connection sent its GOAWAY: the server is draining),
+ *   DEADLINE_EXCEEDED for a request whose grpc-timeout expired before it could run, and
+ *   what session.c answers itself (invalid headers, over-limit messages).
+ * - Output: every submission is flushed into the caller's buffer at once, except while the
+ *   session is inside nghttp2 (an event raised from feed may answer inline): feed flushes
+ *   when nghttp2 returns.
+ * - Heartbeats: grpcio's server closes a connection at the 5th PING with no HEADERS or DATA
+ *   in between (docs/grpc-interop.md section 4).  A heartbeat over that budget (2 PINGs)
+ *   is a health check stream instead: its HEADERS and DATA reset the count, and any answer
+ *   (even UNIMPLEMENTED from a server without health) proves the peer alive.
+ * - Stream records are kept on a free list with their buffers: steady state allocates
+ *   nothing here.
+ *
+ * Threading: a session belongs to its connection's loop thread.
+ */
+#include <string.h>
+
+#include <arpc/err.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/common.h"
+#include "proto/grpc/session.h"
+#include "proto/grpc/wire.h"
+#include "proto/metadata.h"
+#include "proto/proto.h"
+
+/* A message's limit when the server leaves its own at the default: gRPC's 4 MiB. */
+#define GRPC_DEFAULT_MAX_RECV (4u * 1024 * 1024)
+/* PINGs a heartbeat may send with no HEADERS or DATA in between (grpcio punishes the 5th;
+ * two leave room for nghttp2's and the peer's own). */
+#define PING_BUDGET 2
+
+#define HEALTH_PATH "/grpc.health.v1.Health/Check"
+
+typedef struct gstream {
+    struct gstream *next; /* the free list or the live list */
+    struct gstream *prev;
+    uint64_t id;       /* server: the stream id; client: the call id (or the ping id) */
+    int32_t stream_id; /* client */
+    int64_t deadline_ns;
+    arpc_buf path; /* server: the method, without its leading '/' */
+    arpc_buf md_buf;
+    arpc__md md;
+    int md_err;       /* server: the metadata broke a rule: refused with it */
+    arpc_buf payload; /* client: the answer's message */
+    bool delivered;   /* server: on_request raised; client: a message arrived */
+    bool health;      /* server: the built-in health check */
+    bool canceled;    /* client: we reset it; its close is not reported */
+    bool ping;        /* client: a heartbeat (health check stream) */
+} gstream;
+
+typedef struct grpc_psession {
+    arpc__proto_session base;
+    arpc__proto_config cfg;
+    arpc__grpc_session *h2;
+    bool in_h2;       /* inside feed or flush of session.c: submit only */
+    bool goaway_sent; /* server: draining */
+    int err;          /* an event's error, ending the feed */
+    gstream *free;
+    gstream live;          /* streams open, in submission order (sentinel) */
+    uint64_t last_sent_id; /* client: the highest call id sent */
+    arpc_buf scratch;      /* the request's path with its '/' */
+    arpc__grpc_md *md_tmp; /* metadata handed to session.c */
+    size_t md_tmp_cap;
+} grpc_psession;
+
+extern const arpc__proto_ops arpc__proto_grpc;
+
+/* ---- stream records --------------------------------------------------------------- */
+
+static gstream *gs_get(grpc_psession *ps)
+{
+    gstream *gs = ps->free;
+    if (gs != NULL) {
+        ps->free = gs->next;
+    } else {
+        gs = arpc__calloc(1, sizeof(*gs));
+        if (gs == NULL)
+            return NULL;
+        arpc__buf_init(&gs->path);
+        arpc__buf_init(&gs->md_buf);
+        arpc__buf_init(&gs->payload);
+    }
+    gs->next = gs->prev = NULL;
+    gs->id = 0;
+    gs->stream_id = 0;
+    gs->deadline_ns = ARPC__NO_DEADLINE;
+    arpc__buf_clear(&gs->path);
+    arpc__buf_clear(&gs->md_buf);
+    arpc__buf_clear(&gs->payload);
+    memset(&gs->md, 0, sizeof(gs->md));
+    gs->md_err = 0;
+    gs->delivered = gs->health = gs->canceled = gs->ping = false;
+    return gs;
+}
+
+static void gs_free(gstream *gs)
+{
+    arpc__buf_fini(&gs->path);
+    arpc__buf_fini(&gs->md_buf);
+    arpc__buf_fini(&gs->payload);
+    arpc__free(gs);
+}
+
+/* Back to the free list; a big answer's buffer is not kept. */
+static void gs_put(grpc_psession *ps, gstream *gs)
+{
+    if (gs->prev != NULL) {
+        gs->prev->next = gs->next;
+        gs->next->prev = gs->prev;
+    }
+    if (gs->payload.cap > 64 * 1024)
+        arpc__buf_release(&gs->payload);
+    gs->next = ps->free;
+    gs->prev = NULL;
+    ps->free = gs;
+}
+
+static void live_push(grpc_psession *ps, gstream *gs)
+{
+    gs->prev = ps->live.prev;
+    gs->next = &ps->live;
+    ps->live.prev->next = gs;
+    ps->live.prev = gs;
+}
+
+/* Appends session.c's entries to the record's metadata list (memory form). */
+static int md_collect(gstream *gs, const arpc__grpc_md *md, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        int rc = arpc__md_append(&gs->md_buf, &gs->md, md[i].key, md[i].key_len, md[i].value,
+                                 md[i].value_len);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The seam's metadata as session.c's entries, in ps->md_tmp. */
+static int md_export(grpc_psession *ps, const arpc__md *md, const arpc__grpc_md **out)
+{
+    *out = NULL;
+    if (md->count == 0)
+        return 0;
+    if (md->count > ps->md_tmp_cap) {
+        arpc__grpc_md *tmp = arpc__realloc(ps->md_tmp, md->count * sizeof(*tmp));
+        if (tmp == NULL)
+            return ARPC_ENOMEM;
+        ps->md_tmp = tmp;
+        ps->md_tmp_cap = md->count;
+    }
+    size_t off = 0, key_len = 0, i = 0;
+    arpc_metadata_entry e;
+    while (i < md->count && arpc__md_next(md, &off, &e, &key_len)) {
+        ps->md_tmp[i++] = (arpc__grpc_md){e.key, key_len, e.value, e.value_len};
+    }
+    *out = ps->md_tmp;
+    return 0;
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+static int flush_into(grpc_psession *ps, arpc_buf *out)
+{
+    if (ps->in_h2)
+        return 0; /* feed flushes when nghttp2 returns */
+    ps->in_h2 = true;
+    int rc = arpc__grpc_session_flush(ps->h2, out);
+    ps->in_h2 = false;
+    return rc;
+}
+
+/* ---- the built-in health check (grpc.health.v1) ------------------------------------ */
+
+/* HealthCheckRequest{string service = 1}: the service's name, or "" without the field.
+ * @return 0 or ARPC_EINVAL (not that message). */
+static int health_service(const uint8_t *p, size_t len, const uint8_t **name, size_t *name_len)
+{
+    *name = p;
+    *name_len = 0;
+    size_t i = 0;
+    while (i < len) {
+        uint8_t tag = p[i++];
+        uint64_t v = 0;
+        for (int shift = 0;; shift += 7) {
+            if (i >= len || shift > 63)
+                return ARPC_EINVAL;
+            v |= (uint64_t)(p[i] & 0x7f) << shift;
+            if (!(p[i++] & 0x80))
+                break;
+        }
+        if ((tag & 7) == 0)
+            continue; /* a varint field: skipped */
+        if ((tag & 7) != 2 || v > len - i)
+            return ARPC_EINVAL;
+        if (tag == 0x0a) {
+            *name = p + i;
+            *name_len = (size_t)v;
+        }
+        i += (size_t)v;
+    }
+    return 0;
+}
+
+static void answer_health(grpc_psession *ps, int32_t sid, const uint8_t *data, size_t len)
+{
+    const uint8_t *name;
+    size_t name_len;
+    if (health_service(data, len, &name, &name_len) < 0) {
+        (void)arpc__grpc_session_send_status(ps->h2, sid, ARPC__GRPC_INTERNAL, "bad request", 11,
+                                             NULL, 0);
+        return;
+    }
+    if (name_len != 0) {
+        (void)arpc__grpc_session_send_status(ps->h2, sid, ARPC__GRPC_NOT_FOUND, "unknown service",
+                                             15, NULL, 0);
+        return;
+    }
+    /* HealthCheckResponse{ServingStatus status = 1}: SERVING 1, NOT_SERVING 2. */
+    const uint8_t rsp[2] = {0x08, ps->goaway_sent ? 2 : 1};
+    if (arpc__grpc_session_send_message(ps->h2, sid, rsp, sizeof(rsp)) == 0)
+        (void)arpc__grpc_session_send_status(ps->h2, sid, ARPC__GRPC_OK, NULL, 0, NULL, 0);
+}
+
+/* ---- server events ----------------------------------------------------------------- */
+
+static void srv_on_request(grpc_psession *ps, const arpc__grpc_event *ev)
+{
+    ps->base.messages_in++;
+    gstream *gs = gs_get(ps);
+    if (gs == NULL) {
+        ps->err = ARPC_ENOMEM;
+        return;
+    }
+    gs->id = (uint64_t)ev->stream_id;
+    gs->deadline_ns = ev->deadline_ns;
+    gs->health =
+        ev->path_len == sizeof(HEALTH_PATH) - 1 && memcmp(ev->path, HEALTH_PATH, ev->path_len) == 0;
+    const char *name = ev->path;
+    size_t name_len = ev->path_len;
+    if (name_len > 0 && name[0] == '/') {
+        name++;
+        name_len--;
+    }
+    int rc = arpc__buf_append(&gs->path, name, name_len);
+    if (rc == 0) {
+        gs->md_err = md_collect(gs, ev->md, ev->md_count);
+        if (gs->md_err == ARPC_ENOMEM)
+            rc = ARPC_ENOMEM;
+    }
+    if (rc == 0)
+        rc = arpc__grpc_session_set_stream_user(ps->h2, ev->stream_id, gs);
+    if (rc < 0) {
+        gs_put(ps, gs);
+        ps->err = rc == ARPC_ENOMEM ? rc : 0;
+        return;
+    }
+    live_push(ps, gs); /* so destroy frees it */
+}
+
+static void srv_deliver(grpc_psession *ps, gstream *gs, const uint8_t *data, size_t len)
+{
+    gs->delivered = true;
+    int32_t sid = (int32_t)gs->id;
+    if (gs->health) {
+        answer_health(ps, sid, data, len);
+        return;
+    }
+    if (gs->md_err < 0) {
+        if (ps->cfg.events->on_refused != NULL)
+            ps->err = ps->cfg.events->on_refused(ps->cfg.owner, gs->id, gs->md_err);
+        return;
+    }
+    int64_t timeout_ns = 0;
+    if (gs->deadline_ns != ARPC__NO_DEADLINE) {
+        timeout_ns = gs->deadline_ns - arpc__now_ns();
+        if (timeout_ns <= 0) {
+            /* Expired before it could run: not run (docs/grpc.md). */
+            (void)arpc__grpc_session_send_status(ps->h2, sid, ARPC__GRPC_DEADLINE_EXCEEDED,
+                                                 "deadline exceeded", 17, NULL, 0);
+            return;
+        }
+    }
+    arpc__msg msg = {.id = gs->id,
+                     .method = (const char *)arpc__buf_data(&gs->path),
+                     .method_len = gs->path.len,
+                     .timeout_ns = timeout_ns,
+                     .md = gs->md,
+                     .payload = data,
+                     .payload_len = len};
+    ps->err = ps->cfg.events->on_request(ps->cfg.owner, &msg);
+}
+
+static void srv_event(grpc_psession *ps, const arpc__grpc_event *ev)
+{
+    gstream *gs = ev->stream_user;
+    switch (ev->type) {
+    case ARPC__GRPC_EV_REQUEST:
+        srv_on_request(ps, ev);
+        break;
+    case ARPC__GRPC_EV_MESSAGE:
+        ps->base.messages_in++;
+        if (gs == NULL)
+            break;
+        if (gs->delivered) {
+            /* A second message on a unary method. */
+            (void)arpc__grpc_session_cancel(ps->h2, ev->stream_id);
+            break;
+        }
+        srv_deliver(ps, gs, ev->data, ev->len);
+        break;
+    case ARPC__GRPC_EV_HALF_CLOSE:
+        if (gs != NULL && !gs->delivered) {
+            gs->delivered = true;
+            (void)arpc__grpc_session_send_status(ps->h2, ev->stream_id, ARPC__GRPC_INTERNAL,
+                                                 "a unary request without its message", 36, NULL,
+                                                 0);
+        }
+        break;
+    case ARPC__GRPC_EV_CLOSE:
+        if (gs == NULL)
+            break;
+        if (gs->delivered && ev->canceled && !gs->health && gs->md_err == 0 &&
+            ps->cfg.events->on_cancel != NULL)
+            ps->cfg.events->on_cancel(ps->cfg.owner, gs->id);
+        gs_put(ps, gs);
+        break;
+    default:
+        break; /* PING_ACK: not ours; the client's GOAWAY: the connection closes anyway */
+    }
+}
+
+/* ---- client events ----------------------------------------------------------------- */
+
+/* The channel's last call id for a GOAWAY's last stream id: ids and stream ids grow in
+ * submission order, so it is just below the first live stream above last_stream_id. */
+static uint64_t last_call_id(const grpc_psession *ps, int32_t last_stream_id)
+{
+    for (const gstream *gs = ps->live.next; gs != &ps->live; gs = gs->next) {
+        if (!gs->ping && gs->stream_id > last_stream_id)
+            return gs->id - 1;
+    }
+    return ps->last_sent_id;
+}
+
+static void cli_close(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev)
+{
+    const arpc__proto_events *evs = ps->cfg.events;
+    if (gs->ping) {
+        if (evs->on_pong != NULL)
+            evs->on_pong(ps->cfg.owner, gs->id, NULL);
+        return;
+    }
+    if (gs->canceled)
+        return;
+    arpc__msg msg = {.id = gs->id, .status = ev->status};
+    if (ev->refused) {
+        /* Never processed (REFUSED_STREAM, above a GOAWAY): the channel retries it. */
+        msg.status = ARPC_ESHUTDOWN;
+    } else {
+        int rc = md_collect(gs, ev->md, ev->md_count);
+        if (rc < 0 && rc != ARPC_ENOMEM) {
+            msg.status = rc;
+        } else if (rc == ARPC_ENOMEM) {
+            ps->err = rc;
+            return;
+        }
+        msg.md = gs->md;
+        if (msg.status == 0) {
+            msg.payload = arpc__buf_data(&gs->payload);
+            msg.payload_len = gs->payload.len;
+        } else {
+            msg.payload = ev->message;
+            msg.payload_len = ev->message_len;
+        }
+    }
+    if (evs->on_response != NULL)
+        ps->err = evs->on_response(ps->cfg.owner, &msg);
+}
+
+static void cli_event(grpc_psession *ps, const arpc__grpc_event *ev)
+{
+    gstream *gs = ev->stream_user;
+    const arpc__proto_events *evs = ps->cfg.events;
+    switch (ev->type) {
+    case ARPC__GRPC_EV_HEADERS:
+        if (gs != NULL && !gs->ping && md_collect(gs, ev->md, ev->md_count) == ARPC_ENOMEM)
+            ps->err = ARPC_ENOMEM;
+        break;
+    case ARPC__GRPC_EV_MESSAGE:
+        ps->base.messages_in++;
+        if (gs != NULL && !gs->ping && !gs->delivered) {
+            gs->delivered = true;
+            if (arpc__buf_append(&gs->payload, ev->data, ev->len) < 0)
+                ps->err = ARPC_ENOMEM;
+        }
+        break;
+    case ARPC__GRPC_EV_CLOSE:
+        if (gs == NULL)
+            break;
+        cli_close(ps, gs, ev);
+        gs_put(ps, gs);
+        break;
+    case ARPC__GRPC_EV_PING_ACK:
+        if (evs->on_pong != NULL)
+            evs->on_pong(ps->cfg.owner, ev->ping_data, NULL);
+        break;
+    case ARPC__GRPC_EV_GOAWAY:
+        if (evs->on_goaway != NULL)
+            evs->on_goaway(ps->cfg.owner, last_call_id(ps, ev->last_stream_id), ARPC_ESHUTDOWN);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_h2_event(void *user, const arpc__grpc_event *ev)
+{
+    grpc_psession *ps = user;
+    if (ps->err < 0)
+        return; /* the connection closes; nothing more is reported */
+    if (ps->cfg.side == ARPC__PROTO_SERVER)
+        srv_event(ps, ev);
+    else
+        cli_event(ps, ev);
+}
+
+/* ---- ops --------------------------------------------------------------------------- */
+
+static int grpc_detect(const uint8_t *data, size_t len)
+{
+    switch (arpc__h2_preface_detect(data, len)) {
+    case ARPC__H2_YES:
+        return ARPC__DETECT_YES;
+    case ARPC__H2_NEED_MORE:
+        return ARPC__DETECT_MORE;
+    default:
+        return ARPC__DETECT_NO;
+    }
+}
+
+static int grpc_create(const arpc__proto_config *cfg, arpc__proto_session **out)
+{
+    grpc_psession *ps = arpc__calloc(1, sizeof(*ps));
+    if (ps == NULL)
+        return ARPC_ENOMEM;
+    ps->base.ops = &arpc__proto_grpc;
+    ps->cfg = *cfg;
+    ps->live.next = ps->live.prev = &ps->live;
+    arpc__buf_init(&ps->scratch);
+    uint32_t max = cfg->limits.max_message;
+    arpc__grpc_session_opts opts = {
+        .max_recv_msg =
+            (max == 0 || max >= ARPC__PROTO_DEFAULT_MAX_MESSAGE) ? GRPC_DEFAULT_MAX_RECV : max,
+        .max_concurrent_streams = cfg->limits.max_in_flight,
+    };
+    int rc = cfg->side == ARPC__PROTO_SERVER
+                 ? arpc__grpc_session_server_new(&opts, on_h2_event, ps, &ps->h2)
+                 : arpc__grpc_session_client_new(&opts, on_h2_event, ps, &ps->h2);
+    if (rc < 0) {
+        arpc__free(ps);
+        return rc;
+    }
+    *out = &ps->base;
+    return 0;
+}
+
+static void grpc_destroy(arpc__proto_session *s)
+{
+    grpc_psession *ps = (grpc_psession *)s;
+    arpc__grpc_session_destroy(ps->h2); /* reports nothing */
+    while (ps->live.next != &ps->live) {
+        gstream *gs = ps->live.next;
+        ps->live.next = gs->next;
+        gs_free(gs);
+    }
+    while (ps->free != NULL) {
+        gstream *gs = ps->free;
+        ps->free = gs->next;
+        gs_free(gs);
+    }
+    arpc__buf_fini(&ps->scratch);
+    arpc__free(ps->md_tmp);
+    arpc__free(ps);
+}
+
+/* Fed in slices, so a paused input (arpc__proto_input_waits) stops within one. */
+#define FEED_SLICE (16u * 1024)
+
+static int64_t grpc_feed(arpc__proto_session *s, const uint8_t *data, size_t len, arpc_buf *out)
+{
+    grpc_psession *ps = (grpc_psession *)s;
+    size_t done = 0;
+    while (done < len && !arpc__proto_input_waits(&ps->cfg, out)) {
+        size_t n = len - done < FEED_SLICE ? len - done : FEED_SLICE;
+        ps->in_h2 = true;
+        int rc = arpc__grpc_session_feed(ps->h2, data + done, n);
+        ps->in_h2 = false;
+        int frc = flush_into(ps, out);
+        if (rc < 0)
+            return rc;
+        if (ps->err < 0)
+            return ps->err;
+        if (frc < 0)
+            return frc;
+        done += n;
+    }
+    if (done == 0 && len == 0) {
+        int frc = flush_into(ps, out);
+        if (frc < 0)
+            return frc;
+    }
+    return (int64_t)done;
+}
+
+static bool grpc_mid_message(const arpc__proto_session *s)
+{
+    (void)s;
+    return false; /* nghttp2 holds partial frames itself */
+}
+
+/* gRPC's 5-byte message prefix, HTTP/2 frame headers, the header block's fixed part. */
+#define GRPC_OVERHEAD 256
+
+static uint64_t grpc_wire_size(const arpc__msg *msg, bool request)
+{
+    uint64_t n = GRPC_OVERHEAD + (uint64_t)msg->md.len + msg->payload_len;
+    return request ? n + msg->method_len + 1 : n;
+}
+
+static int grpc_send_request(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
+{
+    grpc_psession *ps = (grpc_psession *)s;
+    arpc__buf_clear(&ps->scratch);
+    int rc = 0;
+    if (msg->method_len == 0 || msg->method[0] != '/')
+        rc = arpc__buf_append(&ps->scratch, "/", 1);
+    if (rc == 0)
+        rc = arpc__buf_append(&ps->scratch, msg->method, msg->method_len);
+    const arpc__grpc_md *md = NULL;
+    if (rc == 0)
+        rc = md_export(ps, &msg->md, &md);
+    if (rc < 0)
+        return rc;
+    gstream *gs = gs_get(ps);
+    if (gs == NULL)
+        return ARPC_ENOMEM;
+    gs->id = msg->id;
+    arpc__grpc_call_desc desc = {.path = (const char *)arpc__buf_data(&ps->scratch),
+                                 .path_len = ps->scratch.len,
+                                 .md = md,
+                                 .md_count = md != NULL ? msg->md.count : 0,
+                                 .timeout_ns = msg->timeout_ns > 0 ? msg->timeout_ns : -1,
+                                 .msg = msg->payload,
+                                 .msg_len = msg->payload_len};
+    rc = arpc__grpc_session_open_stream(ps->h2, &desc, gs, &gs->stream_id);
+    if (rc < 0) {
+        gs_put(ps, gs);
+        return rc == ARPC_ENOMEM ? rc : ARPC_EINVAL;
+    }
+    live_push(ps, gs);
+    if (msg->id > ps->last_sent_id)
+        ps->last_sent_id = msg->id;
+    return flush_into(ps, out);
+}
+
+static int grpc_send_response(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
+{
+    grpc_psession *ps = (grpc_psession *)s;
+    int32_t sid = (int32_t)msg->id;
+    const arpc__grpc_md *md = NULL;
+    int rc = md_export(ps, &msg->md, &md);
+    if (rc < 0)
+        return rc;
+    size_t md_count = md != NULL ? msg->md.count : 0;
+    if (msg->status == 0) {
+        if (md_count > 0)
+            rc = arpc__grpc_session_send_headers(ps->h2, sid, md, md_count);
+        if (rc == 0)
+            rc = arpc__grpc_session_send_message(ps->h2, sid, msg->payload, msg->payload_len);
+        if (rc == 0)
+            rc = arpc__grpc_session_send_status(ps->h2, sid, ARPC__GRPC_OK, NULL, 0, NULL, 0);
+    } else {
+        const char *text = msg->payload;
+        size_t text_len = msg->payload_len;
+        if (text_len == 0 && msg->status < 0) {
+            text = arpc_strerror(msg->status);
+            text_len = strlen(text);
+        }
+        rc = arpc__grpc_session_send_status(ps->h2, sid, arpc__grpc_status_from_arpc(msg->status),
+                                            text, text_len, md, md_count);
+    }
+    /* A stream the client reset is gone: its answer is dropped (ARPC_EINVAL). */
+    if (rc == ARPC_ENOMEM)
+        return rc;
+    return flush_into(ps, out);
+}
+
+static int grpc_send_ping(arpc__proto_session *s, arpc_buf *out, uint64_t id, bool announce)
+{
+    (void)announce; /* HTTP/2 SETTINGS carry the limits */
+    grpc_psession *ps = (grpc_psession *)s;
+    if (arpc__grpc_session_pings_without_data(ps->h2) < PING_BUDGET) {
+        int rc = arpc__grpc_session_ping(ps->h2, id);
+        return rc < 0 ? rc : flush_into(ps, out);
+    }
+    /* Over grpcio's budget: a health check stream is the probe (design notes). */
+    gstream *gs = gs_get(ps);
+    if (gs == NULL)
+        return ARPC_ENOMEM;
+    gs->id = id;
+    gs->ping = true;
+    arpc__grpc_call_desc desc = {
+        .path = HEALTH_PATH, .path_len = sizeof(HEALTH_PATH) - 1, .timeout_ns = -1};
+    int rc = arpc__grpc_session_open_stream(ps->h2, &desc, gs, &gs->stream_id);
+    if (rc < 0) {
+        gs_put(ps, gs);
+        /* After a GOAWAY no stream opens: a PING is all that is left. */
+        rc = arpc__grpc_session_ping(ps->h2, id);
+        return rc < 0 ? rc : flush_into(ps, out);
+    }
+    live_push(ps, gs);
+    return flush_into(ps, out);
+}
+
+static int grpc_send_goaway(arpc__proto_session *s, arpc_buf *out, uint64_t last_id, int reason)
+{
+    (void)last_id; /* nghttp2 knows the last stream it processed */
+    (void)reason;
+    grpc_psession *ps = (grpc_psession *)s;
+    ps->goaway_sent = true;
+    int rc = arpc__grpc_session_goaway(ps->h2);
+    return rc < 0 ? rc : flush_into(ps, out);
+}
+
+static int grpc_send_cancel(arpc__proto_session *s, arpc_buf *out, uint64_t id)
+{
+    grpc_psession *ps = (grpc_psession *)s;
+    for (gstream *gs = ps->live.next; gs != &ps->live; gs = gs->next) {
+        if (gs->id == id && !gs->ping && !gs->canceled) {
+            gs->canceled = true;
+            int rc = arpc__grpc_session_cancel(ps->h2, gs->stream_id);
+            if (rc == ARPC_ENOMEM)
+                return rc;
+            return flush_into(ps, out);
+        }
+    }
+    return 0; /* answered already */
+}
+
+const arpc__proto_ops arpc__proto_grpc = {
+    .name = "grpc",
+    .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA,
+    .overhead = GRPC_OVERHEAD,
+    .detect_len = ARPC__H2_PREFACE_LEN,
+    .detect = grpc_detect,
+    .create = grpc_create,
+    .destroy = grpc_destroy,
+    .feed = grpc_feed,
+    .mid_message = grpc_mid_message,
+    .wire_size = grpc_wire_size,
+    .send_request = grpc_send_request,
+    .send_response = grpc_send_response,
+    .send_ping = grpc_send_ping,
+    .send_goaway = grpc_send_goaway,
+    .send_cancel = grpc_send_cancel,
+    .refusal = NULL,
+};
