@@ -408,12 +408,16 @@ static void test_sub_ms_remaining_rounds_up(void)
         deadline_start(&f, rt);
         int rc = run_late_send(&f, 30, 600 * 1000);
         int n = atomic_load(&f.p->nrequests);
-        if (rc == 0) {
+        if (rc != 0)
+            ASSERT_ERR(rc, ARPC_ETIMEDOUT);
+        if (rc == 0)
             ASSERT_EQ(n, 1);
+        /* A call sent with its last millisecond may also time out before the
+         * answer is back (seen under load): what was sent is what counts. */
+        if (n == 1) {
             ASSERT_EQ(f.p->timeout_ms[0], 1); /* 0 would mean "no deadline" */
             sent++;
         } else {
-            ASSERT_ERR(rc, ARPC_ETIMEDOUT);
             ASSERT_EQ(n, 0);
         }
         deadline_stop(&f);
