@@ -80,3 +80,40 @@ check() {
         ok = (op == "<=") ? (r + 0 <= t + 0) : (r + 0 >= t + 0)
         print ok ? "ok" : "MISS" }'
 }
+
+# append_results TITLE SETUP EXTRA TABLE RAW: appends a dated section to
+# $RESULTS (unless it is "-"): the command ($COMMAND) with SETUP, EXTRA (a
+# "- ..." line or ""), the machine, the commit, the load before ($LOAD_BEFORE)
+# and after, the table file and the raw result lines file.
+append_results() {
+    local title=$1 setup=$2 extra=$3 table=$4 raw=$5 commit
+    [[ $RESULTS != "-" ]] || return 0
+    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+        commit="$commit (with uncommitted changes)"
+    fi
+    {
+        echo
+        echo "## $(date -u '+%Y-%m-%d %H:%M UTC')${title:+: $title}"
+        echo
+        echo "- command: \`$COMMAND\`, $setup"
+        if [[ -n $extra ]]; then echo "$extra"; fi
+        echo "- \`uname -srm\`: $(uname -srm)"
+        echo "- \`nproc\`: $(nproc)"
+        echo "- CPU: $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
+        echo "- commit: $commit"
+        echo "- load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+        echo
+        cat "$table"
+        echo
+        echo "<details><summary>raw result lines</summary>"
+        echo
+        echo '```'
+        cat "$raw"
+        echo '```'
+        echo
+        echo "</details>"
+    } >>"$RESULTS"
+    echo >&2
+    echo "appended to $RESULTS" >&2
+}

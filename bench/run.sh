@@ -199,33 +199,5 @@ done
 echo
 cat "$TABLE"
 
-if [[ $RESULTS != "-" ]]; then
-    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-        commit="$commit (with uncommitted changes)"
-    fi
-    {
-        echo
-        echo "## $(date -u '+%Y-%m-%d %H:%M UTC')"
-        echo
-        echo "- command: \`$COMMAND\`, client and servers with --threads 1 on 127.0.0.1"
-        echo "- \`uname -srm\`: $(uname -srm)"
-        echo "- \`nproc\`: $(nproc)"
-        echo "- CPU: $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
-        echo "- commit: $commit"
-        echo "- load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
-        echo
-        cat "$TABLE"
-        echo
-        echo "<details><summary>raw result lines</summary>"
-        echo
-        echo '```'
-        cat "$WORK/raw.txt"
-        echo '```'
-        echo
-        echo "</details>"
-    } >>"$RESULTS"
-    echo >&2
-    echo "appended to $RESULTS" >&2
-fi
+append_results "" "client and servers with --threads 1 on 127.0.0.1" "" "$TABLE" "$WORK/raw.txt"
 exit "$FAILED"

@@ -240,35 +240,7 @@ done
 echo
 cat "$TABLE"
 
-if [[ $RESULTS != "-" ]]; then
-    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-        commit="$commit (with uncommitted changes)"
-    fi
-    grpc_version=$(dpkg-query -W -f='${Version}' libgrpc++-dev 2>/dev/null || echo unknown)
-    {
-        echo
-        echo "## $(date -u '+%Y-%m-%d %H:%M UTC'): gRPC C++ baseline"
-        echo
-        echo "- command: \`$COMMAND\`, every client and server on one thread, on 127.0.0.1"
-        echo "- gRPC C++: Debian libgrpc++-dev $grpc_version (bench/grpc/)"
-        echo "- \`uname -srm\`: $(uname -srm)"
-        echo "- \`nproc\`: $(nproc)"
-        echo "- CPU: $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
-        echo "- commit: $commit"
-        echo "- load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
-        echo
-        cat "$TABLE"
-        echo
-        echo "<details><summary>raw result lines</summary>"
-        echo
-        echo '```'
-        cat "$WORK/raw.txt"
-        echo '```'
-        echo
-        echo "</details>"
-    } >>"$RESULTS"
-    echo >&2
-    echo "appended to $RESULTS" >&2
-fi
+grpc_version=$(dpkg-query -W -f='${Version}' libgrpc++-dev 2>/dev/null || echo unknown)
+append_results "gRPC C++ baseline" "every client and server on one thread, on 127.0.0.1" \
+    "- gRPC C++: Debian libgrpc++-dev $grpc_version (bench/grpc/)" "$TABLE" "$WORK/raw.txt"
 exit "$FAILED"
