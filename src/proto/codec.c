@@ -371,19 +371,8 @@ int arpc__frame_encode_request(arpc_buf *out, uint64_t request_id, uint32_t time
                                uint16_t flags, const char *method, size_t method_len,
                                const void *payload, size_t payload_len)
 {
-    if (method_len == 0 || method_len > ARPC__MAX_METHOD_LEN || !payload_len_valid(payload_len))
-        return ARPC_EINVAL;
-    arpc__frame f = {
-        .type = ARPC__FRAME_REQUEST,
-        .flags = flags & ARPC__FLAG_IDEMPOTENT,
-        .request_id = request_id,
-        .timeout_ms = timeout_ms,
-        .method = method,
-        .method_len = (uint16_t)method_len,
-        .payload = payload,
-        .payload_len = (uint32_t)payload_len,
-    };
-    return append_frame(out, &f);
+    return arpc__frame_encode_request_md(out, request_id, timeout_ms, flags, method, method_len,
+                                         NULL, payload, payload_len);
 }
 
 int arpc__frame_append_request(arpc_buf *out, const arpc_buf *encoded, uint64_t request_id,
@@ -423,16 +412,7 @@ int arpc__frame_encode_response_md(arpc_buf *out, uint64_t request_id, int32_t s
 int arpc__frame_encode_response(arpc_buf *out, uint64_t request_id, int32_t status,
                                 const void *payload, size_t payload_len)
 {
-    if (!payload_len_valid(payload_len))
-        return ARPC_EINVAL;
-    arpc__frame f = {
-        .type = ARPC__FRAME_RESPONSE,
-        .request_id = request_id,
-        .status = status,
-        .payload = payload,
-        .payload_len = (uint32_t)payload_len,
-    };
-    return append_frame(out, &f);
+    return arpc__frame_encode_response_md(out, request_id, status, NULL, payload, payload_len);
 }
 
 int arpc__frame_encode_control(arpc_buf *out, uint8_t type, uint64_t request_id, int32_t status)
