@@ -65,22 +65,6 @@ void fault_proc_signal(const fault_proc *p, int sig)
     ASSERT_EQ(kill(p->pid, sig), 0);
 }
 
-static char proc_state(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return '?';
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* "pid (comm) S ...": the state follows the last ')'. */
-    const char *paren = strrchr(buf, ')');
-    return paren != NULL && paren[1] == ' ' ? paren[2] : '?';
-}
-
 typedef struct state_wait {
     pid_t pid;
     char state;
@@ -90,7 +74,7 @@ typedef struct state_wait {
 static bool state_reached(void *arg)
 {
     state_wait *w = arg;
-    char s = proc_state(w->pid);
+    char s = test_proc_state(w->pid);
     return w->negate ? s != w->state : s == w->state;
 }
 

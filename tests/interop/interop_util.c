@@ -172,22 +172,6 @@ void interop_signal(const interop_proc *p, int sig)
     ASSERT_EQ(kill(p->pid, sig), 0);
 }
 
-static char proc_state(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return '?';
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* "pid (comm) S ...": the state follows the last ')'. */
-    const char *paren = strrchr(buf, ')');
-    return paren != NULL && paren[1] == ' ' ? paren[2] : '?';
-}
-
 typedef struct state_wait {
     pid_t pid;
     bool stopped;
@@ -196,7 +180,7 @@ typedef struct state_wait {
 static bool state_reached(void *arg)
 {
     state_wait *w = arg;
-    return (proc_state(w->pid) == 'T') == w->stopped;
+    return (test_proc_state(w->pid) == 'T') == w->stopped;
 }
 
 static void change_state(const interop_proc *p, int sig, bool stopped)

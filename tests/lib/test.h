@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <arpc/err.h>
 
@@ -116,5 +117,9 @@ uint64_t test_raise_nofile(uint64_t want);
 
 /* Path of a program built next to the test binary (build/bin/NAME). */
 const char *test_bin_path(const char *name);
+
+/* The state letter of process `pid` from /proc/PID/stat ('R', 'S', 'T' for
+ * stopped, 'Z', ...), or '?' if it cannot be read. */
+char test_proc_state(pid_t pid);
 
 #endif
