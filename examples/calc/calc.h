@@ -73,6 +73,6 @@ int calc_server_start(arpc_runtime *rt, const char *address, arpc_server **out);
 int calc_client_run(const char *target);
 
 /* The number of steps calc_client_run() takes. */
-#define CALC_DEMO_STEPS 7
+#define CALC_DEMO_STEPS 8
 
 #endif
