@@ -37,8 +37,11 @@ ARPC_EXPORT arpc_log_level arpc_log_get_level(void);
 
 /**
  * Installs a handler for log messages; NULL restores the stderr default.
- * The handler may run on any arpc thread, concurrently with itself.
- * Thread: any, but set it before starting runtimes.  Suspends: no.
+ * The handler may run on any arpc thread, concurrently with itself.  Messages
+ * that begin after this returns go to the new handler; one that began before
+ * may still be running in the old one, so `user_data` of an old handler must
+ * outlive the runtimes that may log through it.
+ * Thread: any, also while runtimes run.  Suspends: no.
  */
 ARPC_EXPORT void arpc_log_set_handler(arpc_log_cb handler, void *user_data);
 

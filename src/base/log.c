@@ -1,11 +1,15 @@
 /*
- * Design notes: the level is an atomic read on every log site; the handler
- * pointer pair is set before runtimes start (documented), so it is read
- * without a lock.  The level starts at ARPC_LOG_WARN and is read from the
+ * Design notes: the level is an atomic read on every log site.  The handler
+ * and its user data are a pair that must be read together, so a mutex guards
+ * them: a message copies the pair under it and calls the handler outside it
+ * (handlers may run concurrently, and one that logs does not deadlock).  The
+ * lock is taken only for a message that passed the level check, which is
+ * never per request above DEBUG.  The level starts at ARPC_LOG_WARN and is read from the
  * ARPC_LOG environment variable once, by a constructor when the library is
  * loaded (a value that names no level is ignored); arpc_log_set_level()
  * overrides it from then on.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +20,7 @@
 
 _Atomic int arpc__log_level = ARPC_LOG_WARN;
 
+static pthread_mutex_t log_handler_lock = PTHREAD_MUTEX_INITIALIZER;
 static arpc_log_cb log_handler;
 static void *log_user_data;
 
@@ -53,8 +58,10 @@ arpc_log_level arpc_log_get_level(void)
 
 void arpc_log_set_handler(arpc_log_cb handler, void *user_data)
 {
+    pthread_mutex_lock(&log_handler_lock);
     log_handler = handler;
     log_user_data = user_data;
+    pthread_mutex_unlock(&log_handler_lock);
 }
 
 void arpc__log(arpc_log_level level, const char *fmt, ...)
@@ -64,8 +71,12 @@ void arpc__log(arpc_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
-    if (log_handler != NULL) {
-        log_handler(level, message, log_user_data);
+    pthread_mutex_lock(&log_handler_lock);
+    arpc_log_cb handler = log_handler;
+    void *user_data = log_user_data;
+    pthread_mutex_unlock(&log_handler_lock);
+    if (handler != NULL) {
+        handler(level, message, user_data);
         return;
     }
     fprintf(stderr, "arpc %s: %s\n", level_name(level), message);
