@@ -110,6 +110,7 @@ typedef struct srv_counters {
     _Atomic uint64_t first_frame_timeouts;
     _Atomic uint64_t frame_timeouts;
     _Atomic uint64_t read_pauses;
+    _Atomic uint64_t canceled;
 } srv_counters;
 
 struct srv_loop {
@@ -140,11 +141,12 @@ typedef struct srv_conn {
     bool goaway_sent;
     bool close_when_flushed; /* shutting down: close once the output is written */
     uint32_t running;        /* requests in progress: the connection is not idle */
+    arpc__list requests;     /* those requests (arpc_request.link): what a cancel finds */
     int64_t last_done_ns;    /* when the last of them was answered */
 } srv_conn;
 
 struct arpc_request {
-    arpc__list link;
+    arpc__list link; /* in its connection's requests while it runs; else in the pool */
     srv_loop *sl;
     srv_conn *sc;
     const method_entry *method;
@@ -158,6 +160,13 @@ struct arpc_request {
     arpc__md rsp_md;
     int deferred_status;
     arpc__task task; /* arpc_request_respond's hand-off to the request's loop */
+    /* Cancellation ("cancellation" below).  `canceled` is written by the
+     * loop thread and read by whoever holds the request. */
+    _Atomic bool canceled;
+    arpc__list watchers; /* arpc__cancel_node of calls made with it as parent */
+    arpc_request_cancel_cb cancel_cb; /* arpc_request_on_cancel; NULL: none */
+    void *cancel_user_data;
+    arpc__timer cancel_timer; /* the deadline, for cancel_cb only */
 };
 
 struct arpc_server {
@@ -305,6 +314,8 @@ static inline void counter_inc(_Atomic uint64_t *counter)
     atomic_store_explicit(counter, v + 1, memory_order_relaxed);
 }
 
+static void on_cancel_deadline(arpc__timer *timer);
+
 static arpc_request *request_get(srv_loop *sl)
 {
     arpc__list *node = arpc__list_pop_front(&sl->free_requests);
@@ -320,6 +331,8 @@ static arpc_request *request_get(srv_loop *sl)
     arpc__buf_init(&req->response);
     arpc__buf_init(&req->md_buf);
     arpc__buf_init(&req->rsp_md_buf);
+    arpc__list_init(&req->watchers);
+    arpc__timer_init(&req->cancel_timer, on_cancel_deadline);
     req->sl = sl;
     return req;
 }
@@ -461,20 +474,136 @@ static void request_leave(srv_loop *sl)
         arpc_event_signal(&srv->drained); /* the waiter sums all loops again */
 }
 
-/* Sends the answer and returns everything the request held.  Loop thread. */
-static void request_finish(arpc_request *req, int status)
+/* ---- cancellation --------------------------------------------------------
+ *
+ * A request is canceled by its client (a protocol's on_cancel: gRPC's
+ * RST_STREAM; a future native cancel frame only has to raise it), by its
+ * connection's close while it runs (the peer vanished, an idle or heartbeat
+ * close, a protocol error, the end of a shutdown's drain), or by its deadline
+ * passing.  The first two set `canceled` on the request's loop, then tell the
+ * request's watchers (calls made with it as parent: rpc/request.h, and
+ * channel.c, which completes them with ARPC_ECANCELED), then its cancel_cb.
+ * A deadline needs no event of its own: arpc_request_is_canceled compares it
+ * with the clock, calls made with the request as parent carry it already and
+ * fail at it, and only a cancel_cb asks for a timer.
+ *
+ * Nothing here ends the request: the handler still returns, or a deferred
+ * request is still answered, exactly once, and that frees the request and its
+ * coroutine as always.  Only the answer changes: a canceled request's answer
+ * is dropped (the client asked for none, or cannot hear it), and one that
+ * ends past its deadline becomes a bare ARPC_ETIMEDOUT (gRPC's
+ * DEADLINE_EXCEEDED): its client has given up, but a native client counts
+ * the answer to free the connection's share the call held.  Both are counted
+ * in `canceled`.  The running requests are on their connection's `requests`
+ * list, so a cancel by id or by close finds them without a table.
+ */
+
+/* The deadline passed, by the loop's clock of this iteration (no clock read:
+ * this is asked of every answer). */
+static inline bool request_past_deadline(const arpc_request *req)
+{
+    return req->deadline_ns != ARPC__NO_DEADLINE && req->sl->loop->now_ns >= req->deadline_ns;
+}
+
+/* Sends what a request's answer is: its own, or none or a bare ARPC_ETIMEDOUT
+ * once it was canceled. */
+static void request_answer(arpc_request *req, int status)
+{
+    srv_conn *sc = req->sc;
+    if (arpc__likely(!atomic_load_explicit(&req->canceled, memory_order_relaxed) &&
+                     !request_past_deadline(req))) {
+        send_response(sc, req->id, status, &req->response, &req->rsp_md);
+        return;
+    }
+    counter_inc(&req->sl->counters.canceled);
+    if (!atomic_load_explicit(&req->canceled, memory_order_relaxed))
+        send_response(sc, req->id, ARPC_ETIMEDOUT, NULL, NULL);
+}
+
+/* The request ends: the calls that watch it watch no more (they run on with
+ * their own deadlines), its cancel_cb is dropped unrun. */
+static void request_unwatch_all(arpc_request *req)
+{
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&req->watchers)) != NULL)
+        arpc__list_init(node);
+    if (req->cancel_cb != NULL) {
+        req->cancel_cb = NULL;
+        arpc__loop_timer_disarm(req->sl->loop, &req->cancel_timer);
+    }
+    atomic_store_explicit(&req->canceled, false, memory_order_relaxed);
+}
+
+/* Runs the cancel callback, once.  Last: it may end the request. */
+static void request_run_cancel_cb(arpc_request *req)
+{
+    arpc_request_cancel_cb cb = req->cancel_cb;
+    if (cb == NULL)
+        return;
+    req->cancel_cb = NULL;
+    arpc__loop_timer_disarm(req->sl->loop, &req->cancel_timer);
+    cb(req, req->cancel_user_data);
+}
+
+/* Cancels a running request (its client's cancel, its connection's close).
+ * Loop thread; idempotent. */
+static void request_cancel(arpc_request *req)
+{
+    if (atomic_load_explicit(&req->canceled, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&req->canceled, true, memory_order_relaxed);
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&req->watchers)) != NULL) {
+        arpc__list_init(node);
+        arpc__cancel_node *watcher = arpc__container_of(node, arpc__cancel_node, link);
+        watcher->fn(watcher);
+    }
+    request_run_cancel_cb(req);
+}
+
+static void on_cancel_deadline(arpc__timer *timer)
+{
+    request_run_cancel_cb(arpc__container_of(timer, arpc_request, cancel_timer));
+}
+
+/* Cancels every request running on a connection that closed.  They are taken
+ * off the list first and put back one by one, so a callback that ends any of
+ * them (or another) leaves the walk intact. */
+static void cancel_connection_requests(srv_conn *sc)
+{
+    arpc__list pending;
+    arpc__list_move_all(&sc->requests, &pending);
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&pending)) != NULL) {
+        arpc__list_push_back(&sc->requests, node);
+        request_cancel(arpc__container_of(node, arpc_request, link));
+    }
+}
+
+/* Returns everything the request held.  Loop thread. */
+static void request_release(arpc_request *req)
 {
     srv_loop *sl = req->sl;
     srv_conn *sc = req->sc;
-    if (status >= ARPC_DEFERRED)
-        status = ARPC_EINTERNAL; /* not a valid application code */
-    send_response(sc, req->id, status, &req->response, &req->rsp_md);
+    arpc__list_remove(&req->link);
+    if (arpc__unlikely(!arpc__list_empty(&req->watchers) || req->cancel_cb != NULL ||
+                       atomic_load_explicit(&req->canceled, memory_order_relaxed)))
+        request_unwatch_all(req);
     req->sc = NULL;
     sc->running--;
     sc->last_done_ns = sl->loop->now_ns;
     arpc__conn_unref(&sc->conn);
     request_put(sl, req);
     request_leave(sl);
+}
+
+/* Sends the answer and returns everything the request held.  Loop thread. */
+static void request_finish(arpc_request *req, int status)
+{
+    if (status >= ARPC_DEFERRED)
+        status = ARPC_EINTERNAL; /* not a valid application code */
+    request_answer(req, status);
+    request_release(req);
 }
 
 /*
@@ -497,7 +626,8 @@ static void run_request(void *arg)
     if (req->deadline_ns != ARPC__NO_DEADLINE && coarse_now_ns() >= req->deadline_ns) {
         /* The caller has given up already: do not spend work on it. */
         counter_inc(&req->sl->counters.expired);
-        request_finish(req, ARPC_ETIMEDOUT);
+        send_response(req->sc, req->id, ARPC_ETIMEDOUT, NULL, NULL);
+        request_release(req);
         return;
     }
     int status = req->method->fn(req, req->method->user_data);
@@ -543,6 +673,42 @@ const char *arpc_request_method(const arpc_request *req)
 int64_t arpc__request_deadline_ns(const arpc_request *req)
 {
     return req->deadline_ns;
+}
+
+arpc_loop *arpc__request_loop(const arpc_request *req)
+{
+    return req->sl->loop;
+}
+
+int arpc__request_watch(arpc_request *req, arpc__cancel_node *node)
+{
+    if (atomic_load_explicit(&req->canceled, memory_order_relaxed))
+        return ARPC_ECANCELED;
+    arpc__list_push_back(&req->watchers, &node->link);
+    return 0;
+}
+
+bool arpc_request_is_canceled(const arpc_request *req)
+{
+    if (atomic_load_explicit(&req->canceled, memory_order_relaxed))
+        return true;
+    return req->deadline_ns != ARPC__NO_DEADLINE && arpc__now_ns() >= req->deadline_ns;
+}
+
+int arpc_request_on_cancel(arpc_request *req, arpc_request_cancel_cb cb, void *user_data)
+{
+    if (req == NULL || cb == NULL || arpc_loop_current() != req->sl->loop)
+        return ARPC_EINVAL;
+    if (arpc_request_is_canceled(req))
+        return ARPC_ECANCELED;
+    if (req->cancel_cb == NULL && req->deadline_ns != ARPC__NO_DEADLINE) {
+        int rc = arpc__loop_timer_arm(req->sl->loop, &req->cancel_timer, req->deadline_ns);
+        if (rc < 0)
+            return rc;
+    }
+    req->cancel_cb = cb;
+    req->cancel_user_data = user_data;
+    return 0;
 }
 
 int64_t arpc_request_remaining_ms(const arpc_request *req)
@@ -631,8 +797,10 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
         /* Taken before the spawn: the handler usually finishes inside it. */
         arpc__conn_ref(&sc->conn);
         sc->running++;
+        arpc__list_push_back(&sc->requests, &req->link);
         rc = arpc__coro_spawn_run(sl->loop, run_request, req);
         if (rc < 0) {
+            arpc__list_remove(&req->link);
             sc->running--;
             arpc__conn_unref(&sc->conn);
         }
@@ -707,12 +875,21 @@ static void ev_peer_limits(void *owner, const arpc__proto_limits *peer)
     conn_of(owner)->peer_max_frame = peer->max_message;
 }
 
-/* A client's cancel of one request (HTTP/2 RST_STREAM): the native protocol has
- * none; the request runs on and its answer is dropped by the protocol. */
+/* A client's cancel of one request (HTTP/2 RST_STREAM; the native protocol has
+ * none yet).  A walk of the connection's running requests: cancels are rare,
+ * and the walk costs the requests that are not canceled nothing. */
 static void ev_cancel(void *owner, uint64_t id)
 {
-    (void)owner;
-    (void)id;
+    srv_conn *sc = conn_of(owner);
+    arpc__list *it;
+    arpc_list_foreach(it, &sc->requests)
+    {
+        arpc_request *req = arpc__container_of(it, arpc_request, link);
+        if (req->id == id) {
+            request_cancel(req);
+            return;
+        }
+    }
 }
 
 static const arpc__proto_events srv_events = {
@@ -746,6 +923,7 @@ static void srv_on_close(arpc__conn *conn, int err)
     if (err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION)
         counter_inc(&sc->sl->counters.protocol_errors);
     arpc__list_remove(&sc->link);
+    cancel_connection_requests(sc);
     arpc_server *srv = sc->sl->srv;
     atomic_fetch_sub(&srv->connections, 1);
     if (sc->close_when_flushed) {
@@ -824,6 +1002,7 @@ static void accept_one(srv_loop *sl, int fd)
         return;
     }
     sc->sl = sl;
+    arpc__list_init(&sc->requests);
     arpc__conn_init(&sc->conn, sl->loop, fd, &srv_conn_ops, false);
     sc->conn.detect = srv->protocols;
     sc->conn.detect_count = srv->protocol_count;
@@ -1207,6 +1386,7 @@ void arpc_server_get_stats(const arpc_server *srv, arpc_server_stats *out)
             atomic_load_explicit(&c->first_frame_timeouts, memory_order_relaxed);
         out->frame_timeouts += atomic_load_explicit(&c->frame_timeouts, memory_order_relaxed);
         out->read_pauses += atomic_load_explicit(&c->read_pauses, memory_order_relaxed);
+        out->canceled += atomic_load_explicit(&c->canceled, memory_order_relaxed);
     }
     out->connections = atomic_load(&((arpc_server *)srv)->connections);
 }
