@@ -269,20 +269,30 @@ static void channel_call_ended(arpc_channel *ch)
 
 static void parent_release(cli_call *call);
 
-static void deliver(cli_call *call, int status, const void *rsp, size_t rsp_len)
+/* deliver for a call with a parent: the parent's loop unlinks the call's
+ * node after the callback, before the call is recycled. */
+static arpc__noinline void deliver_child(cli_call *call, int status, const void *rsp,
+                                         size_t rsp_len)
+{
+    arpc_channel *ch = call->ch;
+    call->cb(status, rsp, rsp_len, call->user_data);
+    parent_release(call);
+    channel_call_ended(ch);
+}
+
+static inline __attribute__((always_inline)) void deliver(cli_call *call, int status,
+                                                        const void *rsp, size_t rsp_len)
 {
     arpc_channel *ch = call->ch;
     arpc_call_cb cb = call->cb;
     void *user_data = call->user_data;
     deadline_untrack(call);
-    if (arpc__likely(call->parent_loop == NULL)) {
-        call_put(call);
-        cb(status, rsp, rsp_len, user_data);
-    } else {
-        /* The parent's loop unlinks the node before the call is recycled. */
-        cb(status, rsp, rsp_len, user_data);
-        parent_release(call);
+    if (arpc__unlikely(call->parent_loop != NULL)) {
+        deliver_child(call, status, rsp, rsp_len);
+        return;
     }
+    call_put(call);
+    cb(status, rsp, rsp_len, user_data);
     channel_call_ended(ch);
 }
 

@@ -141,7 +141,11 @@ typedef struct srv_conn {
     bool goaway_sent;
     bool close_when_flushed; /* shutting down: close once the output is written */
     uint32_t running;        /* requests in progress: the connection is not idle */
-    arpc__list requests;     /* those requests (arpc_request.link): what a cancel finds */
+    /* Those a cancel must find (arpc_request.link): all of them with
+     * track_requests, else those watched ("cancellation"). */
+    arpc__list requests;
+    bool track_requests; /* the protocol can cancel (it has send_cancel) */
+    _Atomic bool gone;   /* closed: its requests are canceled */
     int64_t last_done_ns;    /* when the last of them was answered */
 } srv_conn;
 
@@ -477,53 +481,50 @@ static void request_leave(srv_loop *sl)
 /* ---- cancellation --------------------------------------------------------
  *
  * A request is canceled by its client (a protocol's on_cancel: gRPC's
- * RST_STREAM; a future native cancel frame only has to raise it), by its
- * connection's close while it runs (the peer vanished, an idle or heartbeat
- * close, a protocol error, the end of a shutdown's drain), or by its deadline
- * passing.  The first two set `canceled` on the request's loop, then tell the
- * request's watchers (calls made with it as parent: rpc/request.h, and
- * channel.c, which completes them with ARPC_ECANCELED), then its cancel_cb.
- * A deadline needs no event of its own: arpc_request_is_canceled compares it
- * with the clock, calls made with the request as parent carry it already and
- * fail at it, and only a cancel_cb asks for a timer.
+ * RST_STREAM), by its connection's close while it runs (the peer vanished, an
+ * idle or heartbeat close, a protocol error, the end of a shutdown's drain),
+ * or by its deadline passing.  The first two set `canceled` on the request's
+ * loop and tell the request's watchers (calls made with it as parent:
+ * rpc/request.h; channel.c completes them with ARPC_ECANCELED), then its
+ * cancel_cb.  A deadline needs no event: arpc_request_is_canceled compares it
+ * with the clock, calls made for the request carry it already and fail at it,
+ * and only a cancel_cb asks for a timer.
  *
  * Nothing here ends the request: the handler still returns, or a deferred
  * request is still answered, exactly once, and that frees the request and its
  * coroutine as always.  Only the answer changes: a canceled request's answer
- * is dropped (the client asked for none, or cannot hear it), and one that
- * ends past its deadline becomes a bare ARPC_ETIMEDOUT (gRPC's
- * DEADLINE_EXCEEDED): its client has given up, but a native client counts
- * the answer to free the connection's share the call held.  Both are counted
- * in `canceled`.  The running requests are on their connection's `requests`
- * list, so a cancel by id or by close finds them without a table.
+ * is dropped (the client asked for none, or cannot hear it), and one that ends
+ * past its deadline becomes a bare ARPC_ETIMEDOUT (gRPC's DEADLINE_EXCEEDED):
+ * its client has given up, but a native client counts that answer to free
+ * the share of the connection the call held.  Both count in `canceled`.
+ *
+ * Finding a request to cancel costs the requests that are never canceled
+ * almost nothing.  A connection whose protocol can cancel (it has
+ * send_cancel, so its peer may send the same: gRPC) keeps its running
+ * requests on `requests`, where on_cancel finds one by id.  On any other
+ * (native today) a request joins that list only when something watches it
+ * (a call made with it as parent, a cancel_cb); the others learn of a close
+ * from the connection's `gone`, which arpc_request_is_canceled reads.  So a
+ * protocol that adds a cancel frame only fills in send_cancel and raises
+ * on_cancel.
  */
 
-/* The deadline passed, by the loop's clock of this iteration (no clock read:
- * this is asked of every answer). */
-static inline bool request_past_deadline(const arpc_request *req)
+/* Whether the answer needs a closer look: a listed request (a canceled one
+ * is listed), nobody to send it to, or past the deadline by the loop's clock
+ * of this iteration (no clock read; ARPC__NO_DEADLINE is never reached).
+ * Every answer asks: three loads. */
+static inline bool request_needs_look(const arpc_request *req, const srv_conn *sc)
 {
-    return req->deadline_ns != ARPC__NO_DEADLINE && req->sl->loop->now_ns >= req->deadline_ns;
+    return arpc__list_linked(&req->link) || sc->conn.closed ||
+           req->sl->loop->now_ns >= req->deadline_ns;
 }
 
-/* Sends what a request's answer is: its own, or none or a bare ARPC_ETIMEDOUT
- * once it was canceled. */
-static void request_answer(arpc_request *req, int status)
+/* The request ends: off its connection's list; the calls that watch it watch
+ * no more (they run on with their own deadlines); its cancel_cb is dropped
+ * unrun. */
+static arpc__noinline void request_untrack(arpc_request *req)
 {
-    srv_conn *sc = req->sc;
-    if (arpc__likely(!atomic_load_explicit(&req->canceled, memory_order_relaxed) &&
-                     !request_past_deadline(req))) {
-        send_response(sc, req->id, status, &req->response, &req->rsp_md);
-        return;
-    }
-    counter_inc(&req->sl->counters.canceled);
-    if (!atomic_load_explicit(&req->canceled, memory_order_relaxed))
-        send_response(sc, req->id, ARPC_ETIMEDOUT, NULL, NULL);
-}
-
-/* The request ends: the calls that watch it watch no more (they run on with
- * their own deadlines), its cancel_cb is dropped unrun. */
-static void request_unwatch_all(arpc_request *req)
-{
+    arpc__list_remove(&req->link);
     arpc__list *node;
     while ((node = arpc__list_pop_front(&req->watchers)) != NULL)
         arpc__list_init(node);
@@ -532,6 +533,13 @@ static void request_unwatch_all(arpc_request *req)
         arpc__loop_timer_disarm(req->sl->loop, &req->cancel_timer);
     }
     atomic_store_explicit(&req->canceled, false, memory_order_relaxed);
+}
+
+/* Puts a request on its connection's list, where a cancel finds it. */
+static void request_track(arpc_request *req)
+{
+    if (!arpc__list_linked(&req->link))
+        arpc__list_push_back(&req->sc->requests, &req->link);
 }
 
 /* Runs the cancel callback, once.  Last: it may end the request. */
@@ -554,7 +562,6 @@ static void request_cancel(arpc_request *req)
     atomic_store_explicit(&req->canceled, true, memory_order_relaxed);
     arpc__list *node;
     while ((node = arpc__list_pop_front(&req->watchers)) != NULL) {
-        arpc__list_init(node);
         arpc__cancel_node *watcher = arpc__container_of(node, arpc__cancel_node, link);
         watcher->fn(watcher);
     }
@@ -566,11 +573,12 @@ static void on_cancel_deadline(arpc__timer *timer)
     request_run_cancel_cb(arpc__container_of(timer, arpc_request, cancel_timer));
 }
 
-/* Cancels every request running on a connection that closed.  They are taken
+/* Cancels the listed requests of a connection that closed.  They are taken
  * off the list first and put back one by one, so a callback that ends any of
  * them (or another) leaves the walk intact. */
 static void cancel_connection_requests(srv_conn *sc)
 {
+    atomic_store_explicit(&sc->gone, true, memory_order_relaxed);
     arpc__list pending;
     arpc__list_move_all(&sc->requests, &pending);
     arpc__list *node;
@@ -580,30 +588,40 @@ static void cancel_connection_requests(srv_conn *sc)
     }
 }
 
-/* Returns everything the request held.  Loop thread. */
-static void request_release(arpc_request *req)
+/* request_finish's slow half: the answer of a request that may be canceled
+ * (none, or a bare ARPC_ETIMEDOUT past its deadline, counted), then the end
+ * of its listing. */
+static arpc__noinline void answer_looked_at(arpc_request *req, srv_conn *sc, int status)
+{
+    bool canceled = atomic_load_explicit(&req->canceled, memory_order_relaxed);
+    if (canceled || sc->conn.closed || req->sl->loop->now_ns >= req->deadline_ns) {
+        counter_inc(&req->sl->counters.canceled);
+        if (!canceled)
+            send_response(sc, req->id, ARPC_ETIMEDOUT, NULL, NULL);
+    } else {
+        send_response(sc, req->id, status, &req->response, &req->rsp_md);
+    }
+    if (arpc__list_linked(&req->link))
+        request_untrack(req);
+}
+
+/* Sends the answer and returns everything the request held.  Loop thread. */
+static void request_finish(arpc_request *req, int status)
 {
     srv_loop *sl = req->sl;
     srv_conn *sc = req->sc;
-    arpc__list_remove(&req->link);
-    if (arpc__unlikely(!arpc__list_empty(&req->watchers) || req->cancel_cb != NULL ||
-                       atomic_load_explicit(&req->canceled, memory_order_relaxed)))
-        request_unwatch_all(req);
+    if (status >= ARPC_DEFERRED)
+        status = ARPC_EINTERNAL; /* not a valid application code */
+    if (arpc__likely(!request_needs_look(req, sc)))
+        send_response(sc, req->id, status, &req->response, &req->rsp_md);
+    else
+        answer_looked_at(req, sc, status);
     req->sc = NULL;
     sc->running--;
     sc->last_done_ns = sl->loop->now_ns;
     arpc__conn_unref(&sc->conn);
     request_put(sl, req);
     request_leave(sl);
-}
-
-/* Sends the answer and returns everything the request held.  Loop thread. */
-static void request_finish(arpc_request *req, int status)
-{
-    if (status >= ARPC_DEFERRED)
-        status = ARPC_EINTERNAL; /* not a valid application code */
-    request_answer(req, status);
-    request_release(req);
 }
 
 /*
@@ -626,8 +644,9 @@ static void run_request(void *arg)
     if (req->deadline_ns != ARPC__NO_DEADLINE && coarse_now_ns() >= req->deadline_ns) {
         /* The caller has given up already: do not spend work on it. */
         counter_inc(&req->sl->counters.expired);
-        send_response(req->sc, req->id, ARPC_ETIMEDOUT, NULL, NULL);
-        request_release(req);
+        /* Answered as expired (never run), not as canceled. */
+        req->deadline_ns = ARPC__NO_DEADLINE;
+        request_finish(req, ARPC_ETIMEDOUT);
         return;
     }
     int status = req->method->fn(req, req->method->user_data);
@@ -680,17 +699,25 @@ arpc_loop *arpc__request_loop(const arpc_request *req)
     return req->sl->loop;
 }
 
+/* Canceled by its client or its connection's close (not by its deadline). */
+static bool request_dropped(const arpc_request *req)
+{
+    return atomic_load_explicit(&req->canceled, memory_order_relaxed) ||
+           atomic_load_explicit(&req->sc->gone, memory_order_relaxed);
+}
+
 int arpc__request_watch(arpc_request *req, arpc__cancel_node *node)
 {
-    if (atomic_load_explicit(&req->canceled, memory_order_relaxed))
+    if (request_dropped(req))
         return ARPC_ECANCELED;
+    request_track(req);
     arpc__list_push_back(&req->watchers, &node->link);
     return 0;
 }
 
 bool arpc_request_is_canceled(const arpc_request *req)
 {
-    if (atomic_load_explicit(&req->canceled, memory_order_relaxed))
+    if (request_dropped(req))
         return true;
     return req->deadline_ns != ARPC__NO_DEADLINE && arpc__now_ns() >= req->deadline_ns;
 }
@@ -706,6 +733,7 @@ int arpc_request_on_cancel(arpc_request *req, arpc_request_cancel_cb cb, void *u
         if (rc < 0)
             return rc;
     }
+    request_track(req);
     req->cancel_cb = cb;
     req->cancel_user_data = user_data;
     return 0;
@@ -797,7 +825,8 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
         /* Taken before the spawn: the handler usually finishes inside it. */
         arpc__conn_ref(&sc->conn);
         sc->running++;
-        arpc__list_push_back(&sc->requests, &req->link);
+        if (arpc__unlikely(sc->track_requests))
+            arpc__list_push_back(&sc->requests, &req->link);
         rc = arpc__coro_spawn_run(sl->loop, run_request, req);
         if (rc < 0) {
             arpc__list_remove(&req->link);
@@ -908,8 +937,10 @@ static int srv_on_protocol(arpc__conn *conn, const arpc__proto_ops *proto)
                                .max_in_flight = opts->max_in_flight_per_connection,
                                .metadata = true};
     int rc = arpc__conn_open_proto(conn, proto, ARPC__PROTO_SERVER, &mine, &srv_events);
-    if (rc == 0)
+    if (rc == 0) {
         sc->proto = proto;
+        sc->track_requests = proto->send_cancel != NULL;
+    }
     return rc;
 }
 
