@@ -6,6 +6,7 @@
 #ifndef ARPC_SERVER_H
 #define ARPC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,9 +21,10 @@ typedef struct arpc_server arpc_server;
 
 /**
  * One request being served; valid from the handler's start until its answer
- * is sent.  Owned by the server.  The arpc_request_* accessors below are
- * called by whoever holds the request: the handler's coroutine, or, for a
- * deferred request, the one thread that will answer it; none suspends.
+ * is sent (or, canceled, would have been: arpc_request_is_canceled()).  Owned
+ * by the server.  The arpc_request_* accessors below are called by whoever
+ * holds the request: the handler's coroutine, or, for a deferred request, the
+ * one thread that will answer it; none suspends.
  */
 typedef struct arpc_request arpc_request;
 
@@ -122,6 +124,9 @@ typedef struct arpc_server_stats {
     uint64_t first_frame_timeouts; /**< closed by first_frame_timeout_ms: no frame yet */
     uint64_t frame_timeouts;       /**< closed by frame_timeout_ms: stalled inside a frame */
     uint64_t read_pauses;          /**< times a connection stopped reading: max_unwritten_bytes */
+    uint64_t canceled; /**< requests canceled while they ran (arpc_request_is_canceled): their
+                            client's cancel or their connection's close dropped the answer, or
+                            their deadline passed and a bare ARPC_ETIMEDOUT replaced it */
 } arpc_server_stats;
 
 /** Fills `opts` with defaults.  Thread: any. */
@@ -248,6 +253,53 @@ ARPC_EXPORT int arpc_request_add_metadata(arpc_request *req, const char *key, co
  * @return 0 or ARPC_ENOMEM.
  */
 ARPC_EXPORT int arpc_request_set_error(arpc_request *req, const char *message);
+
+/**
+ * True once the request is canceled: its client canceled it (gRPC: the
+ * client's RST_STREAM, which grpcio sends for future.cancel() and at its
+ * deadline), its connection closed while it ran (the client went away, a
+ * heartbeat or idle close, a protocol error, the end of a shutdown's drain),
+ * or its deadline passed.  Nobody waits for its answer any more: the handler
+ * may stop early and return anything.  Its answer is not sent (after its
+ * deadline a bare ARPC_ETIMEDOUT is, in its place) and counted in
+ * arpc_server_stats.canceled.  A cancel ends nothing by itself: the handler
+ * still returns, and a deferred request must still be answered with
+ * arpc_request_respond() (safe, and required, after a cancel: it frees the
+ * request).
+ * Calls made with the request as arpc_call_opts.parent are canceled with it:
+ * those in flight complete at once with ARPC_ECANCELED (their protocol tells
+ * their server when it can: gRPC's RST_STREAM), new ones fail at once with
+ * ARPC_ECANCELED (after the deadline: ARPC_ETIMEDOUT).  So a handler parked
+ * in such a call wakes up; one parked on anything else can be woken by
+ * arpc_request_on_cancel().  docs/connections.md section 10.
+ * Thread: whoever holds the request.  Suspends: no.
+ */
+ARPC_EXPORT bool arpc_request_is_canceled(const arpc_request *req);
+
+/**
+ * Called once when a request is canceled; `req` is the canceled request,
+ * still held by its handler.  Runs on the request's loop thread, outside any
+ * coroutine (from the protocol's event, the connection's close or a timer):
+ * it must not suspend.  It may signal an arpc_event, wake a coroutine, or
+ * answer a deferred request with arpc_request_respond() (then it must not
+ * touch `req` afterwards).
+ */
+typedef void (*arpc_request_cancel_cb)(arpc_request *req, void *user_data);
+
+/**
+ * Asks for `cb` when the request is canceled: by its client, by its
+ * connection's close, or at its deadline (a timer, armed only for requests
+ * that ask).  It runs at most once, and never after the request was answered.
+ * A second call replaces the first callback.
+ * @return 0; ARPC_ECANCELED if the request is canceled already (cb will not
+ *         run: check arpc_request_is_canceled() after registering, or rely on
+ *         this code); ARPC_EINVAL (NULL, or not on the request's loop
+ *         thread); ARPC_ENOMEM (the timer).
+ * Thread: the request's loop thread (the handler's coroutine, or a task on
+ * its loop).  Suspends: no.
+ */
+ARPC_EXPORT int arpc_request_on_cancel(arpc_request *req, arpc_request_cancel_cb cb,
+                                       void *user_data);
 
 /**
  * Answers a deferred request with `status` (0, an application code > 0, or a

@@ -42,6 +42,33 @@
  * counts as an endpoint failure; enough of them eject the endpoint from load
  * balancing (a heartbeat failure ejects at once), and the slot keeps probing
  * with exponential backoff until a probe PING is answered.
+ *
+ * Cancels: a call that times out, or is abandoned by arpc_channel_destroy,
+ * tells its server through the protocol's send_cancel when it has one (gRPC:
+ * RST_STREAM(CANCEL)); no answer to it comes after that, so it does not count
+ * as `abandoned`.  Native has no cancel frame: its late answer frees the share.
+ *
+ * Parents (arpc_call_opts.parent; none of this runs for a call without one,
+ * which pays a few untaken branches).  The parent request lives on its loop
+ * P; the call is held by a slot's loop H, which may be another and may change
+ * when the call is retried.  Everything about the parent happens on P: the
+ * call's `cancel` node is linked into the request's watchers there (a call
+ * started on another thread hops to P first, in its own task node), and
+ * unlinked there once the call has completed (deliver hands the node back to
+ * P after the callback); the request's cancel and its end unlink the nodes
+ * left.  A node is thus linked only while its call is alive, so the call is
+ * not recycled before P is done with it.
+ * The cancel reaches H without locks: `holder` is H while a slot holds the
+ * call, NULL while it travels to a slot and once it completed.  P sets
+ * `cancel_requested` and then reads `holder`; slot_submit sets `holder` and
+ * then reads `cancel_requested` (both sequentially consistent), so at least
+ * one side sees the other.  P posts a task to the holder it saw (in the
+ * call's cancel_task node, with a reference that keeps the call from being
+ * recycled until the task ran); the task cancels the call only if that loop
+ * still holds it.  A call in transit is canceled by the slot_submit that
+ * receives it.  Either way it is taken out of its waiting list or link
+ * (send_cancel) and completed once, with ARPC_ECANCELED, through the usual
+ * single completion path.
  */
 #include "rpc/channel.h"
 
@@ -240,12 +267,30 @@ static void channel_call_ended(arpc_channel *ch)
         arpc_event_signal(&ch->idle);
 }
 
-static void deliver(cli_call *call, int status, const void *rsp, size_t rsp_len)
+static void parent_release(cli_call *call);
+
+/* deliver for a call with a parent: the parent's loop unlinks the call's
+ * node after the callback, before the call is recycled. */
+static arpc__noinline void deliver_child(cli_call *call, int status, const void *rsp,
+                                         size_t rsp_len)
+{
+    arpc_channel *ch = call->ch;
+    call->cb(status, rsp, rsp_len, call->user_data);
+    parent_release(call);
+    channel_call_ended(ch);
+}
+
+static inline __attribute__((always_inline)) void deliver(cli_call *call, int status,
+                                                        const void *rsp, size_t rsp_len)
 {
     arpc_channel *ch = call->ch;
     arpc_call_cb cb = call->cb;
     void *user_data = call->user_data;
     deadline_untrack(call);
+    if (arpc__unlikely(call->parent_loop != NULL)) {
+        deliver_child(call, status, rsp, rsp_len);
+        return;
+    }
     call_put(call);
     cb(status, rsp, rsp_len, user_data);
     channel_call_ended(ch);
@@ -266,6 +311,8 @@ static _Thread_local unsigned initiating_calls ARPC__TLS_MODEL;
 /* Completes a call that is no longer in any slot or link.  Loop thread. */
 static void call_complete(cli_call *call, int status, const void *rsp, size_t rsp_len)
 {
+    if (arpc__unlikely(call->parent_loop != NULL))
+        atomic_store(&call->holder, NULL); /* a cancel from now on finds it done */
     if (initiating_calls > 0) {
         /* Only failures happen inside an initiation: no answer is read there. */
         ARPC_ASSERT(rsp == NULL && status < 0);
@@ -290,6 +337,8 @@ static void call_retry_or_fail(cli_call *call, int err)
         atomic_fetch_add_explicit(&ch->retries, 1, memory_order_relaxed);
         deadline_untrack(call); /* it may move to another loop */
         call->fresh = false;
+        if (arpc__unlikely(call->parent_loop != NULL))
+            atomic_store(&call->holder, NULL); /* in transit: slot_submit looks */
         dispatch(call);
         return;
     }
@@ -435,12 +484,27 @@ static void link_pump(cli_link *lnk)
     }
 }
 
-/* Takes a sent call back out of its link (its deadline passed).  The server
- * still runs it and will answer it, so it keeps its share until then. */
+/* Tells the server to stop working on `id`, if the protocol can.  @return
+ * true if it was told: no answer to `id` is reported after that. */
+static bool link_send_cancel(cli_link *lnk, uint64_t id)
+{
+    if (lnk->proto->send_cancel == NULL || lnk->conn.closed)
+        return false;
+    if (lnk->proto->send_cancel(lnk->conn.proto, &lnk->conn.out, id) < 0)
+        return false;
+    arpc__conn_flush_soon(&lnk->conn);
+    return true;
+}
+
+/* Takes a sent call back out of its link (its deadline passed, or its parent
+ * was canceled) and cancels it on the server where the protocol can.  A
+ * server that is not told still runs it and will answer it, so it keeps its
+ * share until then. */
 static void link_forget(cli_link *lnk, cli_call *call)
 {
     arpc__pending_remove(&lnk->pending, call->id);
-    lnk->abandoned++;
+    if (!link_send_cancel(lnk, call->id))
+        lnk->abandoned++;
     atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
     call->lnk = NULL;
 }
@@ -854,8 +918,12 @@ static bool no_usable_endpoint(const arpc_channel *ch)
     return true;
 }
 
+static bool parent_canceled_on_arrival(cli_slot *slot, cli_call *call);
+
 static void slot_submit(cli_slot *slot, cli_call *call)
 {
+    if (arpc__unlikely(call->parent_loop != NULL) && parent_canceled_on_arrival(slot, call))
+        return;
     if (slot->closed) {
         call_complete(call, ARPC_ECANCELED, NULL, 0);
         return;
@@ -904,6 +972,94 @@ static void call_expired(cli_call *call)
         arpc__list_remove(&call->link); /* waiting for a connection */
     }
     call_complete(call, ARPC_ETIMEDOUT, NULL, 0);
+}
+
+/* ---- parents: cancellation from the request a call is made for ----------- */
+
+/* Takes the call from wherever this loop holds it and completes it. */
+static void call_cancel(cli_call *call)
+{
+    cli_link *lnk = call->lnk;
+    if (lnk != NULL) {
+        link_forget(lnk, call);
+        link_close_if_drained(lnk);
+    } else {
+        arpc__list_remove(&call->link); /* waiting for a connection or for room */
+    }
+    call_complete(call, ARPC_ECANCELED, NULL, 0);
+}
+
+static void call_unref(cli_call *call)
+{
+    if (atomic_fetch_sub_explicit(&call->refs, 1, memory_order_acq_rel) == 1)
+        call_put(call);
+}
+
+/* On the loop the cancel was posted to: cancel the call if it still holds it. */
+static void cancel_task(void *call_arg, void *loop)
+{
+    cli_call *call = call_arg;
+    if (atomic_load(&call->holder) == loop)
+        call_cancel(call);
+    call_unref(call);
+}
+
+/* The parent was canceled (its loop; the node is unlinked already). */
+static void on_parent_canceled(arpc__cancel_node *node)
+{
+    cli_call *call = arpc__container_of(node, cli_call, cancel);
+    atomic_store(&call->cancel_requested, true);
+    arpc_loop *holder = atomic_load(&call->holder);
+    if (holder == NULL)
+        return; /* in transit (slot_submit will see the flag) or done */
+    /* A task even when the holder is this loop: the call's callback must not
+     * run inside the server's protocol event that canceled the parent. */
+    atomic_fetch_add_explicit(&call->refs, 1, memory_order_relaxed);
+    arpc__task_set(&call->cancel_task, cancel_task, call, holder);
+    arpc__loop_post_or_run(holder, &call->cancel_task);
+}
+
+/* slot_submit's first step for a call with a parent: it is this loop's now,
+ * unless its parent was canceled (then it completes here).  @return true if
+ * it completed. */
+static bool parent_canceled_on_arrival(cli_slot *slot, cli_call *call)
+{
+    atomic_store(&call->holder, slot->loop);
+    if (!atomic_load(&call->cancel_requested))
+        return false;
+    call_complete(call, ARPC_ECANCELED, NULL, 0);
+    return true;
+}
+
+static void unwatch_task(void *call_arg, void *unused)
+{
+    cli_call *call = call_arg;
+    arpc__request_unwatch(&call->cancel);
+    call_unref(call);
+}
+
+/* After the callback: the node goes back to the parent's loop, which unlinks
+ * it; then the call may be recycled. */
+static void parent_release(cli_call *call)
+{
+    if (arpc__loop_current() == call->parent_loop) {
+        unwatch_task(call, NULL);
+        return;
+    }
+    arpc__task_set(&call->task, unwatch_task, call, NULL);
+    arpc__loop_post_or_run(call->parent_loop, &call->task);
+}
+
+/* Watches the parent (its loop thread).  @return 0 or ARPC_ECANCELED. */
+static int parent_watch(cli_call *call, arpc_request *parent)
+{
+    call->parent_loop = arpc__request_loop(parent);
+    arpc__list_init(&call->cancel.link);
+    call->cancel.fn = on_parent_canceled;
+    atomic_store_explicit(&call->holder, NULL, memory_order_relaxed);
+    atomic_store_explicit(&call->cancel_requested, false, memory_order_relaxed);
+    atomic_store_explicit(&call->refs, 1, memory_order_relaxed);
+    return arpc__request_watch(parent, &call->cancel);
 }
 
 /* ---- load balancing and dispatch ----------------------------------------- */
@@ -1110,6 +1266,42 @@ static int inherit_deadline(const arpc_request *parent, int64_t *deadline_ns, in
     return 0;
 }
 
+static void start_child_task(void *call_arg, void *parent)
+{
+    cli_call *call = call_arg;
+    int rc = parent_watch(call, parent);
+    if (rc == 0 && route(call, pick_endpoint(call->ch, call->hash_key)) < 0)
+        rc = ARPC_ESTOPPED;
+    if (rc < 0)
+        call_complete(call, rc, NULL, 0);
+}
+
+/* Starts a call made for `parent`: it watches the request, on the request's
+ * loop.  @return 0, or ARPC_ECANCELED (the parent is canceled), ARPC_ESTOPPED:
+ * the call is still the caller's, without a parent. */
+static int start_child(cli_call *call, arpc_request *parent)
+{
+    arpc_loop *loop = arpc__request_loop(parent);
+    if (arpc__loop_current() != loop) {
+        /* A deferred request answered from another thread: the call starts on
+         * the request's loop, so that only that loop touches its watchers.
+         * The holder's later arpc_request_respond() is queued behind this. */
+        arpc__task_set(&call->task, start_child_task, call, parent);
+        return arpc__loop_post(loop, &call->task);
+    }
+    int rc = parent_watch(call, parent);
+    if (rc == 0) {
+        initiating_calls++;
+        rc = route(call, pick_endpoint(call->ch, call->hash_key));
+        initiating_calls--;
+    }
+    if (rc < 0) {
+        arpc__request_unwatch(&call->cancel);
+        call->parent_loop = NULL;
+    }
+    return rc;
+}
+
 /* Copies what the call sends into its own buffer: method, metadata (in
  * memory form), payload; not an encoded frame, which the link's protocol
  * writes when the call is sent (link_send).  @return 0 or ARPC_ENOMEM. */
@@ -1195,10 +1387,17 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     call->cb = cb;
     call->user_data = user_data;
     call->lnk = NULL;
+    call->parent_loop = NULL;
     atomic_fetch_add(&ch->active_calls, 1);
-    initiating_calls++;
-    rc = route(call, pick_endpoint(ch, call->hash_key));
-    initiating_calls--;
+    if (arpc__unlikely(opts != NULL && opts->parent != NULL)) {
+        /* The request's watchers are its own bookkeeping, not what the
+         * caller lent: const only to the caller. */
+        rc = start_child(call, (arpc_request *)opts->parent);
+    } else {
+        initiating_calls++;
+        rc = route(call, pick_endpoint(ch, call->hash_key));
+        initiating_calls--;
+    }
     if (rc < 0) {
         /* Refused before it went anywhere: the callback will not run. */
         call_put(call);
@@ -1414,6 +1613,32 @@ int arpc_channel_create(arpc_runtime *rt, const char *target, const arpc_channel
     return 0;
 }
 
+static void cancel_sent_call(void *call_arg, void *lnk_arg)
+{
+    cli_call *call = call_arg;
+    cli_link *lnk = lnk_arg;
+    (void)link_send_cancel(lnk, call->id);
+    atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
+    call->lnk = NULL;
+    call_complete(call, ARPC_ECANCELED, NULL, 0);
+}
+
+/* The channel is destroyed: the link's calls are abandoned.  A protocol that
+ * can cancel tells the server about each (written before the close), so it
+ * stops their work even if it sees the close late; then the link closes. */
+static void link_abandon(cli_link *lnk)
+{
+    if (lnk->proto->send_cancel != NULL && !lnk->conn.closed && !lnk->conn.connecting) {
+        arpc__conn_ref(&lnk->conn); /* a failed flush closes it, which may free it */
+        arpc__pending_drain(&lnk->pending, cancel_sent_call, lnk);
+        arpc__conn_flush_now(&lnk->conn);
+        arpc__conn_close(&lnk->conn, ARPC_ECANCELED);
+        arpc__conn_unref(&lnk->conn);
+        return;
+    }
+    arpc__conn_close(&lnk->conn, ARPC_ECANCELED);
+}
+
 static void close_slot_task(void *slot_arg, void *wg)
 {
     cli_slot *slot = slot_arg;
@@ -1421,13 +1646,13 @@ static void close_slot_task(void *slot_arg, void *wg)
     arpc__loop_timer_disarm(slot->loop, &slot->backoff);
     slot_fail_waiting(slot, ARPC_ECANCELED);
     if (slot->lnk != NULL)
-        arpc__conn_close(&slot->lnk->conn, ARPC_ECANCELED);
+        link_abandon(slot->lnk);
     /* Links left by a GOAWAY: their calls end now too, not whenever (if
      * ever) the server answers them.  Closing one takes it off the list. */
     arpc__list *node;
     while ((node = arpc__list_pop_front(&slot->draining)) != NULL) {
         cli_link *lnk = arpc__container_of(node, cli_link, draining_link);
-        arpc__conn_close(&lnk->conn, ARPC_ECANCELED);
+        link_abandon(lnk);
     }
     arpc_wg_done(wg);
 }

@@ -16,6 +16,7 @@
 #include "base/list.h"
 #include "rpc/conn.h"
 #include "rpc/pending.h"
+#include "rpc/request.h"
 #include "runtime/inbox.h"
 
 typedef struct cli_endpoint cli_endpoint;
@@ -51,6 +52,14 @@ struct cli_call {
     uint32_t md_len;
     uint32_t md_count;
     arpc_metadata *rsp_md; /* the caller's list for the answer's metadata, or NULL */
+    /* The parent request's loop (arpc_call_opts.parent), or NULL: no parent,
+     * and none of the fields below is used ("Parents" in channel.c). */
+    arpc_loop *parent_loop;
+    arpc__cancel_node cancel;       /* in the parent's watchers; parent_loop only */
+    arpc__task cancel_task;         /* the parent's cancel, to the loop holding the call */
+    _Atomic(arpc_loop *) holder;    /* the loop whose slot holds it; NULL in transit or done */
+    _Atomic bool cancel_requested;  /* the parent was canceled */
+    _Atomic uint32_t refs;          /* the call's own, and a cancel task's in flight */
 };
 
 struct cli_link {

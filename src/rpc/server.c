@@ -110,6 +110,7 @@ typedef struct srv_counters {
     _Atomic uint64_t first_frame_timeouts;
     _Atomic uint64_t frame_timeouts;
     _Atomic uint64_t read_pauses;
+    _Atomic uint64_t canceled;
 } srv_counters;
 
 struct srv_loop {
@@ -140,11 +141,16 @@ typedef struct srv_conn {
     bool goaway_sent;
     bool close_when_flushed; /* shutting down: close once the output is written */
     uint32_t running;        /* requests in progress: the connection is not idle */
+    /* Those a cancel must find (arpc_request.link): all of them with
+     * track_requests, else those watched ("cancellation"). */
+    arpc__list requests;
+    bool track_requests; /* the protocol can cancel (it has send_cancel) */
+    _Atomic bool gone;   /* closed: its requests are canceled */
     int64_t last_done_ns;    /* when the last of them was answered */
 } srv_conn;
 
 struct arpc_request {
-    arpc__list link;
+    arpc__list link; /* in its connection's requests while it runs; else in the pool */
     srv_loop *sl;
     srv_conn *sc;
     const method_entry *method;
@@ -158,6 +164,13 @@ struct arpc_request {
     arpc__md rsp_md;
     int deferred_status;
     arpc__task task; /* arpc_request_respond's hand-off to the request's loop */
+    /* Cancellation ("cancellation" below).  `canceled` is written by the
+     * loop thread and read by whoever holds the request. */
+    _Atomic bool canceled;
+    arpc__list watchers; /* arpc__cancel_node of calls made with it as parent */
+    arpc_request_cancel_cb cancel_cb; /* arpc_request_on_cancel; NULL: none */
+    void *cancel_user_data;
+    arpc__timer cancel_timer; /* the deadline, for cancel_cb only */
 };
 
 struct arpc_server {
@@ -305,6 +318,8 @@ static inline void counter_inc(_Atomic uint64_t *counter)
     atomic_store_explicit(counter, v + 1, memory_order_relaxed);
 }
 
+static void on_cancel_deadline(arpc__timer *timer);
+
 static arpc_request *request_get(srv_loop *sl)
 {
     arpc__list *node = arpc__list_pop_front(&sl->free_requests);
@@ -320,6 +335,8 @@ static arpc_request *request_get(srv_loop *sl)
     arpc__buf_init(&req->response);
     arpc__buf_init(&req->md_buf);
     arpc__buf_init(&req->rsp_md_buf);
+    arpc__list_init(&req->watchers);
+    arpc__timer_init(&req->cancel_timer, on_cancel_deadline);
     req->sl = sl;
     return req;
 }
@@ -461,6 +478,133 @@ static void request_leave(srv_loop *sl)
         arpc_event_signal(&srv->drained); /* the waiter sums all loops again */
 }
 
+/* ---- cancellation --------------------------------------------------------
+ *
+ * A request is canceled by its client (a protocol's on_cancel: gRPC's
+ * RST_STREAM), by its connection's close while it runs (the peer vanished, an
+ * idle or heartbeat close, a protocol error, the end of a shutdown's drain),
+ * or by its deadline passing.  The first two set `canceled` on the request's
+ * loop and tell the request's watchers (calls made with it as parent:
+ * rpc/request.h; channel.c completes them with ARPC_ECANCELED), then its
+ * cancel_cb.  A deadline needs no event: arpc_request_is_canceled compares it
+ * with the clock, calls made for the request carry it already and fail at it,
+ * and only a cancel_cb asks for a timer.
+ *
+ * Nothing here ends the request: the handler still returns, or a deferred
+ * request is still answered, exactly once, and that frees the request and its
+ * coroutine as always.  Only the answer changes: a canceled request's answer
+ * is dropped (the client asked for none, or cannot hear it), and one that ends
+ * past its deadline becomes a bare ARPC_ETIMEDOUT (gRPC's DEADLINE_EXCEEDED):
+ * its client has given up, but a native client counts that answer to free
+ * the share of the connection the call held.  Both count in `canceled`.
+ *
+ * Finding a request to cancel costs the requests that are never canceled
+ * almost nothing.  A connection whose protocol can cancel (it has
+ * send_cancel, so its peer may send the same: gRPC) keeps its running
+ * requests on `requests`, where on_cancel finds one by id.  On any other
+ * (native today) a request joins that list only when something watches it
+ * (a call made with it as parent, a cancel_cb); the others learn of a close
+ * from the connection's `gone`, which arpc_request_is_canceled reads.  So a
+ * protocol that adds a cancel frame only fills in send_cancel and raises
+ * on_cancel.
+ */
+
+/* Whether the answer needs a closer look: a listed request (a canceled one
+ * is listed), nobody to send it to, or past the deadline by the loop's clock
+ * of this iteration (no clock read; ARPC__NO_DEADLINE is never reached).
+ * Every answer asks: three loads. */
+static inline bool request_needs_look(const arpc_request *req, const srv_conn *sc)
+{
+    return arpc__list_linked(&req->link) || sc->conn.closed ||
+           req->sl->loop->now_ns >= req->deadline_ns;
+}
+
+/* The request ends: off its connection's list; the calls that watch it watch
+ * no more (they run on with their own deadlines); its cancel_cb is dropped
+ * unrun. */
+static arpc__noinline void request_untrack(arpc_request *req)
+{
+    arpc__list_remove(&req->link);
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&req->watchers)) != NULL)
+        arpc__list_init(node);
+    if (req->cancel_cb != NULL) {
+        req->cancel_cb = NULL;
+        arpc__loop_timer_disarm(req->sl->loop, &req->cancel_timer);
+    }
+    atomic_store_explicit(&req->canceled, false, memory_order_relaxed);
+}
+
+/* Puts a request on its connection's list, where a cancel finds it. */
+static void request_track(arpc_request *req)
+{
+    if (!arpc__list_linked(&req->link))
+        arpc__list_push_back(&req->sc->requests, &req->link);
+}
+
+/* Runs the cancel callback, once.  Last: it may end the request. */
+static void request_run_cancel_cb(arpc_request *req)
+{
+    arpc_request_cancel_cb cb = req->cancel_cb;
+    if (cb == NULL)
+        return;
+    req->cancel_cb = NULL;
+    arpc__loop_timer_disarm(req->sl->loop, &req->cancel_timer);
+    cb(req, req->cancel_user_data);
+}
+
+/* Cancels a running request (its client's cancel, its connection's close).
+ * Loop thread; idempotent. */
+static void request_cancel(arpc_request *req)
+{
+    if (atomic_load_explicit(&req->canceled, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&req->canceled, true, memory_order_relaxed);
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&req->watchers)) != NULL) {
+        arpc__cancel_node *watcher = arpc__container_of(node, arpc__cancel_node, link);
+        watcher->fn(watcher);
+    }
+    request_run_cancel_cb(req);
+}
+
+static void on_cancel_deadline(arpc__timer *timer)
+{
+    request_run_cancel_cb(arpc__container_of(timer, arpc_request, cancel_timer));
+}
+
+/* Cancels the listed requests of a connection that closed.  They are taken
+ * off the list first and put back one by one, so a callback that ends any of
+ * them (or another) leaves the walk intact. */
+static void cancel_connection_requests(srv_conn *sc)
+{
+    atomic_store_explicit(&sc->gone, true, memory_order_relaxed);
+    arpc__list pending;
+    arpc__list_move_all(&sc->requests, &pending);
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&pending)) != NULL) {
+        arpc__list_push_back(&sc->requests, node);
+        request_cancel(arpc__container_of(node, arpc_request, link));
+    }
+}
+
+/* request_finish's slow half: the answer of a request that may be canceled
+ * (none, or a bare ARPC_ETIMEDOUT past its deadline, counted), then the end
+ * of its listing. */
+static arpc__noinline void answer_looked_at(arpc_request *req, srv_conn *sc, int status)
+{
+    bool canceled = atomic_load_explicit(&req->canceled, memory_order_relaxed);
+    if (canceled || sc->conn.closed || req->sl->loop->now_ns >= req->deadline_ns) {
+        counter_inc(&req->sl->counters.canceled);
+        if (!canceled)
+            send_response(sc, req->id, ARPC_ETIMEDOUT, NULL, NULL);
+    } else {
+        send_response(sc, req->id, status, &req->response, &req->rsp_md);
+    }
+    if (arpc__list_linked(&req->link))
+        request_untrack(req);
+}
+
 /* Sends the answer and returns everything the request held.  Loop thread. */
 static void request_finish(arpc_request *req, int status)
 {
@@ -468,7 +612,10 @@ static void request_finish(arpc_request *req, int status)
     srv_conn *sc = req->sc;
     if (status >= ARPC_DEFERRED)
         status = ARPC_EINTERNAL; /* not a valid application code */
-    send_response(sc, req->id, status, &req->response, &req->rsp_md);
+    if (arpc__likely(!request_needs_look(req, sc)))
+        send_response(sc, req->id, status, &req->response, &req->rsp_md);
+    else
+        answer_looked_at(req, sc, status);
     req->sc = NULL;
     sc->running--;
     sc->last_done_ns = sl->loop->now_ns;
@@ -497,6 +644,8 @@ static void run_request(void *arg)
     if (req->deadline_ns != ARPC__NO_DEADLINE && coarse_now_ns() >= req->deadline_ns) {
         /* The caller has given up already: do not spend work on it. */
         counter_inc(&req->sl->counters.expired);
+        /* Answered as expired (never run), not as canceled. */
+        req->deadline_ns = ARPC__NO_DEADLINE;
         request_finish(req, ARPC_ETIMEDOUT);
         return;
     }
@@ -543,6 +692,51 @@ const char *arpc_request_method(const arpc_request *req)
 int64_t arpc__request_deadline_ns(const arpc_request *req)
 {
     return req->deadline_ns;
+}
+
+arpc_loop *arpc__request_loop(const arpc_request *req)
+{
+    return req->sl->loop;
+}
+
+/* Canceled by its client or its connection's close (not by its deadline). */
+static bool request_dropped(const arpc_request *req)
+{
+    return atomic_load_explicit(&req->canceled, memory_order_relaxed) ||
+           atomic_load_explicit(&req->sc->gone, memory_order_relaxed);
+}
+
+int arpc__request_watch(arpc_request *req, arpc__cancel_node *node)
+{
+    if (request_dropped(req))
+        return ARPC_ECANCELED;
+    request_track(req);
+    arpc__list_push_back(&req->watchers, &node->link);
+    return 0;
+}
+
+bool arpc_request_is_canceled(const arpc_request *req)
+{
+    if (request_dropped(req))
+        return true;
+    return req->deadline_ns != ARPC__NO_DEADLINE && arpc__now_ns() >= req->deadline_ns;
+}
+
+int arpc_request_on_cancel(arpc_request *req, arpc_request_cancel_cb cb, void *user_data)
+{
+    if (req == NULL || cb == NULL || arpc_loop_current() != req->sl->loop)
+        return ARPC_EINVAL;
+    if (arpc_request_is_canceled(req))
+        return ARPC_ECANCELED;
+    if (req->cancel_cb == NULL && req->deadline_ns != ARPC__NO_DEADLINE) {
+        int rc = arpc__loop_timer_arm(req->sl->loop, &req->cancel_timer, req->deadline_ns);
+        if (rc < 0)
+            return rc;
+    }
+    request_track(req);
+    req->cancel_cb = cb;
+    req->cancel_user_data = user_data;
+    return 0;
 }
 
 int64_t arpc_request_remaining_ms(const arpc_request *req)
@@ -631,8 +825,11 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
         /* Taken before the spawn: the handler usually finishes inside it. */
         arpc__conn_ref(&sc->conn);
         sc->running++;
+        if (arpc__unlikely(sc->track_requests))
+            arpc__list_push_back(&sc->requests, &req->link);
         rc = arpc__coro_spawn_run(sl->loop, run_request, req);
         if (rc < 0) {
+            arpc__list_remove(&req->link);
             sc->running--;
             arpc__conn_unref(&sc->conn);
         }
@@ -707,12 +904,21 @@ static void ev_peer_limits(void *owner, const arpc__proto_limits *peer)
     conn_of(owner)->peer_max_frame = peer->max_message;
 }
 
-/* A client's cancel of one request (HTTP/2 RST_STREAM): the native protocol has
- * none; the request runs on and its answer is dropped by the protocol. */
+/* A client's cancel of one request (HTTP/2 RST_STREAM; the native protocol has
+ * none yet).  A walk of the connection's running requests: cancels are rare,
+ * and the walk costs the requests that are not canceled nothing. */
 static void ev_cancel(void *owner, uint64_t id)
 {
-    (void)owner;
-    (void)id;
+    srv_conn *sc = conn_of(owner);
+    arpc__list *it;
+    arpc_list_foreach(it, &sc->requests)
+    {
+        arpc_request *req = arpc__container_of(it, arpc_request, link);
+        if (req->id == id) {
+            request_cancel(req);
+            return;
+        }
+    }
 }
 
 static const arpc__proto_events srv_events = {
@@ -731,8 +937,10 @@ static int srv_on_protocol(arpc__conn *conn, const arpc__proto_ops *proto)
                                .max_in_flight = opts->max_in_flight_per_connection,
                                .metadata = true};
     int rc = arpc__conn_open_proto(conn, proto, ARPC__PROTO_SERVER, &mine, &srv_events);
-    if (rc == 0)
+    if (rc == 0) {
         sc->proto = proto;
+        sc->track_requests = proto->send_cancel != NULL;
+    }
     return rc;
 }
 
@@ -746,6 +954,7 @@ static void srv_on_close(arpc__conn *conn, int err)
     if (err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION)
         counter_inc(&sc->sl->counters.protocol_errors);
     arpc__list_remove(&sc->link);
+    cancel_connection_requests(sc);
     arpc_server *srv = sc->sl->srv;
     atomic_fetch_sub(&srv->connections, 1);
     if (sc->close_when_flushed) {
@@ -824,6 +1033,7 @@ static void accept_one(srv_loop *sl, int fd)
         return;
     }
     sc->sl = sl;
+    arpc__list_init(&sc->requests);
     arpc__conn_init(&sc->conn, sl->loop, fd, &srv_conn_ops, false);
     sc->conn.detect = srv->protocols;
     sc->conn.detect_count = srv->protocol_count;
@@ -1207,6 +1417,7 @@ void arpc_server_get_stats(const arpc_server *srv, arpc_server_stats *out)
             atomic_load_explicit(&c->first_frame_timeouts, memory_order_relaxed);
         out->frame_timeouts += atomic_load_explicit(&c->frame_timeouts, memory_order_relaxed);
         out->read_pauses += atomic_load_explicit(&c->read_pauses, memory_order_relaxed);
+        out->canceled += atomic_load_explicit(&c->canceled, memory_order_relaxed);
     }
     out->connections = atomic_load(&((arpc_server *)srv)->connections);
 }
