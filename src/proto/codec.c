@@ -349,9 +349,12 @@ static inline __attribute__((always_inline)) int append_frame_md(arpc_buf *out, 
     return 0;
 }
 
-int arpc__frame_encode_request_md(arpc_buf *out, uint64_t request_id, uint32_t timeout_ms,
-                                  uint16_t flags, const char *method, size_t method_len,
-                                  const arpc__md *md, const void *payload, size_t payload_len)
+/* The body of both request encoders; inline, so that arpc__frame_encode_request (md NULL),
+ * the one every native call takes, keeps no metadata path and no frame in memory. */
+static inline __attribute__((always_inline)) int
+encode_request(arpc_buf *out, uint64_t request_id, uint32_t timeout_ms, uint16_t flags,
+               const char *method, size_t method_len, const arpc__md *md, const void *payload,
+               size_t payload_len)
 {
     if (method_len == 0 || method_len > ARPC__MAX_METHOD_LEN || !payload_len_valid(payload_len))
         return ARPC_EINVAL;
@@ -370,12 +373,20 @@ int arpc__frame_encode_request_md(arpc_buf *out, uint64_t request_id, uint32_t t
     return append_frame(out, &f);
 }
 
+int arpc__frame_encode_request_md(arpc_buf *out, uint64_t request_id, uint32_t timeout_ms,
+                                  uint16_t flags, const char *method, size_t method_len,
+                                  const arpc__md *md, const void *payload, size_t payload_len)
+{
+    return encode_request(out, request_id, timeout_ms, flags, method, method_len, md, payload,
+                          payload_len);
+}
+
 int arpc__frame_encode_request(arpc_buf *out, uint64_t request_id, uint32_t timeout_ms,
                                uint16_t flags, const char *method, size_t method_len,
                                const void *payload, size_t payload_len)
 {
-    return arpc__frame_encode_request_md(out, request_id, timeout_ms, flags, method, method_len,
-                                         NULL, payload, payload_len);
+    return encode_request(out, request_id, timeout_ms, flags, method, method_len, NULL, payload,
+                          payload_len);
 }
 
 int arpc__frame_append_request(arpc_buf *out, const arpc_buf *encoded, uint64_t request_id,
@@ -395,8 +406,11 @@ int arpc__frame_append_request(arpc_buf *out, const arpc_buf *encoded, uint64_t 
     return 0;
 }
 
-int arpc__frame_encode_response_md(arpc_buf *out, uint64_t request_id, int32_t status,
-                                   const arpc__md *md, const void *payload, size_t payload_len)
+/* The body of both response encoders, inline for the same reason as encode_request. */
+static inline __attribute__((always_inline)) int encode_response(arpc_buf *out, uint64_t request_id,
+                                                                 int32_t status, const arpc__md *md,
+                                                                 const void *payload,
+                                                                 size_t payload_len)
 {
     if (!payload_len_valid(payload_len))
         return ARPC_EINVAL;
@@ -412,10 +426,16 @@ int arpc__frame_encode_response_md(arpc_buf *out, uint64_t request_id, int32_t s
     return append_frame(out, &f);
 }
 
+int arpc__frame_encode_response_md(arpc_buf *out, uint64_t request_id, int32_t status,
+                                   const arpc__md *md, const void *payload, size_t payload_len)
+{
+    return encode_response(out, request_id, status, md, payload, payload_len);
+}
+
 int arpc__frame_encode_response(arpc_buf *out, uint64_t request_id, int32_t status,
                                 const void *payload, size_t payload_len)
 {
-    return arpc__frame_encode_response_md(out, request_id, status, NULL, payload, payload_len);
+    return encode_response(out, request_id, status, NULL, payload, payload_len);
 }
 
 int arpc__frame_encode_control(arpc_buf *out, uint8_t type, uint64_t request_id, int32_t status)
