@@ -25,7 +25,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 #include "proto/frame.h"
-#include "proto/frame_decode.h"
+#include "proto/frame_inline.h"
 #include "proto/metadata.h"
 #include "proto/proto.h"
 
@@ -283,7 +283,7 @@ static int64_t native_feed(arpc__proto_session *s, const uint8_t *data, size_t l
         }
         if (arpc__proto_input_waits(&ns->cfg, out))
             break;
-        /* Inline (proto/frame_decode.h): no call per message, and `f` stays in registers. */
+        /* Inline (proto/frame_inline.h): no call per message, and `f` stays in registers. */
         arpc__frame f;
         int64_t n =
             arpc__frame_decode_inline(data + off, len - off, ns->cfg.limits.max_message, &f);
@@ -331,8 +331,9 @@ static int native_send_request(arpc__proto_session *s, arpc_buf *out, const arpc
     uint16_t flags = (msg->flags & ARPC__MSG_IDEMPOTENT) ? ARPC__FLAG_IDEMPOTENT : 0;
     const arpc__md *md = md_for_peer(ns, msg);
     if (arpc__likely(md == NULL))
-        return arpc__frame_encode_request(out, msg->id, timeout_ms, flags, msg->method,
-                                          msg->method_len, msg->payload, msg->payload_len);
+        return arpc__frame_encode_request_inline(out, msg->id, timeout_ms, flags, msg->method,
+                                                 msg->method_len, NULL, msg->payload,
+                                                 msg->payload_len);
     return arpc__frame_encode_request_md(out, msg->id, timeout_ms, flags, msg->method,
                                          msg->method_len, md, msg->payload, msg->payload_len);
 }
@@ -342,8 +343,8 @@ static int native_send_response(arpc__proto_session *s, arpc_buf *out, const arp
     const native_session *ns = (const native_session *)s;
     const arpc__md *md = md_for_peer(ns, msg);
     if (arpc__likely(md == NULL))
-        return arpc__frame_encode_response(out, msg->id, msg->status, msg->payload,
-                                           msg->payload_len);
+        return arpc__frame_encode_response_inline(out, msg->id, msg->status, NULL, msg->payload,
+                                                  msg->payload_len);
     return arpc__frame_encode_response_md(out, msg->id, msg->status, md, msg->payload,
                                           msg->payload_len);
 }
