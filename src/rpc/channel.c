@@ -536,7 +536,9 @@ static inline __attribute__((always_inline)) void on_response(cli_link *lnk, uin
         call_complete(call, status, rsp, rsp_len);
     }
     link_close_if_drained(lnk);
-    link_pump(lnk);
+    /* Usually nothing waits: a test here, not a call per answer. */
+    if (lnk->slot != NULL && !arpc__list_empty(&lnk->slot->waiting))
+        link_pump(lnk);
 }
 
 static void slot_detach(cli_slot *slot, cli_link *lnk)

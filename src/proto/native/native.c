@@ -25,6 +25,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 #include "proto/frame.h"
+#include "proto/frame_inline.h"
 #include "proto/metadata.h"
 #include "proto/proto.h"
 
@@ -36,9 +37,6 @@ typedef struct native_session {
     bool peer_metadata;       /* the peer's settings said METADATA = 1: send it metadata */
     arpc_buf md;              /* the metadata of the message being raised, in memory form */
 } native_session;
-
-#define MAGIC0 0x41 /* 'A' */
-#define MAGIC1 0x52 /* 'R' */
 
 static int native_detect(const uint8_t *data, size_t len)
 {
@@ -102,16 +100,17 @@ static int check_request_id(native_session *ns, uint64_t id)
 }
 
 /*
- * The metadata of frame `f` in memory form, checked entry by entry (the decoder checked only
- * the block's structure), into the session's buffer, which `md` then views.
+ * The metadata block of a frame (its `count` entries in wire form at `p`) in memory form,
+ * checked entry by entry (the decoder checked only the block's structure), into the
+ * session's buffer, which `md` then views.  Not the frame: a pointer to it would keep the
+ * decoded frame in memory on the path of every message.
  * @return 0; ARPC_EINVAL or ARPC_EMETADATA (the call fails alone); ARPC_ENOMEM.
  */
-static arpc__noinline int read_metadata_block(native_session *ns, const arpc__frame *f,
+static arpc__noinline int read_metadata_block(native_session *ns, const uint8_t *p, uint32_t count,
                                               arpc__md *md)
 {
     arpc__buf_clear(&ns->md);
-    const uint8_t *p = f->md;
-    for (uint32_t i = 0; i < f->md_count; i++) {
+    for (uint32_t i = 0; i < count; i++) {
         size_t key_len = (size_t)p[0] | (size_t)p[1] << 8;
         size_t value_len = (size_t)p[2] | (size_t)p[3] << 8;
         const char *key = (const char *)p + ARPC__MD_WIRE_ENTRY;
@@ -131,7 +130,7 @@ static inline int read_metadata(native_session *ns, const arpc__frame *f, arpc__
     md->data = NULL;
     md->len = 0;
     md->count = 0;
-    return arpc__unlikely(f->md != NULL) ? read_metadata_block(ns, f, md) : 0;
+    return arpc__unlikely(f->md != NULL) ? read_metadata_block(ns, f->md, f->md_count, md) : 0;
 }
 
 /* A message whose metadata cannot be taken fails alone; out of memory closes. */
@@ -284,8 +283,10 @@ static int64_t native_feed(arpc__proto_session *s, const uint8_t *data, size_t l
         }
         if (arpc__proto_input_waits(&ns->cfg, out))
             break;
+        /* Inline (proto/frame_inline.h): no call per message, and `f` stays in registers. */
         arpc__frame f;
-        int64_t n = arpc__frame_decode(data + off, len - off, ns->cfg.limits.max_message, &f);
+        int64_t n =
+            arpc__frame_decode_inline(data + off, len - off, ns->cfg.limits.max_message, &f);
         if (n == 0)
             break;
         if (n == ARPC_ETOOBIG) {
@@ -330,8 +331,9 @@ static int native_send_request(arpc__proto_session *s, arpc_buf *out, const arpc
     uint16_t flags = (msg->flags & ARPC__MSG_IDEMPOTENT) ? ARPC__FLAG_IDEMPOTENT : 0;
     const arpc__md *md = md_for_peer(ns, msg);
     if (arpc__likely(md == NULL))
-        return arpc__frame_encode_request(out, msg->id, timeout_ms, flags, msg->method,
-                                          msg->method_len, msg->payload, msg->payload_len);
+        return arpc__frame_encode_request_inline(out, msg->id, timeout_ms, flags, msg->method,
+                                                 msg->method_len, NULL, msg->payload,
+                                                 msg->payload_len);
     return arpc__frame_encode_request_md(out, msg->id, timeout_ms, flags, msg->method,
                                          msg->method_len, md, msg->payload, msg->payload_len);
 }
@@ -341,8 +343,8 @@ static int native_send_response(arpc__proto_session *s, arpc_buf *out, const arp
     const native_session *ns = (const native_session *)s;
     const arpc__md *md = md_for_peer(ns, msg);
     if (arpc__likely(md == NULL))
-        return arpc__frame_encode_response(out, msg->id, msg->status, msg->payload,
-                                           msg->payload_len);
+        return arpc__frame_encode_response_inline(out, msg->id, msg->status, NULL, msg->payload,
+                                                  msg->payload_len);
     return arpc__frame_encode_response_md(out, msg->id, msg->status, md, msg->payload,
                                           msg->payload_len);
 }
