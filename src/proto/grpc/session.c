@@ -24,6 +24,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "proto/grpc/mempool.h"
 #include "proto/grpc/wire.h"
 
 #define DEFAULT_MAX_STREAMS     256u
@@ -79,6 +80,7 @@ struct arpc__grpc_session {
     bool goaway_sent;
     bool alloc_failed; /* an allocation of nghttp2's failed */
     nghttp2_mem mem;
+    arpc__grpc_pool pool; /* nghttp2's memory (mem): outlives h2 */
     arpc_buf stash; /* output sent early by feed (see there), handed on by flush first */
     uint32_t max_recv_msg;
     uint32_t max_header_list;
@@ -116,23 +118,22 @@ static void *noted(void *p, void *u)
 
 static void *mem_malloc(size_t size, void *u)
 {
-    return noted(arpc__malloc(size), u);
+    return noted(arpc__grpc_pool_alloc(&((arpc__grpc_session *)u)->pool, size), u);
 }
 
 static void mem_free(void *p, void *u)
 {
-    (void)u;
-    arpc__free(p);
+    arpc__grpc_pool_free(&((arpc__grpc_session *)u)->pool, p);
 }
 
 static void *mem_calloc(size_t n, size_t size, void *u)
 {
-    return noted(arpc__calloc(n, size), u);
+    return noted(arpc__grpc_pool_calloc(&((arpc__grpc_session *)u)->pool, n, size), u);
 }
 
 static void *mem_realloc(void *p, size_t size, void *u)
 {
-    return noted(arpc__realloc(p, size), u);
+    return noted(arpc__grpc_pool_realloc(&((arpc__grpc_session *)u)->pool, p, size), u);
 }
 
 /* ---- streams ---------------------------------------------------------------------------- */
@@ -1113,6 +1114,7 @@ static int session_new(bool server, const arpc__grpc_session_opts *opts, arpc__g
     s->server = server;
     arpc__buf_init(&s->stash);
     arpc__buf_init(&s->nvbuf);
+    arpc__grpc_pool_init(&s->pool);
     s->mem = (nghttp2_mem){s, mem_malloc, mem_free, mem_calloc, mem_realloc};
     s->max_recv_msg = or_default(o->max_recv_msg, ARPC__GRPC_DEFAULT_MAX_RECV);
     s->max_header_list = or_default(o->max_header_list, DEFAULT_MAX_HEADER_LIST);
@@ -1126,6 +1128,7 @@ static int session_new(bool server, const arpc__grpc_session_opts *opts, arpc__g
         rv = session_settings(s, o);
     if (rv != 0) {
         nghttp2_session_del(s->h2);
+        arpc__grpc_pool_fini(&s->pool);
         arpc__free(s);
         return ARPC_ENOMEM;
     }
@@ -1162,6 +1165,7 @@ void arpc__grpc_session_destroy(arpc__grpc_session *s)
     arpc__buf_fini(&s->nvbuf);
     arpc__free(s->scratch);
     arpc__buf_fini(&s->stash);
+    arpc__grpc_pool_fini(&s->pool); /* after nghttp2_session_del gave its blocks back */
     arpc__free(s);
 }
 
