@@ -47,6 +47,7 @@ struct arpc__grpc_pool_block {
             size_t size;                 /* BIG: the caller's size */
             uint32_t cls;                /* a class index or BIG */
         } h;
+
         max_align_t align;
     } u;
 };

@@ -85,9 +85,15 @@ struct arpc__grpc_session {
     uint32_t max_recv_msg;
     uint32_t max_header_list;
     uint32_t pings_without_data;
-    uint32_t early_answers;    /* server: pause the input at this many answers queued (0: never) */
-    uint32_t answers_queued;   /* answers submitted since the last mem_send */
-    bool paused;               /* on_header paused nghttp2_session_mem_recv for them */
+    uint32_t early_answers;  /* server: pause the input at this many answers queued (0: never) */
+    uint32_t answers_queued; /* answers submitted since the last mem_send */
+    bool paused;             /* a callback paused nghttp2_session_mem_recv for them */
+
+    struct { /* the DATA chunk on_data_chunk paused before (feed delivers it) */
+        int32_t id;
+        const uint8_t *data;
+        size_t len;
+    } held;
     size_t nstreams;
     gstream *streams;
     gstream *spare; /* freed streams kept with their buffers, for the next ones */
@@ -363,10 +369,10 @@ static int nv_build(arpc_buf *into, const struct kv *fixed, size_t nfixed, const
 
 /* The blocks every successful call sends, as constant nv arrays: nothing to build, and with
  * NO_COPY nghttp2 copies only the array (the strings are static, so they outlive the frame). */
-#define NV_STATIC(k, v)                                                                            \
-    {                                                                                              \
-        (uint8_t *)(k), (uint8_t *)(v), sizeof(k) - 1, sizeof(v) - 1,                              \
-            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+#define NV_STATIC(k, v)                                                  \
+    {                                                                    \
+        (uint8_t *)(k), (uint8_t *)(v), sizeof(k) - 1, sizeof(v) - 1,    \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE \
     }
 
 static const nghttp2_nv response_headers[] = {NV_STATIC(":status", "200"),
@@ -1034,8 +1040,18 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
     if (!st)
         return 0;
     if (s->server) {
-        if (st->reported)
-            server_data(s, st, data, len);
+        if (!st->reported)
+            return 0;
+        /* Answers waiting: hand them out before this chunk's message is answered too
+         * (design notes); nghttp2 keeps `data` valid until the next mem_recv. */
+        if (s->early_answers != 0 && s->answers_queued >= s->early_answers) {
+            s->held.id = id;
+            s->held.data = data;
+            s->held.len = len;
+            s->paused = true;
+            return NGHTTP2_ERR_PAUSE;
+        }
+        server_data(s, st, data, len);
     } else {
         client_data(s, st, data, len);
     }
@@ -1225,10 +1241,22 @@ int arpc__grpc_session_feed(arpc__grpc_session *s, const void *data, size_t len)
     return arpc__grpc_session_feed_into(s, data, len, &s->stash);
 }
 
-int arpc__grpc_session_feed_into(arpc__grpc_session *s, const void *data, size_t len,
-                                 arpc_buf *out)
+/* The chunk on_data_chunk held back, now that the answers before it are out.  Its frame's
+ * END_STREAM is processed by the next mem_recv, before anything is sent again. */
+static void deliver_held(arpc__grpc_session *s)
+{
+    if (s->held.data == NULL)
+        return;
+    gstream *st = nghttp2_session_get_stream_user_data(s->h2, s->held.id);
+    if (st != NULL && st->reported)
+        server_data(s, st, s->held.data, s->held.len);
+    s->held.data = NULL;
+}
+
+int arpc__grpc_session_feed_into(arpc__grpc_session *s, const void *data, size_t len, arpc_buf *out)
 {
     const uint8_t *p = data;
+    s->held.data = NULL; /* one a failed feed left is not delivered: the connection goes */
     if (out != &s->stash && s->stash.len > 0) {
         if (arpc__buf_append(out, arpc__buf_head(&s->stash), s->stash.len) < 0)
             return ARPC_ENOMEM;
@@ -1250,6 +1278,7 @@ int arpc__grpc_session_feed_into(arpc__grpc_session *s, const void *data, size_t
         int rc = send_into(s, out);
         if (rc < 0)
             return rc;
+        deliver_held(s);
     } while (s->paused); /* resumed even with no bytes left: the paused frame may be whole */
     if (!nghttp2_session_want_read(s->h2) && !s->goaway_sent && !s->goaway_recv)
         return s->alloc_failed ? ARPC_ENOMEM : ARPC_EFRAME;
