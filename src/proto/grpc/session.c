@@ -12,6 +12,14 @@
  *   percent-encoded) are built in one block; nghttp2 copies headers at submit, so the block
  *   is freed at once, except trailers, which wait in the stream until its queued messages
  *   are out (nghttp2_submit_trailer from the data provider, as nghttp2 documents).
+ *   The constant blocks of a plain OK answer are static nv arrays (NO_COPY), not built.
+ * - Early answers (server, early_answers): answers submitted from events wait inside nghttp2
+ *   until mem_recv returns.  Once enough are queued, on_header or on_data_chunk returns
+ *   NGHTTP2_ERR_PAUSE and feed sends them before going on.  on_header pauses after storing
+ *   its header; on_data_chunk before delivering its chunk (held, delivered after the send),
+ *   so a stream is never answered before its own frame's END_STREAM was processed (the
+ *   answer would otherwise be followed by a needless RST_STREAM(NO_ERROR)).
+ * - nghttp2's memory comes from the session's pool (mempool.h): no malloc per call.
  */
 #include "proto/grpc/session.h"
 
