@@ -50,6 +50,15 @@
 
 #define HEALTH_PATH "/grpc.health.v1.Health/Check"
 
+/* Server: answers that, once queued inside nghttp2, are handed to the connection's output
+ * before the next request is decoded (session.h, early_answers).  Handlers answer inline,
+ * from inside feed, where nghttp2 cannot send; without this a batch of requests decoded in
+ * one feed kept all its answers until the end of the batch, so the server's early writes
+ * (write_early_answers, counted per answer) found nothing to write.  Small against that 32,
+ * so the early write carries most of the answers counted; large enough that one mem_send
+ * serves several answers. */
+#define EARLY_ANSWERS 8
+
 typedef struct gstream {
     struct gstream *next; /* the free list or the live list */
     struct gstream *prev;
@@ -471,6 +480,7 @@ static int grpc_create(const arpc__proto_config *cfg, arpc__proto_session **out)
         .max_recv_msg =
             (max == 0 || max >= ARPC__PROTO_DEFAULT_MAX_MESSAGE) ? GRPC_DEFAULT_MAX_RECV : max,
         .max_concurrent_streams = cfg->limits.max_in_flight,
+        .early_answers = cfg->side == ARPC__PROTO_SERVER ? EARLY_ANSWERS : 0,
     };
     int rc = cfg->side == ARPC__PROTO_SERVER
                  ? arpc__grpc_session_server_new(&opts, on_h2_event, ps, &ps->h2)
@@ -512,15 +522,12 @@ static int64_t grpc_feed(arpc__proto_session *s, const uint8_t *data, size_t len
     while (done < len && !arpc__proto_input_waits(&ps->cfg, out)) {
         size_t n = len - done < FEED_SLICE ? len - done : FEED_SLICE;
         ps->in_h2 = true;
-        int rc = arpc__grpc_session_feed(ps->h2, data + done, n);
+        int rc = arpc__grpc_session_feed_into(ps->h2, data + done, n, out);
         ps->in_h2 = false;
-        int frc = flush_into(ps, out);
         if (rc < 0)
             return rc;
         if (ps->err < 0)
             return ps->err;
-        if (frc < 0)
-            return frc;
         done += n;
     }
     if (done == 0 && len == 0) {

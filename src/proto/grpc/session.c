@@ -12,6 +12,14 @@
  *   percent-encoded) are built in one block; nghttp2 copies headers at submit, so the block
  *   is freed at once, except trailers, which wait in the stream until its queued messages
  *   are out (nghttp2_submit_trailer from the data provider, as nghttp2 documents).
+ *   The constant blocks of a plain OK answer are static nv arrays (NO_COPY), not built.
+ * - Early answers (server, early_answers): answers submitted from events wait inside nghttp2
+ *   until mem_recv returns.  Once enough are queued, on_header or on_data_chunk returns
+ *   NGHTTP2_ERR_PAUSE and feed sends them before going on.  on_header pauses after storing
+ *   its header; on_data_chunk before delivering its chunk (held, delivered after the send),
+ *   so a stream is never answered before its own frame's END_STREAM was processed (the
+ *   answer would otherwise be followed by a needless RST_STREAM(NO_ERROR)).
+ * - nghttp2's memory comes from the session's pool (mempool.h): no malloc per call.
  */
 #include "proto/grpc/session.h"
 
@@ -24,6 +32,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "proto/grpc/mempool.h"
 #include "proto/grpc/wire.h"
 
 #define DEFAULT_MAX_STREAMS     256u
@@ -54,7 +63,7 @@ typedef struct gstream {
     arpc__grpc_msg_decoder dec;
     arpc_buf out;         /* queued DATA bytes (messages with their prefixes) */
     arpc_buf tb;          /* the trailers' block */
-    nghttp2_nv *trailers; /* in tb, waiting for the queued DATA */
+    const nghttp2_nv *trailers; /* in tb (or trailers_ok), waiting for the queued DATA */
     size_t ntrailers;
     int grpc_status;
     bool hdr_too_big;
@@ -79,10 +88,20 @@ struct arpc__grpc_session {
     bool goaway_sent;
     bool alloc_failed; /* an allocation of nghttp2's failed */
     nghttp2_mem mem;
+    arpc__grpc_pool pool; /* nghttp2's memory (mem): outlives h2 */
     arpc_buf stash; /* output sent early by feed (see there), handed on by flush first */
     uint32_t max_recv_msg;
     uint32_t max_header_list;
     uint32_t pings_without_data;
+    uint32_t early_answers;  /* server: pause the input at this many answers queued (0: never) */
+    uint32_t answers_queued; /* answers submitted since the last mem_send */
+    bool paused;             /* a callback paused nghttp2_session_mem_recv for them */
+
+    struct { /* the DATA chunk on_data_chunk paused before (feed delivers it) */
+        int32_t id;
+        const uint8_t *data;
+        size_t len;
+    } held;
     size_t nstreams;
     gstream *streams;
     gstream *spare; /* freed streams kept with their buffers, for the next ones */
@@ -116,23 +135,22 @@ static void *noted(void *p, void *u)
 
 static void *mem_malloc(size_t size, void *u)
 {
-    return noted(arpc__malloc(size), u);
+    return noted(arpc__grpc_pool_alloc(&((arpc__grpc_session *)u)->pool, size), u);
 }
 
 static void mem_free(void *p, void *u)
 {
-    (void)u;
-    arpc__free(p);
+    arpc__grpc_pool_free(&((arpc__grpc_session *)u)->pool, p);
 }
 
 static void *mem_calloc(size_t n, size_t size, void *u)
 {
-    return noted(arpc__calloc(n, size), u);
+    return noted(arpc__grpc_pool_calloc(&((arpc__grpc_session *)u)->pool, n, size), u);
 }
 
 static void *mem_realloc(void *p, size_t size, void *u)
 {
-    return noted(arpc__realloc(p, size), u);
+    return noted(arpc__grpc_pool_realloc(&((arpc__grpc_session *)u)->pool, p, size), u);
 }
 
 /* ---- streams ---------------------------------------------------------------------------- */
@@ -357,6 +375,18 @@ static int nv_build(arpc_buf *into, const struct kv *fixed, size_t nfixed, const
 
 #define KV_LIT(k, v) ((struct kv){k, sizeof(k) - 1, v, sizeof(v) - 1, ENC_RAW})
 
+/* The blocks every successful call sends, as constant nv arrays: nothing to build, and with
+ * NO_COPY nghttp2 copies only the array (the strings are static, so they outlive the frame). */
+#define NV_STATIC(k, v)                                                  \
+    {                                                                    \
+        (uint8_t *)(k), (uint8_t *)(v), sizeof(k) - 1, sizeof(v) - 1,    \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE \
+    }
+
+static const nghttp2_nv response_headers[] = {NV_STATIC(":status", "200"),
+                                              NV_STATIC("content-type", "application/grpc")};
+static const nghttp2_nv trailers_ok[] = {NV_STATIC("grpc-status", "0")};
+
 static int map_h2_err(int rv)
 {
     if (rv == NGHTTP2_ERR_NOMEM)
@@ -453,11 +483,15 @@ static gstream *server_stream(arpc__grpc_session *s, int32_t id)
 static int submit_headers(arpc__grpc_session *s, gstream *st, const arpc__grpc_md *md, size_t n)
 {
     struct kv fixed[] = {KV_LIT(":status", "200"), KV_LIT("content-type", "application/grpc")};
-    nghttp2_nv *nv;
-    size_t count;
-    int rc = nv_build(&s->nvbuf, fixed, 2, md, n, &nv, &count);
-    if (rc < 0)
-        return rc;
+    const nghttp2_nv *nv = response_headers;
+    size_t count = 2;
+    if (n > 0) {
+        nghttp2_nv *built;
+        int rc = nv_build(&s->nvbuf, fixed, 2, md, n, &built, &count);
+        if (rc < 0)
+            return rc;
+        nv = built;
+    }
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
     int rv = nghttp2_submit_response(s->h2, st->id, nv, count, &prd);
     if (rv != 0)
@@ -498,12 +532,28 @@ int arpc__grpc_session_send_message(arpc__grpc_session *s, int32_t stream_id, co
 static size_t status_kv(struct kv *kv, char digits[4], int grpc_status, const char *message,
                         size_t message_len)
 {
-    int n = snprintf(digits, 4, "%d", grpc_status);
-    kv[0] = (struct kv){"grpc-status", 11, digits, (size_t)n, ENC_RAW};
+    size_t n = 0; /* 0..999, checked by the caller */
+    if (grpc_status >= 100)
+        digits[n++] = (char)('0' + grpc_status / 100);
+    if (grpc_status >= 10)
+        digits[n++] = (char)('0' + grpc_status / 10 % 10);
+    digits[n++] = (char)('0' + grpc_status % 10);
+    kv[0] = (struct kv){"grpc-status", 11, digits, n, ENC_RAW};
     if (!message || message_len == 0)
         return 1;
     kv[1] = (struct kv){"grpc-message", 12, message, message_len, ENC_PERCENT};
     return 2;
+}
+
+/* The trailers wait in the stream until its queued DATA is out (data_read submits them). */
+static int set_trailers(arpc__grpc_session *s, gstream *st, int grpc_status, const nghttp2_nv *nv,
+                        size_t count)
+{
+    st->grpc_status = grpc_status;
+    st->trailers = nv;
+    st->ntrailers = count;
+    st->status_set = true;
+    return resume(s, st);
 }
 
 /* Status, trailing md, and, for extra (an unsupported encoding), one more fixed entry. */
@@ -520,6 +570,9 @@ static int finish(arpc__grpc_session *s, gstream *st, int grpc_status, const cha
     }
     if (grpc_status < 0 || grpc_status > 999)
         grpc_status = ARPC__GRPC_UNKNOWN;
+    s->answers_queued++;
+    if (!only && grpc_status == 0 && (!message || message_len == 0) && nmd == 0 && !extra)
+        return set_trailers(s, st, grpc_status, trailers_ok, 1);
     n += status_kv(kv + n, digits, grpc_status, message, message_len);
     if (extra)
         kv[n++] = *extra;
@@ -537,10 +590,7 @@ static int finish(arpc__grpc_session *s, gstream *st, int grpc_status, const cha
         st->status_set = true;
         return 0;
     }
-    st->trailers = nv;
-    st->ntrailers = count;
-    st->status_set = true;
-    return resume(s, st);
+    return set_trailers(s, st, grpc_status, nv, count);
 }
 
 int arpc__grpc_session_send_status(arpc__grpc_session *s, int32_t stream_id, int grpc_status,
@@ -695,6 +745,11 @@ int arpc__grpc_session_open_stream(arpc__grpc_session *s, const arpc__grpc_call_
     int rc = nv_build(&s->nvbuf, kv, n, d->md, d->md_count, &nv, &count);
     if (rc < 0)
         return rc;
+    /* Each call's grpc-timeout differs: indexed, every one would be a new entry of the HPACK
+     * dynamic table on both sides, evicting the entries that do repeat (RFC 7541 7.1.3
+     * leaves the choice to the encoder). */
+    if (d->timeout_ns >= 0)
+        nv[n - 1].flags = NGHTTP2_NV_FLAG_NO_INDEX;
     gstream *st = stream_new(s, 0, stream_user, s->max_recv_msg);
     if (!st || arpc__grpc_msg_encode(&st->out, false, d->msg, d->msg_len) < 0) {
         if (st)
@@ -930,7 +985,15 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint
     struct span *sp = special_span(st, s->server, name, namelen);
     int rc =
         sp ? span_store(st, value, valuelen, sp) : store_md(st, name, namelen, value, valuelen);
-    return rc < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+    if (rc < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    /* A new request's header with answers waiting: let feed hand them out first (design
+     * notes).  The header is stored; nghttp2 resumes after it. */
+    if (s->early_answers != 0 && s->answers_queued >= s->early_answers) {
+        s->paused = true;
+        return NGHTTP2_ERR_PAUSE;
+    }
+    return 0;
 }
 
 static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *u)
@@ -985,8 +1048,18 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
     if (!st)
         return 0;
     if (s->server) {
-        if (st->reported)
-            server_data(s, st, data, len);
+        if (!st->reported)
+            return 0;
+        /* Answers waiting: hand them out before this chunk's message is answered too
+         * (design notes); nghttp2 keeps `data` valid until the next mem_recv. */
+        if (s->early_answers != 0 && s->answers_queued >= s->early_answers) {
+            s->held.id = id;
+            s->held.data = data;
+            s->held.len = len;
+            s->paused = true;
+            return NGHTTP2_ERR_PAUSE;
+        }
+        server_data(s, st, data, len);
     } else {
         client_data(s, st, data, len);
     }
@@ -1113,9 +1186,11 @@ static int session_new(bool server, const arpc__grpc_session_opts *opts, arpc__g
     s->server = server;
     arpc__buf_init(&s->stash);
     arpc__buf_init(&s->nvbuf);
+    arpc__grpc_pool_init(&s->pool);
     s->mem = (nghttp2_mem){s, mem_malloc, mem_free, mem_calloc, mem_realloc};
     s->max_recv_msg = or_default(o->max_recv_msg, ARPC__GRPC_DEFAULT_MAX_RECV);
     s->max_header_list = or_default(o->max_header_list, DEFAULT_MAX_HEADER_LIST);
+    s->early_answers = server ? o->early_answers : 0;
     nghttp2_session_callbacks *cbs = make_callbacks();
     int rv = NGHTTP2_ERR_NOMEM;
     if (cbs)
@@ -1126,6 +1201,7 @@ static int session_new(bool server, const arpc__grpc_session_opts *opts, arpc__g
         rv = session_settings(s, o);
     if (rv != 0) {
         nghttp2_session_del(s->h2);
+        arpc__grpc_pool_fini(&s->pool);
         arpc__free(s);
         return ARPC_ENOMEM;
     }
@@ -1162,6 +1238,7 @@ void arpc__grpc_session_destroy(arpc__grpc_session *s)
     arpc__buf_fini(&s->nvbuf);
     arpc__free(s->scratch);
     arpc__buf_fini(&s->stash);
+    arpc__grpc_pool_fini(&s->pool); /* after nghttp2_session_del gave its blocks back */
     arpc__free(s);
 }
 
@@ -1169,19 +1246,48 @@ static int send_into(arpc__grpc_session *s, arpc_buf *out);
 
 int arpc__grpc_session_feed(arpc__grpc_session *s, const void *data, size_t len)
 {
-    ssize_t rv = nghttp2_session_mem_recv(s->h2, data, len);
-    if (rv == NGHTTP2_ERR_NOMEM)
-        return ARPC_ENOMEM;
-    if (rv < 0)
-        return s->alloc_failed ? ARPC_ENOMEM : ARPC_EFRAME;
-    /* A connection error makes nghttp2 queue GOAWAY(error) and still return success (a
-     * bad HPACK block, a frame other than SETTINGS first); it stops reading only once that
-     * GOAWAY is out.  So send now, into the stash flush hands on first, and ask: without
-     * a GOAWAY either way, an error is what stopped it.  The copy costs little: what a
-     * feed makes nghttp2 send is ACKs and window updates, answers go out from flush. */
-    int rc = send_into(s, &s->stash);
-    if (rc < 0)
-        return rc;
+    return arpc__grpc_session_feed_into(s, data, len, &s->stash);
+}
+
+/* The chunk on_data_chunk held back, now that the answers before it are out.  Its frame's
+ * END_STREAM is processed by the next mem_recv, before anything is sent again. */
+static void deliver_held(arpc__grpc_session *s)
+{
+    if (s->held.data == NULL)
+        return;
+    gstream *st = nghttp2_session_get_stream_user_data(s->h2, s->held.id);
+    if (st != NULL && st->reported)
+        server_data(s, st, s->held.data, s->held.len);
+    s->held.data = NULL;
+}
+
+int arpc__grpc_session_feed_into(arpc__grpc_session *s, const void *data, size_t len, arpc_buf *out)
+{
+    const uint8_t *p = data;
+    s->held.data = NULL; /* one a failed feed left is not delivered: the connection goes */
+    if (out != &s->stash && s->stash.len > 0) {
+        if (arpc__buf_append(out, arpc__buf_head(&s->stash), s->stash.len) < 0)
+            return ARPC_ENOMEM;
+        arpc__buf_clear(&s->stash);
+    }
+    do {
+        s->paused = false;
+        ssize_t rv = nghttp2_session_mem_recv(s->h2, p, len);
+        if (rv == NGHTTP2_ERR_NOMEM)
+            return ARPC_ENOMEM;
+        if (rv < 0)
+            return s->alloc_failed ? ARPC_ENOMEM : ARPC_EFRAME;
+        p += rv;
+        len -= (size_t)rv;
+        /* A connection error makes nghttp2 queue GOAWAY(error) and still return success (a
+         * bad HPACK block, a frame other than SETTINGS first); it stops reading only once
+         * that GOAWAY is out.  So send now and ask: without a GOAWAY either way, an error
+         * is what stopped it.  After a pause (on_header) this hands the answers out. */
+        int rc = send_into(s, out);
+        if (rc < 0)
+            return rc;
+        deliver_held(s);
+    } while (s->paused); /* resumed even with no bytes left: the paused frame may be whole */
     if (!nghttp2_session_want_read(s->h2) && !s->goaway_sent && !s->goaway_recv)
         return s->alloc_failed ? ARPC_ENOMEM : ARPC_EFRAME;
     return 0;
@@ -1199,6 +1305,7 @@ int arpc__grpc_session_flush(arpc__grpc_session *s, arpc_buf *out)
 
 static int send_into(arpc__grpc_session *s, arpc_buf *out)
 {
+    s->answers_queued = 0;
     for (;;) {
         const uint8_t *p;
         ssize_t n = nghttp2_session_mem_send(s->h2, &p);

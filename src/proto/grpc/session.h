@@ -120,6 +120,12 @@ typedef struct arpc__grpc_session_opts {
     uint32_t max_header_list;        /* a header block's size, RFC 9113 counting (16 KiB) */
     uint32_t stream_window;          /* SETTINGS_INITIAL_WINDOW_SIZE (4 MiB) */
     uint32_t conn_window;            /* the connection's receive window (16 MiB) */
+    /* Server: once this many answers are queued, feed stops decoding before the next request's
+     * headers and appends what is queued to its output, then goes on (0, the default: the
+     * answers go out when the bytes given to feed are decoded).  The answers then reach the
+     * connection's buffer while the batch is still being decoded, so an early write (the
+     * server's write_early_answers) carries them. */
+    uint32_t early_answers;
 } arpc__grpc_session_opts;
 
 /*
@@ -144,6 +150,12 @@ void arpc__grpc_session_destroy(arpc__grpc_session *s);
  *         ARPC_ENOMEM (close the connection).
  */
 int arpc__grpc_session_feed(arpc__grpc_session *s, const void *data, size_t len);
+
+/* feed, with what the session sends meanwhile (answers submitted from events, ACKs, window
+ * updates) appended to `out` instead of being kept for the next flush: the caller need not
+ * flush after it.  Same returns as feed; `out` may hold part of the output on ARPC_ENOMEM. */
+int arpc__grpc_session_feed_into(arpc__grpc_session *s, const void *data, size_t len,
+                                 arpc_buf *out);
 
 /*
  * Appends everything the session has to send to `out` (may report EV_CLOSE for streams

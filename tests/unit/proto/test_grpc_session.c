@@ -5,10 +5,12 @@
  * chunks, 1000 concurrent streams over a 100-stream limit, cancel, GOAWAY with a stream
  * above the last id, graceful shutdown, PING/ACK and the PING budget, the rules the server
  * enforces (415, compressed flag, grpc-encoding), a small exchange split at every byte, the
- * preface detector and hostile input (garbage after the preface, oversized header blocks).
+ * preface detector and hostile input (garbage after the preface, oversized header blocks);
+ * no allocation per call in steady state, and answers handed out early (early_answers).
  */
 #include <nghttp2/nghttp2.h>
 
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "grpc_session_pair.h"
 
@@ -667,6 +669,95 @@ static void test_bad_arguments(void)
     pair_free(p);
 }
 
+/* Runs `n` echo calls, `batch` at a time, on ids from `*next` on (their buffers reserved
+ * first, so the test's own records allocate nothing). */
+static void run_calls(struct pair *p, int n, int batch)
+{
+    static const char msg[64] = "0123456789abcdef0123456789abcdef0123456789abcdef012345678901234";
+    for (int done = 0; done < n; done += batch) {
+        int32_t ids[64];
+        for (int i = 0; i < batch; i++) {
+            ASSERT_OK(pair_call(p, ECHO_PATH, msg, sizeof(msg), NULL, 0, 1000000000, &ids[i]));
+            ASSERT_LT(ids[i], PAIR_MAX_STREAMS);
+        }
+        ASSERT_OK(pair_pump(p));
+        for (int i = 0; i < batch; i++) {
+            ASSERT_TRUE(p->cs[ids[i]].closed);
+            ASSERT_EQ(p->cs[ids[i]].grpc_status, 0);
+            ASSERT_EQ(p->cs[ids[i]].msg.len, sizeof(msg));
+        }
+    }
+}
+
+/* DESIGN.md's "no malloc per request in steady state", on both sessions: nghttp2's memory
+ * comes from each session's pool (mempool.h), whose free lists serve the next calls. */
+static void test_steady_state_allocates_nothing(void)
+{
+    struct pair *p = pair_new(NULL, NULL);
+    for (size_t i = 0; i < PAIR_MAX_STREAMS; i++) {
+        ASSERT_OK(arpc__buf_ensure(&p->ss[i].msg, 64));
+        ASSERT_OK(arpc__buf_ensure(&p->cs[i].msg, 64));
+    }
+    run_calls(p, 256, 16); /* warm-up: pools, spares, HPACK tables */
+    uint64_t before = arpc__alloc_count();
+    run_calls(p, 1024, 16);
+    ASSERT_EQ(arpc__alloc_count() - before, 0);
+    pair_free(p);
+}
+
+/* The server's out buffer while its handlers answer: early_answers hands the answers out
+ * before the next request is decoded, so they are there at its EV_MESSAGE. */
+static arpc_buf *early_out;
+static size_t early_seen[8];
+
+static void early_event(void *user, const arpc__grpc_event *ev)
+{
+    if (ev->type == ARPC__GRPC_EV_MESSAGE && ev->stream_id < 16)
+        early_seen[ev->stream_id / 2] = early_out->len;
+    srv_event(user, ev);
+}
+
+static void early_run(uint32_t early_answers, size_t seen[8])
+{
+    struct pair *p = pair_new(NULL, NULL);
+    arpc__grpc_session_destroy(p->srv);
+    arpc__grpc_session_opts so = {.early_answers = early_answers};
+    ASSERT_OK(arpc__grpc_session_server_new(&so, early_event, p, &p->srv));
+    arpc_buf out;
+    arpc__buf_init(&out);
+    early_out = &out;
+    memset(early_seen, 0, sizeof(early_seen));
+    int32_t ids[4];
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(pair_call(p, ECHO_PATH, "hi", 2, NULL, 0, -1, &ids[i]));
+    ASSERT_OK(arpc__grpc_session_flush(p->cli, &p->cout));
+    ASSERT_OK(arpc__grpc_session_feed_into(p->srv, arpc__buf_data(&p->cout), p->cout.len, &out));
+    arpc__buf_clear(&p->cout);
+    ASSERT_OK(arpc__buf_append(&p->sout, arpc__buf_data(&out), out.len));
+    ASSERT_OK(pair_pump(p)); /* what went out early is whole: every call completes */
+    for (int i = 0; i < 4; i++) {
+        ASSERT_TRUE(p->cs[ids[i]].closed);
+        ASSERT_EQ(p->cs[ids[i]].grpc_status, 0);
+        ASSERT_MEMEQ(arpc__buf_data(&p->cs[ids[i]].msg), "hi", 2);
+        ASSERT_FALSE(p->ss[ids[i]].canceled); /* no answer went out before its END_STREAM */
+    }
+    memcpy(seen, early_seen, sizeof(early_seen));
+    arpc__buf_fini(&out);
+    pair_free(p);
+}
+
+static void test_early_answers(void)
+{
+    size_t seen[8];
+    early_run(0, seen);
+    ASSERT_EQ(seen[3 / 2], 0); /* stream 3's message: nothing out yet */
+    ASSERT_EQ(seen[7 / 2], 0);
+    early_run(1, seen);
+    ASSERT_GT(seen[3 / 2], 0); /* stream 1's answer (and the SETTINGS) went out first */
+    ASSERT_GT(seen[7 / 2], seen[5 / 2]);
+    ASSERT_GT(seen[5 / 2], seen[3 / 2]);
+}
+
 int main(void)
 {
     test_seed();
@@ -686,5 +777,7 @@ int main(void)
     RUN_TEST(test_hostile_input);
     RUN_TEST(test_split_at_every_point);
     RUN_TEST(test_bad_arguments);
+    RUN_TEST(test_steady_state_allocates_nothing);
+    RUN_TEST(test_early_answers);
     return 0;
 }
