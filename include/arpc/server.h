@@ -135,17 +135,17 @@ typedef struct arpc_server_stats {
     uint64_t frame_timeouts;       /**< closed by frame_timeout_ms: stalled inside a frame */
     uint64_t read_pauses;          /**< times a connection stopped reading: max_unwritten_bytes */
     /* Hostile and frozen peers (docs/grpc.md, "Hostile peers"). */
-    uint64_t heartbeat_closes; /**< connections closed: silent with work outstanding
-                                    (heartbeat_interval_ms + heartbeat_timeout_ms) */
-    uint64_t flood_closes;     /**< connections closed for a flood of frames (PING, SETTINGS,
-                                    PRIORITY, CONTINUATION, empty DATA, RST_STREAM):
-                                    GOAWAY(ENHANCE_YOUR_CALM) */
-    uint64_t stream_timeouts;  /**< gRPC requests ended because they did not arrive whole:
-                                    past grpc-timeout (DEADLINE_EXCEEDED) or frame_timeout_ms
-                                    after their HEADERS (RST_STREAM(CANCEL)) */
-    uint64_t refused_streams;  /**< gRPC streams refused (REFUSED_STREAM, never run) while
-                                    the connection's answers, flow-controlled ones included,
-                                    were over max_unwritten_bytes */
+    uint64_t heartbeat_closes;  /**< connections closed: silent with work outstanding
+                                     (heartbeat_interval_ms + heartbeat_timeout_ms) */
+    uint64_t flood_closes;      /**< connections closed for a flood of frames (PING, SETTINGS,
+                                     PRIORITY, CONTINUATION, empty DATA, RST_STREAM):
+                                     GOAWAY(ENHANCE_YOUR_CALM) */
+    uint64_t stream_timeouts;   /**< gRPC requests ended because they did not arrive whole:
+                                     past grpc-timeout (DEADLINE_EXCEEDED) or frame_timeout_ms
+                                     after their HEADERS (RST_STREAM(CANCEL)) */
+    uint64_t refused_streams;   /**< gRPC streams refused (REFUSED_STREAM, never run) while
+                                     the connection's answers, flow-controlled ones included,
+                                     were over max_unwritten_bytes */
     uint64_t oversized_headers; /**< requests refused for their headers: metadata over
                                      ARPC_METADATA_MAX_BYTES (ARPC_EMETADATA) or an HTTP/2
                                      header list over SETTINGS_MAX_HEADER_LIST_SIZE */

@@ -62,7 +62,7 @@ enum {
 #define MAGIC1 0x52 /* 'R' */
 
 /* Bytes 0..2 of every version-1 header, as a little-endian 32-bit load sees them. */
-#define LEAD_V1     ((uint32_t)MAGIC0 | (uint32_t)MAGIC1 << 8 | (uint32_t)ARPC__PROTO_VERSION << 16)
+#define LEAD_V1        ((uint32_t)MAGIC0 | (uint32_t)MAGIC1 << 8 | (uint32_t)ARPC__PROTO_VERSION << 16)
 #define FLAGS_REQUEST  (ARPC__FLAG_IDEMPOTENT | ARPC__FLAG_METADATA)
 #define FLAGS_RESPONSE ARPC__FLAG_METADATA
 

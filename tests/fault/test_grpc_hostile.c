@@ -20,9 +20,18 @@
 #include "test.h"
 
 enum { T_DATA = 0, T_HEADERS = 1, T_RST = 3, T_SETTINGS = 4, T_PING = 6, T_GOAWAY = 7 };
+
 enum { F_END_STREAM = 1, F_ACK = 1, F_END_HEADERS = 4 };
-enum { E_NO_ERROR = 0, E_PROTOCOL = 1, E_FLOW_CONTROL = 3, E_FRAME_SIZE = 6, E_REFUSED = 7, E_CANCEL = 8,
-       E_CALM = 11 };
+
+enum {
+    E_NO_ERROR = 0,
+    E_PROTOCOL = 1,
+    E_FLOW_CONTROL = 3,
+    E_FRAME_SIZE = 6,
+    E_REFUSED = 7,
+    E_CANCEL = 8,
+    E_CALM = 11
+};
 
 /* ---- log lines ------------------------------------------------------------------------- */
 
@@ -71,8 +80,7 @@ typedef struct frame {
     uint8_t payload[64];
 } frame;
 
-static void put_frame(h2 *c, uint8_t type, uint8_t flags, uint32_t sid, const void *p,
-                      size_t len)
+static void put_frame(h2 *c, uint8_t type, uint8_t flags, uint32_t sid, const void *p, size_t len)
 {
     ASSERT_TRUE(c->out_len + 9 + len <= sizeof(c->out));
     uint8_t *o = c->out + c->out_len;
@@ -315,10 +323,10 @@ static bool counter_reached(void *arg)
     return v >= w->at_least;
 }
 
-#define WAIT_COUNTER(fx, field, n)                                                             \
-    do {                                                                                       \
-        counter_wait w_ = {(fx), offsetof(arpc_server_stats, field), (n)};                     \
-        ASSERT_TRUE(wait_until(counter_reached, &w_, 5000));                                   \
+#define WAIT_COUNTER(fx, field, n)                                         \
+    do {                                                                   \
+        counter_wait w_ = {(fx), offsetof(arpc_server_stats, field), (n)}; \
+        ASSERT_TRUE(wait_until(counter_reached, &w_, 5000));               \
     } while (0)
 
 /* ---- the cases ------------------------------------------------------------------------- */

@@ -99,8 +99,8 @@ static void drop_front(pipeliner *p, size_t n)
 {
     arpc_buf *rest;
     ASSERT_OK(arpc_buf_create(&rest));
-    ASSERT_OK(arpc_buf_append(rest, (const char *)arpc_buf_data(p->in) + n,
-                              arpc_buf_len(p->in) - n));
+    ASSERT_OK(
+        arpc_buf_append(rest, (const char *)arpc_buf_data(p->in) + n, arpc_buf_len(p->in) - n));
     arpc_buf_destroy(p->in);
     p->in = rest;
 }

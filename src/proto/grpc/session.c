@@ -69,7 +69,7 @@ typedef struct gstream {
     bool local_status; /* client: grpc_status set here (over-limit, bad frame) */
     bool canceled;     /* cancel() was called */
     bool pending;      /* server: HEADERS begun, the request's message not complete yet */
-    int64_t begin_ns;    /* server: when its HEADERS began (expire's stall limit) */
+    int64_t begin_ns;  /* server: when its HEADERS began (expire's stall limit) */
     int64_t deadline_ns; /* server: from grpc-timeout, once the headers are complete */
 } gstream;
 
