@@ -108,6 +108,18 @@ typedef struct arpc_server_opts {
      *  batch and costs a CPU-bound server with several deep pipelines (both
      *  measured in bench/RESULTS.md).  Default 32; 0 = once per iteration. */
     uint32_t write_early_answers;
+    /** Heartbeats toward clients: a connection with requests in progress or
+     *  answers unwritten that has received nothing for this long is sent a
+     *  PING (native PING or HTTP/2 PING; every client answers one), and one
+     *  that then receives nothing for heartbeat_timeout_ms more is closed
+     *  (heartbeat_closes): a frozen client (SIGSTOP: the kernel still ACKs)
+     *  is noticed in about 1.5 s instead of holding its requests' answers
+     *  until idle_timeout_ms, which never comes while requests run.  A
+     *  connection with nothing outstanding is left to idle_timeout_ms.
+     *  Default 500; 0 = no heartbeats. */
+    int64_t heartbeat_interval_ms;
+    /** See heartbeat_interval_ms.  Default 1000. */
+    int64_t heartbeat_timeout_ms;
 } arpc_server_opts;
 
 /** Counters of a server; a snapshot, each read atomically. */
@@ -127,6 +139,21 @@ typedef struct arpc_server_stats {
     uint64_t canceled; /**< requests canceled while they ran (arpc_request_is_canceled): their
                             client's cancel or their connection's close dropped the answer, or
                             their deadline passed and a bare ARPC_ETIMEDOUT replaced it */
+    /* Hostile and frozen peers (docs/grpc.md, "Hostile peers"). */
+    uint64_t heartbeat_closes;  /**< connections closed: silent with work outstanding
+                                     (heartbeat_interval_ms + heartbeat_timeout_ms) */
+    uint64_t flood_closes;      /**< connections closed for a flood of frames (PING, SETTINGS,
+                                     PRIORITY, CONTINUATION, empty DATA, RST_STREAM):
+                                     GOAWAY(ENHANCE_YOUR_CALM) */
+    uint64_t stream_timeouts;   /**< gRPC requests ended because they did not arrive whole:
+                                     past grpc-timeout (DEADLINE_EXCEEDED) or frame_timeout_ms
+                                     after their HEADERS (RST_STREAM(CANCEL)) */
+    uint64_t refused_streams;   /**< gRPC streams refused (REFUSED_STREAM, never run) while
+                                     the connection's answers, flow-controlled ones included,
+                                     were over max_unwritten_bytes */
+    uint64_t oversized_headers; /**< requests refused for their headers: metadata over
+                                     ARPC_METADATA_MAX_BYTES (ARPC_EMETADATA) or an HTTP/2
+                                     header list over SETTINGS_MAX_HEADER_LIST_SIZE */
 } arpc_server_stats;
 
 /** Fills `opts` with defaults.  Thread: any. */

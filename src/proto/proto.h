@@ -120,7 +120,18 @@ typedef struct arpc__proto_events {
     void (*on_goaway)(void *owner, uint64_t last_id, int reason);
     /* Server: the client canceled request `id` (HTTP/2 RST_STREAM). */
     void (*on_cancel)(void *owner, uint64_t id);
+    /* Server: the session ended or refused request (stream) `id` by itself because the peer
+     * broke a rule that costs that request only (an arpc__proto_fault); it has answered it
+     * already.  The rpc layer counts and logs it. */
+    void (*on_stream_fault)(void *owner, uint64_t id, int fault);
 } arpc__proto_events;
+
+/* What a request broke (on_stream_fault). */
+enum arpc__proto_fault {
+    ARPC__PROTO_FAULT_HEADERS_TOO_BIG = 1, /* its header block is over the announced limit */
+    ARPC__PROTO_FAULT_STREAM_TIMEOUT,      /* it did not arrive in time (expire) */
+    ARPC__PROTO_FAULT_REFUSED_STREAM,      /* refused unseen: the connection's output is full */
+};
 
 /* Everything a session is created with. */
 typedef struct arpc__proto_config {
@@ -149,6 +160,9 @@ struct arpc__proto_session {
     /* Messages received, counting an oversized one when it begins: a frame-arrival time
      * limit restarts with each. */
     uint64_t messages_in;
+    /* Why the last feed failed, for the log line that closes the connection (text the
+     * session owns, valid until its next feed or destroy), or NULL. */
+    const char *close_reason;
 };
 
 /* The result of a detector. */
@@ -174,8 +188,10 @@ struct arpc__proto_ops {
      * Decodes what it can of data[0, len), raising events, writing what the protocol answers
      * by itself (PONGs, HTTP/2 SETTINGS ACKs) to `out`.
      * @return bytes consumed (the rest, an incomplete message, is offered again with more
-     *         bytes behind it); or a negative error that closes the connection
-     *         (ARPC_EFRAME, ARPC_EVERSION, ARPC_ETOOBIG: protocol errors, logged and counted).
+     *         bytes behind it); or a negative error that closes the connection after a last
+     *         write of `out` (ARPC_EFRAME, ARPC_EVERSION, ARPC_ETOOBIG: protocol errors;
+     *         ARPC_EOVERLOAD: the peer flooded frames over their budget; both logged, with
+     *         close_reason, and counted).
      */
     int64_t (*feed)(arpc__proto_session *s, const uint8_t *data, size_t len, arpc_buf *out);
     /* True while the session is inside a message it consumed part of (an oversized body it
@@ -198,6 +214,13 @@ struct arpc__proto_ops {
     /* Optional, server: what to write to a connection refused before its first byte (over
      * the connection cap), so its client learns why.  @return bytes written to buf[cap]. */
     size_t (*refusal)(uint8_t *buf, size_t cap, int reason);
+    /* Optional, server, for a multiplexed protocol whose requests arrive side by side: ends
+     * the requests still incomplete past their deadline, or `stall_ns` (> 0) after they
+     * began, raising on_stream_fault(STREAM_TIMEOUT) for each (a stream that never ends
+     * costs that stream only; a native frame that stalls holds its whole connection, which
+     * the server's frame_timeout_ms closes).  Called by the server's periodic sweep.
+     * @return 0 or ARPC_ENOMEM (close the connection). */
+    int (*expire)(arpc__proto_session *s, arpc_buf *out, int64_t now_ns, int64_t stall_ns);
 };
 
 /* True if `msg` takes at most `limit` bytes on the wire (0: no limit).  Inline: the sum

@@ -298,17 +298,31 @@ static int decode_frames(arpc__conn *conn, arpc_buf *buf)
     return 0;
 }
 
+/* The peer broke the protocol (EFRAME, ETOOBIG, EVERSION) or flooded it (EOVERLOAD): the
+ * errors a session's feed reports after queueing its goodbye (an HTTP/2 GOAWAY with the
+ * error code). */
+static bool peer_fault(int err)
+{
+    return err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION ||
+           err == ARPC_EOVERLOAD;
+}
+
 static void protocol_error(arpc__conn *conn, int err)
 {
-    ARPC_LOG_WARNF("connection %llu to %s: %s, closing it", (unsigned long long)conn->id,
-                   conn->peer, arpc_strerror(err));
+    const char *why = conn->proto != NULL ? conn->proto->close_reason : NULL;
+    ARPC_LOG_WARNF("connection %llu to %s: %s%s%s, closing it", (unsigned long long)conn->id,
+                   conn->peer, arpc_strerror(err), why != NULL ? ": " : "", why != NULL ? why : "");
+    /* One last write, so the peer reads the goodbye the session queued (what the socket
+     * takes now; a peer that does not read loses it). */
+    if (!conn->write_blocked && conn->out.len > 0)
+        (void)write_out(conn);
     arpc__conn_close(conn, err);
 }
 
 /* Ends the connection after a failed decode: a protocol error is logged. */
 static void input_failed(arpc__conn *conn, int err)
 {
-    if (err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION)
+    if (peer_fault(err))
         protocol_error(conn, err);
     else
         arpc__conn_close(conn, err);
@@ -377,7 +391,7 @@ static void read_all(arpc__conn *conn, bool hup)
             arpc__conn_close(conn, ARPC_ECLOSED);
             return;
         }
-        if (n == ARPC_EFRAME || n == ARPC_ETOOBIG || n == ARPC_EVERSION) {
+        if (peer_fault((int)n)) {
             protocol_error(conn, (int)n);
             return;
         }

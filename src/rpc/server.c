@@ -111,6 +111,11 @@ typedef struct srv_counters {
     _Atomic uint64_t frame_timeouts;
     _Atomic uint64_t read_pauses;
     _Atomic uint64_t canceled;
+    _Atomic uint64_t heartbeat_closes;
+    _Atomic uint64_t flood_closes;
+    _Atomic uint64_t stream_timeouts;
+    _Atomic uint64_t refused_streams;
+    _Atomic uint64_t oversized_headers;
 } srv_counters;
 
 struct srv_loop {
@@ -128,6 +133,10 @@ struct srv_loop {
     uint32_t credits; /* admissions reserved from srv->admitted, unused yet */
     bool draining;    /* shutdown waits for in_flight to reach 0 */
     loop_job job;     /* the listen or shutdown step in progress */
+    /* Log lines about one peer's requests (stream faults): a few a second per loop. */
+    int64_t log_second;
+    uint32_t log_lines;
+    uint64_t log_dropped;
 };
 
 typedef struct srv_conn {
@@ -147,6 +156,9 @@ typedef struct srv_conn {
     bool track_requests; /* the protocol can cancel (it has send_cancel) */
     _Atomic bool gone;   /* closed: its requests are canceled */
     int64_t last_done_ns;    /* when the last of them was answered */
+    int64_t hb_ping_ns;      /* heartbeat: when the PING for the silence since hb_rx_ns went */
+    int64_t hb_rx_ns;        /* heartbeat: last_rx_ns when that PING went; 0: none sent */
+    uint64_t hb_ping_id;
 } srv_conn;
 
 struct arpc_request {
@@ -231,6 +243,8 @@ void arpc_server_opts_init(arpc_server_opts *opts)
     opts->frame_timeout_ms = 30 * 1000;
     opts->max_unwritten_bytes = 4 * 1024 * 1024;
     opts->write_early_answers = 32;
+    opts->heartbeat_interval_ms = 500;
+    opts->heartbeat_timeout_ms = 1000;
 }
 
 int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_server **out)
@@ -869,6 +883,48 @@ static void saw_request_id(srv_conn *sc, uint64_t id)
         sc->last_request_id = id;
 }
 
+/* At most this many stream-fault lines a second per loop: one peer can cause thousands. */
+#define FAULT_LOG_PER_SEC 5
+
+static bool fault_log_allowed(srv_loop *sl)
+{
+    int64_t second = sl->loop->now_ns / (1000 * ARPC__NS_PER_MS);
+    if (second != sl->log_second) {
+        if (sl->log_dropped > 0)
+            ARPC_LOG_WARNF("%llu more request faults not logged",
+                           (unsigned long long)sl->log_dropped);
+        sl->log_second = second;
+        sl->log_lines = 0;
+        sl->log_dropped = 0;
+    }
+    if (sl->log_lines >= FAULT_LOG_PER_SEC) {
+        sl->log_dropped++;
+        return false;
+    }
+    sl->log_lines++;
+    return true;
+}
+
+/* A request the protocol ended or refused by itself (docs/grpc.md, "Hostile peers"). */
+static void stream_fault(srv_conn *sc, uint64_t id, int fault)
+{
+    srv_counters *c = &sc->sl->counters;
+    const char *what;
+    if (fault == ARPC__PROTO_FAULT_HEADERS_TOO_BIG) {
+        counter_inc(&c->oversized_headers);
+        what = "headers over the limit, answered RESOURCE_EXHAUSTED";
+    } else if (fault == ARPC__PROTO_FAULT_STREAM_TIMEOUT) {
+        counter_inc(&c->stream_timeouts);
+        what = "incomplete past its deadline or frame_timeout_ms, ended";
+    } else {
+        counter_inc(&c->refused_streams);
+        what = "refused (REFUSED_STREAM): answers unwritten over max_unwritten_bytes";
+    }
+    if (fault_log_allowed(sc->sl))
+        ARPC_LOG_WARNF("connection %llu to %s: request %llu: %s", (unsigned long long)sc->conn.id,
+                       sc->conn.peer, (unsigned long long)id, what);
+}
+
 static int ev_request(void *owner, const arpc__msg *msg)
 {
     srv_conn *sc = conn_of(owner);
@@ -895,6 +951,8 @@ static int ev_refused(void *owner, uint64_t id, int err)
     srv_conn *sc = conn_of(owner);
     saw_request_id(sc, id);
     counter_inc(&sc->sl->counters.requests);
+    if (err == ARPC_EMETADATA)
+        stream_fault(sc, id, ARPC__PROTO_FAULT_HEADERS_TOO_BIG);
     reject(sc, id, sc->goaway_sent ? ARPC_ESHUTDOWN : err, NULL);
     return 0;
 }
@@ -921,11 +979,17 @@ static void ev_cancel(void *owner, uint64_t id)
     }
 }
 
+static void ev_stream_fault(void *owner, uint64_t id, int fault)
+{
+    stream_fault(conn_of(owner), id, fault);
+}
+
 static const arpc__proto_events srv_events = {
     .on_request = ev_request,
     .on_refused = ev_refused,
     .on_peer_limits = ev_peer_limits,
     .on_cancel = ev_cancel,
+    .on_stream_fault = ev_stream_fault,
 };
 
 /* The first bytes chose `proto`: its session, with the server's limits. */
@@ -953,6 +1017,8 @@ static void srv_on_close(arpc__conn *conn, int err)
     srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
     if (err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION)
         counter_inc(&sc->sl->counters.protocol_errors);
+    else if (err == ARPC_EOVERLOAD)
+        counter_inc(&sc->sl->counters.flood_closes);
     arpc__list_remove(&sc->link);
     cancel_connection_requests(sc);
     arpc_server *srv = sc->sl->srv;
@@ -1105,7 +1171,9 @@ static void on_idle_sweep(arpc__timer *timer);
  */
 static int64_t sweep_period_ns(const arpc_server_opts *o)
 {
-    int64_t limits[] = {o->idle_timeout_ms, o->first_frame_timeout_ms, o->frame_timeout_ms};
+    int64_t limits[] = {o->idle_timeout_ms, o->first_frame_timeout_ms, o->frame_timeout_ms,
+                        o->heartbeat_interval_ms > 0 ? o->heartbeat_interval_ms : 0,
+                        o->heartbeat_interval_ms > 0 ? o->heartbeat_timeout_ms : 0};
     int64_t shortest = 0;
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
         if (limits[i] > 0 && (shortest == 0 || limits[i] < shortest))
@@ -1157,6 +1225,82 @@ static _Atomic uint64_t *limit_passed(srv_conn *sc, int64_t now)
     return NULL;
 }
 
+/*
+ * Heartbeats toward clients (heartbeat_interval_ms): only while the connection owes its
+ * client something (a request in progress, an answer unwritten), because only then is a
+ * frozen client a cost: idle_timeout_ms never fires while requests run, and their answers
+ * would wait for TCP to give up.  Every protocol with the PING capability can ping from the
+ * server (docs/protocol.md section 3: either side MAY send a PING; HTTP/2 likewise), and any
+ * byte received, the PONG included, counts as life (last_rx_ns).  The PING goes once per
+ * silence, at the sweep after heartbeat_interval_ms of it; the close comes at the sweep
+ * heartbeat_timeout_ms after the PING with nothing received since: 1.5 to 1.75 s with
+ * the defaults and the 125 ms sweep they set.
+ */
+static bool owes_peer(const srv_conn *sc)
+{
+    return sc->running > 0 || sc->conn.out.len > 0;
+}
+
+static void heartbeat_dead(srv_conn *sc, int64_t now)
+{
+    counter_inc(&sc->sl->counters.heartbeat_closes);
+    ARPC_LOG_WARNF("connection %llu to %s: nothing received for %lld ms with %u requests "
+                   "running and %zu bytes unwritten (heartbeat), closing it",
+                   (unsigned long long)sc->conn.id, sc->conn.peer,
+                   (long long)((now - sc->conn.last_rx_ns) / ARPC__NS_PER_MS), sc->running,
+                   sc->conn.out.len);
+    arpc__conn_close(&sc->conn, ARPC_EHEARTBEAT);
+}
+
+static void heartbeat_check(srv_conn *sc, int64_t now)
+{
+    const arpc_server_opts *o = &sc->sl->srv->opts;
+    arpc__conn *c = &sc->conn;
+    if (o->heartbeat_interval_ms <= 0 || sc->proto == NULL || !(sc->proto->caps & ARPC__PROTO_PING))
+        return;
+    if (!owes_peer(sc) || !passed(now, c->last_rx_ns, o->heartbeat_interval_ms)) {
+        sc->hb_rx_ns = 0;
+        return;
+    }
+    if (sc->hb_rx_ns != c->last_rx_ns) {
+        /* A new silence: PING once. */
+        sc->hb_rx_ns = c->last_rx_ns;
+        sc->hb_ping_ns = now;
+        int rc = sc->proto->send_ping(c->proto, &c->out, ++sc->hb_ping_id, false);
+        if (rc < 0)
+            arpc__conn_close(c, rc);
+        else
+            arpc__conn_flush_soon(c);
+        return;
+    }
+    if (passed(now, sc->hb_ping_ns, o->heartbeat_timeout_ms))
+        heartbeat_dead(sc, now);
+}
+
+/* Requests a multiplexed protocol holds incomplete past their time (ops->expire). */
+static void expire_requests(srv_conn *sc, int64_t now)
+{
+    if (sc->proto == NULL || sc->proto->expire == NULL || sc->conn.closed)
+        return;
+    int64_t stall = sc->sl->srv->opts.frame_timeout_ms;
+    int rc = sc->proto->expire(sc->conn.proto, &sc->conn.out, now,
+                               stall > 0 ? stall * ARPC__NS_PER_MS : 0);
+    if (rc < 0)
+        arpc__conn_close(&sc->conn, rc);
+    else if (sc->conn.out.len > 0)
+        arpc__conn_flush_soon(&sc->conn);
+}
+
+/* The sweep's look at what the peer owes us and we owe it. */
+static void sweep_peer(srv_conn *sc, int64_t now)
+{
+    arpc__conn_ref(&sc->conn);
+    expire_requests(sc, now);
+    if (!sc->conn.closed)
+        heartbeat_check(sc, now);
+    arpc__conn_unref(&sc->conn);
+}
+
 static void on_idle_sweep(arpc__timer *timer)
 {
     srv_loop *sl = arpc__container_of(timer, srv_loop, idle_sweep);
@@ -1170,7 +1314,9 @@ static void on_idle_sweep(arpc__timer *timer)
         if (counter != NULL) {
             counter_inc(counter);
             arpc__conn_close(&sc->conn, ARPC_ETIMEDOUT);
+            continue;
         }
+        sweep_peer(sc, now);
     }
     arm_idle_sweep(sl);
 }
@@ -1400,6 +1546,15 @@ void arpc_server_destroy(arpc_server *srv)
     arpc__free(srv);
 }
 
+static void get_peer_stats(const srv_counters *c, arpc_server_stats *out)
+{
+    out->heartbeat_closes += atomic_load_explicit(&c->heartbeat_closes, memory_order_relaxed);
+    out->flood_closes += atomic_load_explicit(&c->flood_closes, memory_order_relaxed);
+    out->stream_timeouts += atomic_load_explicit(&c->stream_timeouts, memory_order_relaxed);
+    out->refused_streams += atomic_load_explicit(&c->refused_streams, memory_order_relaxed);
+    out->oversized_headers += atomic_load_explicit(&c->oversized_headers, memory_order_relaxed);
+}
+
 void arpc_server_get_stats(const arpc_server *srv, arpc_server_stats *out)
 {
     memset(out, 0, sizeof(*out));
@@ -1418,6 +1573,7 @@ void arpc_server_get_stats(const arpc_server *srv, arpc_server_stats *out)
         out->frame_timeouts += atomic_load_explicit(&c->frame_timeouts, memory_order_relaxed);
         out->read_pauses += atomic_load_explicit(&c->read_pauses, memory_order_relaxed);
         out->canceled += atomic_load_explicit(&c->canceled, memory_order_relaxed);
+        get_peer_stats(c, out);
     }
     out->connections = atomic_load(&((arpc_server *)srv)->connections);
 }

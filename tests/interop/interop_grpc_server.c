@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -156,10 +157,83 @@ static void test_shutdown_inflight(void)
     arpc_runtime_destroy(rt);
 }
 
+/* ---- a frozen grpcio client, noticed by the server's heartbeat ---------------------- */
+
+static atomic_int sleeps_done;
+static arpc_server *frozen_srv;
+
+static int handle_counted_sleep(arpc_request *req, void *user_data)
+{
+    int rc = handle_sleep(req, user_data);
+    atomic_fetch_add(&sleeps_done, 1);
+    return rc;
+}
+
+static bool five_sleeping(void *arg)
+{
+    (void)arg;
+    return atomic_load(&sleeping) == 5; /* the first Sleep, then the four in flight */
+}
+
+static bool heartbeat_closed(void *arg)
+{
+    (void)arg;
+    arpc_server_stats st;
+    arpc_server_get_stats(frozen_srv, &st);
+    return st.heartbeat_closes >= 1;
+}
+
+static bool five_done(void *arg)
+{
+    (void)arg;
+    return atomic_load(&sleeps_done) == 5;
+}
+
+static void test_frozen_client(void)
+{
+    atomic_store(&sleeping, 0);
+    arpc_runtime *rt;
+    ASSERT_OK(arpc_runtime_create(NULL, &rt));
+    ASSERT_OK(arpc_server_create(rt, NULL, &frozen_srv)); /* heartbeats at their defaults */
+    ASSERT_OK(arpc_server_register(frozen_srv, "arpc.echo.Echo/Sleep", handle_counted_sleep, NULL));
+    ASSERT_OK(arpc_server_listen(frozen_srv, "127.0.0.1:0"));
+    char target[64];
+    interop_addr(target, sizeof(target), arpc_server_port(frozen_srv));
+
+    interop_proc cli;
+    const char *args[] = {"--inflight", "4", "--sleep-ms", "3000", "frozen", NULL};
+    interop_start_grpc_client(target, args, &cli);
+    /* The first Sleep(3000) passed with the server pinging the live client. */
+    ASSERT_TRUE(interop_wait_line(&cli, "frozen started 4", NULL, 0, 20000));
+    ASSERT_TRUE(wait_until(five_sleeping, NULL, 10000));
+    arpc_server_stats st;
+    arpc_server_get_stats(frozen_srv, &st);
+    ASSERT_EQ(st.heartbeat_closes, 0);
+    interop_freeze(&cli);
+    int64_t t0 = test_now_ms();
+    ASSERT_TRUE(wait_until(heartbeat_closed, NULL, 2500));
+    int64_t took = test_now_ms() - t0;
+    fprintf(stderr, "  the frozen client's connection closed %lld ms after SIGSTOP\n",
+            (long long)took);
+    ASSERT_LE(took, 2000);
+    /* The handlers finish; their answers go nowhere (the connection is gone). */
+    ASSERT_TRUE(wait_until(five_done, NULL, 10000));
+    interop_thaw(&cli);
+    interop_send_line(&cli, "go");
+    char line[256];
+    ASSERT_TRUE(interop_wait_line(&cli, "frozen ", line, sizeof(line), 20000));
+    ASSERT_STREQ(line, "frozen ok");
+    ASSERT_EQ(interop_reap(&cli, 5000), 0);
+    ASSERT_OK(arpc_server_shutdown(frozen_srv, 2000)); /* nothing left in flight */
+    arpc_server_destroy(frozen_srv);
+    arpc_runtime_destroy(rt);
+}
+
 int main(void)
 {
     interop_require_grpc();
     RUN_TEST(test_grpcio_cases);
     RUN_TEST(test_shutdown_inflight);
+    RUN_TEST(test_frozen_client);
     return 0;
 }

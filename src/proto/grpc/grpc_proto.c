@@ -318,6 +318,16 @@ static void srv_deliver(grpc_psession *ps, gstream *gs, const uint8_t *data, siz
     ps->err = ps->cfg.events->on_request(ps->cfg.owner, &msg);
 }
 
+/* A stream session.c ended by itself (docs/grpc.md, "Hostile peers"): the server counts it. */
+static void srv_fault(grpc_psession *ps, const arpc__grpc_event *ev)
+{
+    int fault = ev->fault == ARPC__GRPC_FAULT_HEADERS_TOO_BIG  ? ARPC__PROTO_FAULT_HEADERS_TOO_BIG
+                : ev->fault == ARPC__GRPC_FAULT_STREAM_TIMEOUT ? ARPC__PROTO_FAULT_STREAM_TIMEOUT
+                                                               : ARPC__PROTO_FAULT_REFUSED_STREAM;
+    if (ps->cfg.events->on_stream_fault != NULL)
+        ps->cfg.events->on_stream_fault(ps->cfg.owner, (uint64_t)ev->stream_id, fault);
+}
+
 static void srv_event(grpc_psession *ps, const arpc__grpc_event *ev)
 {
     gstream *gs = ev->stream_user;
@@ -343,6 +353,9 @@ static void srv_event(grpc_psession *ps, const arpc__grpc_event *ev)
                                                  "a unary request without its message", 36, NULL,
                                                  0);
         }
+        break;
+    case ARPC__GRPC_EV_FAULT:
+        srv_fault(ps, ev);
         break;
     case ARPC__GRPC_EV_CLOSE:
         if (gs == NULL)
@@ -512,6 +525,19 @@ static void grpc_destroy(arpc__proto_session *s)
     arpc__free(ps);
 }
 
+/* HTTP/2 flow control keeps a client's answers in the streams when it does not open its
+ * windows, where the connection's read pause (out_limit) does not see them; and reading
+ * must go on, or the WINDOW_UPDATE that lets them out is never read.  So while the output
+ * and the held answers together reach out_limit, new streams are refused (REFUSED_STREAM:
+ * never run, retried elsewhere) and the rest of the connection goes on. */
+static void refuse_if_held(grpc_psession *ps, const arpc_buf *out)
+{
+    if (ps->cfg.side != ARPC__PROTO_SERVER || ps->cfg.out_limit == 0)
+        return;
+    size_t held = arpc__grpc_session_held_bytes(ps->h2) + out->len;
+    arpc__grpc_session_refuse_streams(ps->h2, held >= ps->cfg.out_limit);
+}
+
 /* Fed in slices, so a paused input (arpc__proto_input_waits) stops within one. */
 #define FEED_SLICE (16u * 1024)
 
@@ -521,11 +547,16 @@ static int64_t grpc_feed(arpc__proto_session *s, const uint8_t *data, size_t len
     size_t done = 0;
     while (done < len && !arpc__proto_input_waits(&ps->cfg, out)) {
         size_t n = len - done < FEED_SLICE ? len - done : FEED_SLICE;
+        refuse_if_held(ps, out);
         ps->in_h2 = true;
         int rc = arpc__grpc_session_feed_into(ps->h2, data + done, n, out);
         ps->in_h2 = false;
-        if (rc < 0)
+        if (rc < 0) {
+            /* What nghttp2 queued on its way out (a GOAWAY with the error code) goes first. */
+            (void)flush_into(ps, out);
+            ps->base.close_reason = arpc__grpc_session_error_text(ps->h2);
             return rc;
+        }
         if (ps->err < 0)
             return ps->err;
         done += n;
@@ -625,7 +656,10 @@ static int grpc_send_ping(arpc__proto_session *s, arpc_buf *out, uint64_t id, bo
 {
     (void)announce; /* HTTP/2 SETTINGS carry the limits */
     grpc_psession *ps = (grpc_psession *)s;
-    if (arpc__grpc_session_pings_without_data(ps->h2) < PING_BUDGET) {
+    /* A server's heartbeat: gRPC clients take any number of PINGs (grpc/grpc
+     * chttp2/transport/frame_ping.cc polices PINGs on servers only). */
+    if (ps->cfg.side == ARPC__PROTO_SERVER ||
+        arpc__grpc_session_pings_without_data(ps->h2) < PING_BUDGET) {
         int rc = arpc__grpc_session_ping(ps->h2, id);
         return rc < 0 ? rc : flush_into(ps, out);
     }
@@ -673,6 +707,16 @@ static int grpc_send_cancel(arpc__proto_session *s, arpc_buf *out, uint64_t id)
     return 0; /* answered already */
 }
 
+static int grpc_expire(arpc__proto_session *s, arpc_buf *out, int64_t now_ns, int64_t stall_ns)
+{
+    grpc_psession *ps = (grpc_psession *)s;
+    ps->in_h2 = true;
+    int rc = arpc__grpc_session_expire(ps->h2, now_ns, stall_ns);
+    ps->in_h2 = false;
+    int frc = flush_into(ps, out);
+    return rc < 0 ? rc : frc;
+}
+
 const arpc__proto_ops arpc__proto_grpc = {
     .name = "grpc",
     .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA,
@@ -690,4 +734,5 @@ const arpc__proto_ops arpc__proto_grpc = {
     .send_goaway = grpc_send_goaway,
     .send_cancel = grpc_send_cancel,
     .refusal = NULL,
+    .expire = grpc_expire,
 };

@@ -77,7 +77,18 @@ typedef struct gstream {
     bool got_headers;  /* client: the initial HEADERS arrived */
     bool local_status; /* client: grpc_status set here (over-limit, bad frame) */
     bool canceled;     /* cancel() was called */
+    bool pending;      /* server: HEADERS begun, the request's message not complete yet */
+    int64_t begin_ns;  /* server: when its HEADERS began (expire's stall limit) */
+    int64_t deadline_ns; /* server: from grpc-timeout, once the headers are complete */
 } gstream;
+
+/* A token bucket of frames a peer may send (hostile peers, below). */
+struct ratelim {
+    uint32_t burst;
+    uint32_t rate; /* tokens added per second */
+    uint32_t tokens;
+    int64_t last_s;
+};
 
 struct arpc__grpc_session {
     nghttp2_session *h2;
@@ -109,6 +120,17 @@ struct arpc__grpc_session {
     arpc_buf nvbuf; /* header blocks being submitted (nghttp2 copies them) */
     arpc__grpc_md *scratch;
     size_t scratch_cap;
+    /* Hostile peers (server side). */
+    size_t held_bytes;   /* answer bytes in the streams' out, not yet taken by nghttp2 */
+    uint32_t npending;   /* streams with pending set */
+    bool refuse_streams; /* new streams get REFUSED_STREAM */
+    bool calm;           /* a flood ended the session: GOAWAY(ENHANCE_YOUR_CALM) */
+    bool goaway_code_set;
+    uint32_t goaway_code;   /* the GOAWAY we sent */
+    struct ratelim control; /* PING, SETTINGS, PRIORITY, empty DATA, CONTINUATION */
+    struct ratelim resets;  /* RST_STREAM (CVE-2023-44487, "rapid reset") */
+    char h2_error[120];     /* nghttp2's reason for the last connection error */
+    char error_text[200];
 };
 
 /* ---- preface ---------------------------------------------------------------------------- */
@@ -206,6 +228,17 @@ static void spare_buf(arpc_buf *b)
     arpc__buf_clear(b);
 }
 
+/* The hostile-peer accounting of a stream that goes away: its queued answer bytes and its
+ * pending request. */
+static void stream_forget(arpc__grpc_session *s, gstream *st)
+{
+    if (s->server)
+        s->held_bytes -= st->out.len;
+    if (st->pending)
+        s->npending--;
+    st->pending = false;
+}
+
 /* Unlinks the stream; keeps it (buffers and all, contents dropped) as a spare. */
 static void stream_free(arpc__grpc_session *s, gstream *st)
 {
@@ -216,6 +249,7 @@ static void stream_free(arpc__grpc_session *s, gstream *st)
     if (st->next)
         st->next->prev = st->prev;
     s->nstreams--;
+    stream_forget(s, st);
     arpc__grpc_msg_decoder_fini(&st->dec);
     if (s->nspare >= MAX_SPARE_STREAMS) {
         stream_release(st);
@@ -442,6 +476,8 @@ static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
     if (n) {
         memcpy(buf, arpc__buf_head(&st->out), n);
         arpc__buf_consume(&st->out, n);
+        if (s->server)
+            s->held_bytes -= n;
     }
     if (st->out.len > 0)
         return (ssize_t)n;
@@ -522,9 +558,11 @@ int arpc__grpc_session_send_message(arpc__grpc_session *s, int32_t stream_id, co
         if (rc < 0)
             return rc;
     }
+    size_t before = st->out.len;
     int rc = arpc__grpc_msg_encode(&st->out, false, data, len);
     if (rc < 0)
         return rc;
+    s->held_bytes += st->out.len - before;
     return resume(s, st);
 }
 
@@ -611,6 +649,7 @@ static void self_answer(arpc__grpc_session *s, gstream *st, int grpc_status, con
     if (st->status_set)
         return;
     st->self_answer = true;
+    s->held_bytes -= st->out.len;
     arpc__buf_clear(&st->out);
     if (finish(s, st, grpc_status, msg, strlen(msg), NULL, 0, extra) < 0) {
         st->status_set = true;
@@ -646,6 +685,193 @@ int arpc__grpc_session_goaway(arpc__grpc_session *s)
     return 0;
 }
 
+/* ---- hostile peers (server side) --------------------------------------------------------
+ *
+ * What nghttp2 1.52 leaves to us (docs/grpc.md, "Hostile peers"):
+ * - Floods.  Frames that cost the server work and carry no request: PING and SETTINGS
+ *   (each makes nghttp2 queue an ACK), PRIORITY, CONTINUATION, DATA that is empty and does
+ *   not end its stream; and RST_STREAM, which frees a stream slot at once, so HEADERS then
+ *   RST_STREAM repeated starts unbounded work under any concurrency limit (CVE-2023-44487;
+ *   nghttp2 bounds it from 1.57 on, not in Debian's 1.52).  Each kind draws on a token
+ *   bucket per connection, counted from on_begin_frame (every frame header, CONTINUATION
+ *   included, before its payload is processed); an empty bucket ends the session with
+ *   GOAWAY(ENHANCE_YOUR_CALM) and feed returns ARPC_EOVERLOAD.  Resets: nghttp2 1.57's
+ *   own defaults, 1000 and 33 a second.  Control frames: 500 and 100 a second, far above
+ *   what gRPC clients send (a few BDP PINGs a second, two heartbeat PINGs), and below
+ *   nghttp2's own limit of 1000 queued ACKs, which would end the session without a GOAWAY.
+ * - Streams that never end: expire, from the server's periodic sweep.
+ * - Answers held by flow control: counted in `held_bytes`; while the caller says so
+ *   (refuse_streams), new streams are refused instead of adding to them.
+ */
+
+#define CONTROL_BURST 500u
+#define CONTROL_RATE  100u
+#define RESET_BURST   1000u
+#define RESET_RATE    33u
+
+static void ratelim_init(struct ratelim *r, uint32_t burst, uint32_t rate)
+{
+    *r = (struct ratelim){burst, rate, burst, arpc__now_ns() / (1000 * ARPC__NS_PER_MS)};
+}
+
+/* Takes one token.  @return false when none is left. */
+static bool ratelim_take(struct ratelim *r)
+{
+    int64_t now_s = arpc__now_ns() / (1000 * ARPC__NS_PER_MS);
+    if (now_s > r->last_s) {
+        uint64_t add = (uint64_t)(now_s - r->last_s) * r->rate + r->tokens;
+        r->tokens = add > r->burst ? r->burst : (uint32_t)add;
+        r->last_s = now_s;
+    }
+    if (r->tokens == 0)
+        return false;
+    r->tokens--;
+    return true;
+}
+
+/* The kind of flood a frame belongs to, or NULL for a frame that is not counted. */
+static const char *flood_kind(const nghttp2_frame_hd *hd)
+{
+    switch (hd->type) {
+    case NGHTTP2_PING:
+        return hd->flags & NGHTTP2_FLAG_ACK ? NULL : "PING";
+    case NGHTTP2_SETTINGS:
+        return hd->flags & NGHTTP2_FLAG_ACK ? NULL : "SETTINGS";
+    case NGHTTP2_PRIORITY:
+        return "PRIORITY";
+    case NGHTTP2_CONTINUATION:
+        return "CONTINUATION";
+    case NGHTTP2_DATA:
+        return hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM) ? "empty DATA" : NULL;
+    case NGHTTP2_RST_STREAM:
+        return "RST_STREAM";
+    default:
+        return NULL;
+    }
+}
+
+static int on_begin_frame(nghttp2_session *h2, const nghttp2_frame_hd *hd, void *u)
+{
+    arpc__grpc_session *s = u;
+    const char *kind = s->server && !s->calm ? flood_kind(hd) : NULL;
+    if (!kind || ratelim_take(hd->type == NGHTTP2_RST_STREAM ? &s->resets : &s->control))
+        return 0;
+    s->calm = true;
+    snprintf(s->error_text, sizeof(s->error_text),
+             "%s flood (over %u a second after a burst of %u): GOAWAY(ENHANCE_YOUR_CALM)", kind,
+             hd->type == NGHTTP2_RST_STREAM ? RESET_RATE : CONTROL_RATE,
+             hd->type == NGHTTP2_RST_STREAM ? RESET_BURST : CONTROL_BURST);
+    /* Queues the GOAWAY and ignores every byte after this frame header. */
+    int rv = nghttp2_session_terminate_session(h2, NGHTTP2_ENHANCE_YOUR_CALM);
+    return rv == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+/* nghttp2's reason for a connection error, kept for the log line (error_text). */
+static int on_h2_error(nghttp2_session *h2, int lib_error_code, const char *msg, size_t len,
+                       void *u)
+{
+    (void)h2;
+    (void)lib_error_code;
+    arpc__grpc_session *s = u;
+    snprintf(s->h2_error, sizeof(s->h2_error), "%.*s", (int)len, msg);
+    return 0;
+}
+
+static void emit_fault(arpc__grpc_session *s, gstream *st, int fault)
+{
+    arpc__grpc_event ev = event_for(ARPC__GRPC_EV_FAULT, st);
+    ev.stream_id = st ? st->id : 0;
+    ev.fault = fault;
+    emit(s, &ev);
+}
+
+static int refuse_stream(arpc__grpc_session *s, int32_t id)
+{
+    int rv = nghttp2_submit_rst_stream(s->h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+    if (rv != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE; /* out of memory */
+    arpc__grpc_event ev = event_for(ARPC__GRPC_EV_FAULT, NULL);
+    ev.stream_id = id;
+    ev.fault = ARPC__GRPC_FAULT_REFUSED_STREAM;
+    emit(s, &ev);
+    return 0;
+}
+
+static void mark_pending(arpc__grpc_session *s, gstream *st)
+{
+    st->pending = true;
+    st->begin_ns = arpc__now_ns();
+    st->deadline_ns = ARPC__NO_DEADLINE;
+    s->npending++;
+}
+
+static void not_pending(arpc__grpc_session *s, gstream *st)
+{
+    if (st->pending)
+        s->npending--;
+    st->pending = false;
+}
+
+/* Ends one stream whose request did not arrive in time. */
+static int expire_stream(arpc__grpc_session *s, gstream *st, bool late)
+{
+    not_pending(s, st);
+    emit_fault(s, st, ARPC__GRPC_FAULT_STREAM_TIMEOUT);
+    if (late) {
+        self_answer(s, st, ARPC__GRPC_DEADLINE_EXCEEDED,
+                    "deadline exceeded before the request arrived", NULL);
+        return 0;
+    }
+    st->status_set = true;
+    st->self_answer = true;
+    int rv = nghttp2_submit_rst_stream(s->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    return rv == NGHTTP2_ERR_NOMEM ? ARPC_ENOMEM : 0;
+}
+
+int arpc__grpc_session_expire(arpc__grpc_session *s, int64_t now_ns, int64_t stall_ns)
+{
+    if (!s->server || s->npending == 0)
+        return 0;
+    for (gstream *st = s->streams; st; st = st->next) {
+        if (!st->pending || st->status_set)
+            continue;
+        bool late = st->deadline_ns != ARPC__NO_DEADLINE && now_ns >= st->deadline_ns;
+        if (!late && (stall_ns <= 0 || now_ns - st->begin_ns < stall_ns))
+            continue;
+        int rc = expire_stream(s, st, late);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void arpc__grpc_session_refuse_streams(arpc__grpc_session *s, bool on)
+{
+    s->refuse_streams = on;
+}
+
+size_t arpc__grpc_session_held_bytes(const arpc__grpc_session *s)
+{
+    return s->held_bytes;
+}
+
+const char *arpc__grpc_session_error_text(const arpc__grpc_session *s)
+{
+    return s->error_text[0] ? s->error_text : NULL;
+}
+
+/* The text for a connection error nghttp2 found: the GOAWAY it sent and its reason. */
+static void note_h2_error(arpc__grpc_session *s)
+{
+    if (s->calm || s->error_text[0])
+        return;
+    if (s->goaway_code_set)
+        snprintf(s->error_text, sizeof(s->error_text), "HTTP/2 GOAWAY(%s)%s%s",
+                 nghttp2_http2_strerror(s->goaway_code), s->h2_error[0] ? ": " : "", s->h2_error);
+    else if (s->h2_error[0])
+        snprintf(s->error_text, sizeof(s->error_text), "HTTP/2: %s", s->h2_error);
+}
+
 /* ---- server: requests ------------------------------------------------------------------- */
 
 /* Validates a complete request header block and reports it, or answers it here. */
@@ -653,9 +879,11 @@ static void server_request(arpc__grpc_session *s, gstream *st)
 {
     static const struct kv accept = {"grpc-accept-encoding", 20, "identity", 8, ENC_RAW};
     /* Not REFUSED_STREAM: that tells a client to retry elsewhere, where it fails again. */
-    if (st->hdr_too_big)
+    if (st->hdr_too_big) {
+        emit_fault(s, st, ARPC__GRPC_FAULT_HEADERS_TOO_BIG);
         return self_answer(s, st, ARPC__GRPC_RESOURCE_EXHAUSTED,
                            "header list larger than the server's limit", NULL);
+    }
     if (!span_eq(st, st->method, "POST"))
         return http_answer(s, st, "405");
     if (!st->ctype.set || st->ctype.len < 16 ||
@@ -676,6 +904,7 @@ static void server_request(arpc__grpc_session *s, gstream *st)
     ev.path = span_ptr(st, st->path);
     ev.path_len = st->path.len;
     st->reported = true;
+    st->deadline_ns = ev.deadline_ns;
     emit(s, &ev);
 }
 
@@ -691,6 +920,7 @@ static void server_data(arpc__grpc_session *s, gstream *st, const uint8_t *p, si
             return self_answer(s, st, ARPC__GRPC_INTERNAL,
                                "compressed message without a negotiated grpc-encoding", NULL);
         if (rc == 1) {
+            not_pending(s, st);
             arpc__grpc_event ev = event_for(ARPC__GRPC_EV_MESSAGE, st);
             ev.data = m.data;
             ev.len = m.len;
@@ -901,6 +1131,8 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame, voi
     if (!s->server || frame->hd.type != NGHTTP2_HEADERS ||
         frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    if (s->refuse_streams)
+        return refuse_stream(s, frame->hd.stream_id);
     gstream *st = stream_new(s, frame->hd.stream_id, NULL, s->max_recv_msg);
     if (!st)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -908,6 +1140,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame, voi
         stream_free(s, st);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    mark_pending(s, st);
     return 0;
 }
 
@@ -1069,6 +1302,10 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *frame, void *u)
 {
     arpc__grpc_session *s = u;
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        s->goaway_code_set = true;
+        s->goaway_code = frame->goaway.error_code;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     s->pings_without_data = 0;
@@ -1140,6 +1377,8 @@ static nghttp2_session_callbacks *make_callbacks(void)
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+    nghttp2_session_callbacks_set_error_callback2(cbs, on_h2_error);
     return cbs;
 }
 
@@ -1191,6 +1430,8 @@ static int session_new(bool server, const arpc__grpc_session_opts *opts, arpc__g
     s->max_recv_msg = or_default(o->max_recv_msg, ARPC__GRPC_DEFAULT_MAX_RECV);
     s->max_header_list = or_default(o->max_header_list, DEFAULT_MAX_HEADER_LIST);
     s->early_answers = server ? o->early_answers : 0;
+    ratelim_init(&s->control, CONTROL_BURST, CONTROL_RATE);
+    ratelim_init(&s->resets, RESET_BURST, RESET_RATE);
     nghttp2_session_callbacks *cbs = make_callbacks();
     int rv = NGHTTP2_ERR_NOMEM;
     if (cbs)
@@ -1265,6 +1506,7 @@ int arpc__grpc_session_feed_into(arpc__grpc_session *s, const void *data, size_t
 {
     const uint8_t *p = data;
     s->held.data = NULL; /* one a failed feed left is not delivered: the connection goes */
+    s->error_text[0] = '\0';
     if (out != &s->stash && s->stash.len > 0) {
         if (arpc__buf_append(out, arpc__buf_head(&s->stash), s->stash.len) < 0)
             return ARPC_ENOMEM;
@@ -1275,6 +1517,10 @@ int arpc__grpc_session_feed_into(arpc__grpc_session *s, const void *data, size_t
         ssize_t rv = nghttp2_session_mem_recv(s->h2, p, len);
         if (rv == NGHTTP2_ERR_NOMEM)
             return ARPC_ENOMEM;
+        if (rv == NGHTTP2_ERR_FLOODED) {
+            snprintf(s->error_text, sizeof(s->error_text), "flood of frames to ACK (nghttp2)");
+            return ARPC_EOVERLOAD;
+        }
         if (rv < 0)
             return s->alloc_failed ? ARPC_ENOMEM : ARPC_EFRAME;
         p += rv;
@@ -1288,8 +1534,14 @@ int arpc__grpc_session_feed_into(arpc__grpc_session *s, const void *data, size_t
             return rc;
         deliver_held(s);
     } while (s->paused); /* resumed even with no bytes left: the paused frame may be whole */
-    if (!nghttp2_session_want_read(s->h2) && !s->goaway_sent && !s->goaway_recv)
-        return s->alloc_failed ? ARPC_ENOMEM : ARPC_EFRAME;
+    if (!nghttp2_session_want_read(s->h2) && !s->goaway_sent && !s->goaway_recv) {
+        if (s->alloc_failed)
+            return ARPC_ENOMEM;
+        if (s->calm)
+            return ARPC_EOVERLOAD;
+        note_h2_error(s);
+        return ARPC_EFRAME;
+    }
     return 0;
 }
 

@@ -75,7 +75,16 @@ enum arpc__grpc_event_type {
     ARPC__GRPC_EV_HALF_CLOSE,  /* server: the client's END_STREAM, after its last message */
     ARPC__GRPC_EV_CLOSE,       /* both: the stream is gone; see the fields below */
     ARPC__GRPC_EV_PING_ACK,    /* both: the ACK of a PING sent with arpc__grpc_session_ping */
-    ARPC__GRPC_EV_GOAWAY       /* both: the peer's GOAWAY (last_stream_id, error_code) */
+    ARPC__GRPC_EV_GOAWAY,      /* both: the peer's GOAWAY (last_stream_id, error_code) */
+    ARPC__GRPC_EV_FAULT        /* server: a stream the session ended for a broken rule (fault) */
+};
+
+/* What a server stream broke (EV_FAULT); the session answered it already and the
+ * connection lives on (docs/grpc.md, "Hostile peers"). */
+enum arpc__grpc_fault {
+    ARPC__GRPC_FAULT_HEADERS_TOO_BIG = 1, /* header list over max_header_list: RESOURCE_EXHAUSTED */
+    ARPC__GRPC_FAULT_STREAM_TIMEOUT,      /* its request did not arrive in time (expire) */
+    ARPC__GRPC_FAULT_REFUSED_STREAM       /* refused while refuse_streams is on: REFUSED_STREAM */
 };
 
 typedef struct arpc__grpc_event {
@@ -109,6 +118,8 @@ typedef struct arpc__grpc_event {
     /* GOAWAY */
     int32_t last_stream_id;
     uint32_t error_code;
+    /* FAULT: an arpc__grpc_fault */
+    int fault;
 } arpc__grpc_event;
 
 typedef void (*arpc__grpc_event_fn)(void *user, const arpc__grpc_event *ev);
@@ -147,7 +158,9 @@ void arpc__grpc_session_destroy(arpc__grpc_session *s);
 /*
  * Feeds `len` received bytes; events are reported before it returns.
  * @return 0; ARPC_EFRAME (the peer broke HTTP/2: close the connection after a last flush);
- *         ARPC_ENOMEM (close the connection).
+ *         ARPC_EOVERLOAD (server: the peer flooded frames over their budget, GOAWAY
+ *         (ENHANCE_YOUR_CALM) queued: close after a last flush); ARPC_ENOMEM (close the
+ *         connection).
  */
 int arpc__grpc_session_feed(arpc__grpc_session *s, const void *data, size_t len);
 
@@ -245,5 +258,31 @@ uint32_t arpc__grpc_session_pings_without_data(const arpc__grpc_session *s);
 
 /* Streams open (not yet EV_CLOSE'd) on the session. */
 size_t arpc__grpc_session_stream_count(const arpc__grpc_session *s);
+
+/* ---- hostile peers (server side; docs/grpc.md, "Hostile peers") ------------------------- */
+
+/*
+ * Ends the server streams whose request message has not arrived completely (a stream that
+ * never ends): past the request's grpc-timeout, with DEADLINE_EXCEEDED; `stall_ns` (> 0)
+ * or longer after its HEADERS began, with RST_STREAM(CANCEL).  Each is reported as
+ * EV_FAULT (STREAM_TIMEOUT) and, if the handler saw EV_REQUEST, EV_CLOSE with canceled set.
+ * Cheap when no request is incomplete.  @return 0 or ARPC_ENOMEM.
+ */
+int arpc__grpc_session_expire(arpc__grpc_session *s, int64_t now_ns, int64_t stall_ns);
+
+/* While `on`, a server session refuses new streams with RST_STREAM(REFUSED_STREAM) (never
+ * run: the client may retry them), reporting each as EV_FAULT (REFUSED_STREAM); control
+ * frames and the streams open already go on.  The caller turns it on while the
+ * connection's unwritten output, with held_bytes, is over its bound. */
+void arpc__grpc_session_refuse_streams(arpc__grpc_session *s, bool on);
+
+/* Answer bytes queued in the streams and not yet taken by nghttp2: what HTTP/2 flow control
+ * holds back from a client that does not open its windows. */
+size_t arpc__grpc_session_held_bytes(const arpc__grpc_session *s);
+
+/* Why feed failed, for the log line that closes the connection ("GOAWAY(PROTOCOL_ERROR):
+ * nghttp2's reason", "PING flood: GOAWAY(ENHANCE_YOUR_CALM)"), or NULL.  Valid until the
+ * next feed or destroy. */
+const char *arpc__grpc_session_error_text(const arpc__grpc_session *s);
 
 #endif

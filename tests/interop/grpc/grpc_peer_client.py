@@ -38,6 +38,17 @@ channel of its own.
                       (at most 5 s), a new Echo must fail with UNAVAILABLE and every Sleep
                       must succeed; then "shutdown ok" or "shutdown FAIL: ...".
                  No line on stdin within 20 s fails the case.
+  frozen         a frozen client noticed by the server.  Protocol with the harness:
+                   1. a Sleep(--sleep-ms) call must succeed: the server's
+                      heartbeat PINGs during it (every 500 ms of silence) are
+                      taken without a GOAWAY;
+                   2. starts --inflight Sleep(--sleep-ms) calls, prints
+                      "frozen started N" and waits for a line on stdin (the
+                      harness SIGSTOPs this process meanwhile, sees the server
+                      close the connection, and SIGCONTs it);
+                   3. every one of those Sleeps must have failed with
+                      UNAVAILABLE (the connection was closed under them);
+                      then "frozen ok" or "frozen FAIL: ...".
 """
 import argparse
 import os
@@ -53,7 +64,7 @@ import grpc  # noqa: E402
 
 MiB = 1024 * 1024
 CASES = ("unary", "metadata", "deadline", "unimplemented", "overlimit", "big",
-         "concurrent", "health", "stalled", "shutdown")
+         "concurrent", "health", "stalled", "shutdown", "frozen")
 
 
 class Fail(Exception):
@@ -225,6 +236,23 @@ class Client:
                     f.result()
                 except grpc.RpcError as e:
                     raise Fail("in-flight Sleep %d: %s (%s)" % (i, e.code().name, e.details()))
+
+    def case_frozen(self):
+        n, ms = self.args.inflight, self.args.sleep_ms
+        with self.channel() as ch:
+            stub = self.stub(ch)
+            stub.Sleep(self.pb.EchoMsg(data=b"%d" % ms), timeout=ms / 1000.0 + 20)
+            futs = [stub.Sleep.future(self.pb.EchoMsg(data=b"%d" % ms), timeout=ms / 1000.0 + 20)
+                    for _ in range(n)]
+            print("frozen started %d" % n, flush=True)
+            ready, _, _ = select.select([sys.stdin], [], [], 20)
+            expect(ready and sys.stdin.readline() != "", "no line from the harness on stdin")
+            for i, f in enumerate(futs):
+                try:
+                    f.result()
+                    raise Fail("Sleep %d succeeded: its connection was not closed" % i)
+                except grpc.RpcError as e:
+                    expect_code(e, grpc.StatusCode.UNAVAILABLE, "Sleep %d" % i)
 
 
 def parse_args():
