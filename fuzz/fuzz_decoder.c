@@ -29,18 +29,11 @@
 #include <arpc/err.h>
 
 #include "base/buf.h"
+#include "fuzz_check.h"
 #include "proto/frame.h"
 #include "proto/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                \
-    do {                                                                                        \
-        if (!(x)) {                                                                             \
-            fprintf(stderr, "fuzz_decoder: %s:%d: check failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                                            \
-        }                                                                                       \
-    } while (0)
 
 /* The whole input decoded in one go: what every other way of feeding it must agree with. */
 struct trace {

@@ -25,17 +25,10 @@
 
 #include <arpc/err.h>
 
+#include "fuzz_check.h"
 #include "proto/grpc/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                             \
-    do {                                                                                     \
-        if (!(x)) {                                                                          \
-            fprintf(stderr, "fuzz_grpc: %s:%d: check failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
 
 static size_t min_size(size_t a, size_t b)
 {

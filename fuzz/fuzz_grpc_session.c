@@ -18,18 +18,10 @@
 #include <arpc/err.h>
 
 #include "base/buf.h"
+#include "fuzz_check.h"
 #include "proto/grpc/session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                \
-    do {                                                                                        \
-        if (!(x)) {                                                                             \
-            fprintf(stderr, "fuzz_grpc_session: %s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #x);                                                                        \
-            abort();                                                                            \
-        }                                                                                       \
-    } while (0)
 
 #define MAX_IDS 512
 

@@ -22,19 +22,11 @@
 #include <arpc/err.h>
 
 #include "base/buf.h"
+#include "fuzz_check.h"
 #include "proto/metadata.h"
 #include "proto/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                  \
-    do {                                                                                          \
-        if (!(x)) {                                                                               \
-            fprintf(stderr, "fuzz_native_session: %s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #x);                                                                          \
-            abort();                                                                              \
-        }                                                                                         \
-    } while (0)
 
 typedef struct fuzz_state {
     arpc__proto_session *s;
