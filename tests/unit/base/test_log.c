@@ -28,26 +28,27 @@ static sink sink_a = {.tag = 1};
 static sink sink_b = {.tag = 2};
 static atomic_bool swapping_done;
 
+/* Counts a message delivered to the handler of `mine` with `user_data`. */
+static void deliver(sink *mine, void *user_data)
+{
+    if (user_data != mine)
+        atomic_fetch_add(&mine->wrong_pair, 1);
+    else
+        atomic_fetch_add(&mine->seen, 1);
+}
+
 static void handler_a(arpc_log_level level, const char *message, void *user_data)
 {
     (void)level;
     (void)message;
-    sink *s = user_data;
-    if (s != &sink_a)
-        atomic_fetch_add(&sink_a.wrong_pair, 1);
-    else
-        atomic_fetch_add(&s->seen, 1);
+    deliver(&sink_a, user_data);
 }
 
 static void handler_b(arpc_log_level level, const char *message, void *user_data)
 {
     (void)level;
     (void)message;
-    sink *s = user_data;
-    if (s != &sink_b)
-        atomic_fetch_add(&sink_b.wrong_pair, 1);
-    else
-        atomic_fetch_add(&s->seen, 1);
+    deliver(&sink_b, user_data);
 }
 
 static void *logger(void *arg)
