@@ -326,11 +326,16 @@ static void test_goaway_last_id(void)
     ASSERT_EQ(arpc__proto_grpc.feed(cli.s, f, sizeof(f), &cli.out), (int64_t)sizeof(f));
     ASSERT_EQ(cli.goaways, 1);
     ASSERT_EQ(cli.goaway_last, 10);
-    /* The two above it never ran: answered ESHUTDOWN, which the channel retries. */
-    ASSERT_EQ(cli.responses, 2);
-    ASSERT_TRUE((cli.ids[0] == 11 && cli.ids[1] == 12) || (cli.ids[0] == 12 && cli.ids[1] == 11));
-    ASSERT_EQ(cli.statuses[0], ARPC_ESHUTDOWN);
-    ASSERT_EQ(cli.statuses[1], ARPC_ESHUTDOWN);
+    /* The two above it never ran: on_goaway alone says so (the channel retries them at
+     * once), and nghttp2's refused close of their streams is not reported again, as an
+     * answer to ids the channel no longer holds. */
+    ASSERT_EQ(cli.responses, 0);
+    /* A second GOAWAY with the same last id moves nothing more: call 10 stays (11 and 12,
+     * above it, are gone already). */
+    ASSERT_EQ(arpc__proto_grpc.feed(cli.s, f, sizeof(f), &cli.out), (int64_t)sizeof(f));
+    ASSERT_EQ(cli.goaways, 2);
+    ASSERT_TRUE(cli.goaway_last >= 10);
+    ASSERT_EQ(cli.responses, 0);
     teardown();
 }
 
