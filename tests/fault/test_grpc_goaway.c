@@ -11,7 +11,8 @@
  *    the arpc server and succeed, and every call ran exactly once;
  *  - a call at or below the last stream id that the server then drops (the
  *    connection closes unanswered) fails with ARPC_ECLOSED and is not
- *    retried, while the calls above it are.
+ *    retried, while the calls above it are; made idempotent, it is retried
+ *    and runs once on the arpc server.
  *
  * The peer accepts one connection and then stops listening, like a server
  * going away.  Synchronisation: the peer's counters (atomics) and the
@@ -235,6 +236,7 @@ typedef struct fixture {
     arpc_channel *ch;
     peer a;
     int ncalls;
+    bool idempotent; /* every call of the test */
 } fixture;
 
 static void start_call(fixture *fx)
@@ -243,6 +245,7 @@ static void start_call(fixture *fx)
     char text[16];
     snprintf(text, sizeof(text), "c%d", i);
     arpc_call_opts opts = fault_call_opts(10000);
+    opts.idempotent = fx->idempotent;
     ASSERT_OK(arpc_call_async(fx->ch, "who", text, strlen(text), &opts, on_call, &recs[i]));
 }
 
@@ -277,9 +280,10 @@ static void three_streams_at_a(fixture *fx)
     }
 }
 
-static void fixture_start(fixture *fx, bool drop)
+static void fixture_start(fixture *fx, bool drop, bool idempotent)
 {
     memset(fx, 0, sizeof(*fx));
+    fx->idempotent = idempotent;
     memset(recs, 0, sizeof(recs));
     for (int i = 0; i < CALLS_MAX; i++)
         atomic_store(&b_runs[i], 0);
@@ -342,7 +346,7 @@ static bool all_done(void *arg)
 static void test_double_goaway_retries_above_last_id(void)
 {
     fixture fx;
-    fixture_start(&fx, false);
+    fixture_start(&fx, false, false);
     three_streams_at_a(&fx);
     ASSERT_EQ(find_stream(&fx.a, 1) >= 0 && find_stream(&fx.a, 3) >= 0 &&
                   find_stream(&fx.a, 5) >= 0,
@@ -388,26 +392,48 @@ static void test_double_goaway_retries_above_last_id(void)
     fixture_stop(&fx);
 }
 
+/* GOAWAY(1), then the connection closes with stream 1 unanswered: the calls of streams 3
+ * and 5 run once on the arpc server.  Returns the calls of streams 1, 3 and 5. */
+static void drop_after_goaway(fixture *fx, int c[3])
+{
+    three_streams_at_a(fx);
+    c[0] = call_of_stream(&fx->a, 1);
+    c[1] = call_of_stream(&fx->a, 3);
+    c[2] = call_of_stream(&fx->a, 5);
+    atomic_store(&fx->a.phase, PEER_GOAWAY);
+    ASSERT_TRUE(wait_until(all_done, fx, 10000));
+    for (int i = 1; i < 3; i++) {
+        ASSERT_EQ(recs[c[i]].status, 0);
+        ASSERT_EQ(recs[c[i]].who, 'B');
+        ASSERT_EQ(atomic_load(&b_runs[c[i]]), 1);
+    }
+    for (int i = 0; i < fx->ncalls; i++)
+        ASSERT_EQ(atomic_load(&recs[i].done), 1);
+}
+
 static void test_dropped_call_below_last_id_fails(void)
 {
     fixture fx;
-    fixture_start(&fx, true);
-    three_streams_at_a(&fx);
-    int c1 = call_of_stream(&fx.a, 1), c3 = call_of_stream(&fx.a, 3), c5 = call_of_stream(&fx.a, 5);
-    atomic_store(&fx.a.phase, PEER_GOAWAY); /* GOAWAY(1), then the connection closes */
-    ASSERT_TRUE(wait_until(all_done, &fx, 10000));
-    fprintf(stderr, "dropped: stream 1's call ended %d (%s)\n", recs[c1].status,
-            arpc_strerror(recs[c1].status));
-    ASSERT_ERR(recs[c1].status, ARPC_ECLOSED);
-    ASSERT_EQ(atomic_load(&b_runs[c1]), 0);
-    ASSERT_EQ(recs[c3].status, 0);
-    ASSERT_EQ(recs[c3].who, 'B');
-    ASSERT_EQ(recs[c5].status, 0);
-    ASSERT_EQ(recs[c5].who, 'B');
-    ASSERT_EQ(atomic_load(&b_runs[c3]), 1);
-    ASSERT_EQ(atomic_load(&b_runs[c5]), 1);
-    for (int i = 0; i < fx.ncalls; i++)
-        ASSERT_EQ(atomic_load(&recs[i].done), 1);
+    int c[3];
+    fixture_start(&fx, true, false);
+    drop_after_goaway(&fx, c);
+    fprintf(stderr, "dropped: stream 1's call ended %d (%s)\n", recs[c[0]].status,
+            arpc_strerror(recs[c[0]].status));
+    ASSERT_ERR(recs[c[0]].status, ARPC_ECLOSED);
+    ASSERT_EQ(atomic_load(&b_runs[c[0]]), 0);
+    fixture_stop(&fx);
+}
+
+/* The same drop with idempotent calls: stream 1's call may run twice, so it is retried. */
+static void test_dropped_idempotent_call_is_retried(void)
+{
+    fixture fx;
+    int c[3];
+    fixture_start(&fx, true, true);
+    drop_after_goaway(&fx, c);
+    ASSERT_EQ(recs[c[0]].status, 0);
+    ASSERT_EQ(recs[c[0]].who, 'B');
+    ASSERT_EQ(atomic_load(&b_runs[c[0]]), 1);
     fixture_stop(&fx);
 }
 
@@ -415,5 +441,6 @@ int main(void)
 {
     RUN_TEST(test_double_goaway_retries_above_last_id);
     RUN_TEST(test_dropped_call_below_last_id_fails);
+    RUN_TEST(test_dropped_idempotent_call_is_retried);
     return 0;
 }
