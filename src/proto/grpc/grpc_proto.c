@@ -383,6 +383,17 @@ static uint64_t last_call_id(const grpc_psession *ps, int32_t last_stream_id)
     return ps->last_sent_id;
 }
 
+/* The calls above a GOAWAY's last stream id leave with on_goaway, which the channel retries
+ * at once; nghttp2 then closes their streams as refused, and those closes are not reported
+ * again (the ids are gone or, worse, belong to the call's next attempt elsewhere). */
+static void goaway_forget_above(grpc_psession *ps, int32_t last_stream_id)
+{
+    for (gstream *gs = ps->live.next; gs != &ps->live; gs = gs->next) {
+        if (!gs->ping && gs->stream_id > last_stream_id)
+            gs->canceled = true;
+    }
+}
+
 static void cli_close(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev)
 {
     const arpc__proto_events *evs = ps->cfg.events;
@@ -445,10 +456,13 @@ static void cli_event(grpc_psession *ps, const arpc__grpc_event *ev)
         if (evs->on_pong != NULL)
             evs->on_pong(ps->cfg.owner, ev->ping_data, NULL);
         break;
-    case ARPC__GRPC_EV_GOAWAY:
+    case ARPC__GRPC_EV_GOAWAY: {
+        uint64_t last_id = last_call_id(ps, ev->last_stream_id);
+        goaway_forget_above(ps, ev->last_stream_id);
         if (evs->on_goaway != NULL)
-            evs->on_goaway(ps->cfg.owner, last_call_id(ps, ev->last_stream_id), ARPC_ESHUTDOWN);
+            evs->on_goaway(ps->cfg.owner, last_id, ARPC_ESHUTDOWN);
         break;
+    }
     default:
         break;
     }

@@ -1088,6 +1088,19 @@ static void client_data(arpc__grpc_session *s, gstream *st, const uint8_t *p, si
     }
 }
 
+/* A stream a server going away turned away without running it.  gRPC core's server
+ * (grpcio, gRPC C++) fails every stream that arrives after its shutdown began, until its
+ * second GOAWAY, with a Trailers-Only CANCELLED that never reaches the application
+ * (tests/interop/grpc/goaway_probe.py; a call cut off by the end of the grace period gets
+ * UNAVAILABLE instead).  Such a stream was opened before the first GOAWAY came (none opens
+ * after) and is answered after it, and its id is at or below the last stream id, so the
+ * GOAWAY alone does not mark it: CANCELLED with no response headers on a session that got
+ * a GOAWAY is read as "never processed", like REFUSED_STREAM.  docs/grpc.md section 7. */
+static bool turned_away(const arpc__grpc_session *s, const gstream *st, int code)
+{
+    return code == ARPC__GRPC_CANCELLED && s->goaway_recv && !st->got_headers;
+}
+
 /* The call's result at the stream's close. */
 static void client_close(arpc__grpc_session *s, gstream *st, uint32_t error_code)
 {
@@ -1108,6 +1121,7 @@ static void client_close(arpc__grpc_session *s, gstream *st, uint32_t error_code
         }
         if (md_view(s, st, &ev.md, &ev.md_count) < 0)
             ev.md_count = 0;
+        ev.refused = turned_away(s, st, code);
     } else if (error_code == NGHTTP2_REFUSED_STREAM) {
         code = ARPC__GRPC_UNAVAILABLE;
         ev.refused = true;

@@ -111,8 +111,10 @@ typedef struct arpc__grpc_event {
     const char *message;
     size_t message_len;
     bool canceled;
-    bool refused; /* client: the server never processed the stream (REFUSED_STREAM, or
-                   * above a GOAWAY's last stream id): safe to retry elsewhere */
+    bool refused; /* client: the server never processed the stream (REFUSED_STREAM, above
+                   * a GOAWAY's last stream id, or a Trailers-Only CANCELLED after a GOAWAY,
+                   * gRPC core's answer to streams that reach a server shutting down):
+                   * safe to retry elsewhere */
     /* PING_ACK */
     uint64_t ping_data;
     /* GOAWAY */

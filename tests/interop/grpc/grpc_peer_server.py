@@ -12,6 +12,8 @@ lines flushed, write errors ignored so a reader that goes away costs nothing):
                                no new calls are accepted, running ones go on
   event stopped SECONDS        every call finished (or grace ran out) SECONDS
                                after draining began; exit 0
+  event call METHOD DATA       (--log-calls) the servicer began METHOD (Echo or
+                               Sleep) with that request data (latin1)
 
 Echo answers the request message as it came and copies every request metadata
 entry whose key starts with "x-echo-" into the response's initial metadata
@@ -56,6 +58,8 @@ def parse_args():
     p.add_argument("--workers", type=int, default=32, help="handler threads")
     p.add_argument("--echo-metadata", choices=("initial", "trailing", "both"),
                    default="initial")
+    p.add_argument("--log-calls", action="store_true",
+                   help="an event line each time the servicer begins Echo or Sleep")
     p.add_argument("--option", action="append", default=[], metavar="KEY=INT",
                    help="extra integer server channel argument, e.g. "
                         "grpc.http2.min_ping_interval_without_data_ms=1000")
@@ -88,6 +92,8 @@ class Sleeps:
 def make_echo_servicer(echo_pb2_grpc, args, sleeps):
     class Echo(echo_pb2_grpc.EchoServicer):
         def Echo(self, request, context):
+            if args.log_calls:
+                say("event call Echo %s" % request.data.decode("latin1"))
             echoed = tuple((k, v) for k, v in context.invocation_metadata()
                            if k.startswith("x-echo-"))
             if echoed and args.echo_metadata in ("initial", "both"):
@@ -98,6 +104,8 @@ def make_echo_servicer(echo_pb2_grpc, args, sleeps):
 
         def Sleep(self, request, context):
             text = request.data.decode("latin1")
+            if args.log_calls:
+                say("event call Sleep %s" % text)
             if not text.isdigit() or int(text) > 3600000:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               "Sleep wants decimal milliseconds (0..3600000)")

@@ -5,8 +5,9 @@
  * channel.c and server.c drive them.  Method names with and without their
  * '/', metadata both ways, statuses, the built-in health check, an expired
  * grpc-timeout, the client's cancel, a GOAWAY's last stream id turned into the
- * channel's last call id (the calls above it answered ARPC_ESHUTDOWN: they
- * never ran), and heartbeats kept within grpcio's PING budget.
+ * channel's last call id (the calls above it never ran: on_goaway reports
+ * them, once), a Trailers-Only CANCELLED after a GOAWAY read as "never ran"
+ * (ARPC_ESHUTDOWN), and heartbeats kept within grpcio's PING budget.
  */
 #include <string.h>
 
@@ -326,11 +327,16 @@ static void test_goaway_last_id(void)
     ASSERT_EQ(arpc__proto_grpc.feed(cli.s, f, sizeof(f), &cli.out), (int64_t)sizeof(f));
     ASSERT_EQ(cli.goaways, 1);
     ASSERT_EQ(cli.goaway_last, 10);
-    /* The two above it never ran: answered ESHUTDOWN, which the channel retries. */
-    ASSERT_EQ(cli.responses, 2);
-    ASSERT_TRUE((cli.ids[0] == 11 && cli.ids[1] == 12) || (cli.ids[0] == 12 && cli.ids[1] == 11));
-    ASSERT_EQ(cli.statuses[0], ARPC_ESHUTDOWN);
-    ASSERT_EQ(cli.statuses[1], ARPC_ESHUTDOWN);
+    /* The two above it never ran: on_goaway alone says so (the channel retries them at
+     * once), and nghttp2's refused close of their streams is not reported again, as an
+     * answer to ids the channel no longer holds. */
+    ASSERT_EQ(cli.responses, 0);
+    /* A second GOAWAY with the same last id moves nothing more: call 10 stays (11 and 12,
+     * above it, are gone already). */
+    ASSERT_EQ(arpc__proto_grpc.feed(cli.s, f, sizeof(f), &cli.out), (int64_t)sizeof(f));
+    ASSERT_EQ(cli.goaways, 2);
+    ASSERT_TRUE(cli.goaway_last >= 10);
+    ASSERT_EQ(cli.responses, 0);
     teardown();
 }
 
@@ -349,6 +355,52 @@ static void test_server_goaway_drains(void)
     exchange();
     ASSERT_EQ(cli.responses, 1);
     ASSERT_EQ(cli.statuses[0], 0);
+    teardown();
+}
+
+/* gRPC core's server answers the streams that reach it while it shuts down (between its two
+ * GOAWAYs) Trailers-Only CANCELLED without running them (goaway_probe.py): after a GOAWAY such
+ * an answer is "never ran" (ESHUTDOWN, which the channel retries); before one it is the
+ * server's CANCELLED (ARPC_ECANCELED). */
+static void test_cancelled_after_goaway_never_ran(void)
+{
+    setup();
+    send_req(1, "pkg.S/M", "a", 1, NULL, 0);
+    send_req(2, "pkg.S/M", "b", 1, NULL, 0);
+    exchange();
+    ASSERT_EQ(srv.requests, 2);
+    uint64_t first = srv.ids[0], second = srv.ids[1];
+    send_rsp(first, ARPC_ECANCELED, NULL, 0, NULL);
+    exchange();
+    ASSERT_EQ(cli.responses, 1);
+    ASSERT_EQ(cli.ids[0], 1);
+    ASSERT_ERR(cli.statuses[0], ARPC_ECANCELED);
+    ASSERT_OK(arpc__proto_grpc.send_goaway(srv.s, &srv.out, second, ARPC_ESHUTDOWN));
+    exchange();
+    ASSERT_EQ(cli.goaways, 1);
+    send_rsp(second, ARPC_ECANCELED, NULL, 0, NULL);
+    exchange();
+    ASSERT_EQ(cli.responses, 2);
+    ASSERT_EQ(cli.ids[1], 2);
+    ASSERT_ERR(cli.statuses[1], ARPC_ESHUTDOWN);
+    teardown();
+}
+
+/* After a GOAWAY, other statuses keep their meaning: UNAVAILABLE (grpcio's answer to a call
+ * still running when its grace ends, which did run) is not "never ran". */
+static void test_unavailable_after_goaway_is_kept(void)
+{
+    setup();
+    send_req(1, "pkg.S/M", "a", 1, NULL, 0);
+    exchange();
+    ASSERT_EQ(srv.requests, 1);
+    ASSERT_OK(arpc__proto_grpc.send_goaway(srv.s, &srv.out, srv.ids[0], ARPC_ESHUTDOWN));
+    exchange();
+    ASSERT_EQ(cli.goaways, 1);
+    send_rsp(srv.ids[0], ARPC_ECLOSED, NULL, 0, NULL); /* sent as UNAVAILABLE */
+    exchange();
+    ASSERT_EQ(cli.responses, 1);
+    ASSERT_ERR(cli.statuses[0], ARPC_ECLOSED);
     teardown();
 }
 
@@ -373,6 +425,8 @@ int main(void)
     RUN_TEST(test_unary_metadata_status);
     RUN_TEST(test_health);
     RUN_TEST(test_expired_deadline_not_run);
+    RUN_TEST(test_cancelled_after_goaway_never_ran);
+    RUN_TEST(test_unavailable_after_goaway_is_kept);
     RUN_TEST(test_cancel);
     RUN_TEST(test_goaway_last_id);
     RUN_TEST(test_server_goaway_drains);
