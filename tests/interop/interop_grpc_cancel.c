@@ -4,13 +4,12 @@
  * servers, `front` and `back`, and arpc's gRPC channels), grpcio's client
  * (grpc_peer_client.py, case `cancel`) and grpcio's server
  * (grpc_peer_server.py).  Proves:
- *  - grpcio's future.cancel() on a Sleep without a deadline (RST_STREAM(CANCEL))
- *    cancels the front request: its handler's on_cancel runs and it sees
- *    arpc_request_is_canceled, stats.canceled counts it, its downstream call
- *    to `back` (a gRPC channel, arpc_call_opts.parent, no deadline) completes
- *    with ARPC_ECANCELED and `back`'s handler sees its own cancel (the channel
- *    reset the stream, not the connection); grpcio's channel then serves a
- *    normal call;
+ *  - grpcio's future.cancel() on a Sleep without a deadline (one
+ *    RST_STREAM(CANCEL), counted by a relay) cancels the front request: its handler's on_cancel
+ * runs and it sees arpc_request_is_canceled, stats.canceled counts it, its downstream call to
+ * `back` (a gRPC channel, arpc_call_opts.parent, no deadline) completes with ARPC_ECANCELED and
+ * `back`'s handler sees its own cancel (the channel reset the stream, not the connection); grpcio's
+ * channel then serves a normal call;
  *  - the same cancel with the downstream call going to grpcio's server: the
  *    servicer sees the call end long before its 60 s Sleep, with no deadline
  *    (time_remaining "none"), and arpc's channel did not reconnect, so what
@@ -349,12 +348,13 @@ static void expect_sleep_canceled(interop_proc *peer, bool no_deadline)
         ASSERT_STREQ(left, "none");
 }
 
-/* Starts grpcio's `cancel` case with Sleep data `data` and waits until it has
- * sent its Sleep ("cancel started"). */
-static void start_cancel_client(int front_port, const char *data, interop_proc *cli)
+/* Starts grpcio's `cancel` case with Sleep data `data`, through relay `r` to
+ * front, and waits until it has sent its Sleep ("cancel started"). */
+static void start_cancel_client(int front_port, const char *data, relay *r, interop_proc *cli)
 {
+    relay_start(r, front_port);
     char target[64];
-    interop_addr(target, sizeof(target), front_port);
+    interop_addr(target, sizeof(target), r->port);
     const char *args[] = {"--cancel-data", data, "cancel", NULL};
     interop_start_grpc_client(target, args, cli);
     ASSERT_TRUE(interop_wait_line(cli, "cancel started", NULL, 0, WAIT_MS));
@@ -375,10 +375,19 @@ static void client_finishes(interop_proc *cli)
     ASSERT_EQ(interop_reap(cli, WAIT_MS), 0);
 }
 
+/* What grpcio's future.cancel() put on the wire: one RST_STREAM(CANCEL). */
+static void client_sent_one_cancel(relay *r)
+{
+    relay_join(r); /* the client exited: its connection closed */
+    ASSERT_EQ(atomic_load(&r->rst_cancel), 1);
+    ASSERT_EQ(atomic_load(&r->rst_other), 0);
+}
+
 static void test_grpcio_cancel_reaches_arpc_downstream(arpc_server *front, arpc_server *back)
 {
     interop_proc cli;
-    start_cancel_client(arpc_server_port(front), "to-back", &cli);
+    relay r;
+    start_cancel_client(arpc_server_port(front), "to-back", &r, &cli);
     wait_for(&c.hold_started, 1); /* the front handler runs, its call reached back */
     ASSERT_EQ(atomic_load(&c.front_started), 1);
     ASSERT_EQ(atomic_load(&c.front_done), 0);
@@ -400,12 +409,14 @@ static void test_grpcio_cancel_reaches_arpc_downstream(arpc_server *front, arpc_
     ASSERT_EQ(reconnects(ch_back), before);
     ASSERT_OK(arpc_call(ch_back, "echo", "x", 1, NULL, NULL));
     client_finishes(&cli);
+    client_sent_one_cancel(&r);
 }
 
 static void test_grpcio_cancel_reaches_grpcio_downstream(arpc_server *front, interop_proc *peer)
 {
     interop_proc cli;
-    start_cancel_client(arpc_server_port(front), "to-grpcio", &cli);
+    relay r;
+    start_cancel_client(arpc_server_port(front), "to-grpcio", &r, &cli);
     ASSERT_TRUE(interop_wait_line(peer, "event sleep-begin 1", NULL, 0, WAIT_MS));
     uint64_t before = reconnects(ch_peer);
     client_cancels(&cli);
@@ -420,6 +431,7 @@ static void test_grpcio_cancel_reaches_grpcio_downstream(arpc_server *front, int
     ASSERT_EQ(reconnects(ch_peer), before);
     expect_rst_cancels(&peer_relay, 1);
     client_finishes(&cli);
+    client_sent_one_cancel(&r);
 }
 
 typedef struct async_result {
