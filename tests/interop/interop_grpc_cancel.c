@@ -5,11 +5,12 @@
  * (grpc_peer_client.py, case `cancel`) and grpcio's server
  * (grpc_peer_server.py).  Proves:
  *  - grpcio's future.cancel() on a Sleep without a deadline (one
- *    RST_STREAM(CANCEL), counted by a relay) cancels the front request: its handler's on_cancel
- * runs and it sees arpc_request_is_canceled, stats.canceled counts it, its downstream call to
- * `back` (a gRPC channel, arpc_call_opts.parent, no deadline) completes with ARPC_ECANCELED and
- * `back`'s handler sees its own cancel (the channel reset the stream, not the connection); grpcio's
- * channel then serves a normal call;
+ *    RST_STREAM(CANCEL), counted by a relay) cancels the front request: its
+ *    handler's on_cancel runs and it sees arpc_request_is_canceled,
+ *    stats.canceled counts it, its downstream call to `back` (a gRPC channel,
+ *    arpc_call_opts.parent, no deadline) completes with ARPC_ECANCELED and
+ *    `back`'s handler sees its own cancel (the channel reset the stream, not
+ *    the connection); grpcio's channel then serves a normal call;
  *  - the same cancel with the downstream call going to grpcio's server: the
  *    servicer sees the call end long before its 60 s Sleep, with no deadline
  *    (time_remaining "none"), and arpc's channel did not reconnect, so what
