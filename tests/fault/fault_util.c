@@ -14,10 +14,10 @@
 
 #define START_TIMEOUT_MS 20000 /* a sanitizer build starts slowly on a busy machine */
 
-void fault_tool_start(char *const *argv, fault_proc *out)
+/* Forks and execs argv; the child's stdout goes to `stdout_fd` (-1: the
+ * parent's) and it gets SIGKILL if the test process dies first. */
+static pid_t spawn(char *const *argv, int stdout_fd)
 {
-    int pipe_fds[2];
-    ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
     pid_t parent = getpid();
     fflush(NULL);
     pid_t pid = fork();
@@ -28,10 +28,37 @@ void fault_tool_start(char *const *argv, fault_proc *out)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
-        dup2(pipe_fds[1], STDOUT_FILENO);
+        if (stdout_fd >= 0)
+            dup2(stdout_fd, STDOUT_FILENO);
         execv(argv[0], argv);
         _exit(127);
     }
+    return pid;
+}
+
+void fault_self_start(char *const *args, fault_proc *out)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    ASSERT_GT(n, 0);
+    self[n] = '\0';
+    char *argv[16] = {self};
+    size_t argc = 1;
+    while (args != NULL && args[argc - 1] != NULL) {
+        ASSERT_LT(argc, 15);
+        argv[argc] = args[argc - 1];
+        argc++;
+    }
+    argv[argc] = NULL;
+    out->pid = spawn(argv, -1);
+    out->port = 0;
+}
+
+void fault_tool_start(char *const *argv, fault_proc *out)
+{
+    int pipe_fds[2];
+    ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
+    pid_t pid = spawn(argv, pipe_fds[1]);
     close(pipe_fds[1]);
     char line[256];
     int len = test_read_line(pipe_fds[0], line, sizeof(line), START_TIMEOUT_MS);

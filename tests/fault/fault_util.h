@@ -31,6 +31,13 @@ void fault_echo_start(const char *listen, unsigned threads, fault_proc *out);
  * prints "listening on HOST:PORT" first. */
 void fault_tool_start(char *const *argv, fault_proc *out);
 
+/* Runs this test's own binary again (/proc/self/exe) with `args` (at most 14,
+ * NULL-terminated) as a child process of its own, for a role its main() picks
+ * from them (a client to kill, say), and returns at once: the caller
+ * synchronises on what the child does, not on its output (stdout is shared).
+ * The child gets SIGKILL if the test process dies first; out->port is 0. */
+void fault_self_start(char *const *args, fault_proc *out);
+
 /* Sends `sig` to the child (by its PID). */
 void fault_proc_signal(const fault_proc *p, int sig);
 

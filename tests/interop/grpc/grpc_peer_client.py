@@ -49,6 +49,15 @@ channel of its own.
                    3. every one of those Sleeps must have failed with
                       UNAVAILABLE (the connection was closed under them);
                       then "frozen ok" or "frozen FAIL: ...".
+  cancel         a call cancelled by its client.  Protocol with the harness:
+                   1. an Echo, then one Sleep(--cancel-data) with NO deadline
+                      (a future); prints "cancel started" and waits for a line
+                      on stdin (the harness sees the server run it);
+                   2. future.cancel() (grpcio sends RST_STREAM(CANCEL)); the
+                      future must end cancelled; prints "cancel sent" and waits
+                      for a line on stdin (the harness checks the server side);
+                   3. an Echo on the same channel must succeed; then
+                      "cancel ok" or "cancel FAIL: ...".
 """
 import argparse
 import os
@@ -64,7 +73,7 @@ import grpc  # noqa: E402
 
 MiB = 1024 * 1024
 CASES = ("unary", "metadata", "deadline", "unimplemented", "overlimit", "big",
-         "concurrent", "health", "stalled", "shutdown", "frozen")
+         "concurrent", "health", "stalled", "shutdown", "frozen", "cancel")
 
 
 class Fail(Exception):
@@ -254,6 +263,31 @@ class Client:
                 except grpc.RpcError as e:
                     expect_code(e, grpc.StatusCode.UNAVAILABLE, "Sleep %d" % i)
 
+    def case_cancel(self):
+        with self.channel() as ch:
+            stub = self.stub(ch)
+            stub.Echo(self.pb.EchoMsg(data=b"warm"), timeout=10)
+            fut = stub.Sleep.future(self.pb.EchoMsg(data=self.args.cancel_data.encode()))
+            print("cancel started", flush=True)
+            wait_harness()
+            expect(fut.cancel(), "future.cancel() refused: the call had ended (%r)", fut)
+            expect(fut.cancelled(), "the future is not cancelled")
+            try:
+                fut.result(timeout=10)
+                raise Fail("the cancelled Sleep answered")
+            except grpc.FutureCancelledError:
+                pass
+            print("cancel sent", flush=True)
+            wait_harness()
+            rsp = stub.Echo(self.pb.EchoMsg(data=b"after"), timeout=10)
+            expect(rsp.data == b"after", "answer after the cancel %r", rsp.data)
+
+
+def wait_harness():
+    """Waits (at most 20 s) for one line from the harness on stdin."""
+    ready, _, _ = select.select([sys.stdin], [], [], 20)
+    expect(ready and sys.stdin.readline() != "", "no line from the harness on stdin")
+
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -266,6 +300,8 @@ def parse_args():
     p.add_argument("--timeout-ms", type=int, default=1000)
     p.add_argument("--inflight", type=int, default=4)
     p.add_argument("--sleep-ms", type=int, default=1500)
+    p.add_argument("--cancel-data", default="60000",
+                   help="the cancel case's Sleep request data")
     p.add_argument("cases", nargs="+", metavar="CASE", help=" ".join(CASES))
     args = p.parse_args()
     for c in args.cases:

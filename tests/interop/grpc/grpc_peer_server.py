@@ -8,6 +8,12 @@ Prints "listening on HOST:PORT" once serving, then one line per event (all
 lines flushed, write errors ignored so a reader that goes away costs nothing):
   event sleep-begin ACTIVE     a Sleep call started; ACTIVE Sleep calls now run
   event sleep-end ACTIVE       a Sleep call answered or was cancelled
+  event sleep-canceled MS LEFT a Sleep call ended by its client (RST_STREAM,
+                               a closed connection) or its deadline, MS
+                               milliseconds after it began; LEFT is
+                               context.time_remaining() then, in ms, or "none"
+                               for a call without a deadline (so only its
+                               client can have ended it)
   event draining               SIGTERM/SIGINT seen: server.stop(grace) returned,
                                no new calls are accepted, running ones go on
   event stopped SECONDS        every call finished (or grace ran out) SECONDS
@@ -113,8 +119,16 @@ def make_echo_servicer(echo_pb2_grpc, args, sleeps):
             done = threading.Event()
             context.add_callback(done.set)  # runs when the call ends (cancel, deadline)
             sleeps.change(1, "sleep-begin")
+            began = time.monotonic()
             try:
                 done.wait(ms / 1000.0)
+                if not context.is_active():
+                    # grpcio gives a call without a deadline one in the far
+                    # future (about 2^63 ns), not None.
+                    left = context.time_remaining()
+                    say("event sleep-canceled %.0f %s" % (
+                        (time.monotonic() - began) * 1000,
+                        "none" if left is None or left > 1e9 else "%.0f" % (left * 1000)))
             finally:
                 sleeps.change(-1, "sleep-end")
             return request
