@@ -164,18 +164,38 @@ const char *test_bin_path(const char *name)
     return path;
 }
 
-char test_proc_state(pid_t pid)
+/* The fields of /proc/PID/stat after "pid (comm) " into buf, or NULL. */
+static const char *proc_stat_fields(pid_t pid, char *buf, size_t size)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return '?';
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        return NULL;
+    size_t n = fread(buf, 1, size - 1, f);
     fclose(f);
     buf[n] = '\0';
-    /* "pid (comm) S ...": the state follows the last ')'. */
+    /* The command may hold spaces and parentheses: the fields follow the last ')'. */
     const char *paren = strrchr(buf, ')');
-    return paren != NULL && paren[1] == ' ' ? paren[2] : '?';
+    return paren != NULL && paren[1] == ' ' ? paren + 2 : NULL;
+}
+
+char test_proc_state(pid_t pid)
+{
+    char buf[512];
+    const char *fields = proc_stat_fields(pid, buf, sizeof(buf));
+    return fields != NULL ? fields[0] : '?';
+}
+
+int64_t test_proc_cpu_ms(pid_t pid)
+{
+    char buf[512];
+    const char *fields = proc_stat_fields(pid, buf, sizeof(buf));
+    unsigned long long utime;
+    unsigned long long stime;
+    /* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime */
+    if (fields == NULL || sscanf(fields, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                                 &utime, &stime) != 2)
+        return -1;
+    return (int64_t)((utime + stime) * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK));
 }
