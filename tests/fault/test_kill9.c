@@ -78,31 +78,33 @@ static void run_loop_timers_until(arpc_runtime *rt, int64_t until_ms)
 
 /* The echo behind the sleeps on their one connection: once it is answered
  * the server holds all of them.  A failure says what the channel saw and how
- * much CPU the server used meanwhile, so a server too slow to start the
- * sleeps (CPU near the wait) reads differently from a lost echo (CPU near 0)
- * or a lost connection. */
+ * the server spent the wait (on a CPU, waiting for one), so a server too slow
+ * to start the sleeps or starved of CPU reads differently from a lost echo
+ * (neither near the wait) or a lost connection. */
 static void barrier_after(arpc_channel *ch, const fault_calls *set, const fault_proc *srv)
 {
     int64_t begun = test_now_ms();
     int64_t cpu_begun = test_proc_cpu_ms(srv->pid);
+    int64_t runq_begun = test_proc_runq_wait_ms(srv->pid);
     int rc = fault_echo_call(ch, START_BOUND_MS);
     int64_t waited = test_now_ms() - begun;
     int64_t cpu = test_proc_cpu_ms(srv->pid) - cpu_begun;
+    int64_t runq = test_proc_runq_wait_ms(srv->pid) - runq_begun;
     if (rc == 0) {
         fprintf(stderr,
-                "  the server held the %zu sleeps %lld ms after the last was sent (%lld ms of "
-                "its CPU)\n",
-                set->count, (long long)waited, (long long)cpu);
+                "  the server held the %zu sleeps %lld ms after the last was sent (%lld ms on "
+                "a CPU, %lld ms waiting for one)\n",
+                set->count, (long long)waited, (long long)cpu, (long long)runq);
         return;
     }
     arpc_channel_stats stats;
     arpc_channel_get_stats(ch, &stats);
     test_fail(__FILE__, __LINE__,
               "the echo behind %zu sleeps failed with %s after %lld ms (bound %d ms), the "
-              "server using %lld ms of CPU meanwhile; %zu of the sleeps completed; channel: %llu "
-              "connections, %llu heartbeat failures, %llu late answers",
+              "server %lld ms on a CPU and %lld ms waiting for one meanwhile; %zu of the sleeps "
+              "completed; channel: %llu connections, %llu heartbeat failures, %llu late answers",
               set->count, arpc_err_name(rc), (long long)waited, START_BOUND_MS, (long long)cpu,
-              atomic_load(&set->completed), (unsigned long long)stats.reconnects,
+              (long long)runq, atomic_load(&set->completed), (unsigned long long)stats.reconnects,
               (unsigned long long)stats.heartbeat_failures, (unsigned long long)stats.late_answers);
 }
 

@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <netinet/in.h>
@@ -198,4 +199,30 @@ int64_t test_proc_cpu_ms(pid_t pid)
                                  &utime, &stime) != 2)
         return -1;
     return (int64_t)((utime + stime) * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+int64_t test_proc_runq_wait_ms(pid_t pid)
+{
+    char path[320]; /* "/proc/PID/task/" and a d_name of up to 255 bytes */
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir(path);
+    if (tasks == NULL)
+        return -1;
+    unsigned long long total_ns = 0;
+    struct dirent *e;
+    while ((e = readdir(tasks)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        unsigned long long run_ns;
+        unsigned long long wait_ns;
+        /* "time on a CPU, time runnable on a run queue, timeslices" (ns) */
+        if (f != NULL && fscanf(f, "%llu %llu", &run_ns, &wait_ns) == 2)
+            total_ns += wait_ns;
+        if (f != NULL)
+            fclose(f);
+    }
+    closedir(tasks);
+    return (int64_t)(total_ns / 1000000);
 }
