@@ -1,8 +1,9 @@
 /*
  * A server killed with SIGKILL while 1,000 calls are in flight on one
  * connection: every call completes exactly once, with a connection error,
- * promptly (not at its 8 s deadline, not at the server's 20 s sleep); a server
- * restarted on the same port is used again with no action by the caller.
+ * promptly (not at its deadline, not at the end of the server's longer sleep);
+ * a server restarted on the same port is used again with no action by the
+ * caller.
  * Then the kill races the deadlines: 1,000 calls whose deadlines are spread
  * over 200 ms, the server killed when half of them have timed out; each call
  * completes once, at its deadline (not before) or with the connection's error.
@@ -14,11 +15,7 @@
 #include "fault_util.h"
 #include "test.h"
 
-#define CALLS           1000
-/* The sleeps (20 s) and deadlines (8 s) outlast any delay before the kill,
- * even under TSan on a loaded machine, so no call can end another way first;
- * the test waits past the deadlines to check that none completes twice. */
-#define CALL_TIMEOUT_MS 8000
+#define CALLS 1000
 /* All calls done within this of the kill: far below the deadlines, with room
  * for a sanitizer build on a loaded machine. */
 #ifdef FAULT_SANITIZED
@@ -26,6 +23,31 @@
 #else
 #define KILL_BOUND_MS 2000
 #endif
+/*
+ * The server starts the CALLS sleeps (a coroutine each) as it decodes them,
+ * and reads nothing behind them until it has: until then neither the barrier
+ * behind them nor a PING of the client's is answered.  Without TSan that
+ * takes about 10 ms (ASan: 40-190 ms).  Under TSan every coroutine is also a
+ * TSan fiber, about 0.9 ms of server CPU to create (measured on a 2-core VM:
+ * 700-1,300 ms for the 1,000, most of it page faults zeroing the fibers' TSan
+ * state, 280 KB each), 0.8-1.3 s of wall time on an idle machine.  On a
+ * loaded one (test_many_conns beside it, as under ctest -j2) it passed 5 s in
+ * 3 runs of 54, and the barrier, then bounded by 5 s, failed with
+ * ARPC_ETIMEDOUT; with two more sanitizer tests and a build beside it, it took
+ * up to 13.8 s.  So this bound is the barrier's timeout and the channel's
+ * heartbeat timeout both.
+ */
+#ifdef FAULT_TSAN
+#define START_BOUND_MS 20000
+#else
+#define START_BOUND_MS 5000
+#endif
+/* The deadlines come after the server's start of the calls and the kill's
+ * bound (and a second for sending the calls and sending the kill), so no call
+ * can time out before the kill ends it; the sleeps outlast the deadlines.
+ * The test waits past the deadlines to check that none completes twice. */
+#define CALL_TIMEOUT_MS (START_BOUND_MS + KILL_BOUND_MS + 1000)
+#define SLEEP_MS        (2 * CALL_TIMEOUT_MS)
 
 typedef struct timers_until {
     int64_t until_ms;
@@ -54,6 +76,38 @@ static void run_loop_timers_until(arpc_runtime *rt, int64_t until_ms)
     ASSERT_OK(arpc_wg_wait(&t.wg, (until_ms - test_now_ms()) + 20000));
 }
 
+/* The echo behind the sleeps on their one connection: once it is answered
+ * the server holds all of them.  A failure says what the channel saw and how
+ * the server spent the wait (on a CPU, waiting for one), so a server too slow
+ * to start the sleeps or starved of CPU reads differently from a lost echo
+ * (neither near the wait) or a lost connection. */
+static void barrier_after(arpc_channel *ch, const fault_calls *set, const fault_proc *srv)
+{
+    int64_t begun = test_now_ms();
+    int64_t cpu_begun = test_proc_cpu_ms(srv->pid);
+    int64_t runq_begun = test_proc_runq_wait_ms(srv->pid);
+    int rc = fault_echo_call(ch, START_BOUND_MS);
+    int64_t waited = test_now_ms() - begun;
+    int64_t cpu = test_proc_cpu_ms(srv->pid) - cpu_begun;
+    int64_t runq = test_proc_runq_wait_ms(srv->pid) - runq_begun;
+    if (rc == 0) {
+        fprintf(stderr,
+                "  the server held the %zu sleeps %lld ms after the last was sent (%lld ms on "
+                "a CPU, %lld ms waiting for one)\n",
+                set->count, (long long)waited, (long long)cpu, (long long)runq);
+        return;
+    }
+    arpc_channel_stats stats;
+    arpc_channel_get_stats(ch, &stats);
+    test_fail(__FILE__, __LINE__,
+              "the echo behind %zu sleeps failed with %s after %lld ms (bound %d ms), the "
+              "server %lld ms on a CPU and %lld ms waiting for one meanwhile; %zu of the sleeps "
+              "completed; channel: %llu connections, %llu heartbeat failures, %llu late answers",
+              set->count, arpc_err_name(rc), (long long)waited, START_BOUND_MS, (long long)cpu,
+              (long long)runq, atomic_load(&set->completed), (unsigned long long)stats.reconnects,
+              (unsigned long long)stats.heartbeat_failures, (unsigned long long)stats.late_answers);
+}
+
 static bool is_conn_error(int st)
 {
     return st == ARPC_ECLOSED || st == ARPC_ECONNRESET || st == ARPC_EPIPE;
@@ -72,19 +126,21 @@ static void test_kill9_completes_every_call_once_then_reconnects(void)
     fault_channel_opts_init(&copts);
     copts.connections_per_endpoint = 1;
     copts.reconnect_backoff_max_ms = 500;
+    /* The server answers no PING while it starts the sleeps (START_BOUND_MS). */
+    copts.heartbeat_timeout_ms = START_BOUND_MS;
     arpc_channel *ch;
     ASSERT_OK(arpc_channel_create(rt, target, &copts, &ch));
     ASSERT_OK(fault_echo_call(ch, 5000));
 
     arpc_call_opts opts = fault_call_opts(CALL_TIMEOUT_MS);
+    char sleep_ms[16];
+    snprintf(sleep_ms, sizeof(sleep_ms), "%d", SLEEP_MS);
     fault_calls set;
     fault_calls_init(&set, CALLS);
     int64_t started = test_now_ms();
     for (size_t i = 0; i < CALLS; i++)
-        fault_call_start(&set, i, ch, "sleep", "20000", &opts);
-    /* A barrier: the calls above were written to the one connection before
-     * this one, so once it is answered the server holds all of them. */
-    ASSERT_OK(fault_echo_call(ch, 5000));
+        fault_call_start(&set, i, ch, "sleep", sleep_ms, &opts);
+    barrier_after(ch, &set, &srv);
     ASSERT_EQ(atomic_load(&set.completed), 0);
 
     int64_t killed = test_now_ms();

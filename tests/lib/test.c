@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <netinet/in.h>
@@ -164,18 +165,64 @@ const char *test_bin_path(const char *name)
     return path;
 }
 
-char test_proc_state(pid_t pid)
+/* The fields of /proc/PID/stat after "pid (comm) " into buf, or NULL. */
+static const char *proc_stat_fields(pid_t pid, char *buf, size_t size)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return '?';
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        return NULL;
+    size_t n = fread(buf, 1, size - 1, f);
     fclose(f);
     buf[n] = '\0';
-    /* "pid (comm) S ...": the state follows the last ')'. */
+    /* The command may hold spaces and parentheses: the fields follow the last ')'. */
     const char *paren = strrchr(buf, ')');
-    return paren != NULL && paren[1] == ' ' ? paren[2] : '?';
+    return paren != NULL && paren[1] == ' ' ? paren + 2 : NULL;
+}
+
+char test_proc_state(pid_t pid)
+{
+    char buf[512];
+    const char *fields = proc_stat_fields(pid, buf, sizeof(buf));
+    return fields != NULL ? fields[0] : '?';
+}
+
+int64_t test_proc_cpu_ms(pid_t pid)
+{
+    char buf[512];
+    const char *fields = proc_stat_fields(pid, buf, sizeof(buf));
+    unsigned long long utime;
+    unsigned long long stime;
+    /* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime */
+    if (fields == NULL || sscanf(fields, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                                 &utime, &stime) != 2)
+        return -1;
+    return (int64_t)((utime + stime) * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+int64_t test_proc_runq_wait_ms(pid_t pid)
+{
+    char path[320]; /* "/proc/PID/task/" and a d_name of up to 255 bytes */
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir(path);
+    if (tasks == NULL)
+        return -1;
+    unsigned long long total_ns = 0;
+    struct dirent *e;
+    while ((e = readdir(tasks)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        unsigned long long run_ns;
+        unsigned long long wait_ns;
+        /* "time on a CPU, time runnable on a run queue, timeslices" (ns) */
+        if (f != NULL && fscanf(f, "%llu %llu", &run_ns, &wait_ns) == 2)
+            total_ns += wait_ns;
+        if (f != NULL)
+            fclose(f);
+    }
+    closedir(tasks);
+    return (int64_t)(total_ns / 1000000);
 }

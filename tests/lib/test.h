@@ -122,4 +122,12 @@ const char *test_bin_path(const char *name);
  * stopped, 'Z', ...), or '?' if it cannot be read. */
 char test_proc_state(pid_t pid);
 
+/* CPU time (user and system, all threads) process `pid` has used, in ms, or
+ * -1 if it cannot be read. */
+int64_t test_proc_cpu_ms(pid_t pid);
+
+/* Time the threads of process `pid` have spent runnable but waiting for a CPU
+ * (/proc/PID/task/TID/schedstat), summed, in ms, or -1 if it cannot be read. */
+int64_t test_proc_runq_wait_ms(pid_t pid);
+
 #endif
