@@ -64,7 +64,9 @@
 #include "base/map.h"
 #include "proto/metadata.h"
 #include "rpc/conn.h"
+#include "rpc/pending.h"
 #include "rpc/request.h"
+#include "rpc/stream.h"
 #include "runtime/addr.h"
 #include "runtime/coro.h"
 #include "runtime/loop.h"
@@ -80,6 +82,7 @@
 
 typedef struct method_entry {
     arpc_handler_fn fn;
+    arpc_stream_handler_fn stream_fn; /* a stream method (arpc_server_register_stream) */
     void *user_data;
     size_t name_len;
     char name[ARPC__PROTO_MAX_METHOD + 1];
@@ -159,6 +162,8 @@ typedef struct srv_conn {
     int64_t hb_ping_ns;      /* heartbeat: when the PING for the silence since hb_rx_ns went */
     int64_t hb_rx_ns;        /* heartbeat: last_rx_ns when that PING went; 0: none sent */
     uint64_t hb_ping_id;
+    arpc__pending streams;       /* open streams: id -> arpc_stream (docs/streams.md) */
+    uint32_t peer_stream_window; /* the client's announced window; 0: none */
 } srv_conn;
 
 struct arpc_request {
@@ -183,6 +188,7 @@ struct arpc_request {
     arpc_request_cancel_cb cancel_cb; /* arpc_request_on_cancel; NULL: none */
     void *cancel_user_data;
     arpc__timer cancel_timer; /* the deadline, for cancel_cb only */
+    arpc_stream *stream;      /* a stream method's stream; NULL for a unary handler */
 };
 
 struct arpc_server {
@@ -245,6 +251,7 @@ void arpc_server_opts_init(arpc_server_opts *opts)
     opts->write_early_answers = 32;
     opts->heartbeat_interval_ms = 500;
     opts->heartbeat_timeout_ms = 1000;
+    opts->stream_window_bytes = ARPC__STREAM_DEFAULT_WINDOW;
 }
 
 int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_server **out)
@@ -259,6 +266,7 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
     else
         arpc_server_opts_init(&srv->opts);
     if (srv->opts.max_frame_size < ARPC__PROTO_MIN_MAX_MESSAGE ||
+        srv->opts.stream_window_bytes < ARPC__STREAM_MIN_WINDOW ||
         (uint64_t)(size_t)srv->opts.max_unwritten_bytes != srv->opts.max_unwritten_bytes) {
         arpc__free(srv);
         return ARPC_EINVAL;
@@ -292,10 +300,11 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
     return 0;
 }
 
-int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn handler,
-                         void *user_data)
+static int register_method(arpc_server *srv, const char *method, arpc_handler_fn handler,
+                           arpc_stream_handler_fn stream_handler, void *user_data)
 {
-    if (srv == NULL || method == NULL || handler == NULL || srv->listening)
+    if (srv == NULL || method == NULL || (handler == NULL && stream_handler == NULL) ||
+        srv->listening)
         return ARPC_EINVAL;
     size_t len = strlen(method);
     if (len == 0 || len > ARPC__PROTO_MAX_METHOD)
@@ -304,6 +313,7 @@ int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn h
     if (entry == NULL)
         return ARPC_ENOMEM;
     entry->fn = handler;
+    entry->stream_fn = stream_handler;
     entry->user_data = user_data;
     entry->name_len = len;
     memcpy(entry->name, method, len + 1);
@@ -311,6 +321,18 @@ int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn h
     if (rc < 0)
         arpc__free(entry);
     return rc;
+}
+
+int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn handler,
+                         void *user_data)
+{
+    return handler == NULL ? ARPC_EINVAL : register_method(srv, method, handler, NULL, user_data);
+}
+
+int arpc_server_register_stream(arpc_server *srv, const char *method,
+                                arpc_stream_handler_fn handler, void *user_data)
+{
+    return handler == NULL ? ARPC_EINVAL : register_method(srv, method, NULL, handler, user_data);
 }
 
 int arpc__server_add_protocol(arpc_server *srv, const arpc__proto_ops *proto)
@@ -574,6 +596,8 @@ static void request_cancel(arpc_request *req)
     if (atomic_load_explicit(&req->canceled, memory_order_relaxed))
         return;
     atomic_store_explicit(&req->canceled, true, memory_order_relaxed);
+    if (req->stream != NULL)
+        arpc__stream_fail(req->stream, ARPC_ECANCELED, false); /* the peer asked for no END */
     arpc__list *node;
     while ((node = arpc__list_pop_front(&req->watchers)) != NULL) {
         arpc__cancel_node *watcher = arpc__container_of(node, arpc__cancel_node, link);
@@ -857,6 +881,8 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
     return 0;
 }
 
+static int start_stream(srv_conn *sc, const arpc__msg *msg, const method_entry *method, bool unary);
+
 /* Looks the method up, trying the connection's previous one first: a short
  * compare instead of hashing the name on every request. */
 static const method_entry *find_method(srv_conn *sc, const char *name, size_t len)
@@ -940,6 +966,8 @@ static int ev_request(void *owner, const arpc__msg *msg)
         reject(sc, msg->id, ARPC_ENOMETHOD, &sl->counters.unknown_method);
         return 0;
     }
+    if (arpc__unlikely(method->stream_fn != NULL))
+        return start_stream(sc, msg, method, true);
     return start_request(sc, msg, method);
 }
 
@@ -959,7 +987,9 @@ static int ev_refused(void *owner, uint64_t id, int err)
 
 static void ev_peer_limits(void *owner, const arpc__proto_limits *peer)
 {
-    conn_of(owner)->peer_max_frame = peer->max_message;
+    srv_conn *sc = conn_of(owner);
+    sc->peer_max_frame = peer->max_message;
+    sc->peer_stream_window = peer->stream_window;
 }
 
 /* A client's cancel of one request (HTTP/2 RST_STREAM; the native protocol has
@@ -968,6 +998,11 @@ static void ev_peer_limits(void *owner, const arpc__proto_limits *peer)
 static void ev_cancel(void *owner, uint64_t id)
 {
     srv_conn *sc = conn_of(owner);
+    arpc_stream *st = arpc__pending_find(&sc->streams, id);
+    if (st != NULL) {
+        request_cancel(st->req);
+        return;
+    }
     arpc__list *it;
     arpc_list_foreach(it, &sc->requests)
     {
@@ -984,13 +1019,275 @@ static void ev_stream_fault(void *owner, uint64_t id, int fault)
     stream_fault(conn_of(owner), id, fault);
 }
 
+static int ev_stream(void *owner, arpc__stream_frame frame, const arpc__msg *msg);
+static bool ev_is_stream_method(void *owner, const char *method, size_t method_len);
+
 static const arpc__proto_events srv_events = {
+    .on_stream = ev_stream,
+    .is_stream_method = ev_is_stream_method,
     .on_request = ev_request,
     .on_refused = ev_refused,
     .on_peer_limits = ev_peer_limits,
     .on_cancel = ev_cancel,
     .on_stream_fault = ev_stream_fault,
 };
+
+/* ---- streams: the server half (docs/streams.md) ---------------------------------------
+ *
+ * An OPEN becomes a request (admitted, counted and canceled like any other, with its
+ * metadata and deadline) that holds a stream and runs the stream handler in its own
+ * coroutine; the connection's `streams` table finds the stream for every frame after it.
+ * The request is always on its connection's `requests`, so a close or the client's
+ * cancel reaches it.  The handler's return sends END (status, trailing metadata, error
+ * message) unless the stream ended already (the client canceled, the connection went, the
+ * deadline passed, or the handler canceled it: those send what they must themselves).
+ * A unary request to a stream method runs the same handler on a `unary` stream: one
+ * message queued, the half-close behind it, and its first write is the answer, sent as
+ * an ordinary response by request_finish.
+ */
+
+/* An END for stream `id`, outside any stream (refused before it ran). */
+static void send_end(srv_conn *sc, uint64_t id, int status, const arpc__md *md,
+                     const arpc_buf *message)
+{
+    if (sc->conn.closed)
+        return;
+    arpc__msg msg = {.id = id, .status = status};
+    if (md != NULL)
+        msg.md = *md;
+    if (message != NULL && message->len > 0 && status != 0) {
+        msg.payload = arpc__buf_head(message);
+        msg.payload_len = message->len;
+    }
+    int rc = sc->proto->send_stream(sc->conn.proto, &sc->conn.out, ARPC__STREAM_END, &msg);
+    if (rc == ARPC_ENOMEM) {
+        arpc__msg bare = {.id = id, .status = ARPC_ENOMEM};
+        rc = sc->proto->send_stream(sc->conn.proto, &sc->conn.out, ARPC__STREAM_END, &bare);
+    }
+    if (rc < 0) {
+        arpc__conn_close(&sc->conn, rc);
+        return;
+    }
+    arpc__conn_flush_soon(&sc->conn);
+}
+
+static int server_send(arpc_stream *st, arpc__stream_frame frame, arpc__msg *msg)
+{
+    arpc_request *req = st->req;
+    srv_conn *sc = st->sc;
+    if (st->unary) {
+        /* The answer goes with the response (request_finish); no credit to return. */
+        if (frame != ARPC__STREAM_MESSAGE)
+            return 0;
+        arpc__buf_clear(&req->response);
+        return arpc__buf_append(&req->response, msg->payload, msg->payload_len);
+    }
+    if (sc->conn.closed)
+        return ARPC_ECLOSED;
+    bool first = frame == ARPC__STREAM_MESSAGE && !st->md_sent;
+    if (first)
+        msg->md = req->rsp_md; /* what was added before the first write leads it */
+    if (frame == ARPC__STREAM_MESSAGE && !arpc__proto_fits(sc->proto, msg, false, answer_limit(sc)))
+        return ARPC_ETOOBIG;
+    int rc = sc->proto->send_stream(sc->conn.proto, &sc->conn.out, frame, msg);
+    if (rc < 0)
+        return rc;
+    if (first) {
+        st->md_sent = true;
+        arpc__buf_clear(&req->rsp_md_buf); /* later entries travel with the END */
+        memset(&req->rsp_md, 0, sizeof(req->rsp_md));
+    }
+    arpc__conn_flush_soon(&sc->conn);
+    return 0;
+}
+
+static void server_ended(arpc_stream *st, int status, bool tell)
+{
+    srv_conn *sc = st->sc;
+    arpc__loop_timer_disarm(sc->sl->loop, &st->deadline);
+    if (st->unary)
+        return;
+    arpc__pending_remove(&sc->streams, st->id);
+    if (tell)
+        send_end(sc, st->id, status, &st->req->rsp_md, &st->req->response);
+}
+
+static const arpc__stream_transport server_transport = {
+    .send = server_send,
+    .ended = server_ended,
+};
+
+static void on_stream_deadline(arpc__timer *timer)
+{
+    arpc__stream_fail(arpc__container_of(timer, arpc_stream, deadline), ARPC_ETIMEDOUT, true);
+}
+
+/* The handler returned: the stream ends (if it has not), then the request's bookkeeping
+ * as request_finish does it, without an answer of its own. */
+static void stream_request_done(arpc_request *req, int status)
+{
+    srv_loop *sl = req->sl;
+    srv_conn *sc = req->sc;
+    arpc_stream *st = req->stream;
+    if (status >= ARPC_DEFERRED)
+        status = ARPC_EINTERNAL; /* not a valid application code */
+    arpc__stream_handler_returned(st, status);
+    req->stream = NULL;
+    arpc__stream_free(st);
+    if (arpc__list_linked(&req->link))
+        request_untrack(req);
+    req->sc = NULL;
+    sc->running--;
+    sc->last_done_ns = sl->loop->now_ns;
+    arpc__conn_unref(&sc->conn);
+    request_put(sl, req);
+    request_leave(sl);
+}
+
+static void run_stream(void *arg)
+{
+    arpc_request *req = arg;
+    arpc_stream *st = req->stream;
+    int status;
+    if (req->deadline_ns != ARPC__NO_DEADLINE && coarse_now_ns() >= req->deadline_ns) {
+        counter_inc(&req->sl->counters.expired);
+        status = ARPC_ETIMEDOUT; /* its caller gave up before it started */
+    } else {
+        status = req->method->stream_fn(st, req->method->user_data);
+    }
+    if (st->unary) {
+        /* Its answer is the first message written (in req->response), or the error. */
+        st->ended = true;
+        arpc__loop_timer_disarm(req->sl->loop, &st->deadline);
+        req->stream = NULL;
+        arpc__stream_free(st);
+        request_finish(req, status);
+        return;
+    }
+    stream_request_done(req, status);
+}
+
+/* A stream for request `msg->id` (an OPEN, or a unary request to a stream method). */
+static int start_stream(srv_conn *sc, const arpc__msg *msg, const method_entry *method, bool unary)
+{
+    srv_loop *sl = sc->sl;
+    uint32_t per_conn = sl->srv->opts.max_in_flight_per_connection;
+    if ((per_conn != 0 && sc->running >= per_conn) || !request_admit(sl)) {
+        counter_inc(&sl->counters.overloaded);
+        if (unary)
+            reject(sc, msg->id, ARPC_EOVERLOAD, NULL);
+        else
+            send_end(sc, msg->id, ARPC_EOVERLOAD, NULL, NULL);
+        return 0;
+    }
+    arpc_request *req = request_get(sl);
+    arpc_stream *st =
+        req ? arpc__stream_new(&server_transport, sl->loop, true, sl->srv->opts.stream_window_bytes)
+            : NULL;
+    int rc = st != NULL ? 0 : ARPC_ENOMEM;
+    if (rc == 0 && msg->md.count > 0) {
+        rc = arpc__buf_append(&req->md_buf, msg->md.data, msg->md.len);
+        req->md.data = arpc__buf_head(&req->md_buf);
+        req->md.len = msg->md.len;
+        req->md.count = msg->md.count;
+    }
+    if (rc == 0 && !unary)
+        rc = arpc__pending_insert(&sc->streams, msg->id, st);
+    if (rc == 0) {
+        req->sc = sc;
+        req->method = method;
+        req->id = msg->id;
+        req->deadline_ns =
+            msg->timeout_ns <= 0 ? ARPC__NO_DEADLINE : sl->loop->now_ns + msg->timeout_ns;
+        req->stream = st;
+        st->req = req;
+        st->sc = sc;
+        st->id = msg->id;
+        st->unary = unary;
+        arpc__timer_init(&st->deadline, on_stream_deadline);
+        uint32_t window =
+            sc->peer_stream_window ? sc->peer_stream_window : ARPC__STREAM_DEFAULT_WINDOW;
+        arpc__stream_opened(st, unary ? UINT32_MAX : window, unary ? 0 : answer_limit(sc));
+        if (unary) {
+            (void)arpc__stream_on_message(st, msg->payload, msg->payload_len);
+            arpc__stream_on_half_close(st);
+        }
+        if (req->deadline_ns != ARPC__NO_DEADLINE)
+            (void)arpc__loop_timer_arm(sl->loop, &st->deadline, req->deadline_ns);
+        arpc__conn_ref(&sc->conn);
+        sc->running++;
+        /* Listed always: a close or a cancel must reach a stream that waits. */
+        arpc__list_push_back(&sc->requests, &req->link);
+        rc = st->ended ? st->end_status : arpc__coro_spawn_run(sl->loop, run_stream, req);
+        if (rc < 0) {
+            arpc__list_remove(&req->link);
+            sc->running--;
+            arpc__conn_unref(&sc->conn);
+            arpc__loop_timer_disarm(sl->loop, &st->deadline);
+            if (!unary)
+                arpc__pending_remove(&sc->streams, msg->id);
+            req->stream = NULL;
+        }
+    }
+    if (rc < 0) {
+        arpc__stream_free(st);
+        if (req)
+            request_put(sl, req);
+        request_leave(sl);
+        if (unary)
+            reject(sc, msg->id, rc, NULL);
+        else
+            send_end(sc, msg->id, rc, NULL, NULL);
+    }
+    return 0;
+}
+
+static int ev_stream_open(srv_conn *sc, const arpc__msg *msg)
+{
+    srv_loop *sl = sc->sl;
+    saw_request_id(sc, msg->id);
+    counter_inc(&sl->counters.requests);
+    if (sc->goaway_sent) {
+        send_end(sc, msg->id, ARPC_ESHUTDOWN, NULL, NULL);
+        return 0;
+    }
+    const method_entry *method = find_method(sc, msg->method, msg->method_len);
+    if (method == NULL || method->stream_fn == NULL) {
+        /* Unknown, or a unary method (include/arpc/stream.h). */
+        counter_inc(&sl->counters.unknown_method);
+        send_end(sc, msg->id, ARPC_ENOMETHOD, NULL, NULL);
+        return 0;
+    }
+    return start_stream(sc, msg, method, false);
+}
+
+static int ev_stream(void *owner, arpc__stream_frame frame, const arpc__msg *msg)
+{
+    srv_conn *sc = conn_of(owner);
+    if (frame == ARPC__STREAM_OPEN)
+        return ev_stream_open(sc, msg);
+    arpc_stream *st = arpc__pending_find(&sc->streams, msg->id);
+    if (st == NULL)
+        return 0; /* it ended already */
+    switch (frame) {
+    case ARPC__STREAM_MESSAGE:
+        return arpc__stream_on_message(st, msg->payload, msg->payload_len);
+    case ARPC__STREAM_HALF_CLOSE:
+        arpc__stream_on_half_close(st);
+        return 0;
+    case ARPC__STREAM_CREDIT:
+        arpc__stream_on_credit(st, msg->payload_len);
+        return 0;
+    default:
+        return 0; /* END goes the other way: the session would not raise it */
+    }
+}
+
+static bool ev_is_stream_method(void *owner, const char *method, size_t method_len)
+{
+    const method_entry *entry = find_method(conn_of(owner), method, method_len);
+    return entry != NULL && entry->stream_fn != NULL;
+}
 
 /* The first bytes chose `proto`: its session, with the server's limits. */
 static int srv_on_protocol(arpc__conn *conn, const arpc__proto_ops *proto)
@@ -999,7 +1296,9 @@ static int srv_on_protocol(arpc__conn *conn, const arpc__proto_ops *proto)
     const arpc_server_opts *opts = &sc->sl->srv->opts;
     arpc__proto_limits mine = {.max_message = opts->max_frame_size,
                                .max_in_flight = opts->max_in_flight_per_connection,
-                               .metadata = true};
+                               .metadata = true,
+                               .streams = true,
+                               .stream_window = opts->stream_window_bytes};
     int rc = arpc__conn_open_proto(conn, proto, ARPC__PROTO_SERVER, &mine, &srv_events);
     if (rc == 0) {
         sc->proto = proto;
@@ -1042,7 +1341,9 @@ static void srv_on_flushed(arpc__conn *conn)
 
 static void srv_on_free(arpc__conn *conn)
 {
-    arpc__free(arpc__container_of(conn, srv_conn, conn));
+    srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
+    arpc__pending_fini(&sc->streams);
+    arpc__free(sc);
 }
 
 static void srv_on_read_paused(arpc__conn *conn)
@@ -1100,6 +1401,7 @@ static void accept_one(srv_loop *sl, int fd)
     }
     sc->sl = sl;
     arpc__list_init(&sc->requests);
+    arpc__pending_init(&sc->streams);
     arpc__conn_init(&sc->conn, sl->loop, fd, &srv_conn_ops, false);
     sc->conn.detect = srv->protocols;
     sc->conn.detect_count = srv->protocol_count;
