@@ -1133,7 +1133,7 @@ static void stream_request_done(arpc_request *req, int status)
         status = ARPC_EINTERNAL; /* not a valid application code */
     arpc__stream_handler_returned(st, status);
     req->stream = NULL;
-    arpc__stream_free(st);
+    arpc__stream_release(st);
     if (arpc__list_linked(&req->link))
         request_untrack(req);
     req->sc = NULL;
@@ -1157,10 +1157,9 @@ static void run_stream(void *arg)
     }
     if (st->unary) {
         /* Its answer is the first message written (in req->response), or the error. */
-        st->ended = true;
-        arpc__loop_timer_disarm(req->sl->loop, &st->deadline);
+        arpc__stream_handler_returned(st, status); /* no END: server_ended knows */
         req->stream = NULL;
-        arpc__stream_free(st);
+        arpc__stream_release(st);
         request_finish(req, status);
         return;
     }

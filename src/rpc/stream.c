@@ -69,6 +69,20 @@ static void drop_queue(arpc_stream *st)
     st->queued_bytes = 0;
 }
 
+static void free_task(void *st, void *unused)
+{
+    (void)unused;
+    arpc__stream_free(st);
+}
+
+void arpc__stream_release(arpc_stream *st)
+{
+    /* An operation the handler started just before returning may still be in the inbox
+     * (write_async, then return): it runs first, finds the stream ended and completes. */
+    arpc__task_set(&st->destroy_task, free_task, st, NULL);
+    arpc__loop_post_or_run(st->loop, &st->destroy_task);
+}
+
 void arpc__stream_free(arpc_stream *st)
 {
     if (st == NULL)

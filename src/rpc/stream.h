@@ -130,6 +130,9 @@ struct arpc_stream {
 arpc_stream *arpc__stream_new(const arpc__stream_transport *tp, arpc_loop *loop, bool server,
                               uint32_t window);
 void arpc__stream_free(arpc_stream *st);
+/* Server: frees an ended stream once the operations already handed to its loop have run.
+ * Loop thread. */
+void arpc__stream_release(arpc_stream *st);
 
 /* The transport has opened the stream: frames may flow, `credit` bytes may be sent, and
  * messages over `peer_max_frame` (0: no limit) fail with ARPC_ETOOBIG.  Loop thread. */
