@@ -162,7 +162,12 @@ static int handle_slow_sink(arpc_stream *st, void *user_data)
     for (;;) {
         if (count % 10000 == 0) {
             /* Stop reading until the client's writer has had to wait for credit. */
+            /* The test names its stream once the open returned: maybe after we started. */
             arpc_stream *watched = atomic_load(&slow_watched);
+            for (int i = 0; watched == NULL && i < WAIT_MS; i++) {
+                arpc_coro_sleep_ms(1);
+                watched = atomic_load(&slow_watched);
+            }
             for (int i = 0; watched != NULL && i < WAIT_MS; i++) {
                 if (arpc__stream_write_suspended(watched) || arpc__stream_close_requested(watched))
                     break;
