@@ -8,6 +8,7 @@
  * server's handler ends are counted, so a stream that completed twice or never fails.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -427,6 +428,49 @@ static void test_destroy_open_stream(void)
     teardown();
 }
 
+typedef struct shutdown_job {
+    arpc_server *srv;
+    int rc;
+} shutdown_job;
+
+static void *shutdown_thread(void *arg)
+{
+    shutdown_job *job = arg;
+    job->rc = arpc_server_shutdown(job->srv, 20000);
+    return NULL;
+}
+
+static bool goaway_seen(void *ch)
+{
+    arpc_channel_stats stats;
+    arpc_channel_get_stats(ch, &stats);
+    return stats.goaways >= 1;
+}
+
+/* A server that shuts down lets a stream it has seen (at or below the GOAWAY's last id)
+ * run to its end, and its drain waits for it. */
+static void test_shutdown_drains_stream(void)
+{
+    setup();
+    arpc_stream *st = NULL;
+    ASSERT_OK(arpc_stream_open(channel, "S/Echo", NULL, &st));
+    ASSERT_OK(arpc_stream_write(st, "a", 1));
+    read_expect(st, "a");
+    shutdown_job job = {.srv = server};
+    pthread_t thread;
+    ASSERT_EQ(pthread_create(&thread, NULL, shutdown_thread, &job), 0);
+    ASSERT_TRUE(wait_until(goaway_seen, channel, 20000));
+    ASSERT_OK(arpc_stream_write(st, "b", 1));
+    read_expect(st, "b");
+    ASSERT_OK(arpc_stream_close_send(st));
+    read_status(st, ARPC_EEOS);
+    ASSERT_OK(arpc_stream_finish(st, NULL));
+    ASSERT_EQ(pthread_join(thread, NULL), 0);
+    ASSERT_OK(job.rc);
+    arpc_stream_destroy(st);
+    teardown();
+}
+
 /* ---- the async forms ------------------------------------------------------------------- */
 
 typedef struct async_run {
@@ -601,6 +645,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_cancel_from_server);
     RUN_TEST(test_deadline_mid_stream);
     RUN_TEST(test_destroy_open_stream);
+    RUN_TEST(test_shutdown_drains_stream);
     RUN_TEST(test_async_forms);
     RUN_TEST(test_unary_call_to_stream_method);
     RUN_TEST(test_stream_to_unary_method);
