@@ -1817,12 +1817,23 @@ int arpc_stream_open(arpc_channel *ch, const char *method, const arpc_call_opts 
     st->ep = ep;
     st->slot = slot;
     st->loop = slot->loop;
+    /* A parent's cancel reaches a stream opened on the parent's loop (its handler): the
+     * watch lives there.  The request's watchers are its own bookkeeping, not what the
+     * caller lent: const only to the caller. */
+    arpc_request *parent = opts != NULL ? (arpc_request *)opts->parent : NULL;
+    if (parent != NULL && arpc__loop_current() == arpc__request_loop(parent) &&
+        arpc__stream_watch_parent(st, parent) < 0) {
+        arpc__stream_free(st);
+        return ARPC_ECANCELED;
+    }
     atomic_fetch_add(&ch->active_calls, 1);
     if (arpc__loop_current() == slot->loop) {
         stream_submit(slot, st);
     } else {
         arpc__task_set(&st->open_task, stream_submit_task, slot, st);
         if (arpc__loop_post(slot->loop, &st->open_task) < 0) {
+            if (st->parent_loop != NULL)
+                arpc__request_unwatch(&st->parent_node); /* on its loop: this one */
             arpc__stream_free(st);
             channel_call_ended(ch);
             return ARPC_ESTOPPED;

@@ -52,6 +52,7 @@ arpc_stream *arpc__stream_new(const arpc__stream_transport *tp, arpc_loop *loop,
     st->loop = loop;
     st->server = server;
     st->window = window;
+    atomic_init(&st->refs, 1);
     arpc__list_init(&st->queue);
     arpc__list_init(&st->link);
     arpc__buf_init(&st->error_message);
@@ -575,13 +576,67 @@ void arpc_stream_cancel(arpc_stream *st)
     arpc__loop_post_or_run(st->loop, &st->cancel_task);
 }
 
+static void stream_unref(arpc_stream *st)
+{
+    if (atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) == 1)
+        arpc__stream_free(st);
+}
+
+/* On the stream's loop: the parent's cancel, then the reference it held. */
+static void parent_cancel_task(void *st_arg, void *unused)
+{
+    (void)unused;
+    arpc_stream *st = st_arg;
+    if (!atomic_exchange(&st->cancel_requested, true))
+        arpc__stream_fail(st, ARPC_ECANCELED, true);
+    stream_unref(st);
+}
+
+/* On the parent's loop (the node is unlinked already). */
+static void on_parent_canceled(arpc__cancel_node *node)
+{
+    arpc_stream *st = arpc__container_of(node, arpc_stream, parent_node);
+    atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+    arpc__task_set(&st->parent_task, parent_cancel_task, st, NULL);
+    arpc__loop_post_or_run(st->loop, &st->parent_task);
+}
+
+int arpc__stream_watch_parent(arpc_stream *st, arpc_request *parent)
+{
+    st->parent_loop = arpc__request_loop(parent);
+    arpc__list_init(&st->parent_node.link);
+    st->parent_node.fn = on_parent_canceled;
+    int rc = arpc__request_watch(parent, &st->parent_node);
+    if (rc < 0)
+        st->parent_loop = NULL;
+    return rc;
+}
+
+/* On the parent's loop: no cancel comes from it after this. */
+static void parent_unwatch_task(void *st_arg, void *unused)
+{
+    (void)unused;
+    arpc_stream *st = st_arg;
+    arpc__request_unwatch(&st->parent_node);
+    stream_unref(st);
+}
+
 static void destroy_now(void *st_arg, void *unused)
 {
     (void)unused;
     arpc_stream *st = st_arg;
-    st->owner_gone = true;
     arpc__stream_fail(st, ARPC_ECANCELED, true);
-    arpc__stream_free(st);
+    if (st->parent_loop == NULL) {
+        stream_unref(st);
+        return;
+    }
+    /* The node is the parent loop's to unlink, and a cancel may be on its way here. */
+    if (arpc__loop_current() == st->parent_loop) {
+        parent_unwatch_task(st, NULL);
+        return;
+    }
+    arpc__task_set(&st->destroy_task, parent_unwatch_task, st, NULL);
+    arpc__loop_post_or_run(st->parent_loop, &st->destroy_task);
 }
 
 void arpc_stream_destroy(arpc_stream *st)

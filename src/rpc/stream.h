@@ -24,6 +24,7 @@
 #include "base/buf.h"
 #include "base/list.h"
 #include "proto/proto.h"
+#include "rpc/request.h"
 #include "runtime/loop.h"
 
 /* The default window (arpc_channel_opts / arpc_server_opts.stream_window_bytes), and the
@@ -120,7 +121,14 @@ struct arpc_stream {
     uint32_t md_len;
     uint32_t md_count;
     arpc_metadata *rsp_md;
-    bool owner_gone; /* destroyed: freed as soon as it ended */
+    /* arpc_call_opts.parent: the request's loop (NULL: none), where `parent_node` is
+     * linked into its watchers and unlinked again (rpc/request.h). */
+    arpc_loop *parent_loop;
+    arpc__cancel_node parent_node;
+    arpc__task parent_task;
+    /* The owner's reference, and one per parent cancel in flight to the stream's loop:
+     * the last one frees it. */
+    _Atomic uint32_t refs;
     /* Server. */
     arpc_request *req;
     void *sc; /* srv_conn */
@@ -150,6 +158,10 @@ void arpc__stream_on_end(arpc_stream *st, int status, const void *msg, size_t le
 void arpc__stream_fail(arpc_stream *st, int err, bool tell);
 /* Server: the handler returned `status`.  Ends the stream if it has not ended. */
 void arpc__stream_handler_returned(arpc_stream *st, int status);
+
+/* Client, on the parent request's loop: watches `parent` (arpc_call_opts.parent), so its
+ * cancel cancels the stream.  @return 0 or ARPC_ECANCELED (canceled already). */
+int arpc__stream_watch_parent(arpc_stream *st, arpc_request *parent);
 
 /* Adds the list `src` to the caller's metadata list `dst`.  @return 0 or ARPC_ENOMEM. */
 int arpc__stream_md_add(arpc_metadata *dst, const arpc__md *src);

@@ -248,6 +248,56 @@ static int handle_ticker(arpc_stream *st, void *user_data)
     return rc;
 }
 
+static _Atomic(arpc_channel *) relay_channel;
+static _Atomic int relay_status;
+static _Atomic bool relay_done;
+
+/* Reads one message, then opens S/Sink on the relay channel with its request as parent,
+ * writes to it and reads it until that fails: the client's cancel of this stream must
+ * reach the downstream one. */
+static int handle_relay(arpc_stream *st, void *user_data)
+{
+    (void)user_data;
+    arpc_buf *msg = NULL;
+    ASSERT_OK(arpc_buf_create(&msg));
+    int rc = read_msg(st, msg);
+    arpc_stream *down = NULL;
+    if (rc == 0) {
+        arpc_call_opts opts;
+        arpc_call_opts_init(&opts);
+        opts.parent = arpc_stream_request(st);
+        rc = arpc_stream_open(atomic_load(&relay_channel), "S/Sink", &opts, &down);
+    }
+    if (rc == 0)
+        rc = arpc_stream_write(down, "abc", 3);
+    while (rc == 0)
+        rc = read_msg(down, msg);
+    arpc_stream_destroy(down);
+    arpc_buf_destroy(msg);
+    atomic_store(&relay_status, rc);
+    atomic_store(&relay_done, true);
+    return rc;
+}
+
+void sx_relay_reset(arpc_channel *ch)
+{
+    atomic_store(&relay_channel, ch);
+    atomic_store(&relay_status, 0);
+    atomic_store(&relay_done, false);
+}
+
+static bool relay_is_done(void *arg)
+{
+    (void)arg;
+    return atomic_load(&relay_done);
+}
+
+int sx_wait_relay_status(void)
+{
+    ASSERT_TRUE(wait_until(relay_is_done, NULL, WAIT_MS));
+    return atomic_load(&relay_status);
+}
+
 static int handle_unary(arpc_request *req, void *user_data)
 {
     (void)user_data;
@@ -283,6 +333,7 @@ static const struct {
     {"S/CancelSelf", {handle_cancel_self}},
     {"S/EchoOnce", {handle_echo_once}},
     {"S/Ticker", {handle_ticker}},
+    {"S/Relay", {handle_relay}},
 };
 
 static bool use_seam;

@@ -14,6 +14,8 @@
  *   S/CancelSelf reads one message, cancels its stream, records what a write returns.
  *   S/EchoOnce   reads one message, writes it, records what a second write returns.
  *   S/Ticker     writes "tick" every 20 ms until a write fails.
+ *   S/Relay      reads one message, then streams to S/Sink on the relay channel with its
+ *                request as parent, until that stream fails; records the failure.
  *   S/Unary      a unary echo.
  */
 #ifndef ARPC_TEST_STREAM_FIXTURE_H
@@ -52,5 +54,9 @@ uint64_t sx_sink_reads(void);
 bool sx_wait_sink_done(void);
 int sx_sink_status(void);
 bool sx_sink_saw_canceled(void);
+
+/* S/Relay's channel (set before the stream opens), and what its downstream read last. */
+void sx_relay_reset(arpc_channel *ch);
+int sx_wait_relay_status(void);
 
 #endif

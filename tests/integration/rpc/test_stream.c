@@ -413,6 +413,29 @@ static void test_deadline_mid_stream(void)
     teardown();
 }
 
+/* A stream opened by a handler with its request as parent is canceled with it: the
+ * client's cancel of the outer stream reaches the downstream handler. */
+static void test_cancel_reaches_child_stream(void)
+{
+    setup();
+    sx_sink_reset();
+    arpc_channel *relay = sx_channel(server_rt, arpc_server_port(server), NULL);
+    sx_relay_reset(relay);
+    arpc_stream *st = NULL;
+    ASSERT_OK(arpc_stream_open(channel, "S/Relay", NULL, &st));
+    ASSERT_OK(arpc_stream_write(st, "go", 2));
+    ASSERT_TRUE(sx_wait_sink_read(1));
+    arpc_stream_cancel(st);
+    ASSERT_ERR(arpc_stream_finish(st, NULL), ARPC_ECANCELED);
+    ASSERT_EQ(sx_wait_relay_status(), ARPC_ECANCELED);
+    ASSERT_TRUE(sx_wait_sink_done());
+    ASSERT_EQ(sx_sink_status(), ARPC_ECANCELED);
+    arpc_stream_destroy(st);
+    arpc_channel_destroy(relay);
+    sx_relay_reset(NULL);
+    teardown();
+}
+
 /* Destroying an open stream cancels it; the handler ends. */
 static void test_destroy_open_stream(void)
 {
@@ -645,6 +668,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_cancel_from_server);
     RUN_TEST(test_deadline_mid_stream);
     RUN_TEST(test_destroy_open_stream);
+    RUN_TEST(test_cancel_reaches_child_stream);
     RUN_TEST(test_shutdown_drains_stream);
     RUN_TEST(test_async_forms);
     RUN_TEST(test_unary_call_to_stream_method);
