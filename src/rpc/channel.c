@@ -373,12 +373,19 @@ static void link_close_if_drained(cli_link *lnk)
 }
 
 /* True while the server's per-connection share (its MAX_IN_FLIGHT setting)
- * admits one more call.  A timed-out call the server has not answered still
- * runs there, so it still counts. */
+ * admits one more call or stream.  A timed-out call the server has not answered
+ * still runs there, so it still counts; so do open streams (in `room`). */
 static inline bool link_has_room(const cli_link *lnk)
 {
-    return lnk->peer_max_in_flight == 0 ||
-           lnk->pending.len + lnk->streams.len + lnk->abandoned < lnk->peer_max_in_flight;
+    return lnk->pending.len + lnk->abandoned < lnk->room;
+}
+
+/* After the share or the open streams changed. */
+static void link_set_room(cli_link *lnk)
+{
+    uint32_t max = lnk->peer_max_in_flight;
+    size_t streams = lnk->streams.len;
+    lnk->room = max == 0 ? UINT32_MAX : max > streams ? max - (uint32_t)streams : 0;
 }
 
 /* A call with metadata waits for the server's settings (protocol.md 10): only
@@ -594,6 +601,7 @@ static void link_on_pong(cli_link *lnk, uint64_t id, const arpc__proto_limits *p
     lnk->settings_known = true;
     lnk->peer_max_frame = peer != NULL ? peer->max_message : 0;
     lnk->peer_max_in_flight = peer != NULL ? peer->max_in_flight : 0;
+    link_set_room(lnk);
     /* A protocol that announces no limits (gRPC) takes streams when it can carry them; a
      * native server says so in its settings (docs/protocol.md 13). */
     lnk->peer_streams = (lnk->proto->caps & ARPC__PROTO_STREAMS) && (peer == NULL || peer->streams);
@@ -916,6 +924,7 @@ static void slot_connect(cli_slot *slot)
     /* One call at a time until the server's limits arrive with the PONG of the
      * first PING; a protocol without PING has no such announcement to wait for. */
     lnk->peer_max_in_flight = (lnk->proto->caps & ARPC__PROTO_PING) ? 1 : 0;
+    link_set_room(lnk);
     arpc__list_init(&lnk->draining_link);
     arpc__pending_init(&lnk->pending);
     arpc__pending_init(&lnk->streams);
@@ -1531,6 +1540,7 @@ static cli_link *stream_link(const arpc_stream *st)
 static void link_stream_detach(cli_link *lnk, arpc_stream *st)
 {
     arpc__pending_remove(&lnk->streams, st->id);
+    link_set_room(lnk);
     atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
     st->lnk = NULL;
 }
@@ -1622,6 +1632,7 @@ static void link_stream_open(cli_link *lnk, arpc_stream *st)
         return;
     }
     lnk->next_id = id;
+    link_set_room(lnk);
     st->id = id;
     st->lnk = lnk;
     atomic_fetch_add_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);

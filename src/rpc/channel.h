@@ -76,6 +76,9 @@ struct cli_link {
      * first PING brings them, one call at a time and no frame limit. */
     uint32_t peer_max_frame;     /* 0: not announced */
     uint32_t peer_max_in_flight; /* calls in flight allowed on this link; 0: no limit */
+    /* What that share leaves calls: peer_max_in_flight less the open streams, UINT32_MAX
+     * for no limit (link_set_room), so a call's check is one compare. */
+    uint32_t room;
     uint32_t abandoned; /* timed-out calls the server has not answered yet: still its work */
     arpc__timer heartbeat;
     int64_t ping_sent_ns;

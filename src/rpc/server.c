@@ -323,6 +323,8 @@ static int register_method(arpc_server *srv, const char *method, arpc_handler_fn
     return rc;
 }
 
+static int serve_unary_on_stream(arpc_request *req, void *user_data);
+
 int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn handler,
                          void *user_data)
 {
@@ -332,7 +334,10 @@ int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn h
 int arpc_server_register_stream(arpc_server *srv, const char *method,
                                 arpc_stream_handler_fn handler, void *user_data)
 {
-    return handler == NULL ? ARPC_EINVAL : register_method(srv, method, NULL, handler, user_data);
+    /* A unary request to it runs serve_unary_on_stream, as any unary handler runs. */
+    return handler == NULL
+               ? ARPC_EINVAL
+               : register_method(srv, method, serve_unary_on_stream, handler, user_data);
 }
 
 int arpc__server_add_protocol(arpc_server *srv, const arpc__proto_ops *proto)
@@ -356,7 +361,8 @@ static inline void counter_inc(_Atomic uint64_t *counter)
 
 static void on_cancel_deadline(arpc__timer *timer);
 
-static arpc_request *request_get(srv_loop *sl)
+/* Inline (also below): the request path's own; streams call them too. */
+static inline __attribute__((always_inline)) arpc_request *request_get(srv_loop *sl)
 {
     arpc__list *node = arpc__list_pop_front(&sl->free_requests);
     if (node != NULL) {
@@ -483,7 +489,7 @@ static void loop_count_add(_Atomic uint32_t *count, uint32_t delta)
     atomic_store_explicit(count, v + delta, memory_order_relaxed);
 }
 
-static bool request_admit(srv_loop *sl)
+static inline __attribute__((always_inline)) bool request_admit(srv_loop *sl)
 {
     if (sl->credits == 0 && !take_credits(sl))
         return false;
@@ -881,11 +887,11 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
     return 0;
 }
 
-static int start_stream(srv_conn *sc, const arpc__msg *msg, const method_entry *method, bool unary);
-
 /* Looks the method up, trying the connection's previous one first: a short
- * compare instead of hashing the name on every request. */
-static const method_entry *find_method(srv_conn *sc, const char *name, size_t len)
+ * compare instead of hashing the name on every request.  Inline: every request asks, and
+ * with streams it has three callers, which made the compiler call it. */
+static inline __attribute__((always_inline)) const method_entry *
+find_method(srv_conn *sc, const char *name, size_t len)
 {
     const method_entry *last = sc->last_method;
     if (last != NULL && last->name_len == len && memcmp(last->name, name, len) == 0)
@@ -966,8 +972,6 @@ static int ev_request(void *owner, const arpc__msg *msg)
         reject(sc, msg->id, ARPC_ENOMETHOD, &sl->counters.unknown_method);
         return 0;
     }
-    if (arpc__unlikely(method->stream_fn != NULL))
-        return start_stream(sc, msg, method, true);
     return start_request(sc, msg, method);
 }
 
@@ -1155,76 +1159,99 @@ static void run_stream(void *arg)
     } else {
         status = req->method->stream_fn(st, req->method->user_data);
     }
-    if (st->unary) {
-        /* Its answer is the first message written (in req->response), or the error. */
-        arpc__stream_handler_returned(st, status); /* no END: server_ended knows */
-        req->stream = NULL;
-        arpc__stream_release(st);
-        request_finish(req, status);
-        return;
-    }
     stream_request_done(req, status);
 }
 
-/* A stream for request `msg->id` (an OPEN, or a unary request to a stream method). */
-static int start_stream(srv_conn *sc, const arpc__msg *msg, const method_entry *method, bool unary)
+/* A unary request to a stream method: the stream handler runs in the request's coroutine
+ * (the unary path's, which pays nothing for it) on a `unary` stream, with the request's
+ * payload queued as its one message and the half-close behind it.  Its first write lands
+ * in the request's response (server_send); request_finish sends it, or the error. */
+static int serve_unary_on_stream(arpc_request *req, void *user_data)
+{
+    srv_loop *sl = req->sl;
+    arpc_stream *st =
+        arpc__stream_new(&server_transport, sl->loop, true, sl->srv->opts.stream_window_bytes);
+    if (st == NULL)
+        return ARPC_ENOMEM;
+    st->req = req;
+    st->sc = req->sc;
+    st->id = req->id;
+    st->unary = true;
+    arpc__timer_init(&st->deadline, on_stream_deadline);
+    req->stream = st;
+    arpc__stream_opened(st, UINT32_MAX, 0);
+    (void)arpc__stream_on_message(st, arpc__buf_head(&req->payload), req->payload.len);
+    arpc__buf_clear(&req->payload); /* a stream request's data is its messages */
+    arpc__stream_on_half_close(st);
+    int status = req->method->stream_fn(st, user_data);
+    if (status >= ARPC_DEFERRED)
+        status = ARPC_EINTERNAL;               /* a stream is not deferred */
+    arpc__stream_handler_returned(st, status); /* no END: server_ended knows */
+    req->stream = NULL;
+    arpc__stream_release(st);
+    return status;
+}
+
+/* The request and the stream of an OPEN, running from the start: on its connection's
+ * list (a close or a cancel must reach a stream that waits), in its streams table, with
+ * its deadline armed.  @return 0 or ARPC_ENOMEM (nothing taken). */
+static int stream_request_start(srv_conn *sc, const arpc__msg *msg, const method_entry *method,
+                                arpc_request *req, arpc_stream *st)
+{
+    srv_loop *sl = sc->sl;
+    if (msg->md.count > 0) {
+        if (arpc__buf_append(&req->md_buf, msg->md.data, msg->md.len) < 0)
+            return ARPC_ENOMEM;
+        req->md.data = arpc__buf_head(&req->md_buf);
+        req->md.len = msg->md.len;
+        req->md.count = msg->md.count;
+    }
+    if (arpc__pending_insert(&sc->streams, msg->id, st) < 0)
+        return ARPC_ENOMEM;
+    req->sc = sc;
+    req->method = method;
+    req->id = msg->id;
+    req->deadline_ns =
+        msg->timeout_ns <= 0 ? ARPC__NO_DEADLINE : sl->loop->now_ns + msg->timeout_ns;
+    req->stream = st;
+    st->req = req;
+    st->sc = sc;
+    st->id = msg->id;
+    arpc__timer_init(&st->deadline, on_stream_deadline);
+    uint32_t window = sc->peer_stream_window ? sc->peer_stream_window : ARPC__STREAM_DEFAULT_WINDOW;
+    arpc__stream_opened(st, window, answer_limit(sc));
+    if (req->deadline_ns != ARPC__NO_DEADLINE)
+        (void)arpc__loop_timer_arm(sl->loop, &st->deadline, req->deadline_ns);
+    arpc__conn_ref(&sc->conn);
+    sc->running++;
+    arpc__list_push_back(&sc->requests, &req->link);
+    return 0;
+}
+
+/* A stream for request `msg->id` (an OPEN): admitted like a request, its handler run in a
+ * coroutine of its own. */
+static int start_stream(srv_conn *sc, const arpc__msg *msg, const method_entry *method)
 {
     srv_loop *sl = sc->sl;
     uint32_t per_conn = sl->srv->opts.max_in_flight_per_connection;
     if ((per_conn != 0 && sc->running >= per_conn) || !request_admit(sl)) {
         counter_inc(&sl->counters.overloaded);
-        if (unary)
-            reject(sc, msg->id, ARPC_EOVERLOAD, NULL);
-        else
-            send_end(sc, msg->id, ARPC_EOVERLOAD, NULL, NULL);
+        send_end(sc, msg->id, ARPC_EOVERLOAD, NULL, NULL);
         return 0;
     }
     arpc_request *req = request_get(sl);
     arpc_stream *st =
         req ? arpc__stream_new(&server_transport, sl->loop, true, sl->srv->opts.stream_window_bytes)
             : NULL;
-    int rc = st != NULL ? 0 : ARPC_ENOMEM;
-    if (rc == 0 && msg->md.count > 0) {
-        rc = arpc__buf_append(&req->md_buf, msg->md.data, msg->md.len);
-        req->md.data = arpc__buf_head(&req->md_buf);
-        req->md.len = msg->md.len;
-        req->md.count = msg->md.count;
-    }
-    if (rc == 0 && !unary)
-        rc = arpc__pending_insert(&sc->streams, msg->id, st);
+    int rc = st != NULL ? stream_request_start(sc, msg, method, req, st) : ARPC_ENOMEM;
     if (rc == 0) {
-        req->sc = sc;
-        req->method = method;
-        req->id = msg->id;
-        req->deadline_ns =
-            msg->timeout_ns <= 0 ? ARPC__NO_DEADLINE : sl->loop->now_ns + msg->timeout_ns;
-        req->stream = st;
-        st->req = req;
-        st->sc = sc;
-        st->id = msg->id;
-        st->unary = unary;
-        arpc__timer_init(&st->deadline, on_stream_deadline);
-        uint32_t window =
-            sc->peer_stream_window ? sc->peer_stream_window : ARPC__STREAM_DEFAULT_WINDOW;
-        arpc__stream_opened(st, unary ? UINT32_MAX : window, unary ? 0 : answer_limit(sc));
-        if (unary) {
-            (void)arpc__stream_on_message(st, msg->payload, msg->payload_len);
-            arpc__stream_on_half_close(st);
-        }
-        if (req->deadline_ns != ARPC__NO_DEADLINE)
-            (void)arpc__loop_timer_arm(sl->loop, &st->deadline, req->deadline_ns);
-        arpc__conn_ref(&sc->conn);
-        sc->running++;
-        /* Listed always: a close or a cancel must reach a stream that waits. */
-        arpc__list_push_back(&sc->requests, &req->link);
-        rc = st->ended ? st->end_status : arpc__coro_spawn_run(sl->loop, run_stream, req);
+        rc = arpc__coro_spawn_run(sl->loop, run_stream, req);
         if (rc < 0) {
             arpc__list_remove(&req->link);
             sc->running--;
             arpc__conn_unref(&sc->conn);
             arpc__loop_timer_disarm(sl->loop, &st->deadline);
-            if (!unary)
-                arpc__pending_remove(&sc->streams, msg->id);
+            arpc__pending_remove(&sc->streams, msg->id);
             req->stream = NULL;
         }
     }
@@ -1233,10 +1260,7 @@ static int start_stream(srv_conn *sc, const arpc__msg *msg, const method_entry *
         if (req)
             request_put(sl, req);
         request_leave(sl);
-        if (unary)
-            reject(sc, msg->id, rc, NULL);
-        else
-            send_end(sc, msg->id, rc, NULL, NULL);
+        send_end(sc, msg->id, rc, NULL, NULL);
     }
     return 0;
 }
@@ -1257,7 +1281,7 @@ static int ev_stream_open(srv_conn *sc, const arpc__msg *msg)
         send_end(sc, msg->id, ARPC_ENOMETHOD, NULL, NULL);
         return 0;
     }
-    return start_stream(sc, msg, method, false);
+    return start_stream(sc, msg, method);
 }
 
 static int ev_stream(void *owner, arpc__stream_frame frame, const arpc__msg *msg)
