@@ -683,7 +683,7 @@ static void test_liberal_decode(void)
     arpc__frame f;
 
     memcpy(copy, golden_request, sizeof(golden_request));
-    set_le16(copy + 4, 0xfffc); /* every reserved flag bit, not IDEMPOTENT or METADATA */
+    set_le16(copy + 4, 0xfff8); /* every reserved flag bit, not IDEMPOTENT, METADATA, STREAM */
     set_le32(copy + 12, 77);    /* status on a request */
     ASSERT_EQ(arpc__frame_decode(copy, sizeof(golden_request), MAX_FRAME, &f),
               sizeof(golden_request));
@@ -840,11 +840,15 @@ static void test_write_header_is_canonical(void)
     arpc__frame_write_header(h, &f);
     ASSERT_MEMEQ(h, golden_ping, sizeof(h));
 
+    /* Every flag bit but STREAM, which a REQUEST defines (section 13). */
     f = goldens[0].frame;
-    f.flags = 0xffff;
+    f.flags = 0xffff & ~ARPC__FLAG_STREAM;
     f.status = -1;
     arpc__frame_write_header(h, &f);
     ASSERT_MEMEQ(h, golden_request, sizeof(h));
+    f.flags = 0xffff;
+    arpc__frame_write_header(h, &f);
+    ASSERT_EQ(h[4], golden_request[4] | ARPC__FLAG_STREAM);
 }
 
 static void test_encode_invalid(void)
