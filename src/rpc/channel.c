@@ -46,7 +46,9 @@
  * Cancels: a call that times out, or is abandoned by arpc_channel_destroy,
  * tells its server through the protocol's send_cancel when it has one (gRPC:
  * RST_STREAM(CANCEL)); no answer to it comes after that, so it does not count
- * as `abandoned`.  Native has no cancel frame: its late answer frees the share.
+ * as `abandoned`.  Native sends CANCEL only to a server that announced streams
+ * (docs/protocol.md 13); toward an older one send_cancel fails, and the late
+ * answer frees the share.
  *
  * Parents (arpc_call_opts.parent; none of this runs for a call without one,
  * which pays a few untaken branches).  The parent request lives on its loop

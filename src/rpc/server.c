@@ -164,6 +164,9 @@ typedef struct srv_conn {
     uint64_t hb_ping_id;
     arpc__pending streams;       /* open streams: id -> arpc_stream (docs/streams.md) */
     uint32_t peer_stream_window; /* the client's announced window; 0: none */
+    /* The request request_finish ended last: start_request tells by it whether the one
+     * it spawned finished inside the spawn (compared, never dereferenced). */
+    const arpc_request *last_finished;
 } srv_conn;
 
 struct arpc_request {
@@ -189,6 +192,9 @@ struct arpc_request {
     void *cancel_user_data;
     arpc__timer cancel_timer; /* the deadline, for cancel_cb only */
     arpc_stream *stream;      /* a stream method's stream; NULL for a unary handler */
+    /* Canceled, watched or with a cancel_cb: its answer takes the slow path (listed alone
+     * is not enough: a protocol that can cancel lists every request). */
+    bool flagged;
 };
 
 struct arpc_server {
@@ -541,24 +547,29 @@ static void request_leave(srv_loop *sl)
  * the share of the connection the call held.  Both count in `canceled`.
  *
  * Finding a request to cancel costs the requests that are never canceled
- * almost nothing.  A connection whose protocol can cancel (it has
- * send_cancel, so its peer may send the same: gRPC) keeps its running
- * requests on `requests`, where on_cancel finds one by id.  On any other
- * (native today) a request joins that list only when something watches it
- * (a call made with it as parent, a cancel_cb); the others learn of a close
- * from the connection's `gone`, which arpc_request_is_canceled reads.  So a
- * protocol that adds a cancel frame only fills in send_cancel and raises
- * on_cancel.
+ * little.  A connection whose protocol can cancel (it has send_cancel, so its
+ * peer may send the same: gRPC, native since streams, docs/protocol.md 13)
+ * keeps its running requests on `requests`, where on_cancel finds one by id.
+ * Only those that park need to be there: while a handler runs inside the
+ * spawn no frame is decoded, so no cancel can come for it; start_request lists
+ * a request once its spawn returns with it still running (`last_finished`
+ * tells, without touching the request), which costs the request that answers
+ * at once a compare, and the answer stays on the fast path unless the
+ * request is `flagged` (canceled, watched, with a cancel_cb).  On
+ * any other a request joins that list only when something watches it (a call
+ * made with it as parent, a cancel_cb); the others learn of a close from the
+ * connection's `gone`, which arpc_request_is_canceled reads.  So a protocol
+ * that adds a cancel frame only fills in send_cancel and raises on_cancel.
+ * Streams are always listed (a close or a cancel must reach one that waits).
  */
 
-/* Whether the answer needs a closer look: a listed request (a canceled one
- * is listed), nobody to send it to, or past the deadline by the loop's clock
- * of this iteration (no clock read; ARPC__NO_DEADLINE is never reached).
+/* Whether the answer needs a closer look: a flagged request (canceled, watched,
+ * with a cancel_cb), nobody to send it to, or past the deadline by the loop's
+ * clock of this iteration (no clock read; ARPC__NO_DEADLINE is never reached).
  * Every answer asks: three loads. */
 static inline bool request_needs_look(const arpc_request *req, const srv_conn *sc)
 {
-    return arpc__list_linked(&req->link) || sc->conn.closed ||
-           req->sl->loop->now_ns >= req->deadline_ns;
+    return req->flagged || sc->conn.closed || req->sl->loop->now_ns >= req->deadline_ns;
 }
 
 /* The request ends: off its connection's list; the calls that watch it watch
@@ -575,11 +586,13 @@ static arpc__noinline void request_untrack(arpc_request *req)
         arpc__loop_timer_disarm(req->sl->loop, &req->cancel_timer);
     }
     atomic_store_explicit(&req->canceled, false, memory_order_relaxed);
+    req->flagged = false;
 }
 
 /* Puts a request on its connection's list, where a cancel finds it. */
 static void request_track(arpc_request *req)
 {
+    req->flagged = true;
     if (!arpc__list_linked(&req->link))
         arpc__list_push_back(&req->sc->requests, &req->link);
 }
@@ -602,6 +615,7 @@ static void request_cancel(arpc_request *req)
     if (atomic_load_explicit(&req->canceled, memory_order_relaxed))
         return;
     atomic_store_explicit(&req->canceled, true, memory_order_relaxed);
+    req->flagged = true;
     if (req->stream != NULL)
         arpc__stream_fail(req->stream, ARPC_ECANCELED, false); /* the peer asked for no END */
     arpc__list *node;
@@ -656,13 +670,18 @@ static void request_finish(arpc_request *req, int status)
     srv_conn *sc = req->sc;
     if (status >= ARPC_DEFERRED)
         status = ARPC_EINTERNAL; /* not a valid application code */
-    if (arpc__likely(!request_needs_look(req, sc)))
+    if (arpc__likely(!request_needs_look(req, sc))) {
         send_response(sc, req->id, status, &req->response, &req->rsp_md);
-    else
+        /* Listed only if it parked on a connection whose protocol can cancel. */
+        if (arpc__unlikely(arpc__list_linked(&req->link)))
+            arpc__list_remove(&req->link);
+    } else {
         answer_looked_at(req, sc, status);
+    }
     req->sc = NULL;
     sc->running--;
     sc->last_done_ns = sl->loop->now_ns;
+    sc->last_finished = req;
     arpc__conn_unref(&sc->conn);
     request_put(sl, req);
     request_leave(sl);
@@ -869,13 +888,17 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
         /* Taken before the spawn: the handler usually finishes inside it. */
         arpc__conn_ref(&sc->conn);
         sc->running++;
-        if (arpc__unlikely(sc->track_requests))
-            arpc__list_push_back(&sc->requests, &req->link);
+        sc->last_finished = NULL;
         rc = arpc__coro_spawn_run(sl->loop, run_request, req);
         if (rc < 0) {
-            arpc__list_remove(&req->link);
             sc->running--;
             arpc__conn_unref(&sc->conn);
+        } else if (sc->track_requests && sc->last_finished != req) {
+            /* It parked (or was deferred): from now on a frame may cancel it, so on_cancel
+             * must find it.  One that finished inside the spawn (the pointer compare
+             * reads nothing of it: it may be freed) never could. */
+            if (!arpc__list_linked(&req->link))
+                arpc__list_push_back(&sc->requests, &req->link);
         }
     }
     if (rc < 0) {
