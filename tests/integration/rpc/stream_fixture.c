@@ -337,10 +337,16 @@ static const struct {
 };
 
 static bool use_seam;
+static bool use_grpc;
 
 void sx_use_seam(bool on)
 {
     use_seam = on;
+}
+
+void sx_use_grpc(bool on)
+{
+    use_grpc = on;
 }
 
 arpc_server *sx_server(arpc_runtime *rt, const arpc_server_opts *opts)
@@ -363,6 +369,15 @@ arpc_channel *sx_channel(arpc_runtime *rt, int port, const arpc_channel_opts *op
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
     arpc_channel *ch = NULL;
+    arpc_channel_opts grpc_opts;
+    if (use_grpc) {
+        if (opts != NULL)
+            grpc_opts = *opts;
+        else
+            arpc_channel_opts_init(&grpc_opts);
+        grpc_opts.protocol = ARPC_PROTOCOL_GRPC;
+        opts = &grpc_opts;
+    }
     ASSERT_OK(arpc_channel_create(rt, target, opts, &ch));
     if (use_seam)
         arpc__channel_use_protocol(ch, &seam_proto);

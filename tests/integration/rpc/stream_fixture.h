@@ -29,6 +29,8 @@
 /* The servers and channels made from now on speak the test's own protocol (seam_proto.h)
  * instead of native. */
 void sx_use_seam(bool on);
+/* The channels made from now on speak gRPC (the servers detect it). */
+void sx_use_grpc(bool on);
 
 arpc_server *sx_server(arpc_runtime *rt, const arpc_server_opts *opts);
 arpc_channel *sx_channel(arpc_runtime *rt, int port, const arpc_channel_opts *opts);

@@ -655,6 +655,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--seam") == 0)
         sx_use_seam(true);
+    if (argc > 1 && strcmp(argv[1], "--grpc") == 0)
+        sx_use_grpc(true);
     RUN_TEST(test_bidi_plain_thread);
     RUN_TEST(test_bidi_coroutines);
     RUN_TEST(test_server_stream);

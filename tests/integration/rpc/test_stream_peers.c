@@ -21,6 +21,7 @@
 #include "test.h"
 
 static bool seam;
+static bool grpc;
 
 /* ---- the child processes --------------------------------------------------------------- */
 
@@ -56,9 +57,10 @@ static void start_child(fault_proc *out, const char *mode, int port)
     self[n] = '\0';
     char port_text[16];
     snprintf(port_text, sizeof(port_text), "%d", port);
-    char *argv[] = {self, (char *)mode, port_text, seam ? "--seam" : NULL, NULL};
+    const char *flag = seam ? "--seam" : grpc ? "--grpc" : NULL;
+    char *argv[] = {self, (char *)mode, port_text, (char *)flag, NULL};
     if (port == 0) {
-        argv[2] = seam ? "--seam" : NULL;
+        argv[2] = (char *)flag;
         argv[3] = NULL;
     }
     fault_tool_start(argv, out);
@@ -206,8 +208,11 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seam") == 0)
             seam = true;
+        if (strcmp(argv[i], "--grpc") == 0)
+            grpc = true;
     }
     sx_use_seam(seam);
+    sx_use_grpc(grpc);
     if (argc > 1 && strcmp(argv[1], "--serve") == 0)
         child_serve();
     if (argc > 2 && strcmp(argv[1], "--client") == 0)
