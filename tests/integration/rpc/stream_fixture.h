@@ -31,6 +31,11 @@
 void sx_use_seam(bool on);
 /* The channels made from now on speak gRPC (the servers detect it). */
 void sx_use_grpc(bool on);
+/* How many windows a writer may stand ahead of its reader: one (native, seam: the credit
+ * is the reader's window); gRPC two (the credit covers the session's held output, and the
+ * HTTP/2 window lies between it and the reader). */
+unsigned sx_windows_in_flight(void);
+bool sx_grpc(void);
 
 arpc_server *sx_server(arpc_runtime *rt, const arpc_server_opts *opts);
 arpc_channel *sx_channel(arpc_runtime *rt, int port, const arpc_channel_opts *opts);
