@@ -111,7 +111,7 @@ static bool server_canceled_one(void *arg)
     expired_wait *w = arg;
     arpc_server_stats s;
     arpc_server_get_stats(w->srv, &s);
-    return s.canceled >= 1;
+    return s.canceled + s.expired >= 1; /* expired: it arrived past its deadline */
 }
 
 static bool client_saw_late_answer(void *arg)
