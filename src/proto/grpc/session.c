@@ -83,6 +83,9 @@ typedef struct gstream {
     /* Streams (session.h, "streams"). */
     bool stream;           /* received DATA waits for consume; sent DATA raises EV_CREDIT */
     size_t owed;           /* received bytes not yet granted back to the peer */
+    size_t partial;        /* received bytes of the message not complete yet */
+    size_t advance;        /* of those, granted ahead (a message over the window) */
+    size_t skip;           /* granted ahead for delivered messages: consume skips them */
     size_t prefix_debt;    /* prefix bytes queued in out, not counted as credit */
     size_t credit_pending; /* payload bytes nghttp2 took, not yet reported (EV_CREDIT) */
 } gstream;
@@ -113,6 +116,7 @@ struct arpc__grpc_session {
     uint32_t answers_queued; /* answers submitted since the last mem_send */
     bool paused;             /* a callback paused nghttp2_session_mem_recv for them */
     uint32_t ncredit;        /* streams with credit_pending > 0 */
+    uint32_t stream_window;  /* our SETTINGS_INITIAL_WINDOW_SIZE */
 
     struct { /* the DATA chunk on_data_chunk paused before (feed delivers it) */
         int32_t id;
@@ -952,11 +956,39 @@ static int grant(arpc__grpc_session *s, gstream *st, size_t n)
     return nghttp2_is_fatal(rv) ? rv : 0;
 }
 
+/* A message larger than the window would never complete: once every complete message was
+ * consumed and what is still owed is half a window of one incomplete message, that part is
+ * granted ahead, and the consume of the message skips it.  So a reader holds at most its
+ * window of complete messages, plus one message. */
+static void grant_ahead(arpc__grpc_session *s, gstream *st)
+{
+    size_t ungranted = st->partial - st->advance;
+    if (ungranted == 0 || st->owed != ungranted || ungranted < s->stream_window / 2)
+        return;
+    st->advance += ungranted;
+    (void)grant(s, st, ungranted);
+}
+
+/* A stream's message of `len` payload bytes was delivered: its prefix is granted now, the
+ * payload at its consume (less what went ahead). */
+static void stream_delivered(arpc__grpc_session *s, gstream *st, size_t len)
+{
+    size_t wire = len + ARPC__GRPC_PREFIX_SIZE;
+    st->partial -= wire < st->partial ? wire : st->partial;
+    st->skip += st->advance;
+    st->advance = 0;
+    (void)grant(s, st, ARPC__GRPC_PREFIX_SIZE);
+}
+
 /* A stream that takes no more messages gives its window back at once. */
 static void settle(arpc__grpc_session *s, gstream *st)
 {
-    if (st->stream && st->owed > 0 && recv_done(s, st))
+    if (!st->stream)
+        return;
+    if (st->owed > 0 && recv_done(s, st))
         (void)grant(s, st, st->owed);
+    else
+        grant_ahead(s, st);
 }
 
 /* on_data_chunk's bytes: owed on a stream still reading, else consumed now. */
@@ -964,6 +996,7 @@ static int account_chunk(arpc__grpc_session *s, gstream *st, int32_t id, size_t 
 {
     if (st && st->stream && !recv_done(s, st)) {
         st->owed += len;
+        st->partial += len;
         return 0;
     }
     int rv = nghttp2_session_consume(s->h2, id, len);
@@ -983,9 +1016,14 @@ int arpc__grpc_session_stream(arpc__grpc_session *s, int32_t stream_id)
 int arpc__grpc_session_consume(arpc__grpc_session *s, int32_t stream_id, size_t n)
 {
     gstream *st = stream_get(s, stream_id);
-    if (!st || !st->stream || st->id != stream_id)
+    if (!st || !st->stream)
         return 0; /* ended: its bytes were granted back then */
-    return grant(s, st, n) == 0 ? 0 : ARPC_ENOMEM;
+    size_t d = n < st->skip ? n : st->skip;
+    st->skip -= d;
+    if (grant(s, st, n - d) != 0)
+        return ARPC_ENOMEM;
+    grant_ahead(s, st);
+    return 0;
 }
 
 int arpc__grpc_session_half_close(arpc__grpc_session *s, int32_t stream_id)
@@ -1047,7 +1085,7 @@ static void server_data(arpc__grpc_session *s, gstream *st, const uint8_t *p, si
         if (rc == 1) {
             not_pending(s, st);
             if (st->stream)
-                (void)grant(s, st, ARPC__GRPC_PREFIX_SIZE);
+                stream_delivered(s, st, m.len);
             arpc__grpc_event ev = event_for(ARPC__GRPC_EV_MESSAGE, st);
             ev.data = m.data;
             ev.len = m.len;
@@ -1206,7 +1244,7 @@ static void client_data(arpc__grpc_session *s, gstream *st, const uint8_t *p, si
             return;
         if (rc == 1 && !m.compressed) {
             if (st->stream)
-                (void)grant(s, st, ARPC__GRPC_PREFIX_SIZE);
+                stream_delivered(s, st, m.len);
             arpc__grpc_event ev = event_for(ARPC__GRPC_EV_MESSAGE, st);
             ev.data = m.data;
             ev.len = m.len;
@@ -1531,6 +1569,7 @@ static int session_settings(arpc__grpc_session *s, const arpc__grpc_session_opts
     uint32_t conn_window = or_default(o->conn_window, DEFAULT_CONN_WINDOW);
     if (stream_window > NGHTTP2_MAX_WINDOW_SIZE)
         stream_window = NGHTTP2_MAX_WINDOW_SIZE;
+    s->stream_window = stream_window;
     if (conn_window > NGHTTP2_MAX_WINDOW_SIZE)
         conn_window = NGHTTP2_MAX_WINDOW_SIZE;
     nghttp2_settings_entry iv[4];

@@ -526,6 +526,42 @@ static void test_flow_control(void)
     teardown();
 }
 
+/* One message larger than the window still goes through, alone: the part of it that
+ * fills the window is granted ahead once nothing complete waits unconsumed; a message
+ * queued unconsumed ahead of it holds it back until its CREDIT. */
+static void test_message_over_window(void)
+{
+    setup();
+    open_stream(1, "test.S/Up", 0, NULL);
+    exchange();
+    static char big[3 * WINDOW];
+    memset(big, 'b', sizeof(big));
+    send_str(&cli, 1, "small");
+    ASSERT_OK(frame_to(&cli, ARPC__STREAM_MESSAGE, 1, big, sizeof(big)));
+    exchange();
+    rec *s1 = &srv.r[0];
+    ASSERT_EQ(s1->messages, 1); /* "small" is not consumed: the big one waits */
+    arpc__msg credit = {.id = 1, .payload_len = 5};
+    ASSERT_OK(arpc__proto_grpc.send_stream(srv.s, &srv.out, ARPC__STREAM_CREDIT, &credit));
+    exchange();
+    ASSERT_EQ(s1->messages, 2);
+    ASSERT_EQ(s1->bytes, 5 + sizeof(big));
+    /* Its consume skips what went ahead: the window is whole again, not more. */
+    credit.payload_len = sizeof(big);
+    ASSERT_OK(arpc__proto_grpc.send_stream(srv.s, &srv.out, ARPC__STREAM_CREDIT, &credit));
+    exchange();
+    writer w = {.sd = &cli, .id = 1, .total = 16};
+    rec *c1 = rec_for(&cli, 1);
+    c1->credit = 0; /* a new writer's count: credit starts at the window again */
+    writer_run(&w, 16 * 1024);
+    exchange();
+    writer_run(&w, 16 * 1024);
+    exchange();
+    ASSERT_EQ(w.sent, 8); /* a window in the peer, a window in the session, as before */
+    ASSERT_LE(c1->credit, (int64_t)WINDOW);
+    teardown();
+}
+
 /* A unary call to a stream method: OPEN, one MESSAGE, HALF_CLOSE; the handler's message
  * and END are the answer.  A large unary request still passes the smaller window. */
 static void test_unary_to_stream_method(void)
@@ -572,6 +608,7 @@ int main(void)
     RUN_TEST(test_cancel_both_ways);
     RUN_TEST(test_over_limit);
     RUN_TEST(test_flow_control);
+    RUN_TEST(test_message_over_window);
     RUN_TEST(test_unary_to_stream_method);
     return 0;
 }
