@@ -132,7 +132,8 @@ typedef struct arpc__grpc_session_opts {
     uint32_t max_recv_msg;           /* a message's payload limit (4 MiB) */
     uint32_t max_concurrent_streams; /* server: SETTINGS_MAX_CONCURRENT_STREAMS (256) */
     uint32_t max_header_list;        /* a header block's size, RFC 9113 counting (16 KiB) */
-    uint32_t stream_window;          /* SETTINGS_INITIAL_WINDOW_SIZE (4 MiB) */
+    uint32_t stream_window;          /* SETTINGS_INITIAL_WINDOW_SIZE (4 MiB); also the half
+                                      * window a message over it waits for (grant ahead) */
     uint32_t conn_window;            /* the connection's receive window (16 MiB) */
     /* Server: once this many answers are queued, feed stops decoding before the next request's
      * headers and appends what is queued to its output, then goes on (0, the default: the
