@@ -265,10 +265,10 @@ static int64_t time_left(const gstream *gs)
 static void srv_open_stream(grpc_psession *ps, gstream *gs)
 {
     int32_t sid = (int32_t)gs->id;
+    if (arpc__grpc_session_stream(ps->h2, sid) < 0)
+        return; /* answered already: it stays unary, and nothing more comes of it */
     gs->stream = true;
     gs->delivered = true; /* the rpc layer knows it: a reset is its on_cancel */
-    if (arpc__grpc_session_stream(ps->h2, sid) < 0)
-        return;
     if (gs->md_err < 0) {
         if (ps->cfg.events->on_refused != NULL)
             ps->err = ps->cfg.events->on_refused(ps->cfg.owner, gs->id, gs->md_err);
@@ -390,7 +390,7 @@ static void srv_event(grpc_psession *ps, const arpc__grpc_event *ev)
         if (gs == NULL)
             break;
         if (gs->stream) {
-            if (gs->md_err == 0)
+            if (gs->md_err == 0 && gs->delivered)
                 raise_stream(ps, gs, ARPC__STREAM_MESSAGE, ev->data, ev->len);
             break;
         }

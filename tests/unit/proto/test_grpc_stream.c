@@ -391,6 +391,21 @@ static void test_trailers_only(void)
     teardown();
 }
 
+/* A stream whose grpc-timeout passed before it could open is not raised: the client ends
+ * with DEADLINE_EXCEEDED, and its messages reach nothing. */
+static void test_expired_open(void)
+{
+    setup();
+    open_stream(9, "test.S/Bidi", 1, NULL); /* 1 ns: gone when it arrives */
+    send_str(&cli, 9, "m");
+    exchange();
+    ASSERT_EQ(srv.r[0].opens + srv.r[0].messages + srv.r[0].cancels, 0);
+    rec *c = rec_for(&cli, 9);
+    ASSERT_EQ(c->ends, 1);
+    ASSERT_EQ(c->status, ARPC_ETIMEDOUT);
+    teardown();
+}
+
 /* The client cancels: RST_STREAM(CANCEL), the server's on_cancel; nothing more reaches the
  * client and the server's late frames are dropped.  The server cancels: END(ECANCELED). */
 static void test_cancel_both_ways(void)
@@ -605,6 +620,7 @@ int main(void)
     RUN_TEST(test_client_streaming);
     RUN_TEST(test_server_streaming_status);
     RUN_TEST(test_trailers_only);
+    RUN_TEST(test_expired_open);
     RUN_TEST(test_cancel_both_ways);
     RUN_TEST(test_over_limit);
     RUN_TEST(test_flow_control);
