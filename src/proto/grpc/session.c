@@ -970,14 +970,16 @@ static void grant_ahead(arpc__grpc_session *s, gstream *st)
 }
 
 /* A stream's message of `len` payload bytes was delivered: its prefix is granted now, the
- * payload at its consume (less what went ahead). */
+ * payload at its consume, less what went ahead (which began with the prefix: its first
+ * bytes), so every byte is granted exactly once. */
 static void stream_delivered(arpc__grpc_session *s, gstream *st, size_t len)
 {
     size_t wire = len + ARPC__GRPC_PREFIX_SIZE;
+    size_t pre = st->advance < ARPC__GRPC_PREFIX_SIZE ? st->advance : ARPC__GRPC_PREFIX_SIZE;
     st->partial -= wire < st->partial ? wire : st->partial;
-    st->skip += st->advance;
+    st->skip += st->advance - pre;
     st->advance = 0;
-    (void)grant(s, st, ARPC__GRPC_PREFIX_SIZE);
+    (void)grant(s, st, ARPC__GRPC_PREFIX_SIZE - pre);
 }
 
 /* A stream that takes no more messages gives its window back at once. */
