@@ -83,6 +83,7 @@ typedef struct gstream {
     /* Streams (session.h, "streams"). */
     bool stream;           /* received DATA waits for consume; sent DATA raises EV_CREDIT */
     size_t owed;           /* received bytes not yet granted back to the peer */
+    size_t unary_owed;     /* a unary stream's bytes not yet granted at stream level */
     size_t partial;        /* received bytes of the message not complete yet */
     size_t advance;        /* of those, granted ahead (a message over the window) */
     size_t skip;           /* granted ahead for delivered messages: consume skips them */
@@ -117,6 +118,7 @@ struct arpc__grpc_session {
     bool paused;             /* a callback paused nghttp2_session_mem_recv for them */
     uint32_t ncredit;        /* streams with credit_pending > 0 */
     uint32_t stream_window;  /* our SETTINGS_INITIAL_WINDOW_SIZE */
+    size_t conn_owed;        /* unary bytes received, granted at connection level after mem_recv */
 
     struct { /* the DATA chunk on_data_chunk paused before (feed delivers it) */
         int32_t id;
@@ -993,7 +995,10 @@ static void settle(arpc__grpc_session *s, gstream *st)
         grant_ahead(s, st);
 }
 
-/* on_data_chunk's bytes: owed on a stream still reading, else consumed now. */
+/* on_data_chunk's bytes: owed on a stream still reading, else consumed now.  A unary
+ * stream's cost what nghttp2's automatic updates cost: the connection's are granted once per
+ * mem_recv (feed), the stream's only once they reach half its window (a unary message ends
+ * its stream, whose window then no longer matters). */
 static int account_chunk(arpc__grpc_session *s, gstream *st, int32_t id, size_t len)
 {
     if (st && st->stream && !recv_done(s, st)) {
@@ -1001,8 +1006,28 @@ static int account_chunk(arpc__grpc_session *s, gstream *st, int32_t id, size_t 
         st->partial += len;
         return 0;
     }
-    int rv = nghttp2_session_consume(s->h2, id, len);
+    int rv = 0;
+    if (!st) {
+        rv = nghttp2_session_consume(s->h2, id, len);
+    } else {
+        s->conn_owed += len;
+        st->unary_owed += len;
+        if (st->unary_owed >= s->stream_window / 2) {
+            rv = nghttp2_session_consume_stream(s->h2, id, st->unary_owed);
+            st->unary_owed = 0;
+        }
+    }
     return nghttp2_is_fatal(rv) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+}
+
+/* The connection window of the unary bytes account_chunk took, after mem_recv. */
+static int grant_connection(arpc__grpc_session *s)
+{
+    if (s->conn_owed == 0)
+        return 0;
+    int rv = nghttp2_session_consume_connection(s->h2, s->conn_owed);
+    s->conn_owed = 0;
+    return nghttp2_is_fatal(rv) ? ARPC_ENOMEM : 0;
 }
 
 int arpc__grpc_session_stream(arpc__grpc_session *s, int32_t stream_id)
@@ -1701,7 +1726,7 @@ int arpc__grpc_session_feed_into(arpc__grpc_session *s, const void *data, size_t
     do {
         s->paused = false;
         ssize_t rv = nghttp2_session_mem_recv(s->h2, p, len);
-        if (rv == NGHTTP2_ERR_NOMEM)
+        if (grant_connection(s) < 0 || rv == NGHTTP2_ERR_NOMEM)
             return ARPC_ENOMEM;
         if (rv == NGHTTP2_ERR_FLOODED) {
             snprintf(s->error_text, sizeof(s->error_text), "flood of frames to ACK (nghttp2)");
