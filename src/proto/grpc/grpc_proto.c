@@ -10,9 +10,16 @@
  *   as the stream's user pointer (a small per-stream record); nghttp2 picks the stream id.
  *   Both grow in submission order, which is how a GOAWAY's last stream id is turned into
  *   the channel's last call id.
- * - Unary only: a server stream raises on_request at its one message (path and metadata
+ * - Unary calls: a server stream raises on_request at its one message (path and metadata
  *   kept from its HEADERS in the stream record); a client stream collects its initial
  *   metadata, its message and its trailers and raises on_response once, at its close.
+ * - Streams (docs/grpc.md section 10): a server request whose method is_stream_method says
+ *   is a stream raises on_stream(OPEN) at its HEADERS and is made a session stream (manual
+ *   receive window); then MESSAGE per message, HALF_CLOSE, on_cancel at a reset.  A client
+ *   stream (send_stream OPEN) raises MESSAGE per message, the initial metadata on the
+ *   first, and END once at its close.  CREDIT both ways: the rpc layer's consumed bytes go
+ *   to arpc__grpc_session_consume; session.c's EV_CREDIT (bytes nghttp2 took) comes back as
+ *   on_stream(CREDIT), possibly from inside a send_* call or a feed.
  * - Answers the protocol gives by itself, without the rpc layer: grpc.health.v1.Health/Check
  *   (SERVING, NOT_SERVING once this connection sent its GOAWAY: the server is draining),
  *   DEADLINE_EXCEEDED for a request whose grpc-timeout expired before it could run, and

@@ -15,6 +15,8 @@
  * message broke a rule after EV_REQUEST).  The answer: send_headers (optional), send_message,
  * send_status.  Client side: open_stream, then EV_HEADERS, EV_MESSAGE, and exactly one
  * EV_CLOSE with the status.  After EV_CLOSE the stream id is dead for every call.
+ * Streams (below, "streams"): the same events, with any number of messages each way, the
+ * client's half_close, manual receive windows (consume) and EV_CREDIT for what is sent.
  *
  * Design notes:
  * - The event callback may submit (send_*, open_stream, cancel, ping, shutdown) but must not
