@@ -3,7 +3,11 @@
  * nghttp2).  A fresh server session is fed the client preface, an empty SETTINGS, and then
  * the input, split into chunks whose sizes come from the input's first byte, flushing after
  * every chunk.  A "handler" answers every request at half-close (a message and trailers,
- * or UNIMPLEMENTED for other paths), so the answer paths run too.  Properties: feed and
+ * or UNIMPLEMENTED for other paths), so the answer paths run too.  "/a.B/S" is a stream
+ * (arpc__grpc_session_stream: manual receive windows): each message is echoed at once and
+ * consumed only when its first byte is even (others hold their window, so a peer's window
+ * runs out and grant-ahead runs), answered with trailers at half-close.  CREDIT comes only
+ * for open streams.  Properties: feed and
  * flush return 0, ARPC_EFRAME or ARPC_ENOMEM only; after an error the session is only
  * flushed and destroyed; events come in the documented order per stream (REQUEST before
  * MESSAGE and HALF_CLOSE, one CLOSE, nothing after it); no crash, leak or sanitizer report.
@@ -29,7 +33,8 @@ enum { ST_NONE, ST_OPEN, ST_CLOSED };
 
 struct state {
     arpc__grpc_session *s;
-    uint8_t st[MAX_IDS]; /* by stream id / 2, for small ids */
+    uint8_t st[MAX_IDS];  /* by stream id / 2, for small ids */
+    bool stream[MAX_IDS]; /* a "/a.B/S" stream */
 };
 
 static uint8_t *slot(struct state *f, int32_t id)
@@ -48,14 +53,33 @@ static void on_event(void *user, const arpc__grpc_event *ev)
             CHECK(*sl == ST_NONE);
             *sl = ST_OPEN;
         }
-        if (ev->path_len != 6 || memcmp(ev->path, "/a.B/C", 6) != 0)
+        if (ev->path_len == 6 && memcmp(ev->path, "/a.B/S", 6) == 0) {
+            CHECK(arpc__grpc_session_stream(f->s, ev->stream_id) == 0);
+            if (sl)
+                f->stream[sl - f->st] = true;
+        } else if (ev->path_len != 6 || memcmp(ev->path, "/a.B/C", 6) != 0) {
             arpc__grpc_session_send_status(f->s, ev->stream_id, 12, "no", 2, NULL, 0);
+        }
         break;
     case ARPC__GRPC_EV_MESSAGE:
+        if (sl)
+            CHECK(*sl == ST_OPEN);
+        if (sl && f->stream[sl - f->st]) {
+            (void)arpc__grpc_session_send_message(f->s, ev->stream_id, ev->data, ev->len);
+            if (ev->len == 0 || ev->data[0] % 2 == 0)
+                CHECK(arpc__grpc_session_consume(f->s, ev->stream_id, ev->len) != ARPC_EINVAL);
+        }
+        break;
+    case ARPC__GRPC_EV_CREDIT:
+        if (sl)
+            CHECK(*sl == ST_OPEN && f->stream[sl - f->st]);
+        break;
     case ARPC__GRPC_EV_HALF_CLOSE:
         if (sl)
             CHECK(*sl == ST_OPEN);
-        if (ev->type == ARPC__GRPC_EV_HALF_CLOSE) {
+        if (sl && f->stream[sl - f->st]) {
+            arpc__grpc_session_send_status(f->s, ev->stream_id, 0, NULL, 0, NULL, 0);
+        } else {
             arpc__grpc_session_send_message(f->s, ev->stream_id, "answer", 6);
             arpc__grpc_session_send_status(f->s, ev->stream_id, 0, NULL, 0, NULL, 0);
         }
@@ -78,7 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct state f;
     memset(&f, 0, sizeof(f));
-    arpc__grpc_session_opts opts = {.max_recv_msg = 4096, .max_concurrent_streams = 8};
+    arpc__grpc_session_opts opts = {
+        .max_recv_msg = 4096, .max_concurrent_streams = 8, .stream_window = 2048};
     if (arpc__grpc_session_server_new(&opts, on_event, &f, &f.s) != 0)
         return 0;
     arpc_buf out;

@@ -47,6 +47,12 @@ seeds = {
     "window_goaway.bin": frame(8, 0, 0, b"\x00\x01\x00\x00") + frame(7, 0, 0, b"\x00\x00\x00\x00\x00\x00\x00\x00"),
     "continuation.bin": frame(1, 0, 1, headers(b"/a.B/C")[:20]) + frame(9, 4, 1, headers(b"/a.B/C")[20:])
     + frame(0, 1, 1, msg(b"c")),
+    "stream.bin": frame(1, 4, 1, headers(b"/a.B/S")) + frame(0, 0, 1, msg(b"\x02even") + msg(b"odd"))
+    + frame(0, 0, 1, msg(b"\x01" + b"h" * 1500)[:700]) + frame(0, 0, 1, msg(b"\x01" + b"h" * 1500)[700:])
+    + frame(0, 1, 1, msg(b"\x04last")),
+    "stream_rst.bin": frame(1, 4, 1, headers(b"/a.B/S")) + frame(1, 4, 3, headers(b"/a.B/S"))
+    + frame(0, 0, 1, msg(b"\x01" * 900)) + frame(0, 0, 3, msg(b"\x02two")) + frame(3, 0, 1, b"\x00\x00\x00\x08")
+    + frame(0, 1, 3, b""),
 }
 
 os.makedirs(OUT, exist_ok=True)

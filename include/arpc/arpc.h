@@ -12,6 +12,7 @@
 #include <arpc/metadata.h>
 #include <arpc/runtime.h>
 #include <arpc/server.h>
+#include <arpc/stream.h>
 #include <arpc/timer.h>
 #include <arpc/version.h>
 

@@ -95,6 +95,12 @@ typedef struct arpc_channel_opts {
     /** The protocol spoken on every connection.  Default ARPC_PROTOCOL_NATIVE;
      *  an unknown value makes arpc_channel_create fail with ARPC_EINVAL. */
     arpc_protocol protocol;
+    /** Flow-control window of each stream (include/arpc/stream.h,
+     *  docs/streams.md): bytes of messages a server may send one stream of
+     *  this channel before the application has read them.  Announced to the
+     *  server (limits.stream_window).  Default 256 KiB; at least 64 KiB
+     *  (ARPC_EINVAL below). */
+    uint32_t stream_window_bytes;
 } arpc_channel_opts;
 
 typedef struct arpc_call_opts {

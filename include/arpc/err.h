@@ -40,9 +40,11 @@ ARPC_BEGIN_DECLS
     X(ENOTCORO, -1013, "operation needs an arpc coroutine")                     \
     X(ESTOPPED, -1014, "runtime or loop is stopped")                            \
     X(EQUEUEFULL, -1015, "connection overcrowded: unwritten output over limit") \
-    X(EMETADATA, -1016, "metadata over its size limit")
+    X(EMETADATA, -1016, "metadata over its size limit")                         \
+    X(EEOS, -1017, "end of stream")
 
 typedef enum arpc_err {
+
 #define ARPC_ERR_ENUM(name, value, text) ARPC_##name = (value),
     ARPC_ERR_MAP(ARPC_ERR_ENUM)
 #undef ARPC_ERR_ENUM

@@ -120,6 +120,12 @@ typedef struct arpc_server_opts {
     int64_t heartbeat_interval_ms;
     /** See heartbeat_interval_ms.  Default 1000. */
     int64_t heartbeat_timeout_ms;
+    /** Flow-control window of each stream (include/arpc/stream.h,
+     *  docs/streams.md): bytes of messages a client may send one stream
+     *  before its handler has read them.  Announced to the client
+     *  (limits.stream_window).  Default 256 KiB; at least 64 KiB (ARPC_EINVAL
+     *  below). */
+    uint32_t stream_window_bytes;
 } arpc_server_opts;
 
 /** Counters of a server; a snapshot, each read atomically. */

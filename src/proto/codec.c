@@ -108,9 +108,53 @@ int arpc__frame_encode_response(arpc_buf *out, uint64_t request_id, int32_t stat
 
 int arpc__frame_encode_control(arpc_buf *out, uint8_t type, uint64_t request_id, int32_t status)
 {
-    if (type != ARPC__FRAME_PING && type != ARPC__FRAME_PONG && type != ARPC__FRAME_GOAWAY)
+    if (type != ARPC__FRAME_PING && type != ARPC__FRAME_PONG && type != ARPC__FRAME_GOAWAY &&
+        type != ARPC__FRAME_HALF_CLOSE && type != ARPC__FRAME_CANCEL)
         return ARPC_EINVAL;
     arpc__frame f = {.type = type, .request_id = request_id, .status = status};
+    return append_frame(out, &f);
+}
+
+int arpc__frame_encode_open(arpc_buf *out, uint64_t request_id, uint32_t timeout_ms,
+                            const char *method, size_t method_len, const arpc__md *md)
+{
+    if (method_len == 0 || method_len > ARPC__MAX_METHOD_LEN)
+        return ARPC_EINVAL;
+    arpc__frame f = {
+        .type = ARPC__FRAME_REQUEST,
+        .flags = ARPC__FLAG_STREAM,
+        .request_id = request_id,
+        .timeout_ms = timeout_ms,
+        .method = method,
+        .method_len = (uint16_t)method_len,
+    };
+    if (md != NULL && md->count > 0)
+        return append_frame_md(out, &f, md);
+    return append_frame(out, &f);
+}
+
+int arpc__frame_encode_message(arpc_buf *out, uint64_t request_id, const arpc__md *md,
+                               const void *payload, size_t payload_len)
+{
+    return arpc__frame_encode_stream_inline(out, ARPC__FRAME_MESSAGE, request_id, 0, md, payload,
+                                            payload_len);
+}
+
+int arpc__frame_encode_end(arpc_buf *out, uint64_t request_id, int32_t status, const arpc__md *md,
+                           const void *payload, size_t payload_len)
+{
+    return arpc__frame_encode_stream_inline(out, ARPC__FRAME_END, request_id, status, md, payload,
+                                            payload_len);
+}
+
+int arpc__frame_encode_window(arpc_buf *out, uint64_t request_id, uint32_t bytes)
+{
+    uint8_t payload[ARPC__WINDOW_PAYLOAD];
+    store_le32(payload, bytes);
+    arpc__frame f = {.type = ARPC__FRAME_WINDOW,
+                     .request_id = request_id,
+                     .payload = payload,
+                     .payload_len = ARPC__WINDOW_PAYLOAD};
     return append_frame(out, &f);
 }
 
@@ -120,6 +164,8 @@ int arpc__settings_decode(const uint8_t *payload, size_t len, arpc__settings *ou
     out->max_frame_size = 0;
     out->max_in_flight = 0;
     out->metadata = 0;
+    out->streams = 0;
+    out->stream_window = 0;
     /* Each entry: id (u16), length n (u16), n bytes of value. */
     for (size_t off = 0; len - off >= 4;) {
         unsigned id = load_le16(payload + off);
@@ -142,6 +188,14 @@ int arpc__settings_decode(const uint8_t *payload, size_t len, arpc__settings *ou
         } else if (id == ARPC__SETTING_METADATA) {
             out->metadata = v;
             used++;
+        } else if (id == ARPC__SETTING_STREAMS) {
+            out->streams = v;
+            used++;
+        } else if (id == ARPC__SETTING_STREAM_WINDOW && v != 0) {
+            /* Below the floor a stream would wait a round trip for every few messages: the
+             * writer grants itself the floor (docs/protocol.md section 13). */
+            out->stream_window = v < ARPC__MIN_STREAM_WINDOW ? ARPC__MIN_STREAM_WINDOW : v;
+            used++;
         }
     }
     return used;
@@ -162,7 +216,7 @@ int arpc__frame_encode_settings(arpc_buf *out, uint8_t type, uint64_t request_id
 {
     if (type != ARPC__FRAME_PING && type != ARPC__FRAME_PONG)
         return ARPC_EINVAL;
-    uint8_t payload[3 * ARPC__SETTING_SIZE];
+    uint8_t payload[5 * ARPC__SETTING_SIZE];
     uint8_t *p = payload;
     if (settings->max_frame_size != 0)
         p = put_setting(p, ARPC__SETTING_MAX_FRAME_SIZE, settings->max_frame_size);
@@ -170,6 +224,10 @@ int arpc__frame_encode_settings(arpc_buf *out, uint8_t type, uint64_t request_id
         p = put_setting(p, ARPC__SETTING_MAX_IN_FLIGHT, settings->max_in_flight);
     if (settings->metadata != 0)
         p = put_setting(p, ARPC__SETTING_METADATA, settings->metadata);
+    if (settings->streams != 0)
+        p = put_setting(p, ARPC__SETTING_STREAMS, settings->streams);
+    if (settings->stream_window != 0)
+        p = put_setting(p, ARPC__SETTING_STREAM_WINDOW, settings->stream_window);
     arpc__frame f = {.type = type,
                      .request_id = request_id,
                      .payload = payload,

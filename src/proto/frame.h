@@ -25,7 +25,13 @@ enum arpc__frame_type {
     ARPC__FRAME_RESPONSE = 2,
     ARPC__FRAME_PING = 3,
     ARPC__FRAME_PONG = 4,
-    ARPC__FRAME_GOAWAY = 5
+    ARPC__FRAME_GOAWAY = 5,
+    /* Streams (docs/protocol.md section 13), only between peers that announced STREAMS = 1. */
+    ARPC__FRAME_MESSAGE = 6,    /* either way: one message of stream request_id */
+    ARPC__FRAME_HALF_CLOSE = 7, /* client to server: the client sends no more messages */
+    ARPC__FRAME_END = 8,        /* server to client: the stream's status, trailing metadata */
+    ARPC__FRAME_CANCEL = 9,     /* client to server: stop request or stream request_id */
+    ARPC__FRAME_WINDOW = 10     /* either way: u32 LE, bytes more the peer may send */
 };
 
 /* REQUEST only: the caller allows the request to be retried on another
@@ -34,6 +40,12 @@ enum arpc__frame_type {
 /* REQUEST and RESPONSE: the payload begins with a metadata block (docs/protocol.md
  * section 10), sent only to a peer whose settings said METADATA = 1. */
 #define ARPC__FLAG_METADATA 0x2
+/* REQUEST only: the request opens stream request_id (docs/protocol.md section 13); its payload
+ * is the metadata block alone. */
+#define ARPC__FLAG_STREAM 0x4
+
+/* The payload of a WINDOW frame: the bytes granted, u32 LE. */
+#define ARPC__WINDOW_PAYLOAD 4
 
 /* Bytes of the metadata block's length field, and of each entry's two length fields. */
 #define ARPC__MD_BLOCK_HEADER 4
@@ -46,8 +58,15 @@ enum arpc__frame_type {
 enum arpc__setting_id {
     ARPC__SETTING_MAX_FRAME_SIZE = 1,
     ARPC__SETTING_MAX_IN_FLIGHT = 2,
-    ARPC__SETTING_METADATA = 3
+    ARPC__SETTING_METADATA = 3,
+    ARPC__SETTING_STREAMS = 4,      /* 1: the sender reads stream frames */
+    ARPC__SETTING_STREAM_WINDOW = 5 /* bytes a stream may send the sender before a WINDOW */
 };
+
+/* STREAM_WINDOW when not announced, and the smallest value it is read as (a lower one is
+ * read as this floor: docs/protocol.md section 13). */
+#define ARPC__DEFAULT_STREAM_WINDOW (256u * 1024)
+#define ARPC__MIN_STREAM_WINDOW     (64u * 1024)
 
 /* Bytes of one encoded setting with a 32-bit value: id (2), length (2), value (4). */
 #define ARPC__SETTING_SIZE 8
@@ -114,7 +133,8 @@ static inline uint64_t arpc__frame_md_size(const arpc__md *md)
 
 /* True for the types whose oversized frames cost only their call: a receiver skips the
  * body of an oversized REQUEST or RESPONSE and answers or fails that one request id
- * (docs/protocol.md section 7).  An oversized control frame is a protocol error. */
+ * (docs/protocol.md section 7).  An oversized control or stream frame is a protocol error
+ * (a stream's writer checks its messages against the peer's limit: section 13). */
 static inline int arpc__frame_skippable(unsigned type)
 {
     return type == ARPC__FRAME_REQUEST || type == ARPC__FRAME_RESPONSE;
@@ -142,12 +162,15 @@ typedef struct arpc__settings {
     uint32_t max_frame_size; /* the largest frame the sender accepts (>= 32 + 255) */
     uint32_t max_in_flight;  /* requests the sender runs at once on this connection */
     uint32_t metadata;       /* 1: the sender accepts ARPC__FLAG_METADATA frames */
+    uint32_t streams;        /* 1: the sender reads stream frames (section 13) */
+    uint32_t stream_window;  /* the sender's window per stream (>= ARPC__MIN_STREAM_WINDOW) */
 } arpc__settings;
 
 /*
  * Reads a settings payload.  Liberal: an entry with an unknown id, or a known id with a
  * length other than 4, is skipped by its length; a truncated last entry is ignored; a
- * MAX_FRAME_SIZE below 32 + 255 is ignored; of two entries with one id the last counts.
+ * MAX_FRAME_SIZE below 32 + 255 is ignored; a STREAM_WINDOW below ARPC__MIN_STREAM_WINDOW is
+ * read as that floor (0 as not announced); of two entries with one id the last counts.
  *
  * @param out  every field set: the value announced, or 0.
  * @return the number of entries used (0 for an empty or unreadable payload).
@@ -193,8 +216,27 @@ int arpc__frame_encode_request_md(arpc_buf *out, uint64_t request_id, uint32_t t
 int arpc__frame_encode_response_md(arpc_buf *out, uint64_t request_id, int32_t status,
                                    const arpc__md *md, const void *payload, size_t payload_len);
 
-/* PING, PONG, GOAWAY: no payload; `status` goes on the wire for GOAWAY only. */
+/* PING, PONG, GOAWAY, HALF_CLOSE, CANCEL: no payload; `status` goes on the wire for GOAWAY
+ * only. */
 int arpc__frame_encode_control(arpc_buf *out, uint8_t type, uint64_t request_id, int32_t status);
+
+/*
+ * Stream frames (docs/protocol.md section 13).  A stream's OPEN is a REQUEST with
+ * ARPC__FLAG_STREAM whose payload is the metadata block of `md` alone (none when md is NULL or
+ * empty); MESSAGE carries one message, with the metadata block of `md` in front when there is
+ * one; END is a RESPONSE's layout (status, metadata block, error message text) under type 8;
+ * WINDOW carries `bytes`.
+ * @return 0; ARPC_ENOMEM (out unchanged); ARPC_EINVAL (method_len 0 or > 255, a frame over
+ *         4 GiB).
+ * Thread: the owner of `out`.  Suspends: no.
+ */
+int arpc__frame_encode_open(arpc_buf *out, uint64_t request_id, uint32_t timeout_ms,
+                            const char *method, size_t method_len, const arpc__md *md);
+int arpc__frame_encode_message(arpc_buf *out, uint64_t request_id, const arpc__md *md,
+                               const void *payload, size_t payload_len);
+int arpc__frame_encode_end(arpc_buf *out, uint64_t request_id, int32_t status, const arpc__md *md,
+                           const void *payload, size_t payload_len);
+int arpc__frame_encode_window(arpc_buf *out, uint64_t request_id, uint32_t bytes);
 
 /*
  * A PING or PONG whose payload carries `settings`: the non-zero fields, in id order, each

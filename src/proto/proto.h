@@ -43,7 +43,8 @@ enum {
     ARPC__PROTO_GOAWAY = 1u << 2,
     /* Messages carry metadata (arpc__msg.md) to peers that accept it. */
     ARPC__PROTO_METADATA = 1u << 3,
-    /* Several messages per call in either direction (reserved for streams). */
+    /* Streams (include/arpc/stream.h, docs/streams.md): send_stream and on_stream exist.
+     * Natively only toward a peer that announced streams (arpc__proto_limits.streams). */
     ARPC__PROTO_STREAMS = 1u << 4,
 };
 
@@ -53,6 +54,34 @@ enum {
      * connection). */
     ARPC__MSG_IDEMPOTENT = 1u << 0,
 };
+
+/*
+ * The frames of a stream, as the rpc layer sends them (send_stream) and a session raises
+ * them (on_stream).  The arpc__msg fields each one uses:
+ *   OPEN        client to server: id, method, timeout_ns, md (request metadata).  No payload.
+ *   MESSAGE     either way: id, payload (one message).  md: the server's initial metadata,
+ *               on its first MESSAGE only (gRPC: the response HEADERS; native: the METADATA
+ *               flag), count 0 otherwise.
+ *   HALF_CLOSE  client to server: id.  The client sends no more messages.
+ *   END         server to client: id, status, md (trailing metadata; initial metadata too
+ *               when no MESSAGE went before), payload (an application error's message).
+ *               Ends the stream.  A client's cancel is send_cancel / on_cancel, as for a
+ *               unary request.
+ *   CREDIT      the flow-control window (docs/streams.md).  Sent by the rpc layer: its
+ *               application consumed payload_len more bytes of stream id's messages (native
+ *               sends a WINDOW frame once enough has added up; gRPC tells nghttp2, which
+ *               sends WINDOW_UPDATE).  Raised by a session: the rpc layer may queue
+ *               payload_len more bytes of messages on stream id (native: the peer's WINDOW;
+ *               gRPC: bytes nghttp2 took out of the session's held output for that stream).
+ *               Each side starts with the peer's announced stream_window as its credit.
+ */
+typedef enum arpc__stream_frame {
+    ARPC__STREAM_OPEN = 1,
+    ARPC__STREAM_MESSAGE,
+    ARPC__STREAM_HALF_CLOSE,
+    ARPC__STREAM_END,
+    ARPC__STREAM_CREDIT,
+} arpc__stream_frame;
 
 /*
  * A metadata list as every protocol passes it: `count` entries packed in data[0, len), each
@@ -86,6 +115,8 @@ typedef struct arpc__proto_limits {
     uint32_t max_message;   /* the largest message received, on the wire (0: no limit) */
     uint32_t max_in_flight; /* server: requests one connection may have running (0: none) */
     bool metadata;          /* messages may carry metadata to us */
+    bool streams;           /* we read stream frames (native: the STREAMS setting) */
+    uint32_t stream_window; /* bytes of messages a stream may send us before our CREDIT */
 } arpc__proto_limits;
 
 typedef struct arpc__proto_session arpc__proto_session;
@@ -124,6 +155,13 @@ typedef struct arpc__proto_events {
      * broke a rule that costs that request only (an arpc__proto_fault); it has answered it
      * already.  The rpc layer counts and logs it. */
     void (*on_stream_fault)(void *owner, uint64_t id, int fault);
+    /* ARPC__PROTO_STREAMS: a stream frame (arpc__stream_frame) for stream `msg->id`. */
+    int (*on_stream)(void *owner, arpc__stream_frame frame, const arpc__msg *msg);
+    /* Server, for a protocol whose wire does not say whether a call is a stream (gRPC): is
+     * `method` registered as a stream?  Asked once per request, when its headers arrive: a
+     * stream is then raised as on_stream(OPEN) at once, a unary request as on_request when
+     * it is complete. */
+    bool (*is_stream_method)(void *owner, const char *method, size_t method_len);
 } arpc__proto_events;
 
 /* What a request broke (on_stream_fault). */
@@ -211,6 +249,10 @@ struct arpc__proto_ops {
     int (*send_goaway)(arpc__proto_session *s, arpc_buf *out, uint64_t last_id, int reason);
     /* Optional: tells the server to stop working on request `id` (HTTP/2 RST_STREAM). */
     int (*send_cancel)(arpc__proto_session *s, arpc_buf *out, uint64_t id);
+    /* ARPC__PROTO_STREAMS: one stream frame (see arpc__stream_frame for the fields each
+     * reads).  @return 0, ARPC_ENOMEM or ARPC_EINVAL (`out` unchanged). */
+    int (*send_stream)(arpc__proto_session *s, arpc_buf *out, arpc__stream_frame frame,
+                       const arpc__msg *msg);
     /* Optional, server: what to write to a connection refused before its first byte (over
      * the connection cap), so its client learns why.  @return bytes written to buf[cap]. */
     size_t (*refusal)(uint8_t *buf, size_t cap, int reason);

@@ -46,7 +46,9 @@
  * Cancels: a call that times out, or is abandoned by arpc_channel_destroy,
  * tells its server through the protocol's send_cancel when it has one (gRPC:
  * RST_STREAM(CANCEL)); no answer to it comes after that, so it does not count
- * as `abandoned`.  Native has no cancel frame: its late answer frees the share.
+ * as `abandoned`.  Native sends CANCEL only to a server that announced streams
+ * (docs/protocol.md 13); toward an older one send_cancel fails, and the late
+ * answer frees the share.
  *
  * Parents (arpc_call_opts.parent; none of this runs for a call without one,
  * which pays a few untaken branches).  The parent request lives on its loop
@@ -90,6 +92,7 @@
 #include "rpc/channel.h"
 #include "rpc/metadata.h"
 #include "rpc/request.h"
+#include "rpc/stream.h"
 #include "runtime/addr.h"
 #include "runtime/loop.h"
 #include "runtime/sock.h"
@@ -121,6 +124,7 @@ void arpc_channel_opts_init(arpc_channel_opts *opts)
     opts->lb_policy = ARPC_LB_ROUND_ROBIN;
     opts->max_unwritten_bytes = 64 * 1024 * 1024;
     opts->protocol = ARPC_PROTOCOL_NATIVE;
+    opts->stream_window_bytes = ARPC__STREAM_DEFAULT_WINDOW;
 }
 
 void arpc_call_opts_init(arpc_call_opts *opts)
@@ -366,17 +370,24 @@ static void endpoint_healthy(cli_endpoint *ep)
 
 static void link_close_if_drained(cli_link *lnk)
 {
-    if (lnk->goaway && lnk->pending.len == 0)
+    if (lnk->goaway && lnk->pending.len == 0 && lnk->streams.len == 0)
         arpc__conn_close(&lnk->conn, ARPC_ESHUTDOWN);
 }
 
 /* True while the server's per-connection share (its MAX_IN_FLIGHT setting)
- * admits one more call.  A timed-out call the server has not answered still
- * runs there, so it still counts. */
+ * admits one more call or stream.  A timed-out call the server has not answered
+ * still runs there, so it still counts; so do open streams (in `room`). */
 static inline bool link_has_room(const cli_link *lnk)
 {
-    return lnk->peer_max_in_flight == 0 ||
-           lnk->pending.len + lnk->abandoned < lnk->peer_max_in_flight;
+    return lnk->pending.len + lnk->abandoned < lnk->room;
+}
+
+/* After the share or the open streams changed. */
+static void link_set_room(cli_link *lnk)
+{
+    uint32_t max = lnk->peer_max_in_flight;
+    size_t streams = lnk->streams.len;
+    lnk->room = max == 0 ? UINT32_MAX : max > streams ? max - (uint32_t)streams : 0;
 }
 
 /* A call with metadata waits for the server's settings (protocol.md 10): only
@@ -465,13 +476,17 @@ static void link_send(cli_link *lnk, cli_call *call)
     arpc__conn_flush_soon(&lnk->conn);
 }
 
+static void link_pump_streams(cli_link *lnk);
+
 /* Sends the calls that wait for room on the link, as far as the server's
- * per-connection share allows, oldest first. */
+ * per-connection share allows, oldest first; then the streams that wait. */
 static void link_pump(cli_link *lnk)
 {
     cli_slot *slot = lnk->slot;
     if (slot == NULL || slot->lnk != lnk)
         return;
+    if (arpc__unlikely(!arpc__list_empty(&slot->streams)))
+        link_pump_streams(lnk);
     arpc__list *node;
     while (!lnk->conn.closed && !lnk->conn.connecting && link_has_room(lnk) &&
            !arpc__list_empty(&slot->waiting)) {
@@ -548,6 +563,8 @@ static void slot_detach(cli_slot *slot, cli_link *lnk)
     lnk->slot = NULL;
 }
 
+static void goaway_streams(cli_link *lnk, uint64_t last_id, int reason);
+
 static void on_goaway(cli_link *lnk, uint64_t last_id, int reason)
 {
     lnk->goaway = true;
@@ -566,7 +583,8 @@ static void on_goaway(cli_link *lnk, uint64_t last_id, int reason)
         call->lnk = NULL;
         call_retry_or_fail(call, reason);
     }
-    if (slot != NULL && !arpc__list_empty(&slot->waiting))
+    goaway_streams(lnk, last_id, reason);
+    if (slot != NULL && (!arpc__list_empty(&slot->waiting) || !arpc__list_empty(&slot->streams)))
         slot_connect(slot);
     link_close_if_drained(lnk);
 }
@@ -585,6 +603,13 @@ static void link_on_pong(cli_link *lnk, uint64_t id, const arpc__proto_limits *p
     lnk->settings_known = true;
     lnk->peer_max_frame = peer != NULL ? peer->max_message : 0;
     lnk->peer_max_in_flight = peer != NULL ? peer->max_in_flight : 0;
+    link_set_room(lnk);
+    /* A protocol that announces no limits (gRPC) takes streams when it can carry them; a
+     * native server says so in its settings (docs/protocol.md 13). */
+    lnk->peer_streams = (lnk->proto->caps & ARPC__PROTO_STREAMS) && (peer == NULL || peer->streams);
+    lnk->peer_stream_window = peer != NULL && peer->stream_window != 0
+                                  ? peer->stream_window
+                                  : ARPC__STREAM_DEFAULT_WINDOW;
     link_pump(lnk);
 }
 
@@ -654,7 +679,10 @@ static void ev_goaway(void *owner, uint64_t last_id, int reason)
     on_goaway(lnk, last_id, reason);
 }
 
+static int ev_stream(void *owner, arpc__stream_frame frame, const arpc__msg *msg);
+
 static const arpc__proto_events link_events = {
+    .on_stream = ev_stream,
     .on_response = ev_response,
     .on_refused = ev_refused,
     .on_pong = ev_pong,
@@ -734,6 +762,8 @@ static void link_on_connected(arpc__conn *conn)
          * "Capabilities"); the first answer shows the endpoint healthy, and call
          * deadlines bound what a frozen peer costs. */
         arpc__loop_timer_disarm(conn->loop, &lnk->heartbeat);
+        lnk->peer_streams = (lnk->proto->caps & ARPC__PROTO_STREAMS) != 0;
+        lnk->peer_stream_window = ARPC__STREAM_DEFAULT_WINDOW;
         link_pump(lnk);
         return;
     }
@@ -774,6 +804,7 @@ static void fail_sent_calls(cli_link *lnk, int err)
 }
 
 static void slot_link_lost(cli_slot *slot, bool failed, int err);
+static void fail_link_streams(cli_link *lnk, int err);
 
 static void link_on_close(arpc__conn *conn, int err)
 {
@@ -789,6 +820,7 @@ static void link_on_close(arpc__conn *conn, int err)
     if (err == ARPC_ECLOSED && conn->connecting)
         err = ARPC_ECONNREFUSED;
     fail_sent_calls(lnk, err);
+    fail_link_streams(lnk, err);
     if (slot != NULL)
         slot_link_lost(slot, failed, err);
 }
@@ -797,6 +829,7 @@ static void link_on_free(arpc__conn *conn)
 {
     cli_link *lnk = arpc__container_of(conn, cli_link, conn);
     arpc__pending_fini(&lnk->pending);
+    arpc__pending_fini(&lnk->streams);
     arpc__free(lnk);
 }
 
@@ -816,8 +849,12 @@ static int64_t jittered(int64_t ms)
     return ms - (int64_t)((uint64_t)random_index() % (uint64_t)(ms / 2 + 1));
 }
 
+static void slot_fail_streams(cli_slot *slot, int err);
+
 static void slot_fail_waiting(cli_slot *slot, int err)
 {
+    if (arpc__unlikely(!arpc__list_empty(&slot->streams)))
+        slot_fail_streams(slot, slot->closed ? ARPC_ECANCELED : err);
     arpc__list waiting;
     /* Detach the list first: a retried call may come back to this slot. */
     arpc__list_move_all(&slot->waiting, &waiting);
@@ -847,7 +884,7 @@ static void slot_link_lost(cli_slot *slot, bool failed, int err)
                              arpc__now_ns() + jittered(slot->backoff_ms) * ARPC__NS_PER_MS);
         /* Calls that never left: try elsewhere (or fail) now, not after the backoff. */
         slot_fail_waiting(slot, err == ARPC_ECLOSED ? ARPC_ECONNREFUSED : err);
-    } else if (!arpc__list_empty(&slot->waiting)) {
+    } else if (!arpc__list_empty(&slot->waiting) || !arpc__list_empty(&slot->streams)) {
         slot_connect(slot);
     }
 }
@@ -858,7 +895,8 @@ static void on_backoff_done(arpc__timer *timer)
     slot->in_backoff = false;
     /* An ejected endpoint is probed even when no call waits for it. */
     if (slot->lnk == NULL && !slot->closed &&
-        (!arpc__list_empty(&slot->waiting) || atomic_load(&slot->ep->ejected)))
+        (!arpc__list_empty(&slot->waiting) || !arpc__list_empty(&slot->streams) ||
+         atomic_load(&slot->ep->ejected)))
         slot_connect(slot);
 }
 
@@ -888,11 +926,16 @@ static void slot_connect(cli_slot *slot)
     /* One call at a time until the server's limits arrive with the PONG of the
      * first PING; a protocol without PING has no such announcement to wait for. */
     lnk->peer_max_in_flight = (lnk->proto->caps & ARPC__PROTO_PING) ? 1 : 0;
+    link_set_room(lnk);
     arpc__list_init(&lnk->draining_link);
     arpc__pending_init(&lnk->pending);
+    arpc__pending_init(&lnk->streams);
     arpc__timer_init(&lnk->heartbeat, on_link_timer);
     arpc__conn_init(&lnk->conn, slot->loop, fd, &link_ops, true);
-    arpc__proto_limits mine = {.max_message = ep->ch->opts.max_frame_size, .metadata = true};
+    arpc__proto_limits mine = {.max_message = ep->ch->opts.max_frame_size,
+                               .metadata = true,
+                               .streams = true,
+                               .stream_window = ep->ch->opts.stream_window_bytes};
     rc = arpc__conn_open_proto(&lnk->conn, lnk->proto, ARPC__PROTO_CLIENT, &mine, &link_events);
     if (rc < 0) {
         /* Not started: nothing but the fd and the link to undo. */
@@ -1475,6 +1518,375 @@ int arpc_call(arpc_channel *ch, const char *method, const void *req, size_t req_
     return wait.status;
 }
 
+/* ---- streams: the client half (docs/streams.md) ---------------------------------------
+ *
+ * A stream is routed like a call (the channel's load balancing picks the endpoint, the
+ * endpoint's pool a slot) but is then pinned to that slot's loop for its whole life, so
+ * that every thread knows where to hand its operations (stream.c).  It waits in its
+ * slot's `streams` until the link is connected and the server's settings have said it
+ * takes streams, then takes a request id on the link (shared with calls, and counted in
+ * the server's per-connection share) and sends OPEN.  The link's `streams` table finds it
+ * for every frame that arrives.  It is never sent again once opened, with one exception:
+ * a GOAWAY whose last id is below it, before it sent any message or its half-close (the
+ * server never saw it), opens it again on another endpoint whose slot is on the same
+ * loop, or on the same slot's next connection. */
+
+static void stream_submit(cli_slot *slot, arpc_stream *st);
+
+static cli_link *stream_link(const arpc_stream *st)
+{
+    return st->lnk;
+}
+
+/* Takes a stream off its link; the link may close (GOAWAY drained) or pump. */
+static void link_stream_detach(cli_link *lnk, arpc_stream *st)
+{
+    arpc__pending_remove(&lnk->streams, st->id);
+    link_set_room(lnk);
+    atomic_fetch_sub_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
+    st->lnk = NULL;
+}
+
+static int client_send(arpc_stream *st, arpc__stream_frame frame, arpc__msg *msg)
+{
+    cli_link *lnk = stream_link(st);
+    if (lnk == NULL || lnk->conn.closed)
+        return ARPC_ECLOSED;
+    if (frame == ARPC__STREAM_MESSAGE &&
+        (msg->payload_len > st->ch->opts.max_frame_size ||
+         !arpc__proto_fits(lnk->proto, msg, false, lnk->peer_max_frame)))
+        return ARPC_ETOOBIG;
+    int rc = lnk->proto->send_stream(lnk->conn.proto, &lnk->conn.out, frame, msg);
+    if (rc == 0)
+        arpc__conn_flush_soon(&lnk->conn);
+    return rc;
+}
+
+static void client_ended(arpc_stream *st, int status, bool tell)
+{
+    (void)status;
+    arpc__loop_timer_disarm(st->loop, &st->deadline);
+    cli_link *lnk = stream_link(st);
+    if (lnk != NULL) {
+        link_stream_detach(lnk, st);
+        if (tell)
+            (void)link_send_cancel(lnk, st->id);
+        link_close_if_drained(lnk);
+        if (lnk->slot != NULL && !lnk->conn.closed)
+            link_pump(lnk);
+    } else if (arpc__list_linked(&st->link)) {
+        arpc__list_remove(&st->link); /* waiting for a connection */
+    }
+    channel_call_ended(st->ch);
+}
+
+static const arpc__stream_transport client_transport = {
+    .send = client_send,
+    .ended = client_ended,
+};
+
+/* A link takes streams once connected and, on a protocol with settings, once they came. */
+static bool link_stream_ready(const cli_link *lnk)
+{
+    return !lnk->conn.connecting && !lnk->conn.closed &&
+           (lnk->settings_known || !(lnk->proto->caps & ARPC__PROTO_PING));
+}
+
+/* Sends the OPEN of a stream on a ready link. */
+static void link_stream_open(cli_link *lnk, arpc_stream *st)
+{
+    if (!lnk->peer_streams) {
+        static const char why[] = "the server does not take streams";
+        arpc__buf_clear(&st->error_message);
+        (void)arpc__buf_append(&st->error_message, why, sizeof(why) - 1);
+        arpc__stream_fail(st, ARPC_ENOMETHOD, false);
+        return;
+    }
+    int64_t timeout_ns = 0;
+    if (st->deadline_ns != ARPC__NO_DEADLINE) {
+        timeout_ns = st->deadline_ns - arpc__now_ns();
+        if (timeout_ns <= 0) {
+            arpc__stream_fail(st, ARPC_ETIMEDOUT, false);
+            return;
+        }
+    }
+    const uint8_t *data = arpc__buf_head(&st->open_data);
+    uint64_t id = lnk->next_id + 1;
+    arpc__msg msg = {
+        .id = id,
+        .method = (const char *)data,
+        .method_len = st->method_len,
+        .timeout_ns = timeout_ns,
+        .md = {.data = data + st->method_len, .len = st->md_len, .count = st->md_count},
+    };
+    if (!arpc__proto_fits(lnk->proto, &msg, true, lnk->peer_max_frame)) {
+        arpc__stream_fail(st, ARPC_ETOOBIG, false);
+        return;
+    }
+    int rc = arpc__pending_insert(&lnk->streams, id, st);
+    if (rc == 0) {
+        rc = lnk->proto->send_stream(lnk->conn.proto, &lnk->conn.out, ARPC__STREAM_OPEN, &msg);
+        if (rc < 0)
+            arpc__pending_remove(&lnk->streams, id);
+    }
+    if (rc < 0) {
+        arpc__stream_fail(st, rc, false);
+        return;
+    }
+    lnk->next_id = id;
+    link_set_room(lnk);
+    st->id = id;
+    st->lnk = lnk;
+    atomic_fetch_add_explicit(&lnk->ep->in_flight, 1, memory_order_relaxed);
+    arpc__conn_flush_soon(&lnk->conn);
+    arpc__stream_opened(st, lnk->peer_stream_window, lnk->peer_max_frame);
+}
+
+/* Opens the streams that wait for the link, as far as the server's share allows. */
+static void link_pump_streams(cli_link *lnk)
+{
+    cli_slot *slot = lnk->slot;
+    while (slot != NULL && slot->lnk == lnk && link_stream_ready(lnk) && link_has_room(lnk) &&
+           !arpc__list_empty(&slot->streams)) {
+        arpc__list *node = arpc__list_pop_front(&slot->streams);
+        link_stream_open(lnk, arpc__container_of(node, arpc_stream, link));
+    }
+}
+
+static void slot_fail_streams(cli_slot *slot, int err)
+{
+    arpc__list *node;
+    while ((node = arpc__list_pop_front(&slot->streams)) != NULL)
+        arpc__stream_fail(arpc__container_of(node, arpc_stream, link), err, false);
+}
+
+static void fail_link_stream(void *st_arg, void *failure_arg)
+{
+    arpc_stream *st = st_arg;
+    const link_failure *failure = failure_arg;
+    atomic_fetch_sub_explicit(&failure->lnk->ep->in_flight, 1, memory_order_relaxed);
+    st->lnk = NULL;
+    /* Still open (the channel abandons it): the server stops its handler. */
+    if (!failure->lnk->conn.closed)
+        (void)link_send_cancel(failure->lnk, st->id);
+    arpc__stream_fail(st, failure->err, false);
+}
+
+static void fail_link_streams(cli_link *lnk, int err)
+{
+    if (lnk->streams.len == 0)
+        return;
+    link_failure failure = {lnk, err};
+    arpc__pending_drain(&lnk->streams, fail_link_stream, &failure);
+}
+
+/* A slot on the stream's loop for a stream the server never saw: another endpoint's when
+ * there is one there, else its own slot (which connects again). */
+static cli_slot *stream_retry_slot(arpc_stream *st)
+{
+    arpc_channel *ch = st->ch;
+    cli_slot *own = st->slot;
+    for (unsigned i = 1; i < ch->ep_count; i++) {
+        cli_endpoint *ep =
+            &ch->eps[((unsigned)((cli_endpoint *)st->ep - ch->eps) + i) % ch->ep_count];
+        if (!usable(ep))
+            continue;
+        for (unsigned j = 0; j < ep->slot_count; j++) {
+            if (ep->slots[j].loop == st->loop)
+                return &ep->slots[j];
+        }
+    }
+    return own;
+}
+
+static void goaway_streams(cli_link *lnk, uint64_t last_id, int reason)
+{
+    for (uint64_t id = last_id + 1; id <= lnk->next_id && lnk->streams.len > 0; id++) {
+        arpc_stream *st = arpc__pending_find(&lnk->streams, id);
+        if (st == NULL)
+            continue;
+        link_stream_detach(lnk, st);
+        arpc_channel *ch = st->ch;
+        if (st->sent_message || st->half_close_sent || st->attempts >= ch->opts.max_retries ||
+            atomic_load(&ch->closing)) {
+            arpc__stream_fail(st, reason, false);
+            continue;
+        }
+        st->attempts++;
+        st->opened = false;
+        st->credit = 0;
+        atomic_fetch_add_explicit(&ch->retries, 1, memory_order_relaxed);
+        cli_slot *slot = stream_retry_slot(st);
+        st->slot = slot;
+        st->ep = slot->ep;
+        stream_submit(slot, st);
+    }
+}
+
+static void on_stream_deadline(arpc__timer *timer)
+{
+    arpc_stream *st = arpc__container_of(timer, arpc_stream, deadline);
+    arpc__stream_fail(st, ARPC_ETIMEDOUT, true);
+}
+
+/* On the slot's loop: the stream opens now or waits for the link. */
+static void stream_submit(cli_slot *slot, arpc_stream *st)
+{
+    if (st->ended)
+        return; /* canceled while it travelled */
+    if (slot->closed) {
+        arpc__stream_fail(st, ARPC_ECANCELED, false);
+        return;
+    }
+    if (st->deadline_ns != ARPC__NO_DEADLINE && !arpc__timer_queued(&st->deadline) &&
+        arpc__loop_timer_arm(slot->loop, &st->deadline, st->deadline_ns) < 0) {
+        arpc__stream_fail(st, ARPC_ENOMEM, false);
+        return;
+    }
+    cli_link *lnk = slot->lnk;
+    if (lnk != NULL && link_stream_ready(lnk) && link_has_room(lnk) &&
+        arpc__list_empty(&slot->streams)) {
+        link_stream_open(lnk, st);
+        return;
+    }
+    if (lnk == NULL && slot->in_backoff && no_usable_endpoint(st->ch)) {
+        int err = atomic_load(&slot->ep->last_error);
+        arpc__stream_fail(st, err < 0 ? err : ARPC_ENOENDPOINT, false);
+        return;
+    }
+    arpc__list_push_back(&slot->streams, &st->link);
+    slot_connect(slot);
+}
+
+static void stream_submit_task(void *slot, void *st)
+{
+    stream_submit(slot, st);
+}
+
+/* Copies the method and the request metadata into the stream.  @return 0 or ENOMEM. */
+static int stream_fill(arpc_stream *st, const char *method, size_t method_len,
+                       const arpc_call_opts *opts)
+{
+    int rc = arpc__buf_append(&st->open_data, method, method_len);
+    arpc__md md = {0};
+    if (rc == 0 && opts != NULL && opts->metadata_count > 0)
+        rc = arpc__metadata_append_entries(&st->open_data, &md, opts->metadata,
+                                           opts->metadata_count);
+    st->method_len = (uint16_t)method_len;
+    st->md_len = md.len;
+    st->md_count = md.count;
+    return rc;
+}
+
+/* The stream's deadline: its own timeout (none by default), or its parent's if earlier.
+ * @return 0, ARPC_ETIMEDOUT or ARPC_ECANCELED. */
+static int stream_deadline(const arpc_call_opts *opts, int64_t *deadline_ns)
+{
+    int64_t timeout_ms = opts != NULL && opts->timeout_ms > 0 ? opts->timeout_ms : 0;
+    *deadline_ns = timeout_ms > 0 ? deadline_after_ms(timeout_ms) : ARPC__NO_DEADLINE;
+    if (opts == NULL || opts->parent == NULL)
+        return 0;
+    if (inherit_deadline(opts->parent, deadline_ns, &timeout_ms) < 0)
+        return ARPC_ETIMEDOUT;
+    return arpc_request_is_canceled(opts->parent) ? ARPC_ECANCELED : 0;
+}
+
+int arpc_stream_open(arpc_channel *ch, const char *method, const arpc_call_opts *opts,
+                     arpc_stream **out)
+{
+    if (ch == NULL || method == NULL || out == NULL)
+        return ARPC_EINVAL;
+    size_t method_len = strlen(method);
+    if (method_len == 0 || method_len > ARPC__PROTO_MAX_METHOD)
+        return ARPC_EINVAL;
+    int rc = opts != NULL && opts->metadata_count > 0
+                 ? arpc__metadata_check_entries(opts->metadata, opts->metadata_count)
+                 : 0;
+    if (rc < 0)
+        return rc;
+    int64_t deadline_ns;
+    rc = stream_deadline(opts, &deadline_ns);
+    if (rc < 0)
+        return rc;
+    if (atomic_load(&ch->closing))
+        return ARPC_ESTOPPED;
+    arpc_stream *st =
+        arpc__stream_new(&client_transport, NULL, false, ch->opts.stream_window_bytes);
+    if (st == NULL)
+        return ARPC_ENOMEM;
+    rc = stream_fill(st, method, method_len, opts);
+    if (rc < 0) {
+        arpc__stream_free(st);
+        return rc;
+    }
+    st->ch = ch;
+    st->deadline_ns = deadline_ns;
+    arpc__timer_init(&st->deadline, on_stream_deadline);
+    st->rsp_md = opts != NULL ? opts->response_metadata : NULL;
+    if (st->rsp_md != NULL)
+        arpc_metadata_clear(st->rsp_md);
+    cli_endpoint *ep = pick_endpoint(ch, opts != NULL ? opts->hash_key : 0);
+    cli_slot *slot = pick_slot(ep);
+    st->ep = ep;
+    st->slot = slot;
+    st->loop = slot->loop;
+    /* A parent's cancel reaches a stream opened on the parent's loop (its handler): the
+     * watch lives there.  The request's watchers are its own bookkeeping, not what the
+     * caller lent: const only to the caller. */
+    arpc_request *parent = opts != NULL ? (arpc_request *)opts->parent : NULL;
+    if (parent != NULL && arpc__loop_current() == arpc__request_loop(parent) &&
+        arpc__stream_watch_parent(st, parent) < 0) {
+        arpc__stream_free(st);
+        return ARPC_ECANCELED;
+    }
+    atomic_fetch_add(&ch->active_calls, 1);
+    if (arpc__loop_current() == slot->loop) {
+        stream_submit(slot, st);
+    } else {
+        arpc__task_set(&st->open_task, stream_submit_task, slot, st);
+        if (arpc__loop_post(slot->loop, &st->open_task) < 0) {
+            if (st->parent_loop != NULL)
+                arpc__request_unwatch(&st->parent_node); /* on its loop: this one */
+            arpc__stream_free(st);
+            channel_call_ended(ch);
+            return ARPC_ESTOPPED;
+        }
+    }
+    atomic_fetch_add_explicit(&ch->calls, 1, memory_order_relaxed);
+    *out = st;
+    return 0;
+}
+
+/* A frame of stream `msg->id` from the server. */
+static int ev_stream(void *owner, arpc__stream_frame frame, const arpc__msg *msg)
+{
+    cli_link *lnk = link_of(owner);
+    link_heard(lnk);
+    arpc_stream *st = arpc__pending_find(&lnk->streams, msg->id);
+    if (st == NULL)
+        return 0; /* it ended here already (canceled, its deadline) */
+    switch (frame) {
+    case ARPC__STREAM_MESSAGE:
+        if (msg->md.count > 0 && arpc__stream_md_add(st->rsp_md, &msg->md) < 0) {
+            arpc__stream_fail(st, ARPC_ENOMEM, true);
+            return 0;
+        }
+        return arpc__stream_on_message(st, msg->payload, msg->payload_len);
+    case ARPC__STREAM_CREDIT:
+        arpc__stream_on_credit(st, msg->payload_len);
+        return 0;
+    case ARPC__STREAM_END: {
+        int status = msg->status;
+        if (msg->md.count > 0 && arpc__stream_md_add(st->rsp_md, &msg->md) < 0)
+            status = ARPC_ENOMEM;
+        arpc__stream_on_end(st, status, msg->payload, msg->payload_len);
+        return 0;
+    }
+    default:
+        return 0; /* OPEN and HALF_CLOSE go the other way: the session would not raise them */
+    }
+}
+
 /* ---- channel life cycle ---------------------------------------------------- */
 
 static _Atomic unsigned next_channel_loop;
@@ -1528,6 +1940,7 @@ static int init_endpoint(arpc_channel *ch, cli_endpoint *ep, const char *address
         slot->loop = arpc_runtime_loop(ch->rt, index % loops);
         arpc__list_init(&slot->waiting);
         arpc__list_init(&slot->draining);
+        arpc__list_init(&slot->streams);
         arpc__timer_init(&slot->backoff, on_backoff_done);
     }
     return 0;
@@ -1581,6 +1994,7 @@ static bool opts_valid(const arpc_channel_opts *o)
            o->reconnect_backoff_min_ms > 0 &&
            o->reconnect_backoff_max_ms >= o->reconnect_backoff_min_ms &&
            o->max_frame_size > ARPC__PROTO_MIN_MAX_MESSAGE &&
+           o->stream_window_bytes >= ARPC__STREAM_MIN_WINDOW &&
            arpc__proto_by_id((int)o->protocol) != NULL && o->lb_policy >= ARPC_LB_ROUND_ROBIN &&
            o->lb_policy <= ARPC_LB_CONSISTENT_HASH;
 }
@@ -1615,6 +2029,11 @@ int arpc_channel_create(arpc_runtime *rt, const char *target, const arpc_channel
     return 0;
 }
 
+void arpc__channel_use_protocol(arpc_channel *ch, const arpc__proto_ops *proto)
+{
+    ch->proto = proto;
+}
+
 static void cancel_sent_call(void *call_arg, void *lnk_arg)
 {
     cli_call *call = call_arg;
@@ -1633,6 +2052,7 @@ static void link_abandon(cli_link *lnk)
     if (lnk->proto->send_cancel != NULL && !lnk->conn.closed && !lnk->conn.connecting) {
         arpc__conn_ref(&lnk->conn); /* a failed flush closes it, which may free it */
         arpc__pending_drain(&lnk->pending, cancel_sent_call, lnk);
+        fail_link_streams(lnk, ARPC_ECANCELED);
         arpc__conn_flush_now(&lnk->conn);
         arpc__conn_close(&lnk->conn, ARPC_ECANCELED);
         arpc__conn_unref(&lnk->conn);

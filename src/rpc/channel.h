@@ -76,6 +76,9 @@ struct cli_link {
      * first PING brings them, one call at a time and no frame limit. */
     uint32_t peer_max_frame;     /* 0: not announced */
     uint32_t peer_max_in_flight; /* calls in flight allowed on this link; 0: no limit */
+    /* What that share leaves calls: peer_max_in_flight less the open streams, UINT32_MAX
+     * for no limit (link_set_room), so a call's check is one compare. */
+    uint32_t room;
     uint32_t abandoned; /* timed-out calls the server has not answered yet: still its work */
     arpc__timer heartbeat;
     int64_t ping_sent_ns;
@@ -84,6 +87,11 @@ struct cli_link {
     bool heard_from_peer; /* a frame arrived: the endpoint is healthy */
     bool goaway;
     arpc__list draining_link; /* in its former slot's `draining` after GOAWAY */
+    /* Streams open on the link (id -> arpc_stream, docs/streams.md); they share the ids
+     * and the server's per-connection share with calls. */
+    arpc__pending streams;
+    bool peer_streams;           /* the server takes streams (its settings, or the protocol) */
+    uint32_t peer_stream_window; /* the credit a new stream starts with */
 };
 
 struct cli_slot {
@@ -92,6 +100,7 @@ struct cli_slot {
     cli_link *lnk;        /* connecting or connected; NULL if none */
     arpc__list waiting;   /* calls waiting for the link */
     arpc__list draining;  /* links detached by GOAWAY that still owe answers */
+    arpc__list streams;   /* streams waiting for the link (arpc_stream.link) */
     arpc__timer backoff;  /* reconnect delay */
     arpc__task task;      /* arpc_channel_destroy's jobs on the slot's loop */
     int64_t backoff_ms;
@@ -137,5 +146,11 @@ struct arpc_channel {
     _Atomic uint64_t late_answers;
     _Atomic uint64_t goaways;
 };
+
+/* Makes the channel speak `proto`, a protocol of a test's own, instead of
+ * opts.protocol (the client's half of arpc__server_add_protocol: tests that
+ * prove the seam).  Before the channel's first call or stream.  Thread: the
+ * creator's. */
+void arpc__channel_use_protocol(arpc_channel *ch, const arpc__proto_ops *proto);
 
 #endif

@@ -196,6 +196,24 @@ void *arpc__pending_remove(arpc__pending *table, uint64_t id)
     return call;
 }
 
+void *arpc__pending_find(const arpc__pending *table, uint64_t id)
+{
+    if (table->len == 0 || id == 0)
+        return NULL;
+    const arpc__pending_slot *slot = &table->ring[id & table->ring_mask];
+    if (slot->id == id)
+        return slot->call;
+    if (table->spill.len == 0)
+        return NULL;
+    const arpc__pending_spill *spill = &table->spill;
+    for (size_t i = spill_home(spill, id);; i = (i + 1) & spill->mask) {
+        if (spill->slots[i].id == 0)
+            return NULL;
+        if (spill->slots[i].id == id)
+            return spill->slots[i].call;
+    }
+}
+
 static void call_each(arpc__pending_slot *slots, size_t count, void (*fn)(void *call, void *arg),
                       void *arg)
 {

@@ -46,6 +46,9 @@ int arpc__pending_insert(arpc__pending *table, uint64_t id, void *call);
  * answer, an id never sent, 0). */
 void *arpc__pending_remove(arpc__pending *table, uint64_t id);
 
+/* The call of `id`, left in the table, or NULL (streams: many frames find one entry). */
+void *arpc__pending_find(const arpc__pending *table, uint64_t id);
+
 /* Empties the table, then calls `fn` once for every call it held, in no
  * particular order.  Used to fail every call of a dead connection: whatever
  * `fn` does meanwhile sees an empty table (and may insert into it). */

@@ -64,7 +64,9 @@
 #include "base/map.h"
 #include "proto/metadata.h"
 #include "rpc/conn.h"
+#include "rpc/pending.h"
 #include "rpc/request.h"
+#include "rpc/stream.h"
 #include "runtime/addr.h"
 #include "runtime/coro.h"
 #include "runtime/loop.h"
@@ -80,6 +82,7 @@
 
 typedef struct method_entry {
     arpc_handler_fn fn;
+    arpc_stream_handler_fn stream_fn; /* a stream method (arpc_server_register_stream) */
     void *user_data;
     size_t name_len;
     char name[ARPC__PROTO_MAX_METHOD + 1];
@@ -159,6 +162,11 @@ typedef struct srv_conn {
     int64_t hb_ping_ns;      /* heartbeat: when the PING for the silence since hb_rx_ns went */
     int64_t hb_rx_ns;        /* heartbeat: last_rx_ns when that PING went; 0: none sent */
     uint64_t hb_ping_id;
+    arpc__pending streams;       /* open streams: id -> arpc_stream (docs/streams.md) */
+    uint32_t peer_stream_window; /* the client's announced window; 0: none */
+    /* The request request_finish ended last: start_request tells by it whether the one
+     * it spawned finished inside the spawn (compared, never dereferenced). */
+    const arpc_request *last_finished;
 } srv_conn;
 
 struct arpc_request {
@@ -183,6 +191,10 @@ struct arpc_request {
     arpc_request_cancel_cb cancel_cb; /* arpc_request_on_cancel; NULL: none */
     void *cancel_user_data;
     arpc__timer cancel_timer; /* the deadline, for cancel_cb only */
+    arpc_stream *stream;      /* a stream method's stream; NULL for a unary handler */
+    /* Canceled, watched or with a cancel_cb: its answer takes the slow path (listed alone
+     * is not enough: a protocol that can cancel lists every request). */
+    bool flagged;
 };
 
 struct arpc_server {
@@ -245,6 +257,7 @@ void arpc_server_opts_init(arpc_server_opts *opts)
     opts->write_early_answers = 32;
     opts->heartbeat_interval_ms = 500;
     opts->heartbeat_timeout_ms = 1000;
+    opts->stream_window_bytes = ARPC__STREAM_DEFAULT_WINDOW;
 }
 
 int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_server **out)
@@ -259,6 +272,7 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
     else
         arpc_server_opts_init(&srv->opts);
     if (srv->opts.max_frame_size < ARPC__PROTO_MIN_MAX_MESSAGE ||
+        srv->opts.stream_window_bytes < ARPC__STREAM_MIN_WINDOW ||
         (uint64_t)(size_t)srv->opts.max_unwritten_bytes != srv->opts.max_unwritten_bytes) {
         arpc__free(srv);
         return ARPC_EINVAL;
@@ -292,10 +306,11 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
     return 0;
 }
 
-int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn handler,
-                         void *user_data)
+static int register_method(arpc_server *srv, const char *method, arpc_handler_fn handler,
+                           arpc_stream_handler_fn stream_handler, void *user_data)
 {
-    if (srv == NULL || method == NULL || handler == NULL || srv->listening)
+    if (srv == NULL || method == NULL || (handler == NULL && stream_handler == NULL) ||
+        srv->listening)
         return ARPC_EINVAL;
     size_t len = strlen(method);
     if (len == 0 || len > ARPC__PROTO_MAX_METHOD)
@@ -304,6 +319,7 @@ int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn h
     if (entry == NULL)
         return ARPC_ENOMEM;
     entry->fn = handler;
+    entry->stream_fn = stream_handler;
     entry->user_data = user_data;
     entry->name_len = len;
     memcpy(entry->name, method, len + 1);
@@ -311,6 +327,23 @@ int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn h
     if (rc < 0)
         arpc__free(entry);
     return rc;
+}
+
+static int serve_unary_on_stream(arpc_request *req, void *user_data);
+
+int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn handler,
+                         void *user_data)
+{
+    return handler == NULL ? ARPC_EINVAL : register_method(srv, method, handler, NULL, user_data);
+}
+
+int arpc_server_register_stream(arpc_server *srv, const char *method,
+                                arpc_stream_handler_fn handler, void *user_data)
+{
+    /* A unary request to it runs serve_unary_on_stream, as any unary handler runs. */
+    return handler == NULL
+               ? ARPC_EINVAL
+               : register_method(srv, method, serve_unary_on_stream, handler, user_data);
 }
 
 int arpc__server_add_protocol(arpc_server *srv, const arpc__proto_ops *proto)
@@ -334,7 +367,8 @@ static inline void counter_inc(_Atomic uint64_t *counter)
 
 static void on_cancel_deadline(arpc__timer *timer);
 
-static arpc_request *request_get(srv_loop *sl)
+/* Inline (also below): the request path's own; streams call them too. */
+static inline __attribute__((always_inline)) arpc_request *request_get(srv_loop *sl)
 {
     arpc__list *node = arpc__list_pop_front(&sl->free_requests);
     if (node != NULL) {
@@ -461,7 +495,7 @@ static void loop_count_add(_Atomic uint32_t *count, uint32_t delta)
     atomic_store_explicit(count, v + delta, memory_order_relaxed);
 }
 
-static bool request_admit(srv_loop *sl)
+static inline __attribute__((always_inline)) bool request_admit(srv_loop *sl)
 {
     if (sl->credits == 0 && !take_credits(sl))
         return false;
@@ -513,24 +547,29 @@ static void request_leave(srv_loop *sl)
  * the share of the connection the call held.  Both count in `canceled`.
  *
  * Finding a request to cancel costs the requests that are never canceled
- * almost nothing.  A connection whose protocol can cancel (it has
- * send_cancel, so its peer may send the same: gRPC) keeps its running
- * requests on `requests`, where on_cancel finds one by id.  On any other
- * (native today) a request joins that list only when something watches it
- * (a call made with it as parent, a cancel_cb); the others learn of a close
- * from the connection's `gone`, which arpc_request_is_canceled reads.  So a
- * protocol that adds a cancel frame only fills in send_cancel and raises
- * on_cancel.
+ * little.  A connection whose protocol can cancel (it has send_cancel, so its
+ * peer may send the same: gRPC, native since streams, docs/protocol.md 13)
+ * keeps its running requests on `requests`, where on_cancel finds one by id.
+ * Only those that park need to be there: while a handler runs inside the
+ * spawn no frame is decoded, so no cancel can come for it; start_request lists
+ * a request once its spawn returns with it still running (`last_finished`
+ * tells, without touching the request), which costs the request that answers
+ * at once a compare, and the answer stays on the fast path unless the
+ * request is `flagged` (canceled, watched, with a cancel_cb).  On
+ * any other a request joins that list only when something watches it (a call
+ * made with it as parent, a cancel_cb); the others learn of a close from the
+ * connection's `gone`, which arpc_request_is_canceled reads.  So a protocol
+ * that adds a cancel frame only fills in send_cancel and raises on_cancel.
+ * Streams are always listed (a close or a cancel must reach one that waits).
  */
 
-/* Whether the answer needs a closer look: a listed request (a canceled one
- * is listed), nobody to send it to, or past the deadline by the loop's clock
- * of this iteration (no clock read; ARPC__NO_DEADLINE is never reached).
+/* Whether the answer needs a closer look: a flagged request (canceled, watched,
+ * with a cancel_cb), nobody to send it to, or past the deadline by the loop's
+ * clock of this iteration (no clock read; ARPC__NO_DEADLINE is never reached).
  * Every answer asks: three loads. */
 static inline bool request_needs_look(const arpc_request *req, const srv_conn *sc)
 {
-    return arpc__list_linked(&req->link) || sc->conn.closed ||
-           req->sl->loop->now_ns >= req->deadline_ns;
+    return req->flagged || sc->conn.closed || req->sl->loop->now_ns >= req->deadline_ns;
 }
 
 /* The request ends: off its connection's list; the calls that watch it watch
@@ -547,11 +586,13 @@ static arpc__noinline void request_untrack(arpc_request *req)
         arpc__loop_timer_disarm(req->sl->loop, &req->cancel_timer);
     }
     atomic_store_explicit(&req->canceled, false, memory_order_relaxed);
+    req->flagged = false;
 }
 
 /* Puts a request on its connection's list, where a cancel finds it. */
 static void request_track(arpc_request *req)
 {
+    req->flagged = true;
     if (!arpc__list_linked(&req->link))
         arpc__list_push_back(&req->sc->requests, &req->link);
 }
@@ -574,6 +615,9 @@ static void request_cancel(arpc_request *req)
     if (atomic_load_explicit(&req->canceled, memory_order_relaxed))
         return;
     atomic_store_explicit(&req->canceled, true, memory_order_relaxed);
+    req->flagged = true;
+    if (req->stream != NULL)
+        arpc__stream_fail(req->stream, ARPC_ECANCELED, false); /* the peer asked for no END */
     arpc__list *node;
     while ((node = arpc__list_pop_front(&req->watchers)) != NULL) {
         arpc__cancel_node *watcher = arpc__container_of(node, arpc__cancel_node, link);
@@ -626,13 +670,18 @@ static void request_finish(arpc_request *req, int status)
     srv_conn *sc = req->sc;
     if (status >= ARPC_DEFERRED)
         status = ARPC_EINTERNAL; /* not a valid application code */
-    if (arpc__likely(!request_needs_look(req, sc)))
+    if (arpc__likely(!request_needs_look(req, sc))) {
         send_response(sc, req->id, status, &req->response, &req->rsp_md);
-    else
+        /* Listed only if it parked on a connection whose protocol can cancel. */
+        if (arpc__unlikely(arpc__list_linked(&req->link)))
+            arpc__list_remove(&req->link);
+    } else {
         answer_looked_at(req, sc, status);
+    }
     req->sc = NULL;
     sc->running--;
     sc->last_done_ns = sl->loop->now_ns;
+    sc->last_finished = req;
     arpc__conn_unref(&sc->conn);
     request_put(sl, req);
     request_leave(sl);
@@ -839,13 +888,17 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
         /* Taken before the spawn: the handler usually finishes inside it. */
         arpc__conn_ref(&sc->conn);
         sc->running++;
-        if (arpc__unlikely(sc->track_requests))
-            arpc__list_push_back(&sc->requests, &req->link);
+        sc->last_finished = NULL;
         rc = arpc__coro_spawn_run(sl->loop, run_request, req);
         if (rc < 0) {
-            arpc__list_remove(&req->link);
             sc->running--;
             arpc__conn_unref(&sc->conn);
+        } else if (sc->track_requests && sc->last_finished != req) {
+            /* It parked (or was deferred): from now on a frame may cancel it, so on_cancel
+             * must find it.  One that finished inside the spawn (the pointer compare
+             * reads nothing of it: it may be freed) never could. */
+            if (!arpc__list_linked(&req->link))
+                arpc__list_push_back(&sc->requests, &req->link);
         }
     }
     if (rc < 0) {
@@ -858,8 +911,10 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
 }
 
 /* Looks the method up, trying the connection's previous one first: a short
- * compare instead of hashing the name on every request. */
-static const method_entry *find_method(srv_conn *sc, const char *name, size_t len)
+ * compare instead of hashing the name on every request.  Inline: every request asks, and
+ * with streams it has three callers, which made the compiler call it. */
+static inline __attribute__((always_inline)) const method_entry *
+find_method(srv_conn *sc, const char *name, size_t len)
 {
     const method_entry *last = sc->last_method;
     if (last != NULL && last->name_len == len && memcmp(last->name, name, len) == 0)
@@ -959,7 +1014,9 @@ static int ev_refused(void *owner, uint64_t id, int err)
 
 static void ev_peer_limits(void *owner, const arpc__proto_limits *peer)
 {
-    conn_of(owner)->peer_max_frame = peer->max_message;
+    srv_conn *sc = conn_of(owner);
+    sc->peer_max_frame = peer->max_message;
+    sc->peer_stream_window = peer->stream_window;
 }
 
 /* A client's cancel of one request (HTTP/2 RST_STREAM; the native protocol has
@@ -968,6 +1025,11 @@ static void ev_peer_limits(void *owner, const arpc__proto_limits *peer)
 static void ev_cancel(void *owner, uint64_t id)
 {
     srv_conn *sc = conn_of(owner);
+    arpc_stream *st = arpc__pending_find(&sc->streams, id);
+    if (st != NULL) {
+        request_cancel(st->req);
+        return;
+    }
     arpc__list *it;
     arpc_list_foreach(it, &sc->requests)
     {
@@ -984,13 +1046,294 @@ static void ev_stream_fault(void *owner, uint64_t id, int fault)
     stream_fault(conn_of(owner), id, fault);
 }
 
+static int ev_stream(void *owner, arpc__stream_frame frame, const arpc__msg *msg);
+static bool ev_is_stream_method(void *owner, const char *method, size_t method_len);
+
 static const arpc__proto_events srv_events = {
+    .on_stream = ev_stream,
+    .is_stream_method = ev_is_stream_method,
     .on_request = ev_request,
     .on_refused = ev_refused,
     .on_peer_limits = ev_peer_limits,
     .on_cancel = ev_cancel,
     .on_stream_fault = ev_stream_fault,
 };
+
+/* ---- streams: the server half (docs/streams.md) ---------------------------------------
+ *
+ * An OPEN becomes a request (admitted, counted and canceled like any other, with its
+ * metadata and deadline) that holds a stream and runs the stream handler in its own
+ * coroutine; the connection's `streams` table finds the stream for every frame after it.
+ * The request is always on its connection's `requests`, so a close or the client's
+ * cancel reaches it.  The handler's return sends END (status, trailing metadata, error
+ * message) unless the stream ended already (the client canceled, the connection went, the
+ * deadline passed, or the handler canceled it: those send what they must themselves).
+ * A unary request to a stream method runs the same handler on a `unary` stream: one
+ * message queued, the half-close behind it, and its first write is the answer, sent as
+ * an ordinary response by request_finish.
+ */
+
+/* An END for stream `id`, outside any stream (refused before it ran). */
+static void send_end(srv_conn *sc, uint64_t id, int status, const arpc__md *md,
+                     const arpc_buf *message)
+{
+    if (sc->conn.closed)
+        return;
+    arpc__msg msg = {.id = id, .status = status};
+    if (md != NULL)
+        msg.md = *md;
+    if (message != NULL && message->len > 0 && status != 0) {
+        msg.payload = arpc__buf_head(message);
+        msg.payload_len = message->len;
+    }
+    int rc = sc->proto->send_stream(sc->conn.proto, &sc->conn.out, ARPC__STREAM_END, &msg);
+    if (rc == ARPC_ENOMEM) {
+        arpc__msg bare = {.id = id, .status = ARPC_ENOMEM};
+        rc = sc->proto->send_stream(sc->conn.proto, &sc->conn.out, ARPC__STREAM_END, &bare);
+    }
+    if (rc < 0) {
+        arpc__conn_close(&sc->conn, rc);
+        return;
+    }
+    arpc__conn_flush_soon(&sc->conn);
+}
+
+static int server_send(arpc_stream *st, arpc__stream_frame frame, arpc__msg *msg)
+{
+    arpc_request *req = st->req;
+    srv_conn *sc = st->sc;
+    if (st->unary) {
+        /* The answer goes with the response (request_finish); no credit to return. */
+        if (frame != ARPC__STREAM_MESSAGE)
+            return 0;
+        arpc__buf_clear(&req->response);
+        return arpc__buf_append(&req->response, msg->payload, msg->payload_len);
+    }
+    if (sc->conn.closed)
+        return ARPC_ECLOSED;
+    bool first = frame == ARPC__STREAM_MESSAGE && !st->md_sent;
+    if (first)
+        msg->md = req->rsp_md; /* what was added before the first write leads it */
+    if (frame == ARPC__STREAM_MESSAGE && !arpc__proto_fits(sc->proto, msg, false, answer_limit(sc)))
+        return ARPC_ETOOBIG;
+    int rc = sc->proto->send_stream(sc->conn.proto, &sc->conn.out, frame, msg);
+    if (rc < 0)
+        return rc;
+    if (first) {
+        st->md_sent = true;
+        arpc__buf_clear(&req->rsp_md_buf); /* later entries travel with the END */
+        memset(&req->rsp_md, 0, sizeof(req->rsp_md));
+    }
+    arpc__conn_flush_soon(&sc->conn);
+    return 0;
+}
+
+static void server_ended(arpc_stream *st, int status, bool tell)
+{
+    srv_conn *sc = st->sc;
+    arpc__loop_timer_disarm(sc->sl->loop, &st->deadline);
+    if (st->unary)
+        return;
+    arpc__pending_remove(&sc->streams, st->id);
+    if (tell)
+        send_end(sc, st->id, status, &st->req->rsp_md, &st->req->response);
+}
+
+static const arpc__stream_transport server_transport = {
+    .send = server_send,
+    .ended = server_ended,
+};
+
+static void on_stream_deadline(arpc__timer *timer)
+{
+    arpc__stream_fail(arpc__container_of(timer, arpc_stream, deadline), ARPC_ETIMEDOUT, true);
+}
+
+/* The handler returned: the stream ends (if it has not), then the request's bookkeeping
+ * as request_finish does it, without an answer of its own. */
+static void stream_request_done(arpc_request *req, int status)
+{
+    srv_loop *sl = req->sl;
+    srv_conn *sc = req->sc;
+    arpc_stream *st = req->stream;
+    if (status >= ARPC_DEFERRED)
+        status = ARPC_EINTERNAL; /* not a valid application code */
+    arpc__stream_handler_returned(st, status);
+    req->stream = NULL;
+    arpc__stream_release(st);
+    if (arpc__list_linked(&req->link))
+        request_untrack(req);
+    req->sc = NULL;
+    sc->running--;
+    sc->last_done_ns = sl->loop->now_ns;
+    arpc__conn_unref(&sc->conn);
+    request_put(sl, req);
+    request_leave(sl);
+}
+
+static void run_stream(void *arg)
+{
+    arpc_request *req = arg;
+    arpc_stream *st = req->stream;
+    int status;
+    if (req->deadline_ns != ARPC__NO_DEADLINE && coarse_now_ns() >= req->deadline_ns) {
+        counter_inc(&req->sl->counters.expired);
+        status = ARPC_ETIMEDOUT; /* its caller gave up before it started */
+    } else {
+        status = req->method->stream_fn(st, req->method->user_data);
+    }
+    stream_request_done(req, status);
+}
+
+/* A unary request to a stream method: the stream handler runs in the request's coroutine
+ * (the unary path's, which pays nothing for it) on a `unary` stream, with the request's
+ * payload queued as its one message and the half-close behind it.  Its first write lands
+ * in the request's response (server_send); request_finish sends it, or the error. */
+static int serve_unary_on_stream(arpc_request *req, void *user_data)
+{
+    srv_loop *sl = req->sl;
+    arpc_stream *st =
+        arpc__stream_new(&server_transport, sl->loop, true, sl->srv->opts.stream_window_bytes);
+    if (st == NULL)
+        return ARPC_ENOMEM;
+    st->req = req;
+    st->sc = req->sc;
+    st->id = req->id;
+    st->unary = true;
+    arpc__timer_init(&st->deadline, on_stream_deadline);
+    req->stream = st;
+    arpc__stream_opened(st, UINT32_MAX, 0);
+    (void)arpc__stream_on_message(st, arpc__buf_head(&req->payload), req->payload.len);
+    arpc__buf_clear(&req->payload); /* a stream request's data is its messages */
+    arpc__stream_on_half_close(st);
+    int status = req->method->stream_fn(st, user_data);
+    if (status >= ARPC_DEFERRED)
+        status = ARPC_EINTERNAL;               /* a stream is not deferred */
+    arpc__stream_handler_returned(st, status); /* no END: server_ended knows */
+    req->stream = NULL;
+    arpc__stream_release(st);
+    return status;
+}
+
+/* The request and the stream of an OPEN, running from the start: on its connection's
+ * list (a close or a cancel must reach a stream that waits), in its streams table, with
+ * its deadline armed.  @return 0 or ARPC_ENOMEM (nothing taken). */
+static int stream_request_start(srv_conn *sc, const arpc__msg *msg, const method_entry *method,
+                                arpc_request *req, arpc_stream *st)
+{
+    srv_loop *sl = sc->sl;
+    if (msg->md.count > 0) {
+        if (arpc__buf_append(&req->md_buf, msg->md.data, msg->md.len) < 0)
+            return ARPC_ENOMEM;
+        req->md.data = arpc__buf_head(&req->md_buf);
+        req->md.len = msg->md.len;
+        req->md.count = msg->md.count;
+    }
+    if (arpc__pending_insert(&sc->streams, msg->id, st) < 0)
+        return ARPC_ENOMEM;
+    req->sc = sc;
+    req->method = method;
+    req->id = msg->id;
+    req->deadline_ns =
+        msg->timeout_ns <= 0 ? ARPC__NO_DEADLINE : sl->loop->now_ns + msg->timeout_ns;
+    req->stream = st;
+    st->req = req;
+    st->sc = sc;
+    st->id = msg->id;
+    arpc__timer_init(&st->deadline, on_stream_deadline);
+    uint32_t window = sc->peer_stream_window ? sc->peer_stream_window : ARPC__STREAM_DEFAULT_WINDOW;
+    arpc__stream_opened(st, window, answer_limit(sc));
+    if (req->deadline_ns != ARPC__NO_DEADLINE)
+        (void)arpc__loop_timer_arm(sl->loop, &st->deadline, req->deadline_ns);
+    arpc__conn_ref(&sc->conn);
+    sc->running++;
+    arpc__list_push_back(&sc->requests, &req->link);
+    return 0;
+}
+
+/* A stream for request `msg->id` (an OPEN): admitted like a request, its handler run in a
+ * coroutine of its own. */
+static int start_stream(srv_conn *sc, const arpc__msg *msg, const method_entry *method)
+{
+    srv_loop *sl = sc->sl;
+    uint32_t per_conn = sl->srv->opts.max_in_flight_per_connection;
+    if ((per_conn != 0 && sc->running >= per_conn) || !request_admit(sl)) {
+        counter_inc(&sl->counters.overloaded);
+        send_end(sc, msg->id, ARPC_EOVERLOAD, NULL, NULL);
+        return 0;
+    }
+    arpc_request *req = request_get(sl);
+    arpc_stream *st =
+        req ? arpc__stream_new(&server_transport, sl->loop, true, sl->srv->opts.stream_window_bytes)
+            : NULL;
+    int rc = st != NULL ? stream_request_start(sc, msg, method, req, st) : ARPC_ENOMEM;
+    if (rc == 0) {
+        rc = arpc__coro_spawn_run(sl->loop, run_stream, req);
+        if (rc < 0) {
+            arpc__list_remove(&req->link);
+            sc->running--;
+            arpc__conn_unref(&sc->conn);
+            arpc__loop_timer_disarm(sl->loop, &st->deadline);
+            arpc__pending_remove(&sc->streams, msg->id);
+            req->stream = NULL;
+        }
+    }
+    if (rc < 0) {
+        arpc__stream_free(st);
+        if (req)
+            request_put(sl, req);
+        request_leave(sl);
+        send_end(sc, msg->id, rc, NULL, NULL);
+    }
+    return 0;
+}
+
+static int ev_stream_open(srv_conn *sc, const arpc__msg *msg)
+{
+    srv_loop *sl = sc->sl;
+    saw_request_id(sc, msg->id);
+    counter_inc(&sl->counters.requests);
+    if (sc->goaway_sent) {
+        send_end(sc, msg->id, ARPC_ESHUTDOWN, NULL, NULL);
+        return 0;
+    }
+    const method_entry *method = find_method(sc, msg->method, msg->method_len);
+    if (method == NULL || method->stream_fn == NULL) {
+        /* Unknown, or a unary method (include/arpc/stream.h). */
+        counter_inc(&sl->counters.unknown_method);
+        send_end(sc, msg->id, ARPC_ENOMETHOD, NULL, NULL);
+        return 0;
+    }
+    return start_stream(sc, msg, method);
+}
+
+static int ev_stream(void *owner, arpc__stream_frame frame, const arpc__msg *msg)
+{
+    srv_conn *sc = conn_of(owner);
+    if (frame == ARPC__STREAM_OPEN)
+        return ev_stream_open(sc, msg);
+    arpc_stream *st = arpc__pending_find(&sc->streams, msg->id);
+    if (st == NULL)
+        return 0; /* it ended already */
+    switch (frame) {
+    case ARPC__STREAM_MESSAGE:
+        return arpc__stream_on_message(st, msg->payload, msg->payload_len);
+    case ARPC__STREAM_HALF_CLOSE:
+        arpc__stream_on_half_close(st);
+        return 0;
+    case ARPC__STREAM_CREDIT:
+        arpc__stream_on_credit(st, msg->payload_len);
+        return 0;
+    default:
+        return 0; /* END goes the other way: the session would not raise it */
+    }
+}
+
+static bool ev_is_stream_method(void *owner, const char *method, size_t method_len)
+{
+    const method_entry *entry = find_method(conn_of(owner), method, method_len);
+    return entry != NULL && entry->stream_fn != NULL;
+}
 
 /* The first bytes chose `proto`: its session, with the server's limits. */
 static int srv_on_protocol(arpc__conn *conn, const arpc__proto_ops *proto)
@@ -999,7 +1342,9 @@ static int srv_on_protocol(arpc__conn *conn, const arpc__proto_ops *proto)
     const arpc_server_opts *opts = &sc->sl->srv->opts;
     arpc__proto_limits mine = {.max_message = opts->max_frame_size,
                                .max_in_flight = opts->max_in_flight_per_connection,
-                               .metadata = true};
+                               .metadata = true,
+                               .streams = true,
+                               .stream_window = opts->stream_window_bytes};
     int rc = arpc__conn_open_proto(conn, proto, ARPC__PROTO_SERVER, &mine, &srv_events);
     if (rc == 0) {
         sc->proto = proto;
@@ -1042,7 +1387,9 @@ static void srv_on_flushed(arpc__conn *conn)
 
 static void srv_on_free(arpc__conn *conn)
 {
-    arpc__free(arpc__container_of(conn, srv_conn, conn));
+    srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
+    arpc__pending_fini(&sc->streams);
+    arpc__free(sc);
 }
 
 static void srv_on_read_paused(arpc__conn *conn)
@@ -1100,6 +1447,7 @@ static void accept_one(srv_loop *sl, int fd)
     }
     sc->sl = sl;
     arpc__list_init(&sc->requests);
+    arpc__pending_init(&sc->streams);
     arpc__conn_init(&sc->conn, sl->loop, fd, &srv_conn_ops, false);
     sc->conn.detect = srv->protocols;
     sc->conn.detect_count = srv->protocol_count;

@@ -10,9 +10,16 @@
  *   as the stream's user pointer (a small per-stream record); nghttp2 picks the stream id.
  *   Both grow in submission order, which is how a GOAWAY's last stream id is turned into
  *   the channel's last call id.
- * - Unary only: a server stream raises on_request at its one message (path and metadata
+ * - Unary calls: a server stream raises on_request at its one message (path and metadata
  *   kept from its HEADERS in the stream record); a client stream collects its initial
  *   metadata, its message and its trailers and raises on_response once, at its close.
+ * - Streams (docs/grpc.md section 11): a server request whose method is_stream_method says
+ *   is a stream raises on_stream(OPEN) at its HEADERS and is made a session stream (manual
+ *   receive window); then MESSAGE per message, HALF_CLOSE, on_cancel at a reset.  A client
+ *   stream (send_stream OPEN) raises MESSAGE per message, the initial metadata on the
+ *   first, and END once at its close.  CREDIT both ways: the rpc layer's consumed bytes go
+ *   to arpc__grpc_session_consume; session.c's EV_CREDIT (bytes nghttp2 took) comes back as
+ *   on_stream(CREDIT), possibly from inside a send_* call or a feed.
  * - Answers the protocol gives by itself, without the rpc layer: grpc.health.v1.Health/Check
  *   (SERVING, NOT_SERVING once this connection sent its GOAWAY: the server is draining),
  *   DEADLINE_EXCEEDED for a request whose grpc-timeout expired before it could run, and
@@ -74,6 +81,7 @@ typedef struct gstream {
     bool health;      /* server: the built-in health check */
     bool canceled;    /* client: we reset it; its close is not reported */
     bool ping;        /* client: a heartbeat (health check stream) */
+    bool stream;      /* a stream (include/arpc/stream.h), not a unary call */
 } gstream;
 
 typedef struct grpc_psession {
@@ -117,7 +125,7 @@ static gstream *gs_get(grpc_psession *ps)
     arpc__buf_clear(&gs->payload);
     memset(&gs->md, 0, sizeof(gs->md));
     gs->md_err = 0;
-    gs->delivered = gs->health = gs->canceled = gs->ping = false;
+    gs->delivered = gs->health = gs->canceled = gs->ping = gs->stream = false;
     return gs;
 }
 
@@ -251,6 +259,51 @@ static void answer_health(grpc_psession *ps, int32_t sid, const uint8_t *data, s
 
 /* ---- server events ----------------------------------------------------------------- */
 
+/* The time left of a request's grpc-timeout: 0 without one, < 0 once past. */
+static int64_t time_left(const gstream *gs)
+{
+    if (gs->deadline_ns == ARPC__NO_DEADLINE)
+        return 0;
+    int64_t left = gs->deadline_ns - arpc__now_ns();
+    return left > 0 ? left : -1;
+}
+
+/* A stream method's HEADERS: on_stream(OPEN) at once; its messages follow as they arrive. */
+static void srv_open_stream(grpc_psession *ps, gstream *gs)
+{
+    int32_t sid = (int32_t)gs->id;
+    if (arpc__grpc_session_stream(ps->h2, sid) < 0)
+        return; /* answered already: it stays unary, and nothing more comes of it */
+    gs->stream = true;
+    gs->delivered = true; /* the rpc layer knows it: a reset is its on_cancel */
+    if (gs->md_err < 0) {
+        if (ps->cfg.events->on_refused != NULL)
+            ps->err = ps->cfg.events->on_refused(ps->cfg.owner, gs->id, gs->md_err);
+        return;
+    }
+    int64_t timeout_ns = time_left(gs);
+    if (timeout_ns < 0) {
+        gs->delivered = false;
+        (void)arpc__grpc_session_send_status(ps->h2, sid, ARPC__GRPC_DEADLINE_EXCEEDED,
+                                             "deadline exceeded", 17, NULL, 0);
+        return;
+    }
+    arpc__msg msg = {.id = gs->id,
+                     .method = (const char *)arpc__buf_data(&gs->path),
+                     .method_len = gs->path.len,
+                     .timeout_ns = timeout_ns,
+                     .md = gs->md};
+    ps->err = ps->cfg.events->on_stream(ps->cfg.owner, ARPC__STREAM_OPEN, &msg);
+}
+
+/* A stream's own frames (MESSAGE, HALF_CLOSE, CREDIT), with the stream's id. */
+static void raise_stream(grpc_psession *ps, gstream *gs, arpc__stream_frame frame, const void *data,
+                         size_t len)
+{
+    arpc__msg msg = {.id = gs->id, .payload = data, .payload_len = len};
+    ps->err = ps->cfg.events->on_stream(ps->cfg.owner, frame, &msg);
+}
+
 static void srv_on_request(grpc_psession *ps, const arpc__grpc_event *ev)
 {
     ps->base.messages_in++;
@@ -283,6 +336,10 @@ static void srv_on_request(grpc_psession *ps, const arpc__grpc_event *ev)
         return;
     }
     live_push(ps, gs); /* so destroy frees it */
+    const arpc__proto_events *evs = ps->cfg.events;
+    if (!gs->health && evs->is_stream_method != NULL && evs->on_stream != NULL &&
+        evs->is_stream_method(ps->cfg.owner, (const char *)arpc__buf_data(&gs->path), gs->path.len))
+        srv_open_stream(ps, gs);
 }
 
 static void srv_deliver(grpc_psession *ps, gstream *gs, const uint8_t *data, size_t len)
@@ -339,6 +396,11 @@ static void srv_event(grpc_psession *ps, const arpc__grpc_event *ev)
         ps->base.messages_in++;
         if (gs == NULL)
             break;
+        if (gs->stream) {
+            if (gs->md_err == 0 && gs->delivered)
+                raise_stream(ps, gs, ARPC__STREAM_MESSAGE, ev->data, ev->len);
+            break;
+        }
         if (gs->delivered) {
             /* A second message on a unary method. */
             (void)arpc__grpc_session_cancel(ps->h2, ev->stream_id);
@@ -347,7 +409,10 @@ static void srv_event(grpc_psession *ps, const arpc__grpc_event *ev)
         srv_deliver(ps, gs, ev->data, ev->len);
         break;
     case ARPC__GRPC_EV_HALF_CLOSE:
-        if (gs != NULL && !gs->delivered) {
+        if (gs != NULL && gs->stream) {
+            if (gs->md_err == 0 && gs->delivered)
+                raise_stream(ps, gs, ARPC__STREAM_HALF_CLOSE, NULL, 0);
+        } else if (gs != NULL && !gs->delivered) {
             gs->delivered = true;
             (void)arpc__grpc_session_send_status(ps->h2, ev->stream_id, ARPC__GRPC_INTERNAL,
                                                  "a unary request without its message", 36, NULL,
@@ -356,6 +421,10 @@ static void srv_event(grpc_psession *ps, const arpc__grpc_event *ev)
         break;
     case ARPC__GRPC_EV_FAULT:
         srv_fault(ps, ev);
+        break;
+    case ARPC__GRPC_EV_CREDIT:
+        if (gs != NULL && gs->stream && gs->delivered && gs->md_err == 0)
+            raise_stream(ps, gs, ARPC__STREAM_CREDIT, NULL, ev->len);
         break;
     case ARPC__GRPC_EV_CLOSE:
         if (gs == NULL)
@@ -394,6 +463,40 @@ static void goaway_forget_above(grpc_psession *ps, int32_t last_stream_id)
     }
 }
 
+/* A client stream's end: on_stream(END) with the status, the trailers (and the initial
+ * metadata when no message carried it) and the error message. */
+static void cli_stream_end(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev)
+{
+    arpc__msg msg = {.id = gs->id, .status = ev->refused ? ARPC_ESHUTDOWN : ev->status};
+    int rc = ev->refused ? 0 : md_collect(gs, ev->md, ev->md_count);
+    if (rc == ARPC_ENOMEM) {
+        ps->err = rc;
+        return;
+    }
+    if (rc < 0 && msg.status == 0)
+        msg.status = rc;
+    msg.md = gs->md;
+    if (msg.status != 0) {
+        msg.payload = ev->message;
+        msg.payload_len = ev->message_len;
+    }
+    ps->err = ps->cfg.events->on_stream(ps->cfg.owner, ARPC__STREAM_END, &msg);
+}
+
+/* A client stream's message: the server's initial metadata rides on the first. */
+static void cli_stream_message(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev)
+{
+    arpc__msg msg = {.id = gs->id, .payload = ev->data, .payload_len = ev->len};
+    if (!gs->delivered)
+        msg.md = gs->md;
+    gs->delivered = true;
+    ps->err = ps->cfg.events->on_stream(ps->cfg.owner, ARPC__STREAM_MESSAGE, &msg);
+    if (gs->md.count > 0) {
+        arpc__buf_clear(&gs->md_buf);
+        memset(&gs->md, 0, sizeof(gs->md));
+    }
+}
+
 static void cli_close(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev)
 {
     const arpc__proto_events *evs = ps->cfg.events;
@@ -404,6 +507,10 @@ static void cli_close(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev
     }
     if (gs->canceled)
         return;
+    if (gs->stream) {
+        cli_stream_end(ps, gs, ev);
+        return;
+    }
     arpc__msg msg = {.id = gs->id, .status = ev->status};
     if (ev->refused) {
         /* Never processed (REFUSED_STREAM, above a GOAWAY): the channel retries it. */
@@ -440,7 +547,10 @@ static void cli_event(grpc_psession *ps, const arpc__grpc_event *ev)
         break;
     case ARPC__GRPC_EV_MESSAGE:
         ps->base.messages_in++;
-        if (gs != NULL && !gs->ping && !gs->delivered) {
+        if (gs != NULL && gs->stream) {
+            if (!gs->canceled)
+                cli_stream_message(ps, gs, ev);
+        } else if (gs != NULL && !gs->ping && !gs->delivered) {
             gs->delivered = true;
             if (arpc__buf_append(&gs->payload, ev->data, ev->len) < 0)
                 ps->err = ARPC_ENOMEM;
@@ -451,6 +561,10 @@ static void cli_event(grpc_psession *ps, const arpc__grpc_event *ev)
             break;
         cli_close(ps, gs, ev);
         gs_put(ps, gs);
+        break;
+    case ARPC__GRPC_EV_CREDIT:
+        if (gs != NULL && gs->stream && !gs->canceled)
+            raise_stream(ps, gs, ARPC__STREAM_CREDIT, NULL, ev->len);
         break;
     case ARPC__GRPC_EV_PING_ACK:
         if (evs->on_pong != NULL)
@@ -493,6 +607,30 @@ static int grpc_detect(const uint8_t *data, size_t len)
     }
 }
 
+/*
+ * The receive windows (docs/grpc.md, "Streams"): every stream's, SETTINGS_INITIAL_WINDOW_SIZE,
+ * is limits.stream_window (at least 64 KiB, HTTP/2's default), so a stream's unread messages
+ * hold at most that; unary streams consume at once, so it only paces a large unary message
+ * by WINDOW_UPDATEs.  The connection's is large enough that every stream may fill its window
+ * unread and one more still flows: streams * stream_window, at least 16 MiB, at most 2^31-1.
+ * Without stream_window (0) session.c's defaults stay (4 MiB and 16 MiB).
+ */
+#define MIN_STREAM_WINDOW   (64u * 1024)
+#define CONN_WINDOW_FLOOR   (16u * 1024 * 1024)
+#define CONN_WINDOW_STREAMS 256u /* a client does not know the server's stream limit */
+
+static void stream_windows(const arpc__proto_limits *l, arpc__grpc_session_opts *o)
+{
+    if (l->stream_window == 0)
+        return;
+    o->stream_window = l->stream_window < MIN_STREAM_WINDOW ? MIN_STREAM_WINDOW : l->stream_window;
+    uint64_t streams = l->max_in_flight != 0 ? l->max_in_flight : CONN_WINDOW_STREAMS;
+    uint64_t conn = (streams + 1) * o->stream_window;
+    if (conn < CONN_WINDOW_FLOOR)
+        conn = CONN_WINDOW_FLOOR;
+    o->conn_window = conn > INT32_MAX ? INT32_MAX : (uint32_t)conn;
+}
+
 static int grpc_create(const arpc__proto_config *cfg, arpc__proto_session **out)
 {
     grpc_psession *ps = arpc__calloc(1, sizeof(*ps));
@@ -509,6 +647,7 @@ static int grpc_create(const arpc__proto_config *cfg, arpc__proto_session **out)
         .max_concurrent_streams = cfg->limits.max_in_flight,
         .early_answers = cfg->side == ARPC__PROTO_SERVER ? EARLY_ANSWERS : 0,
     };
+    stream_windows(&cfg->limits, &opts);
     int rc = cfg->side == ARPC__PROTO_SERVER
                  ? arpc__grpc_session_server_new(&opts, on_h2_event, ps, &ps->h2)
                  : arpc__grpc_session_client_new(&opts, on_h2_event, ps, &ps->h2);
@@ -598,9 +737,9 @@ static uint64_t grpc_wire_size(const arpc__msg *msg, bool request)
     return request ? n + msg->method_len + 1 : n;
 }
 
-static int grpc_send_request(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
+/* A unary request, or a stream's OPEN (HEADERS without END_STREAM). */
+static int open_call(grpc_psession *ps, arpc_buf *out, const arpc__msg *msg, bool stream)
 {
-    grpc_psession *ps = (grpc_psession *)s;
     arpc__buf_clear(&ps->scratch);
     int rc = 0;
     if (msg->method_len == 0 || msg->method[0] != '/')
@@ -622,7 +761,9 @@ static int grpc_send_request(arpc__proto_session *s, arpc_buf *out, const arpc__
                                  .md_count = md != NULL ? msg->md.count : 0,
                                  .timeout_ns = msg->timeout_ns > 0 ? msg->timeout_ns : -1,
                                  .msg = msg->payload,
-                                 .msg_len = msg->payload_len};
+                                 .msg_len = msg->payload_len,
+                                 .stream = stream};
+    gs->stream = stream;
     rc = arpc__grpc_session_open_stream(ps->h2, &desc, gs, &gs->stream_id);
     if (rc < 0) {
         gs_put(ps, gs);
@@ -632,6 +773,11 @@ static int grpc_send_request(arpc__proto_session *s, arpc_buf *out, const arpc__
     if (msg->id > ps->last_sent_id)
         ps->last_sent_id = msg->id;
     return flush_into(ps, out);
+}
+
+static int grpc_send_request(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
+{
+    return open_call((grpc_psession *)s, out, msg, false);
 }
 
 static int grpc_send_response(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg)
@@ -721,6 +867,89 @@ static int grpc_send_cancel(arpc__proto_session *s, arpc_buf *out, uint64_t id)
     return 0; /* answered already */
 }
 
+/* ---- streams ----------------------------------------------------------------------- */
+
+/* A client's stream record by call id (a list walk: streams live long, calls are few). */
+static gstream *cli_stream(grpc_psession *ps, uint64_t id)
+{
+    for (gstream *gs = ps->live.next; gs != &ps->live; gs = gs->next) {
+        if (gs->id == id && gs->stream && !gs->ping)
+            return gs->canceled ? NULL : gs;
+    }
+    return NULL;
+}
+
+/* The server's END: trailers (or Trailers-Only when nothing went out before). */
+static int srv_stream_end(grpc_psession *ps, int32_t sid, const arpc__msg *msg,
+                          const arpc__grpc_md *md, size_t md_count)
+{
+    const char *text = msg->status != 0 ? msg->payload : NULL;
+    size_t text_len = msg->status != 0 ? msg->payload_len : 0;
+    if (text_len == 0 && msg->status < 0) {
+        text = arpc_strerror(msg->status);
+        text_len = strlen(text);
+    }
+    return arpc__grpc_session_send_status(ps->h2, sid, arpc__grpc_status_from_arpc(msg->status),
+                                          text, text_len, md, md_count);
+}
+
+static int srv_send_stream(grpc_psession *ps, arpc__stream_frame frame, const arpc__msg *msg)
+{
+    int32_t sid = (int32_t)msg->id;
+    const arpc__grpc_md *md = NULL;
+    int rc = md_export(ps, &msg->md, &md);
+    if (rc < 0)
+        return rc;
+    size_t md_count = md != NULL ? msg->md.count : 0;
+    switch (frame) {
+    case ARPC__STREAM_MESSAGE:
+        /* The first message's md is the response HEADERS' (send_message sends bare ones). */
+        if (md_count > 0)
+            rc = arpc__grpc_session_send_headers(ps->h2, sid, md, md_count);
+        if (rc == ARPC_EINVAL)
+            rc = 0; /* HEADERS went already (or the stream is gone: send_message says so) */
+        if (rc == 0)
+            rc = arpc__grpc_session_send_message(ps->h2, sid, msg->payload, msg->payload_len);
+        return rc;
+    case ARPC__STREAM_END:
+        return srv_stream_end(ps, sid, msg, md, md_count);
+    case ARPC__STREAM_CREDIT:
+        return arpc__grpc_session_consume(ps->h2, sid, msg->payload_len);
+    default:
+        return ARPC_EINVAL; /* not reached: grpc_send_stream sorts the frames */
+    }
+}
+
+static int cli_send_stream(grpc_psession *ps, arpc__stream_frame frame, const arpc__msg *msg)
+{
+    gstream *gs = cli_stream(ps, msg->id);
+    if (gs == NULL)
+        return 0; /* ended or canceled: its END was raised, or never will be */
+    if (frame == ARPC__STREAM_MESSAGE)
+        return arpc__grpc_session_send_message(ps->h2, gs->stream_id, msg->payload,
+                                               msg->payload_len);
+    if (frame == ARPC__STREAM_HALF_CLOSE)
+        return arpc__grpc_session_half_close(ps->h2, gs->stream_id);
+    return arpc__grpc_session_consume(ps->h2, gs->stream_id, msg->payload_len);
+}
+
+static int grpc_send_stream(arpc__proto_session *s, arpc_buf *out, arpc__stream_frame frame,
+                            const arpc__msg *msg)
+{
+    grpc_psession *ps = (grpc_psession *)s;
+    bool server = ps->cfg.side == ARPC__PROTO_SERVER;
+    if (frame == ARPC__STREAM_OPEN)
+        return server ? ARPC_EINVAL : open_call(ps, out, msg, true);
+    if ((server && frame == ARPC__STREAM_HALF_CLOSE) || (!server && frame == ARPC__STREAM_END))
+        return ARPC_EINVAL; /* the other side's frames */
+    int rc = server ? srv_send_stream(ps, frame, msg) : cli_send_stream(ps, frame, msg);
+    /* A stream the peer reset (or that ended) is gone: its frame is dropped, as an answer
+     * to a reset request is (ARPC_EINVAL from session.c). */
+    if (rc == ARPC_ENOMEM)
+        return rc;
+    return flush_into(ps, out);
+}
+
 static int grpc_expire(arpc__proto_session *s, arpc_buf *out, int64_t now_ns, int64_t stall_ns)
 {
     grpc_psession *ps = (grpc_psession *)s;
@@ -733,7 +962,8 @@ static int grpc_expire(arpc__proto_session *s, arpc_buf *out, int64_t now_ns, in
 
 const arpc__proto_ops arpc__proto_grpc = {
     .name = "grpc",
-    .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA,
+    .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA |
+            ARPC__PROTO_STREAMS,
     .overhead = GRPC_OVERHEAD,
     .detect_len = ARPC__H2_PREFACE_LEN,
     .detect = grpc_detect,
@@ -747,6 +977,7 @@ const arpc__proto_ops arpc__proto_grpc = {
     .send_ping = grpc_send_ping,
     .send_goaway = grpc_send_goaway,
     .send_cancel = grpc_send_cancel,
+    .send_stream = grpc_send_stream,
     .refusal = NULL,
     .expire = grpc_expire,
 };

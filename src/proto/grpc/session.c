@@ -80,6 +80,15 @@ typedef struct gstream {
     bool pending;      /* server: HEADERS begun, the request's message not complete yet */
     int64_t begin_ns;  /* server: when its HEADERS began (expire's stall limit) */
     int64_t deadline_ns; /* server: from grpc-timeout, once the headers are complete */
+    /* Streams (session.h, "streams"). */
+    bool stream;           /* received DATA waits for consume; sent DATA raises EV_CREDIT */
+    size_t owed;           /* received bytes not yet granted back to the peer */
+    size_t unary_owed;     /* a unary stream's bytes not yet granted at stream level */
+    size_t partial;        /* received bytes of the message not complete yet */
+    size_t advance;        /* of those, granted ahead (a message over the window) */
+    size_t skip;           /* granted ahead for delivered messages: consume skips them */
+    size_t prefix_debt;    /* prefix bytes queued in out, not counted as credit */
+    size_t credit_pending; /* payload bytes nghttp2 took, not yet reported (EV_CREDIT) */
 } gstream;
 
 /* A token bucket of frames a peer may send (hostile peers, below). */
@@ -107,6 +116,9 @@ struct arpc__grpc_session {
     uint32_t early_answers;  /* server: pause the input at this many answers queued (0: never) */
     uint32_t answers_queued; /* answers submitted since the last mem_send */
     bool paused;             /* a callback paused nghttp2_session_mem_recv for them */
+    uint32_t ncredit;        /* streams with credit_pending > 0 */
+    uint32_t stream_window;  /* our SETTINGS_INITIAL_WINDOW_SIZE */
+    size_t conn_owed;        /* unary bytes received, granted at connection level after mem_recv */
 
     struct { /* the DATA chunk on_data_chunk paused before (feed delivers it) */
         int32_t id;
@@ -237,6 +249,9 @@ static void stream_forget(arpc__grpc_session *s, gstream *st)
     if (st->pending)
         s->npending--;
     st->pending = false;
+    if (st->credit_pending)
+        s->ncredit--;
+    st->credit_pending = 0;
 }
 
 /* Unlinks the stream; keeps it (buffers and all, contents dropped) as a spare. */
@@ -457,12 +472,43 @@ static arpc__grpc_event event_for(int type, const gstream *st)
 
 /* ---- data providers --------------------------------------------------------------------- */
 
+static void settle(arpc__grpc_session *s, gstream *st);
+
 static int submit_trailers(arpc__grpc_session *s, gstream *st)
 {
     int rv = nghttp2_submit_trailer(s->h2, st->id, st->trailers, st->ntrailers);
     st->trailers = NULL;
     st->ntrailers = 0;
     return rv;
+}
+
+/* A stream's n bytes taken by nghttp2: payload bytes become credit, reported once the send
+ * loop is done (send_into), so the application never runs inside nghttp2's callback.  The
+ * prefixes are subtracted first, so the sum is exact, the split between calls not. */
+static void note_credit(arpc__grpc_session *s, gstream *st, size_t n)
+{
+    size_t d = n < st->prefix_debt ? n : st->prefix_debt;
+    st->prefix_debt -= d;
+    n -= d;
+    if (n == 0)
+        return;
+    if (st->credit_pending == 0)
+        s->ncredit++;
+    st->credit_pending += n;
+}
+
+static void emit_credits(arpc__grpc_session *s)
+{
+    for (gstream *st = s->streams, *next; st && s->ncredit > 0; st = next) {
+        next = st->next;
+        if (st->credit_pending == 0)
+            continue;
+        arpc__grpc_event ev = event_for(ARPC__GRPC_EV_CREDIT, st);
+        ev.len = st->credit_pending;
+        st->credit_pending = 0;
+        s->ncredit--;
+        emit(s, &ev);
+    }
 }
 
 static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
@@ -478,6 +524,8 @@ static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
         arpc__buf_consume(&st->out, n);
         if (s->server)
             s->held_bytes -= n;
+        if (st->stream)
+            note_credit(s, st, n);
     }
     if (st->out.len > 0)
         return (ssize_t)n;
@@ -545,15 +593,22 @@ int arpc__grpc_session_send_headers(arpc__grpc_session *s, int32_t stream_id,
     return submit_headers(s, st, md, md_count);
 }
 
+/* A client stream that may still send. */
+static gstream *client_writable(arpc__grpc_session *s, int32_t id)
+{
+    gstream *st = s->server ? NULL : stream_get(s, id);
+    return st && st->stream && !st->eof && !st->canceled && !st->local_status ? st : NULL;
+}
+
 int arpc__grpc_session_send_message(arpc__grpc_session *s, int32_t stream_id, const void *data,
                                     size_t len)
 {
-    gstream *st = server_stream(s, stream_id);
+    gstream *st = s->server ? server_stream(s, stream_id) : client_writable(s, stream_id);
     if (!st || st->status_set || len > UINT32_MAX)
         return ARPC_EINVAL;
     if (arpc__buf_ensure(&st->out, len + ARPC__GRPC_PREFIX_SIZE) < 0)
         return ARPC_ENOMEM;
-    if (!st->headers_sent) {
+    if (s->server && !st->headers_sent) {
         int rc = submit_headers(s, st, NULL, 0);
         if (rc < 0)
             return rc;
@@ -562,7 +617,10 @@ int arpc__grpc_session_send_message(arpc__grpc_session *s, int32_t stream_id, co
     int rc = arpc__grpc_msg_encode(&st->out, false, data, len);
     if (rc < 0)
         return rc;
-    s->held_bytes += st->out.len - before;
+    if (s->server)
+        s->held_bytes += st->out.len - before;
+    if (st->stream)
+        st->prefix_debt += ARPC__GRPC_PREFIX_SIZE;
     return resume(s, st);
 }
 
@@ -638,7 +696,9 @@ int arpc__grpc_session_send_status(arpc__grpc_session *s, int32_t stream_id, int
     gstream *st = server_stream(s, stream_id);
     if (!st || st->status_set)
         return ARPC_EINVAL;
-    return finish(s, st, grpc_status, message, message_len, md, md_count, NULL);
+    int rc = finish(s, st, grpc_status, message, message_len, md, md_count, NULL);
+    settle(s, st); /* what the client still sends is discarded */
+    return rc;
 }
 
 /* The session's own answer to a broken rule: Trailers-Only (or trailers), the rest of the
@@ -872,6 +932,136 @@ static void note_h2_error(arpc__grpc_session *s)
         snprintf(s->error_text, sizeof(s->error_text), "HTTP/2: %s", s->h2_error);
 }
 
+/* ---- receive windows ------------------------------------------------------------------- *
+ *
+ * The session runs nghttp2 with no_auto_window_update: every received DATA byte is granted
+ * back by nghttp2_session_consume (connection and stream window; nghttp2 sends the
+ * WINDOW_UPDATE once half a window is consumed).  A unary stream's bytes are consumed as
+ * they arrive, as nghttp2 would by itself; a stream's wait in `owed` until the application
+ * consumed its messages (arpc__grpc_session_consume), except the prefixes, and except once
+ * the stream takes no more messages (settle). */
+
+static bool recv_done(const arpc__grpc_session *s, const gstream *st)
+{
+    return s->server ? st->status_set : st->local_status || st->canceled;
+}
+
+/* Grants n (<= owed) of the stream's bytes back.  @return 0 or a fatal nghttp2 error. */
+static int grant(arpc__grpc_session *s, gstream *st, size_t n)
+{
+    if (n > st->owed)
+        n = st->owed;
+    if (n == 0)
+        return 0;
+    st->owed -= n;
+    int rv = nghttp2_session_consume(s->h2, st->id, n);
+    return nghttp2_is_fatal(rv) ? rv : 0;
+}
+
+/* A message larger than the window would never complete: once every complete message was
+ * consumed and what is still owed is half a window of one incomplete message, that part is
+ * granted ahead, and the consume of the message skips it.  So a reader holds at most its
+ * window of complete messages, plus one message. */
+static void grant_ahead(arpc__grpc_session *s, gstream *st)
+{
+    size_t ungranted = st->partial - st->advance;
+    if (ungranted == 0 || st->owed != ungranted || ungranted < s->stream_window / 2)
+        return;
+    st->advance += ungranted;
+    (void)grant(s, st, ungranted);
+}
+
+/* A stream's message of `len` payload bytes was delivered: its prefix is granted now, the
+ * payload at its consume, less what went ahead (which began with the prefix: its first
+ * bytes), so every byte is granted exactly once. */
+static void stream_delivered(arpc__grpc_session *s, gstream *st, size_t len)
+{
+    size_t wire = len + ARPC__GRPC_PREFIX_SIZE;
+    size_t pre = st->advance < ARPC__GRPC_PREFIX_SIZE ? st->advance : ARPC__GRPC_PREFIX_SIZE;
+    st->partial -= wire < st->partial ? wire : st->partial;
+    st->skip += st->advance - pre;
+    st->advance = 0;
+    (void)grant(s, st, ARPC__GRPC_PREFIX_SIZE - pre);
+}
+
+/* A stream that takes no more messages gives its window back at once. */
+static void settle(arpc__grpc_session *s, gstream *st)
+{
+    if (!st->stream)
+        return;
+    if (st->owed > 0 && recv_done(s, st))
+        (void)grant(s, st, st->owed);
+    else
+        grant_ahead(s, st);
+}
+
+/* on_data_chunk's bytes: owed on a stream still reading, else consumed now.  A unary
+ * stream's cost what nghttp2's automatic updates cost: the connection's are granted once per
+ * mem_recv (feed), the stream's only once they reach half its window (a unary message ends
+ * its stream, whose window then no longer matters). */
+static int account_chunk(arpc__grpc_session *s, gstream *st, int32_t id, size_t len)
+{
+    if (st && st->stream && !recv_done(s, st)) {
+        st->owed += len;
+        st->partial += len;
+        return 0;
+    }
+    int rv = 0;
+    if (!st) {
+        rv = nghttp2_session_consume(s->h2, id, len);
+    } else {
+        s->conn_owed += len;
+        st->unary_owed += len;
+        if (st->unary_owed >= s->stream_window / 2) {
+            rv = nghttp2_session_consume_stream(s->h2, id, st->unary_owed);
+            st->unary_owed = 0;
+        }
+    }
+    return nghttp2_is_fatal(rv) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+}
+
+/* The connection window of the unary bytes account_chunk took, after mem_recv. */
+static int grant_connection(arpc__grpc_session *s)
+{
+    if (s->conn_owed == 0)
+        return 0;
+    int rv = nghttp2_session_consume_connection(s->h2, s->conn_owed);
+    s->conn_owed = 0;
+    return nghttp2_is_fatal(rv) ? ARPC_ENOMEM : 0;
+}
+
+int arpc__grpc_session_stream(arpc__grpc_session *s, int32_t stream_id)
+{
+    gstream *st = server_stream(s, stream_id);
+    if (!st || !st->reported || st->status_set)
+        return ARPC_EINVAL;
+    st->stream = true;
+    not_pending(s, st); /* a stream may idle: the rpc layer's deadline and heartbeats judge */
+    return 0;
+}
+
+int arpc__grpc_session_consume(arpc__grpc_session *s, int32_t stream_id, size_t n)
+{
+    gstream *st = stream_get(s, stream_id);
+    if (!st || !st->stream)
+        return 0; /* ended: its bytes were granted back then */
+    size_t d = n < st->skip ? n : st->skip;
+    st->skip -= d;
+    if (grant(s, st, n - d) != 0)
+        return ARPC_ENOMEM;
+    grant_ahead(s, st);
+    return 0;
+}
+
+int arpc__grpc_session_half_close(arpc__grpc_session *s, int32_t stream_id)
+{
+    gstream *st = client_writable(s, stream_id);
+    if (!st)
+        return ARPC_EINVAL;
+    st->eof = true;
+    return resume(s, st);
+}
+
 /* ---- server: requests ------------------------------------------------------------------- */
 
 /* Validates a complete request header block and reports it, or answers it here. */
@@ -921,6 +1111,8 @@ static void server_data(arpc__grpc_session *s, gstream *st, const uint8_t *p, si
                                "compressed message without a negotiated grpc-encoding", NULL);
         if (rc == 1) {
             not_pending(s, st);
+            if (st->stream)
+                stream_delivered(s, st, m.len);
             arpc__grpc_event ev = event_for(ARPC__GRPC_EV_MESSAGE, st);
             ev.data = m.data;
             ev.len = m.len;
@@ -981,12 +1173,13 @@ int arpc__grpc_session_open_stream(arpc__grpc_session *s, const arpc__grpc_call_
     if (d->timeout_ns >= 0)
         nv[n - 1].flags = NGHTTP2_NV_FLAG_NO_INDEX;
     gstream *st = stream_new(s, 0, stream_user, s->max_recv_msg);
-    if (!st || arpc__grpc_msg_encode(&st->out, false, d->msg, d->msg_len) < 0) {
+    if (!st || (!d->stream && arpc__grpc_msg_encode(&st->out, false, d->msg, d->msg_len) < 0)) {
         if (st)
             stream_free(s, st);
         return ARPC_ENOMEM;
     }
-    st->eof = true;
+    st->eof = !d->stream;
+    st->stream = d->stream;
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
     int32_t id = nghttp2_submit_request(s->h2, NULL, nv, count, &prd, st);
     if (id < 0) {
@@ -1005,6 +1198,7 @@ int arpc__grpc_session_cancel(arpc__grpc_session *s, int32_t stream_id)
         return ARPC_EINVAL;
     st->canceled = true;
     st->status_set = true;
+    settle(s, st);
     int rv = nghttp2_submit_rst_stream(s->h2, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
     return rv == 0 ? 0 : map_h2_err(rv);
 }
@@ -1076,6 +1270,8 @@ static void client_data(arpc__grpc_session *s, gstream *st, const uint8_t *p, si
         if (rc == 0)
             return;
         if (rc == 1 && !m.compressed) {
+            if (st->stream)
+                stream_delivered(s, st, m.len);
             arpc__grpc_event ev = event_for(ARPC__GRPC_EV_MESSAGE, st);
             ev.data = m.data;
             ev.len = m.len;
@@ -1292,6 +1488,8 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
     (void)flags;
     arpc__grpc_session *s = u;
     gstream *st = nghttp2_session_get_stream_user_data(h2, id);
+    if (account_chunk(s, st, id, len) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (!st)
         return 0;
     if (s->server) {
@@ -1310,6 +1508,7 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
     } else {
         client_data(s, st, data, len);
     }
+    settle(s, st);
     return 0;
 }
 
@@ -1364,6 +1563,10 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error_code,
     if (!st)
         return 0;
     nghttp2_session_set_stream_user_data(h2, id, NULL);
+    /* The connection window of bytes the application will not consume now. */
+    if (st->owed > 0 && nghttp2_session_consume_connection(h2, st->owed) == NGHTTP2_ERR_NOMEM)
+        s->alloc_failed = true;
+    st->owed = 0;
     if (!s->server) {
         client_close(s, st, error_code);
     } else if (st->reported) {
@@ -1407,6 +1610,7 @@ static int session_settings(arpc__grpc_session *s, const arpc__grpc_session_opts
     uint32_t conn_window = or_default(o->conn_window, DEFAULT_CONN_WINDOW);
     if (stream_window > NGHTTP2_MAX_WINDOW_SIZE)
         stream_window = NGHTTP2_MAX_WINDOW_SIZE;
+    s->stream_window = stream_window;
     if (conn_window > NGHTTP2_MAX_WINDOW_SIZE)
         conn_window = NGHTTP2_MAX_WINDOW_SIZE;
     nghttp2_settings_entry iv[4];
@@ -1447,10 +1651,15 @@ static int session_new(bool server, const arpc__grpc_session_opts *opts, arpc__g
     ratelim_init(&s->control, CONTROL_BURST, CONTROL_RATE);
     ratelim_init(&s->resets, RESET_BURST, RESET_RATE);
     nghttp2_session_callbacks *cbs = make_callbacks();
+    nghttp2_option *opt = NULL;
     int rv = NGHTTP2_ERR_NOMEM;
-    if (cbs)
-        rv = server ? nghttp2_session_server_new3(&s->h2, cbs, s, NULL, &s->mem)
-                    : nghttp2_session_client_new3(&s->h2, cbs, s, NULL, &s->mem);
+    if (cbs && nghttp2_option_new(&opt) == 0) {
+        /* Receive windows are ours to grant (see "receive windows"). */
+        nghttp2_option_set_no_auto_window_update(opt, 1);
+        rv = server ? nghttp2_session_server_new3(&s->h2, cbs, s, opt, &s->mem)
+                    : nghttp2_session_client_new3(&s->h2, cbs, s, opt, &s->mem);
+    }
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     if (rv == 0)
         rv = session_settings(s, o);
@@ -1511,8 +1720,10 @@ static void deliver_held(arpc__grpc_session *s)
     if (s->held.data == NULL)
         return;
     gstream *st = nghttp2_session_get_stream_user_data(s->h2, s->held.id);
-    if (st != NULL && st->reported)
+    if (st != NULL && st->reported) {
         server_data(s, st, s->held.data, s->held.len);
+        settle(s, st);
+    }
     s->held.data = NULL;
 }
 
@@ -1529,7 +1740,7 @@ int arpc__grpc_session_feed_into(arpc__grpc_session *s, const void *data, size_t
     do {
         s->paused = false;
         ssize_t rv = nghttp2_session_mem_recv(s->h2, p, len);
-        if (rv == NGHTTP2_ERR_NOMEM)
+        if (grant_connection(s) < 0 || rv == NGHTTP2_ERR_NOMEM)
             return ARPC_ENOMEM;
         if (rv == NGHTTP2_ERR_FLOODED) {
             snprintf(s->error_text, sizeof(s->error_text), "flood of frames to ACK (nghttp2)");
@@ -1579,8 +1790,12 @@ static int send_into(arpc__grpc_session *s, arpc_buf *out)
             return n == NGHTTP2_ERR_NOMEM || n == NGHTTP2_ERR_CALLBACK_FAILURE || s->alloc_failed
                        ? ARPC_ENOMEM
                        : ARPC_EFRAME;
-        if (n == 0)
+        if (n == 0 && s->ncredit == 0)
             return 0;
+        if (n == 0) {
+            emit_credits(s); /* may queue more messages: send again */
+            continue;
+        }
         if (arpc_buf_append(out, p, (size_t)n) < 0)
             return ARPC_ENOMEM;
     }

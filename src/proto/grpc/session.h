@@ -15,6 +15,8 @@
  * message broke a rule after EV_REQUEST).  The answer: send_headers (optional), send_message,
  * send_status.  Client side: open_stream, then EV_HEADERS, EV_MESSAGE, and exactly one
  * EV_CLOSE with the status.  After EV_CLOSE the stream id is dead for every call.
+ * Streams (below, "streams"): the same events, with any number of messages each way, the
+ * client's half_close, manual receive windows (consume) and EV_CREDIT for what is sent.
  *
  * Design notes:
  * - The event callback may submit (send_*, open_stream, cancel, ping, shutdown) but must not
@@ -76,7 +78,10 @@ enum arpc__grpc_event_type {
     ARPC__GRPC_EV_CLOSE,       /* both: the stream is gone; see the fields below */
     ARPC__GRPC_EV_PING_ACK,    /* both: the ACK of a PING sent with arpc__grpc_session_ping */
     ARPC__GRPC_EV_GOAWAY,      /* both: the peer's GOAWAY (last_stream_id, error_code) */
-    ARPC__GRPC_EV_FAULT        /* server: a stream the session ended for a broken rule (fault) */
+    ARPC__GRPC_EV_FAULT,       /* server: a stream the session ended for a broken rule (fault) */
+    ARPC__GRPC_EV_CREDIT       /* both, streams only: nghttp2 took `len` message bytes of the
+                                * stream's queued output toward the wire (reported from flush
+                                * and feed, after nghttp2's send loop) */
 };
 
 /* What a server stream broke (EV_FAULT); the session answered it already and the
@@ -98,7 +103,7 @@ typedef struct arpc__grpc_event {
     /* REQUEST, HEADERS; CLOSE on the client: trailing metadata */
     const arpc__grpc_md *md;
     size_t md_count;
-    /* MESSAGE */
+    /* MESSAGE; CREDIT: len only */
     const uint8_t *data; /* valid during the callback only */
     size_t len;
     /* CLOSE.  Client: the call's result; grpc_status from the trailers (or Trailers-Only,
@@ -131,7 +136,8 @@ typedef struct arpc__grpc_session_opts {
     uint32_t max_recv_msg;           /* a message's payload limit (4 MiB) */
     uint32_t max_concurrent_streams; /* server: SETTINGS_MAX_CONCURRENT_STREAMS (256) */
     uint32_t max_header_list;        /* a header block's size, RFC 9113 counting (16 KiB) */
-    uint32_t stream_window;          /* SETTINGS_INITIAL_WINDOW_SIZE (4 MiB) */
+    uint32_t stream_window;          /* SETTINGS_INITIAL_WINDOW_SIZE (4 MiB); also the half
+                                      * window a message over it waits for (grant ahead) */
     uint32_t conn_window;            /* the connection's receive window (16 MiB) */
     /* Server: once this many answers are queued, feed stops decoding before the next request's
      * headers and appends what is queued to its output, then goes on (0, the default: the
@@ -196,8 +202,9 @@ int arpc__grpc_session_set_stream_user(arpc__grpc_session *s, int32_t stream_id,
 int arpc__grpc_session_send_headers(arpc__grpc_session *s, int32_t stream_id,
                                     const arpc__grpc_md *md, size_t md_count);
 
-/* Queues one message (copied).  @return 0; ARPC_EINVAL (no such stream, status already
- * set, len > UINT32_MAX); ARPC_ENOMEM. */
+/* Queues one message (copied); also on a client stream (desc->stream) not half-closed.
+ * @return 0; ARPC_EINVAL (no such stream, status already set, len > UINT32_MAX);
+ * ARPC_ENOMEM. */
 int arpc__grpc_session_send_message(arpc__grpc_session *s, int32_t stream_id, const void *data,
                                     size_t len);
 
@@ -231,6 +238,9 @@ typedef struct arpc__grpc_call_desc {
     int64_t timeout_ns; /* < 0: no grpc-timeout */
     const void *msg;    /* the one message (copied); NULL with msg_len 0 sends an empty one */
     size_t msg_len;
+    /* A stream (arpc__grpc_session_stream): HEADERS only, no message and no END_STREAM;
+     * send_message and half_close follow.  msg is ignored. */
+    bool stream;
 } arpc__grpc_call_desc;
 
 /*
@@ -242,6 +252,29 @@ typedef struct arpc__grpc_call_desc {
  */
 int arpc__grpc_session_open_stream(arpc__grpc_session *s, const arpc__grpc_call_desc *desc,
                                    void *stream_user, int32_t *stream_id);
+
+/* ---- streams (docs/grpc.md, "Streams") ------------------------------------------------ *
+ *
+ * A stream is a client stream opened with desc->stream, or a server stream made one with
+ * arpc__grpc_session_stream on EV_REQUEST.  Its received DATA is not granted back to the
+ * peer by itself: the bytes of each delivered message's 5-byte prefix are, at once; its
+ * payload bytes only when the application says it consumed them (consume).  What it sends
+ * is reported as EV_CREDIT as nghttp2 takes it out of the stream (payload bytes; prefixes
+ * are not counted), so a writer that waits for credit holds at most its window in the
+ * session.  Bytes of a stream that ended, failed or was reset are granted back at once. */
+
+/* Server: makes stream `stream_id` (on EV_REQUEST) a stream as above; it is no longer an
+ * incomplete request for expire (a stream may idle).  @return 0 or ARPC_EINVAL. */
+int arpc__grpc_session_stream(arpc__grpc_session *s, int32_t stream_id);
+
+/* Both: the application consumed `n` payload bytes of the stream's messages; WINDOW_UPDATE
+ * follows once half a window has added up (nghttp2).  A gone stream is ignored.
+ * @return 0 or ARPC_ENOMEM. */
+int arpc__grpc_session_consume(arpc__grpc_session *s, int32_t stream_id, size_t n);
+
+/* Client stream: no more messages (END_STREAM after the queued ones).  @return 0, or
+ * ARPC_EINVAL (no such open stream, not a stream, already half-closed); ARPC_ENOMEM. */
+int arpc__grpc_session_half_close(arpc__grpc_session *s, int32_t stream_id);
 
 /* Resets a stream with RST_STREAM(CANCEL) (either side); its EV_CLOSE follows from a flush
  * with canceled set.  @return 0 or ARPC_EINVAL (no such open stream); ARPC_ENOMEM. */

@@ -15,6 +15,23 @@
  * Encoders write straight into the connection's output buffer: header, method and payload
  * in one append, no intermediate copy.
  *
+ * Streams (docs/protocol.md section 13) keep the session almost stateless: which streams are
+ * open is the rpc layer's knowledge (a frame for a stream that ended is raised, and it
+ * ignores it).  The session checks only what the wire alone decides: the frame's direction,
+ * that the peer may send stream frames at all (we announced STREAMS = 1), lengths, and that
+ * the id is one that was opened (not above the highest request id a server saw, or above the
+ * highest stream a client opened).  Each of those is a protocol error.
+ *
+ * Window credit is coalesced: the rpc layer gives back each message's bytes as its
+ * application reads it (send_stream(CREDIT)), and a WINDOW frame (36 bytes) per message read
+ * would double the frames of a stream of small messages.  The session adds credit up per
+ * stream in a few slots and sends a WINDOW once half of the window we announced has added up
+ * (as HTTP/2 implementations commonly do).  That never stalls a writer: a writer waits only
+ * once it has a whole window unacknowledged, and when the reader has read that much, at
+ * least half a window is pending, so a WINDOW goes.  A slot is freed when its stream ends
+ * (END, CANCEL) and, when all are taken, the oldest is sent early: one stale slot at worst
+ * sends a WINDOW for a stream that ended, which the peer ignores.
+ *
  * Threading: a session belongs to its connection's loop thread.
  */
 #include <string.h>
@@ -29,12 +46,35 @@
 #include "proto/metadata.h"
 #include "proto/proto.h"
 
+/* Credit of one stream not yet sent as a WINDOW (id 0: free). */
+typedef struct credit_slot {
+    uint64_t id;
+    uint32_t bytes;
+} credit_slot;
+
+/* Streams whose credit adds up at once: enough for the streams a connection usually runs
+ * side by side; more only send their WINDOWs earlier. */
+#define CREDIT_SLOTS 8
+
+/* The window a peer reads from the STREAM_WINDOW we announce (codec.c reads it so). */
+static uint32_t window_announced(uint32_t v)
+{
+    if (v == 0)
+        return ARPC__DEFAULT_STREAM_WINDOW;
+    return v < ARPC__MIN_STREAM_WINDOW ? ARPC__MIN_STREAM_WINDOW : v;
+}
+
 typedef struct native_session {
     arpc__proto_session base;
     arpc__proto_config cfg;
     uint64_t skip;            /* bytes of an oversized frame still to discard */
     uint64_t last_request_id; /* server: the highest request id so far */
     bool peer_metadata;       /* the peer's settings said METADATA = 1: send it metadata */
+    bool peer_streams;        /* the peer's settings said STREAMS = 1: it reads CANCEL */
+    uint64_t last_stream_id;  /* client: the highest stream id opened (send_stream(OPEN)) */
+    uint32_t credit_flush;    /* credit pending on a stream is sent from this many bytes */
+    unsigned credit_next;     /* the slot sent early when all are taken */
+    credit_slot credit[CREDIT_SLOTS];
     arpc_buf md;              /* the metadata of the message being raised, in memory form */
 } native_session;
 
@@ -57,6 +97,7 @@ static int native_create(const arpc__proto_config *cfg, arpc__proto_session **ou
     arpc__buf_init(&ns->md);
     if (ns->cfg.limits.max_message == 0)
         ns->cfg.limits.max_message = UINT32_MAX;
+    ns->credit_flush = window_announced(ns->cfg.limits.stream_window) / 2;
     *out = &ns->base;
     return 0;
 }
@@ -72,7 +113,9 @@ static arpc__settings settings_of(const arpc__proto_limits *limits)
 {
     arpc__settings st = {.max_frame_size = limits->max_message,
                          .max_in_flight = limits->max_in_flight,
-                         .metadata = limits->metadata ? 1 : 0};
+                         .metadata = limits->metadata ? 1 : 0,
+                         .streams = limits->streams ? 1 : 0,
+                         .stream_window = limits->streams ? limits->stream_window : 0};
     return st;
 }
 
@@ -80,7 +123,9 @@ static arpc__proto_limits limits_of(const arpc__settings *st)
 {
     arpc__proto_limits limits = {.max_message = st->max_frame_size,
                                  .max_in_flight = st->max_in_flight,
-                                 .metadata = st->metadata == 1};
+                                 .metadata = st->metadata == 1,
+                                 .streams = st->streams == 1,
+                                 .stream_window = st->stream_window};
     return limits;
 }
 
@@ -141,11 +186,15 @@ static int refuse(native_session *ns, uint64_t id, int err)
     return ns->cfg.events->on_refused(ns->cfg.owner, id, err);
 }
 
-static int on_request(native_session *ns, const arpc__frame *f)
+static arpc__noinline int on_open(native_session *ns, arpc__frame f, arpc_buf *out);
+
+static int on_request(native_session *ns, const arpc__frame *f, arpc_buf *out)
 {
     const arpc__proto_events *ev = ns->cfg.events;
     if (!is_server(ns))
         return ARPC_EFRAME; /* a REQUEST towards a client */
+    if (arpc__unlikely(f->flags & ARPC__FLAG_STREAM))
+        return on_open(ns, *f, out);
     int rc = check_request_id(ns, f->request_id);
     if (rc < 0)
         return rc;
@@ -195,6 +244,7 @@ static int on_ping(native_session *ns, const arpc__frame *f, arpc_buf *out)
         arpc__settings_decode(f->payload, f->payload_len, &peer);
         arpc__proto_limits limits = limits_of(&peer);
         ns->peer_metadata = limits.metadata;
+        ns->peer_streams = limits.streams;
         if (is_server(ns) && ev->on_peer_limits != NULL)
             ev->on_peer_limits(ns->cfg.owner, &limits);
         arpc__settings mine = settings_of(&ns->cfg.limits);
@@ -220,6 +270,7 @@ static int on_pong(native_session *ns, const arpc__frame *f)
     arpc__settings_decode(f->payload, f->payload_len, &peer);
     arpc__proto_limits limits = limits_of(&peer);
     ns->peer_metadata = limits.metadata;
+    ns->peer_streams = limits.streams;
     ev->on_pong(ns->cfg.owner, f->request_id, &limits);
     return 0;
 }
@@ -235,34 +286,185 @@ static int on_goaway(native_session *ns, const arpc__frame *f)
     return 0;
 }
 
+/* ---- streams (docs/protocol.md section 13) ---- */
+
+static void credit_drop(native_session *ns, uint64_t id);
+
+/* May the peer send us stream frames at all?  Only if we announced STREAMS = 1 and the rpc
+ * layer takes them. */
+static bool streams_accepted(const native_session *ns)
+{
+    return ns->cfg.limits.streams && ns->cfg.events->on_stream != NULL;
+}
+
+/* The id of a stream frame from the peer: a stream (or, for CANCEL, a request) that was
+ * opened: not 0, and not above the highest request id a server saw or the highest stream
+ * a client opened.  An id at or below it whose stream ended is raised all the same: the rpc
+ * layer ignores it. */
+static int check_stream_id(const native_session *ns, uint64_t id)
+{
+    uint64_t highest = is_server(ns) ? ns->last_request_id : ns->last_stream_id;
+    return id != 0 && id <= highest ? 0 : ARPC_EFRAME;
+}
+
+/* A server refuses an OPEN it cannot take (its metadata, or its size) by ending the stream
+ * with `err` itself: the rpc layer never saw it, so it would answer with a RESPONSE, which
+ * a stream's client does not read. */
+static int refuse_open(native_session *ns, uint64_t id, int err, arpc_buf *out)
+{
+    if (err == ARPC_ENOMEM)
+        return err;
+    int rc = arpc__frame_encode_end(out, id, err, NULL, NULL, 0);
+    if (rc == 0 && err != ARPC_EINVAL && ns->cfg.events->on_stream_fault != NULL)
+        ns->cfg.events->on_stream_fault(ns->cfg.owner, id, ARPC__PROTO_FAULT_HEADERS_TOO_BIG);
+    return rc;
+}
+
+/* A REQUEST with the STREAM flag: its payload is the metadata block alone.  The frame comes
+ * by value, as to dispatch_stream: a pointer would keep the decoded frame of every message
+ * in memory instead of registers (callgrind: +25 instructions per call). */
+static arpc__noinline int on_open(native_session *ns, arpc__frame frame, arpc_buf *out)
+{
+    const arpc__frame *f = &frame;
+    if (!streams_accepted(ns) || f->payload_len != 0)
+        return ARPC_EFRAME;
+    int rc = check_request_id(ns, f->request_id);
+    if (rc < 0)
+        return rc;
+    arpc__md md;
+    rc = read_metadata(ns, f, &md);
+    if (rc < 0)
+        return refuse_open(ns, f->request_id, rc, out);
+    arpc__msg msg = {
+        .id = f->request_id,
+        .method = f->method,
+        .method_len = f->method_len,
+        .timeout_ns = (int64_t)f->timeout_ms * 1000000,
+        .md = md,
+    };
+    return ns->cfg.events->on_stream(ns->cfg.owner, ARPC__STREAM_OPEN, &msg);
+}
+
+/* A client whose stream's MESSAGE or END it cannot take (its metadata) ends that stream
+ * with `err`, and cancels it on the server if it was still going. */
+static int fail_stream(native_session *ns, const arpc__frame *f, int err, arpc_buf *out)
+{
+    if (err == ARPC_ENOMEM)
+        return err;
+    if (f->type == ARPC__FRAME_MESSAGE) {
+        int rc = arpc__frame_encode_control(out, ARPC__FRAME_CANCEL, f->request_id, 0);
+        if (rc < 0)
+            return rc;
+    }
+    credit_drop(ns, f->request_id);
+    arpc__msg msg = {.id = f->request_id, .status = err};
+    return ns->cfg.events->on_stream(ns->cfg.owner, ARPC__STREAM_END, &msg);
+}
+
+/* MESSAGE, either way (metadata only from the server), and END, towards a client. */
+static int on_stream_data(native_session *ns, const arpc__frame *f, arpc_buf *out)
+{
+    bool end = f->type == ARPC__FRAME_END;
+    if (!streams_accepted(ns) || (end && is_server(ns)) || (is_server(ns) && f->md != NULL) ||
+        check_stream_id(ns, f->request_id) < 0)
+        return ARPC_EFRAME;
+    arpc__md md;
+    int rc = read_metadata(ns, f, &md);
+    if (rc < 0)
+        return fail_stream(ns, f, rc, out);
+    if (end)
+        credit_drop(ns, f->request_id);
+    arpc__msg msg = {
+        .id = f->request_id,
+        .status = f->status,
+        .md = md,
+        .payload = f->payload,
+        .payload_len = f->payload_len,
+    };
+    return ns->cfg.events->on_stream(ns->cfg.owner, end ? ARPC__STREAM_END : ARPC__STREAM_MESSAGE,
+                                     &msg);
+}
+
+/* HALF_CLOSE and CANCEL: client to server, no payload.  CANCEL is for a request too. */
+static int on_client_control(native_session *ns, const arpc__frame *f)
+{
+    if (!streams_accepted(ns) || !is_server(ns) || f->payload_len != 0 ||
+        check_stream_id(ns, f->request_id) < 0)
+        return ARPC_EFRAME;
+    if (f->type == ARPC__FRAME_HALF_CLOSE) {
+        arpc__msg msg = {.id = f->request_id};
+        return ns->cfg.events->on_stream(ns->cfg.owner, ARPC__STREAM_HALF_CLOSE, &msg);
+    }
+    credit_drop(ns, f->request_id);
+    if (ns->cfg.events->on_cancel != NULL)
+        ns->cfg.events->on_cancel(ns->cfg.owner, f->request_id);
+    return 0;
+}
+
+/* WINDOW, either way: a u32 LE, not 0 (a grant of nothing is no grant). */
+static int on_window(native_session *ns, const arpc__frame *f)
+{
+    if (!streams_accepted(ns) || f->payload_len != ARPC__WINDOW_PAYLOAD ||
+        check_stream_id(ns, f->request_id) < 0)
+        return ARPC_EFRAME;
+    uint32_t bytes = load_le32(f->payload);
+    if (bytes == 0)
+        return ARPC_EFRAME;
+    arpc__msg msg = {.id = f->request_id, .payload_len = bytes};
+    return ns->cfg.events->on_stream(ns->cfg.owner, ARPC__STREAM_CREDIT, &msg);
+}
+
+/* Out of line, and the frame by value (see on_open): the unary types never reach it. */
+static arpc__noinline int dispatch_stream(native_session *ns, arpc__frame frame, arpc_buf *out)
+{
+    const arpc__frame *f = &frame;
+    switch (f->type) {
+    case ARPC__FRAME_MESSAGE:
+    case ARPC__FRAME_END:
+        return on_stream_data(ns, f, out);
+    case ARPC__FRAME_HALF_CLOSE:
+    case ARPC__FRAME_CANCEL:
+        return on_client_control(ns, f);
+    default:
+        return on_window(ns, f);
+    }
+}
+
 static int dispatch(native_session *ns, const arpc__frame *f, arpc_buf *out)
 {
     switch (f->type) {
     case ARPC__FRAME_REQUEST:
-        return on_request(ns, f);
+        return on_request(ns, f, out);
     case ARPC__FRAME_RESPONSE:
         return on_response(ns, f);
     case ARPC__FRAME_PING:
         return on_ping(ns, f, out);
     case ARPC__FRAME_PONG:
         return on_pong(ns, f);
-    default:
+    case ARPC__FRAME_GOAWAY:
         return on_goaway(ns, f);
+    default:
+        return dispatch_stream(ns, *f, out);
     }
 }
 
 /* An oversized frame: its call fails, and its bytes (header and body) are skipped as they
- * arrive.  @return 0 or the error that closes. */
-static int start_skip(native_session *ns, const arpc__frame *f)
+ * arrive.  An oversized stream frame other than an OPEN is a protocol error (section 13).
+ * @return 0 or the error that closes. */
+static int start_skip(native_session *ns, const arpc__frame *f, arpc_buf *out)
 {
     const arpc__proto_events *ev = ns->cfg.events;
     if (!arpc__frame_skippable(f->type) || ev->on_refused == NULL)
         return ARPC_ETOOBIG;
     if ((f->type == ARPC__FRAME_REQUEST) != is_server(ns))
         return ARPC_EFRAME; /* a REQUEST towards a client, a RESPONSE towards a server */
+    bool open = f->type == ARPC__FRAME_REQUEST && (f->flags & ARPC__FLAG_STREAM);
+    if (open && !streams_accepted(ns))
+        return ARPC_EFRAME;
     int rc = is_server(ns) ? check_request_id(ns, f->request_id) : 0;
     if (rc == 0)
-        rc = ev->on_refused(ns->cfg.owner, f->request_id, ARPC_ETOOBIG);
+        rc = open ? refuse_open(ns, f->request_id, ARPC_ETOOBIG, out)
+                  : ev->on_refused(ns->cfg.owner, f->request_id, ARPC_ETOOBIG);
     if (rc == 0) {
         ns->skip = arpc__frame_total(f);
         ns->base.messages_in++; /* a new frame began: its time limit starts afresh */
@@ -290,7 +492,7 @@ static int64_t native_feed(arpc__proto_session *s, const uint8_t *data, size_t l
         if (n == 0)
             break;
         if (n == ARPC_ETOOBIG) {
-            int rc = start_skip(ns, &f);
+            int rc = start_skip(ns, &f, out);
             if (rc < 0)
                 return rc;
             continue;
@@ -364,6 +566,101 @@ static int native_send_goaway(arpc__proto_session *s, arpc_buf *out, uint64_t la
     return arpc__frame_encode_control(out, ARPC__FRAME_GOAWAY, last_id, reason);
 }
 
+/* ---- sending stream frames ---- */
+
+static void credit_drop(native_session *ns, uint64_t id)
+{
+    for (unsigned i = 0; i < CREDIT_SLOTS; i++)
+        if (ns->credit[i].id == id)
+            ns->credit[i].id = 0;
+}
+
+/* Adds `bytes` consumed on stream `id` to its pending credit and sends a WINDOW once it
+ * reaches credit_flush (see the design notes).  `out` and the slots are unchanged on
+ * error. */
+static int send_credit(native_session *ns, arpc_buf *out, uint64_t id, size_t bytes)
+{
+    credit_slot *slot = NULL;
+    for (unsigned i = 0; i < CREDIT_SLOTS && slot == NULL; i++)
+        if (ns->credit[i].id == id)
+            slot = &ns->credit[i];
+    uint64_t total = (uint64_t)bytes + (slot != NULL ? slot->bytes : 0);
+    if (total >= ns->credit_flush) {
+        /* One message is at most 4 GiB; what a u32 cannot carry waits for the next. */
+        uint32_t grant = total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
+        int rc = arpc__frame_encode_window(out, id, grant);
+        if (rc < 0)
+            return rc;
+        if (slot != NULL)
+            slot->bytes = (uint32_t)(total - grant);
+        if (slot != NULL && slot->bytes == 0)
+            slot->id = 0;
+        return 0;
+    }
+    if (slot != NULL) {
+        slot->bytes = (uint32_t)total;
+        return 0;
+    }
+    for (unsigned i = 0; i < CREDIT_SLOTS && slot == NULL; i++)
+        if (ns->credit[i].id == 0)
+            slot = &ns->credit[i];
+    if (slot == NULL) {
+        slot = &ns->credit[ns->credit_next];
+        int rc = arpc__frame_encode_window(out, slot->id, slot->bytes);
+        if (rc < 0)
+            return rc;
+        ns->credit_next = (ns->credit_next + 1) % CREDIT_SLOTS;
+    }
+    slot->id = id;
+    slot->bytes = (uint32_t)total;
+    return 0;
+}
+
+static int native_send_stream(arpc__proto_session *s, arpc_buf *out, arpc__stream_frame frame,
+                              const arpc__msg *msg)
+{
+    native_session *ns = (native_session *)s;
+    int rc;
+    switch (frame) {
+    case ARPC__STREAM_OPEN: {
+        uint32_t timeout_ms = msg->timeout_ns > 0 ? arpc__frame_timeout_ms(msg->timeout_ns) : 0;
+        rc = arpc__frame_encode_open(out, msg->id, timeout_ms, msg->method, msg->method_len,
+                                     md_for_peer(ns, msg));
+        if (rc == 0 && msg->id > ns->last_stream_id)
+            ns->last_stream_id = msg->id;
+        return rc;
+    }
+    case ARPC__STREAM_MESSAGE:
+        return arpc__frame_encode_message(out, msg->id, md_for_peer(ns, msg), msg->payload,
+                                          msg->payload_len);
+    case ARPC__STREAM_HALF_CLOSE:
+        return arpc__frame_encode_control(out, ARPC__FRAME_HALF_CLOSE, msg->id, 0);
+    case ARPC__STREAM_END:
+        rc = arpc__frame_encode_end(out, msg->id, msg->status, md_for_peer(ns, msg), msg->payload,
+                                    msg->payload_len);
+        if (rc == 0)
+            credit_drop(ns, msg->id);
+        return rc;
+    case ARPC__STREAM_CREDIT:
+        return send_credit(ns, out, msg->id, msg->payload_len);
+    default:
+        return ARPC_EINVAL;
+    }
+}
+
+/* CANCEL goes only to a server that announced STREAMS = 1 (an older one would close the
+ * connection on type 9): for another the rpc layer learns it was not told. */
+static int native_send_cancel(arpc__proto_session *s, arpc_buf *out, uint64_t id)
+{
+    native_session *ns = (native_session *)s;
+    if (!ns->peer_streams)
+        return ARPC_EINVAL;
+    int rc = arpc__frame_encode_control(out, ARPC__FRAME_CANCEL, id, 0);
+    if (rc == 0)
+        credit_drop(ns, id);
+    return rc;
+}
+
 static size_t native_refusal(uint8_t *buf, size_t cap, int reason)
 {
     if (cap < ARPC__FRAME_HEADER_SIZE)
@@ -378,7 +675,8 @@ static size_t native_refusal(uint8_t *buf, size_t cap, int reason)
 
 const arpc__proto_ops arpc__proto_native = {
     .name = "native",
-    .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA,
+    .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA |
+            ARPC__PROTO_STREAMS,
     /* The header and the block's length; a block's entries are smaller on the wire than in
      * memory (no NULs). */
     .overhead = ARPC__FRAME_HEADER_SIZE + ARPC__MD_BLOCK_HEADER,
@@ -393,6 +691,7 @@ const arpc__proto_ops arpc__proto_native = {
     .send_response = native_send_response,
     .send_ping = native_send_ping,
     .send_goaway = native_send_goaway,
-    .send_cancel = NULL,
+    .send_cancel = native_send_cancel,
+    .send_stream = native_send_stream,
     .refusal = native_refusal,
 };

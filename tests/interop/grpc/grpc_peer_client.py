@@ -21,6 +21,13 @@ channel of its own.
                  default limit, which it must fit), channel limits set to it
   concurrent     --concurrent (1000) calls in flight at once (futures), each
                  answered with its own payload
+  bidi           Stream: --stream-messages (64) messages of --stream-bytes (64 KiB)
+                 sent by a generator while the answers are read, each answer
+                 the message sent; more than a window each way (flow control)
+  clientstream   Stream with "x-stream-mode: concat": 20 messages, one answer
+                 holding them all
+  serverstream   Count("1000"): 1000 answers "1".."1000", then OK; Count("x")
+                 -> INVALID_ARGUMENT
   health         grpc.health.v1.Health/Check: "" -> SERVING, an unknown
                  service -> NOT_FOUND
   stalled        one Echo with a --timeout-ms deadline must fail with
@@ -73,7 +80,8 @@ import grpc  # noqa: E402
 
 MiB = 1024 * 1024
 CASES = ("unary", "metadata", "deadline", "unimplemented", "overlimit", "big",
-         "concurrent", "health", "stalled", "shutdown", "frozen", "cancel")
+         "concurrent", "health", "stalled", "shutdown", "frozen", "cancel", "bidi",
+         "clientstream", "serverstream")
 
 
 class Fail(Exception):
@@ -202,6 +210,40 @@ class Client:
                 rsp = f.result()
                 expect(rsp.data == b"call %d" % i, "call %d answered %r", i, rsp.data)
 
+    def case_bidi(self):
+        n, size = self.args.stream_messages, self.args.stream_bytes
+        msgs = [self.pb.EchoMsg(data=bytes([i % 256]) * size) for i in range(n)]
+        with self.channel() as ch:
+            got = 0
+            for i, rsp in enumerate(self.stub(ch).Stream(iter(msgs), timeout=30)):
+                expect(i < n, "more answers than messages")
+                expect(rsp.data == msgs[i].data, "answer %d differs", i)
+                got += 1
+            expect(got == n, "%d answers of %d", got, n)
+
+    def case_clientstream(self):
+        parts = [b"part %d;" % i for i in range(20)]
+        with self.channel() as ch:
+            fn = ch.stream_unary("/arpc.echo.Echo/Stream",
+                                 request_serializer=self.pb.EchoMsg.SerializeToString,
+                                 response_deserializer=self.pb.EchoMsg.FromString)
+            rsp = fn(iter(self.pb.EchoMsg(data=p) for p in parts),
+                     metadata=(("x-stream-mode", "concat"),), timeout=10)
+            expect(rsp.data == b"".join(parts), "answer %r", rsp.data)
+
+    def case_serverstream(self):
+        with self.channel() as ch:
+            stub = self.stub(ch)
+            got = [r.data for r in stub.Count(self.pb.EchoMsg(data=b"1000"), timeout=20)]
+            expect(got == [b"%d" % i for i in range(1, 1001)], "%d answers, first %r",
+                   len(got), got[:3])
+            err = None
+            try:
+                list(stub.Count(self.pb.EchoMsg(data=b"x"), timeout=10))
+            except grpc.RpcError as e:
+                err = e
+            expect_code(err, grpc.StatusCode.INVALID_ARGUMENT, "Count(x)")
+
     def case_health(self):
         with self.channel() as ch:
             check = ch.unary_unary(
@@ -302,6 +344,8 @@ def parse_args():
     p.add_argument("--sleep-ms", type=int, default=1500)
     p.add_argument("--cancel-data", default="60000",
                    help="the cancel case's Sleep request data")
+    p.add_argument("--stream-messages", type=int, default=64)
+    p.add_argument("--stream-bytes", type=int, default=64 * 1024)
     p.add_argument("cases", nargs="+", metavar="CASE", help=" ".join(CASES))
     args = p.parse_args()
     for c in args.cases:

@@ -27,6 +27,10 @@ entry whose key starts with "x-echo-" into the response's initial metadata
 both.  Sleep's data is decimal milliseconds (0..3600000, else
 INVALID_ARGUMENT); the answer (the same message) comes after that long, or
 never if the call is cancelled or expires first.
+Stream echoes every message as it comes (bidi), or with the request metadata
+"x-stream-mode: concat" answers once at the half-close with every message's
+data concatenated (client streaming).  Count's data is decimal N: N messages
+"1".."N" (server streaming).
 Health/Check answers SERVING for "" and "arpc.echo.Echo", NOT_FOUND otherwise.
 """
 import argparse
@@ -95,7 +99,7 @@ class Sleeps:
             say("event %s %d" % (name, self.active))
 
 
-def make_echo_servicer(echo_pb2_grpc, args, sleeps):
+def make_echo_servicer(echo_pb2, echo_pb2_grpc, args, sleeps):
     class Echo(echo_pb2_grpc.EchoServicer):
         def Echo(self, request, context):
             if args.log_calls:
@@ -133,6 +137,22 @@ def make_echo_servicer(echo_pb2_grpc, args, sleeps):
                 sleeps.change(-1, "sleep-end")
             return request
 
+        def Stream(self, request_iterator, context):
+            concat = dict(context.invocation_metadata()).get("x-stream-mode") == "concat"
+            if not concat:
+                for req in request_iterator:
+                    yield req
+                return
+            yield echo_pb2.EchoMsg(data=b"".join(r.data for r in request_iterator))
+
+        def Count(self, request, context):
+            text = request.data.decode("latin1")
+            if not text.isdigit() or int(text) > 100000:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              "Count wants decimal N (0..100000)")
+            for i in range(1, int(text) + 1):
+                yield echo_pb2.EchoMsg(data=b"%d" % i)
+
     return Echo()
 
 
@@ -155,7 +175,7 @@ def make_health_handler(health_pb2):
 
 def main():
     args = parse_args()
-    _, echo_pb2_grpc, health_pb2 = load_stubs(args.stubs)
+    echo_pb2, echo_pb2_grpc, health_pb2 = load_stubs(args.stubs)
     # Block the stop signals before grpcio starts its threads, so they all
     # inherit the mask and only the sigwait() below takes them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
@@ -163,7 +183,7 @@ def main():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers),
                          options=server_options(args))
     echo_pb2_grpc.add_EchoServicer_to_server(
-        make_echo_servicer(echo_pb2_grpc, args, Sleeps()), server)
+        make_echo_servicer(echo_pb2, echo_pb2_grpc, args, Sleeps()), server)
     server.add_generic_rpc_handlers((make_health_handler(health_pb2),))
     host = args.listen.rsplit(":", 1)[0]
     port = server.add_insecure_port(args.listen)

@@ -54,6 +54,11 @@ struct pair {
     int feed_err_cli, feed_err_srv;
     bool answer_failed, cancel_failed;
     size_t rounds; /* delivery rounds pair_pump ran (flow control: window-sized steps) */
+    /* Streams (session.h, "streams"): ECHO_PATH requests become streams whose messages are
+     * echoed as they come, consumed at once unless `hold`; OK at half-close. */
+    bool streams, hold;
+    size_t srv_held;   /* payload bytes the server holds unconsumed */
+    size_t cli_credit; /* EV_CREDIT on the client */
 };
 
 static inline void md_append(char *dst, size_t cap, const arpc__grpc_md *md, size_t n)
@@ -100,8 +105,19 @@ static inline void srv_event(void *user, const arpc__grpc_event *ev)
         if (ev->path_len != strlen(ECHO_PATH) || memcmp(ev->path, ECHO_PATH, ev->path_len) != 0)
             arpc__grpc_session_send_status(p->srv, ev->stream_id, ARPC__GRPC_UNIMPLEMENTED,
                                            "Method not found!", 17, NULL, 0);
+        else if (p->streams)
+            ASSERT_OK(arpc__grpc_session_stream(p->srv, ev->stream_id));
         break;
     case ARPC__GRPC_EV_MESSAGE:
+        if (p->streams) {
+            ss->messages++;
+            ASSERT_OK(arpc__grpc_session_send_message(p->srv, ev->stream_id, ev->data, ev->len));
+            if (p->hold)
+                p->srv_held += ev->len;
+            else
+                ASSERT_OK(arpc__grpc_session_consume(p->srv, ev->stream_id, ev->len));
+            break;
+        }
         ss->messages++;
         if (arpc__buf_append(&ss->msg, ev->data, ev->len) < 0)
             arpc__grpc_session_send_status(p->srv, ev->stream_id, ARPC__GRPC_RESOURCE_EXHAUSTED,
@@ -109,6 +125,10 @@ static inline void srv_event(void *user, const arpc__grpc_event *ev)
         break;
     case ARPC__GRPC_EV_HALF_CLOSE:
         ss->half_closed = true;
+        if (p->streams) {
+            ASSERT_OK(arpc__grpc_session_send_status(p->srv, ev->stream_id, 0, NULL, 0, NULL, 0));
+            break;
+        }
         if (!p->defer)
             answer_echo(p, ev->stream_id);
         break;
@@ -145,6 +165,11 @@ static inline void cli_event(void *user, const arpc__grpc_event *ev)
         cs->messages++;
         if (arpc__buf_append(&cs->msg, ev->data, ev->len) < 0)
             arpc__grpc_session_cancel(p->cli, ev->stream_id);
+        if (p->streams)
+            ASSERT_OK(arpc__grpc_session_consume(p->cli, ev->stream_id, ev->len));
+        break;
+    case ARPC__GRPC_EV_CREDIT:
+        p->cli_credit += ev->len;
         break;
     case ARPC__GRPC_EV_CLOSE:
         p->cli_closes++;

@@ -6,7 +6,10 @@
  * the timeout_ms encoding, encoder errors and a seeded random round trip; and metadata
  * (protocol.md section 10): golden REQUEST and RESPONSE frames with a block, the METADATA
  * setting, a stream of frames with and without blocks split at every position, every prefix
- * at a PROT_NONE page, and every malformed block rejected without reading past it.
+ * at a PROT_NONE page, and every malformed block rejected without reading past it; and
+ * streams (section 13): golden OPEN, MESSAGE, HALF_CLOSE, END, CANCEL and WINDOW frames with
+ * and without blocks, the STREAMS and STREAM_WINDOW settings (and the window's floor), and
+ * stream frames in the split-at-every-position, one-byte-at-a-time and random streams.
  */
 #include <sys/mman.h>
 #include <unistd.h>
@@ -64,8 +67,21 @@ static int encode_frame(arpc_buf *b, const arpc__frame *f)
     arpc__settings settings;
     switch (f->type) {
     case ARPC__FRAME_REQUEST:
+        if (f->flags & ARPC__FLAG_STREAM)
+            return arpc__frame_encode_open(b, f->request_id, f->timeout_ms, f->method,
+                                           f->method_len, NULL);
         return arpc__frame_encode_request(b, f->request_id, f->timeout_ms, f->flags, f->method,
                                           f->method_len, f->payload, f->payload_len);
+    case ARPC__FRAME_MESSAGE:
+        return arpc__frame_encode_message(b, f->request_id, NULL, f->payload, f->payload_len);
+    case ARPC__FRAME_END:
+        return arpc__frame_encode_end(b, f->request_id, f->status, NULL, f->payload,
+                                      f->payload_len);
+    case ARPC__FRAME_WINDOW:
+        return arpc__frame_encode_window(b, f->request_id,
+                                         (uint32_t)f->payload[0] | (uint32_t)f->payload[1] << 8 |
+                                             (uint32_t)f->payload[2] << 16 |
+                                             (uint32_t)f->payload[3] << 24);
     case ARPC__FRAME_RESPONSE:
         return arpc__frame_encode_response(b, f->request_id, f->status, f->payload, f->payload_len);
     case ARPC__FRAME_PING:
@@ -229,6 +245,73 @@ static const uint8_t golden_goaway[] = {
     0x29, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* last request_id answered: 41 */
 };
 
+/* Streams (protocol.md section 13).  A stream's OPEN: REQUEST with the STREAM flag, id 3,
+ * 2000 ms, method "m.S", no metadata and no payload. */
+static const uint8_t golden_open[] = {
+    0x41, 0x52, 0x01, 0x01,                         /* REQUEST */
+    0x04, 0x00,                                     /* flags: STREAM */
+    0x03, 0x00,                                     /* method_len 3 */
+    0x00, 0x00, 0x00, 0x00,                         /* payload_len 0 */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0xd0, 0x07, 0x00, 0x00,                         /* timeout_ms 2000 */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* request_id 3: the stream */
+    'm',  '.',  'S',                                /* method */
+};
+
+static const uint8_t golden_message[] = {
+    0x41, 0x52, 0x01, 0x06,                         /* MESSAGE */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x02, 0x00, 0x00, 0x00,                         /* payload_len 2 */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* stream 3 */
+    'h',  'i',                                      /* one message */
+};
+
+static const uint8_t golden_half_close[] = {
+    0x41, 0x52, 0x01, 0x07,                         /* HALF_CLOSE */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x00, 0x00, 0x00, 0x00,                         /* payload_len */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* stream 3 */
+};
+
+static const uint8_t golden_end[] = {
+    0x41, 0x52, 0x01, 0x08,                         /* END */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x03, 0x00, 0x00, 0x00,                         /* payload_len 3 */
+    0x05, 0x00, 0x00, 0x00,                         /* status 5: an application code */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* stream 3 */
+    'b',  'a',  'd',                                /* the error message */
+};
+
+static const uint8_t golden_cancel[] = {
+    0x41, 0x52, 0x01, 0x09,                         /* CANCEL */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x00, 0x00, 0x00, 0x00,                         /* payload_len */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* stream (or request) 3 */
+};
+
+static const uint8_t golden_window[] = {
+    0x41, 0x52, 0x01, 0x0a,                         /* WINDOW */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x04, 0x00, 0x00, 0x00,                         /* payload_len 4 */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* stream 3 */
+    0x00, 0x00, 0x02, 0x00,                         /* 131,072 bytes granted */
+};
+
 struct golden {
     const char *name;
     const uint8_t *bytes;
@@ -293,6 +376,42 @@ static const struct golden goldens[] = {
      golden_goaway,
      sizeof(golden_goaway),
      {.type = ARPC__FRAME_GOAWAY, .request_id = 41, .status = ARPC_ESHUTDOWN}},
+    {"open",
+     golden_open,
+     sizeof(golden_open),
+     {.type = ARPC__FRAME_REQUEST,
+      .flags = ARPC__FLAG_STREAM,
+      .request_id = 3,
+      .timeout_ms = 2000,
+      .method = "m.S",
+      .method_len = 3}},
+    {"message",
+     golden_message,
+     sizeof(golden_message),
+     {.type = ARPC__FRAME_MESSAGE,
+      .request_id = 3,
+      .payload = (const uint8_t *)"hi",
+      .payload_len = 2}},
+    {"half_close",
+     golden_half_close,
+     sizeof(golden_half_close),
+     {.type = ARPC__FRAME_HALF_CLOSE, .request_id = 3}},
+    {"end",
+     golden_end,
+     sizeof(golden_end),
+     {.type = ARPC__FRAME_END,
+      .request_id = 3,
+      .status = 5,
+      .payload = (const uint8_t *)"bad",
+      .payload_len = 3}},
+    {"cancel", golden_cancel, sizeof(golden_cancel), {.type = ARPC__FRAME_CANCEL, .request_id = 3}},
+    {"window",
+     golden_window,
+     sizeof(golden_window),
+     {.type = ARPC__FRAME_WINDOW,
+      .request_id = 3,
+      .payload = golden_window + 32,
+      .payload_len = 4}},
 };
 
 #define NGOLDENS (sizeof(goldens) / sizeof(goldens[0]))
@@ -388,6 +507,27 @@ static size_t stream_frames(arpc__frame *out)
          .request_id = 1,
          .payload = golden_pong_settings + 32,
          .payload_len = 16},
+        /* A stream (section 13): every stream frame, payloads around the header size. */
+        {.type = ARPC__FRAME_REQUEST,
+         .flags = ARPC__FLAG_STREAM,
+         .request_id = 5,
+         .timeout_ms = 9,
+         .method = "s.S",
+         .method_len = 3},
+        {.type = ARPC__FRAME_MESSAGE, .request_id = 5, .payload = pattern + 5, .payload_len = 31},
+        {.type = ARPC__FRAME_WINDOW,
+         .request_id = 5,
+         .payload = golden_window + 32,
+         .payload_len = 4},
+        {.type = ARPC__FRAME_MESSAGE, .request_id = 5},
+        {.type = ARPC__FRAME_MESSAGE, .request_id = 5, .payload = pattern + 6, .payload_len = 300},
+        {.type = ARPC__FRAME_HALF_CLOSE, .request_id = 5},
+        {.type = ARPC__FRAME_CANCEL, .request_id = 4},
+        {.type = ARPC__FRAME_END,
+         .request_id = 5,
+         .status = ARPC_ECANCELED,
+         .payload = pattern + 7,
+         .payload_len = 33},
         {.type = ARPC__FRAME_GOAWAY, .request_id = 4, .status = ARPC_ESHUTDOWN},
     };
     size_t n = sizeof(frames) / sizeof(frames[0]);
@@ -407,7 +547,7 @@ static arpc_buf *encode_all(const arpc__frame *frames, size_t n)
 
 static void test_stream_split_at_every_position(void)
 {
-    arpc__frame frames[16];
+    arpc__frame frames[32];
     size_t n = stream_frames(frames);
     arpc_buf *stream = encode_all(frames, n);
     const uint8_t *bytes = arpc_buf_data(stream);
@@ -426,7 +566,7 @@ static void test_stream_split_at_every_position(void)
 
 static void test_stream_one_byte_at_a_time(void)
 {
-    arpc__frame frames[16];
+    arpc__frame frames[32];
     size_t n = stream_frames(frames);
     arpc_buf *stream = encode_all(frames, n);
     const uint8_t *bytes = arpc_buf_data(stream);
@@ -490,7 +630,7 @@ static void decode_prefixes_at_guard(struct guarded *g, const uint8_t *bytes, si
 static void test_decode_never_reads_past_end(void)
 {
     struct guarded g;
-    arpc__frame frames[16];
+    arpc__frame frames[32];
     size_t n = stream_frames(frames);
 
     guarded_init(&g);
@@ -552,8 +692,10 @@ static void test_malformed_header(void)
     expect_byte_error(req, len, 0, 0x00, ARPC_EFRAME);
     expect_byte_error(req, len, 1, 0x53, ARPC_EFRAME);
     expect_byte_error(req, len, 3, 0, ARPC_EFRAME);
-    expect_byte_error(req, len, 3, 6, ARPC_EFRAME);
+    expect_byte_error(req, len, 3, 6, ARPC_EFRAME);  /* a MESSAGE with a method name */
+    expect_byte_error(req, len, 3, 11, ARPC_EFRAME); /* the first unknown type */
     expect_byte_error(req, len, 3, 0xff, ARPC_EFRAME);
+    expect_byte_error(golden_window, sizeof(golden_window), 3, 11, ARPC_EFRAME);
     for (size_t off = 20; off < 24; off++) {
         expect_byte_error(req, len, off, 0x01, ARPC_EFRAME);
         expect_byte_error(req, len, off, 0x80, ARPC_EFRAME);
@@ -564,6 +706,10 @@ static void test_malformed_header(void)
     expect_method_len_error(req, len, 0x100 | 8); /* the low byte alone would look right */
     expect_method_len_error(req, len, UINT16_MAX);
     for (size_t i = 1; i < NGOLDENS; i++) {
+        if (goldens[i].frame.type == ARPC__FRAME_REQUEST) { /* an OPEN: a method as REQUEST */
+            expect_method_len_error(goldens[i].bytes, goldens[i].len, 0);
+            continue;
+        }
         expect_method_len_error(goldens[i].bytes, goldens[i].len, 1);
         expect_method_len_error(goldens[i].bytes, goldens[i].len, 256);
     }
@@ -683,7 +829,7 @@ static void test_liberal_decode(void)
     arpc__frame f;
 
     memcpy(copy, golden_request, sizeof(golden_request));
-    set_le16(copy + 4, 0xfffc); /* every reserved flag bit, not IDEMPOTENT or METADATA */
+    set_le16(copy + 4, 0xfff8); /* every reserved flag bit, not IDEMPOTENT, METADATA, STREAM */
     set_le32(copy + 12, 77);    /* status on a request */
     ASSERT_EQ(arpc__frame_decode(copy, sizeof(golden_request), MAX_FRAME, &f),
               sizeof(golden_request));
@@ -840,11 +986,15 @@ static void test_write_header_is_canonical(void)
     arpc__frame_write_header(h, &f);
     ASSERT_MEMEQ(h, golden_ping, sizeof(h));
 
+    /* Every flag bit but STREAM, which a REQUEST defines (section 13). */
     f = goldens[0].frame;
-    f.flags = 0xffff;
+    f.flags = 0xffff & ~ARPC__FLAG_STREAM;
     f.status = -1;
     arpc__frame_write_header(h, &f);
     ASSERT_MEMEQ(h, golden_request, sizeof(h));
+    f.flags = 0xffff;
+    arpc__frame_write_header(h, &f);
+    ASSERT_EQ(h[4], golden_request[4] | ARPC__FLAG_STREAM);
 }
 
 static void test_encode_invalid(void)
@@ -956,26 +1106,34 @@ static size_t random_payload_len(void)
 static void random_frame(arpc__frame *f, arpc__frame *want)
 {
     memset(f, 0, sizeof(*f));
-    f->type = (uint8_t)(ARPC__FRAME_REQUEST + test_rand() % 5);
+    f->type = (uint8_t)(ARPC__FRAME_REQUEST + test_rand() % ARPC__FRAME_WINDOW);
     f->flags = (uint16_t)test_rand();
     f->request_id = test_rand();
     f->status = (int32_t)(uint32_t)test_rand();
     f->timeout_ms = (uint32_t)test_rand();
+    bool open = f->type == ARPC__FRAME_REQUEST && (f->flags & ARPC__FLAG_STREAM);
     if (f->type == ARPC__FRAME_REQUEST) {
         f->method_len = (uint16_t)(1 + test_rand() % ARPC__MAX_METHOD_LEN);
         f->method = (const char *)random_pool + test_rand() % (sizeof(random_pool) - 256);
     }
-    if (f->type == ARPC__FRAME_REQUEST || f->type == ARPC__FRAME_RESPONSE) {
+    if ((f->type == ARPC__FRAME_REQUEST && !open) || f->type == ARPC__FRAME_RESPONSE ||
+        f->type == ARPC__FRAME_MESSAGE || f->type == ARPC__FRAME_END) {
         f->payload_len = (uint32_t)random_payload_len();
         f->payload = random_pool + test_rand() % (sizeof(random_pool) - f->payload_len + 1);
+    }
+    if (f->type == ARPC__FRAME_WINDOW) {
+        f->payload_len = 4;
+        f->payload = random_pool + test_rand() % (sizeof(random_pool) - 4);
     }
     *want = *f;
     if (f->type != ARPC__FRAME_REQUEST) {
         want->flags = 0;
         want->timeout_ms = 0;
     }
-    want->flags &= ARPC__FLAG_IDEMPOTENT;
-    if (f->type != ARPC__FRAME_RESPONSE && f->type != ARPC__FRAME_GOAWAY)
+    /* An OPEN's encoder writes STREAM alone; a request's, IDEMPOTENT alone. */
+    want->flags = open ? ARPC__FLAG_STREAM : want->flags & ARPC__FLAG_IDEMPOTENT;
+    if (f->type != ARPC__FRAME_RESPONSE && f->type != ARPC__FRAME_GOAWAY &&
+        f->type != ARPC__FRAME_END)
         want->status = 0;
 }
 
@@ -1147,6 +1305,202 @@ static void test_md_setting(void)
     arpc_buf_destroy(b);
 }
 
+/* STREAMS and STREAM_WINDOW (section 13): the settings a client with streams sends. */
+static const uint8_t golden_ping_streams[] = {
+    0x41, 0x52, 0x01, 0x03,                         /* PING */
+    0x00, 0x00, 0x00, 0x00,                         /* flags, method_len */
+    0x20, 0x00, 0x00, 0x00,                         /* payload_len 32: four settings */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* PING id 1 */
+    0x01, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x01, /* MAX_FRAME_SIZE 16,777,216 */
+    0x03, 0x00, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00, /* METADATA 1 */
+    0x04, 0x00, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00, /* STREAMS 1 */
+    0x05, 0x00, 0x04, 0x00, 0x00, 0x00, 0x04, 0x00, /* STREAM_WINDOW 262,144 */
+};
+
+static void test_stream_settings(void)
+{
+    arpc__settings st = {.max_frame_size = 16u * 1024 * 1024,
+                         .metadata = 1,
+                         .streams = 1,
+                         .stream_window = 256 * 1024};
+    arpc_buf *b;
+    arpc__settings got;
+    ASSERT_OK(arpc_buf_create(&b));
+    ASSERT_OK(arpc__frame_encode_settings(b, ARPC__FRAME_PING, 1, &st));
+    ASSERT_EQ(arpc_buf_len(b), sizeof(golden_ping_streams));
+    ASSERT_MEMEQ(arpc_buf_data(b), golden_ping_streams, sizeof(golden_ping_streams));
+    ASSERT_EQ(arpc__settings_decode(golden_ping_streams + 32, 32, &got), 4);
+    ASSERT_EQ(got.max_frame_size, 16u * 1024 * 1024);
+    ASSERT_EQ(got.metadata, 1);
+    ASSERT_EQ(got.streams, 1);
+    ASSERT_EQ(got.stream_window, 256 * 1024);
+    /* Every setting at once fits the encoder's payload. */
+    st.max_in_flight = 2500;
+    arpc_buf_clear(b);
+    ASSERT_OK(arpc__frame_encode_settings(b, ARPC__FRAME_PONG, 1, &st));
+    ASSERT_EQ(arpc_buf_len(b), 32 + 5 * ARPC__SETTING_SIZE);
+    arpc_buf_destroy(b);
+
+    /* STREAM_WINDOW: 0 is "not announced"; below 64 KiB it reads as 64 KiB; above, as is.
+     * A peer without settings for streams leaves both 0. */
+    uint8_t p[8];
+    uint32_t in[] = {0, 1, 65535, 65536, 65537, UINT32_MAX};
+    uint32_t out[] = {0, 65536, 65536, 65536, 65537, UINT32_MAX};
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        put_entry(p, ARPC__SETTING_STREAM_WINDOW, 4);
+        set_le32(p + 4, in[i]);
+        ASSERT_EQ(arpc__settings_decode(p, sizeof(p), &got), in[i] != 0);
+        ASSERT_EQ(got.stream_window, out[i]);
+        ASSERT_EQ(got.streams, 0);
+    }
+    /* STREAMS: read as sent; only 1 means streams (proto layer's reading). */
+    put_entry(p, ARPC__SETTING_STREAMS, 4);
+    set_le32(p + 4, 2);
+    ASSERT_EQ(arpc__settings_decode(p, sizeof(p), &got), 1);
+    ASSERT_EQ(got.streams, 2);
+    /* A STREAMS entry of another length is skipped. */
+    put_entry(p, ARPC__SETTING_STREAMS, 2);
+    ASSERT_EQ(arpc__settings_decode(p, 6, &got), 0);
+    ASSERT_EQ(got.streams, 0);
+}
+
+/* Stream frames with metadata: an OPEN's block is its whole payload, a server's MESSAGE
+ * carries its initial metadata, END its trailing metadata before the error text. */
+static const uint8_t golden_open_md[] = {
+    0x41, 0x52, 0x01, 0x01,                         /* REQUEST */
+    0x06, 0x00,                                     /* flags: METADATA | STREAM */
+    0x03, 0x00,                                     /* method_len 3 */
+    0x0a, 0x00, 0x00, 0x00,                         /* payload_len 10: the block alone */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0xd0, 0x07, 0x00, 0x00,                         /* timeout_ms 2000 */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* stream 3 */
+    'm',  '.',  'S',                                /* method */
+    0x06, 0x00, 0x00, 0x00,                         /* metadata: 6 bytes of entries */
+    0x01, 0x00, 0x01, 0x00, 'k',  'v',              /* "k": "v" */
+};
+
+static const uint8_t golden_message_md[] = {
+    0x41, 0x52, 0x01, 0x06,                         /* MESSAGE */
+    0x02, 0x00,                                     /* flags: METADATA */
+    0x00, 0x00,                                     /* method_len */
+    0x0c, 0x00, 0x00, 0x00,                         /* payload_len 12: block 10 + message 2 */
+    0x00, 0x00, 0x00, 0x00,                         /* status */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* stream 3 */
+    0x06, 0x00, 0x00, 0x00,                         /* metadata: 6 bytes of entries */
+    0x01, 0x00, 0x01, 0x00, 'k',  'v',              /* "k": "v" */
+    'o',  'k',                                      /* the message */
+};
+
+static const uint8_t golden_end_md[] = {
+    0x41, 0x52, 0x01, 0x08,                         /* END */
+    0x02, 0x00,                                     /* flags: METADATA */
+    0x00, 0x00,                                     /* method_len */
+    0x0d, 0x00, 0x00, 0x00,                         /* payload_len 13: block 10 + text 3 */
+    0x05, 0x00, 0x00, 0x00,                         /* status 5 */
+    0x00, 0x00, 0x00, 0x00,                         /* timeout_ms */
+    0x00, 0x00, 0x00, 0x00,                         /* reserved */
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* stream 3 */
+    0x06, 0x00, 0x00, 0x00,                         /* metadata: 6 bytes of entries */
+    0x01, 0x00, 0x01, 0x00, 'k',  'v',              /* "k": "v" */
+    'b',  'a',  'd',                                /* the error message */
+};
+
+static void test_stream_md_golden(void)
+{
+    arpc_buf mdbuf;
+    arpc__md md;
+    arpc_buf *b;
+    arpc__frame f;
+    ASSERT_OK(arpc_buf_create(&b));
+    golden_md(&mdbuf, &md, false);
+
+    ASSERT_OK(arpc__frame_encode_open(b, 3, 2000, "m.S", 3, &md));
+    ASSERT_EQ(arpc_buf_len(b), sizeof(golden_open_md));
+    ASSERT_MEMEQ(arpc_buf_data(b), golden_open_md, sizeof(golden_open_md));
+    ASSERT_EQ(arpc__frame_decode(golden_open_md, sizeof(golden_open_md), MAX_FRAME, &f),
+              sizeof(golden_open_md));
+    ASSERT_EQ(f.flags, ARPC__FLAG_METADATA | ARPC__FLAG_STREAM);
+    ASSERT_EQ(f.md_count, 1);
+    ASSERT_EQ(f.payload_len, 0);
+
+    arpc_buf_clear(b);
+    ASSERT_OK(arpc__frame_encode_message(b, 3, &md, "ok", 2));
+    ASSERT_EQ(arpc_buf_len(b), sizeof(golden_message_md));
+    ASSERT_MEMEQ(arpc_buf_data(b), golden_message_md, sizeof(golden_message_md));
+    ASSERT_EQ(arpc__frame_decode(golden_message_md, sizeof(golden_message_md), MAX_FRAME, &f),
+              sizeof(golden_message_md));
+    ASSERT_EQ(f.type, ARPC__FRAME_MESSAGE);
+    ASSERT_EQ(f.flags, ARPC__FLAG_METADATA);
+    ASSERT_EQ(f.md_count, 1);
+    ASSERT_EQ(f.payload_len, 2);
+    ASSERT_MEMEQ(f.payload, "ok", 2);
+
+    arpc_buf_clear(b);
+    ASSERT_OK(arpc__frame_encode_end(b, 3, 5, &md, "bad", 3));
+    ASSERT_EQ(arpc_buf_len(b), sizeof(golden_end_md));
+    ASSERT_MEMEQ(arpc_buf_data(b), golden_end_md, sizeof(golden_end_md));
+    ASSERT_EQ(arpc__frame_decode(golden_end_md, sizeof(golden_end_md), MAX_FRAME, &f),
+              sizeof(golden_end_md));
+    ASSERT_EQ(f.type, ARPC__FRAME_END);
+    ASSERT_EQ(f.status, 5);
+    ASSERT_EQ(f.md_count, 1);
+    ASSERT_EQ(f.payload_len, 3);
+
+    /* Without entries: the goldens without metadata. */
+    arpc__md none = {0};
+    arpc_buf_clear(b);
+    ASSERT_OK(arpc__frame_encode_open(b, 3, 2000, "m.S", 3, &none));
+    ASSERT_OK(arpc__frame_encode_message(b, 3, &none, "hi", 2));
+    ASSERT_OK(arpc__frame_encode_end(b, 3, 5, NULL, "bad", 3));
+    ASSERT_EQ(arpc_buf_len(b), sizeof(golden_open) + sizeof(golden_message) + sizeof(golden_end));
+    const uint8_t *p = arpc_buf_data(b);
+    ASSERT_MEMEQ(p, golden_open, sizeof(golden_open));
+    ASSERT_MEMEQ(p + sizeof(golden_open), golden_message, sizeof(golden_message));
+    ASSERT_MEMEQ(p + sizeof(golden_open) + sizeof(golden_message), golden_end, sizeof(golden_end));
+
+    /* METADATA on HALF_CLOSE, CANCEL or WINDOW is a reserved bit there: ignored. */
+    uint8_t w[sizeof(golden_window)];
+    memcpy(w, golden_window, sizeof(w));
+    w[4] = ARPC__FLAG_METADATA | ARPC__FLAG_STREAM;
+    ASSERT_EQ(arpc__frame_decode(w, sizeof(w), MAX_FRAME, &f), 36);
+    ASSERT_EQ(f.flags, 0);
+    ASSERT_TRUE(f.md == NULL);
+    ASSERT_EQ(f.payload_len, 4);
+
+    /* Encoder errors leave the buffer as it was. */
+    arpc_buf_clear(b);
+    ASSERT_ERR(arpc__frame_encode_open(b, 1, 0, "m", 0, NULL), ARPC_EINVAL);
+    ASSERT_ERR(
+        arpc__frame_encode_open(b, 1, 0, (const char *)long_method, ARPC__MAX_METHOD_LEN + 1, NULL),
+        ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_control(b, ARPC__FRAME_MESSAGE, 1, 0), ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_control(b, ARPC__FRAME_END, 1, 0), ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_control(b, ARPC__FRAME_WINDOW, 1, 0), ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_control(b, 11, 1, 0), ARPC_EINVAL);
+#if SIZE_MAX > UINT32_MAX
+    ASSERT_ERR(arpc__frame_encode_message(b, 1, NULL, pattern, (size_t)UINT32_MAX + 1),
+               ARPC_EINVAL);
+    ASSERT_ERR(arpc__frame_encode_end(b, 1, 0, NULL, pattern, (size_t)UINT32_MAX + 1), ARPC_EINVAL);
+#endif
+    ASSERT_EQ(arpc_buf_len(b), 0);
+    arpc_buf_destroy(b);
+    ASSERT_OK(arpc_buf_create(&b)); /* no memory yet: the encoders must allocate */
+    arpc__alloc_fail_after(0);
+    ASSERT_ERR(arpc__frame_encode_window(b, 1, 5), ARPC_ENOMEM);
+    arpc__alloc_fail_after(0);
+    ASSERT_ERR(arpc__frame_encode_message(b, 1, &md, "x", 1), ARPC_ENOMEM);
+    arpc__alloc_fail_after(-1);
+    ASSERT_EQ(arpc_buf_len(b), 0);
+    arpc__buf_fini(&mdbuf);
+    arpc_buf_destroy(b);
+}
+
 /* A stream of frames with and without metadata. */
 static arpc_buf *md_stream(size_t *count, uint64_t *totals)
 {
@@ -1173,6 +1527,17 @@ static arpc_buf *md_stream(size_t *count, uint64_t *totals)
     ASSERT_OK(arpc__frame_encode_request_md(b, 3, 5, ARPC__FLAG_IDEMPOTENT,
                                             (const char *)long_method, ARPC__MAX_METHOD_LEN, &md,
                                             pattern, 31));
+    MARK();
+    /* A stream: its OPEN, a server MESSAGE and the END with blocks, a MESSAGE without. */
+    ASSERT_OK(arpc__frame_encode_open(b, 4, 0, "s", 1, &md));
+    MARK();
+    ASSERT_OK(arpc__frame_encode_message(b, 4, &md, pattern, 32));
+    MARK();
+    ASSERT_OK(arpc__frame_encode_message(b, 4, NULL, pattern, 1));
+    MARK();
+    ASSERT_OK(arpc__frame_encode_window(b, 4, 65536));
+    MARK();
+    ASSERT_OK(arpc__frame_encode_end(b, 4, 9, &md, "e", 1));
     MARK();
 #undef MARK
     arpc__buf_fini(&mdbuf);
@@ -1205,7 +1570,7 @@ static size_t md_drain(arpc_buf *in, const uint64_t *totals, size_t got)
 static void test_md_split_at_every_position(void)
 {
     size_t n;
-    uint64_t totals[8];
+    uint64_t totals[16];
     arpc_buf *stream = md_stream(&n, totals);
     const uint8_t *bytes = arpc_buf_data(stream);
     size_t len = arpc_buf_len(stream);
@@ -1304,6 +1669,8 @@ int main(void)
     RUN_TEST(test_md_golden);
     RUN_TEST(test_md_setting);
     RUN_TEST(test_md_split_at_every_position);
+    RUN_TEST(test_stream_settings);
+    RUN_TEST(test_stream_md_golden);
     RUN_TEST(test_md_malformed_blocks);
     return 0;
 }

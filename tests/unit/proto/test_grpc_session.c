@@ -758,6 +758,59 @@ static void test_early_answers(void)
     ASSERT_GT(seen[5 / 2], seen[3 / 2]);
 }
 
+/* Streams on the session API: a client stream (desc->stream) with messages, half-close and
+ * an echo of each; then a server that holds what it received: the client's writes stop at
+ * the server's stream window (EV_CREDIT never beyond it), and go on when it consumes. */
+static void test_stream_window(void)
+{
+    static struct pair p;
+    const arpc__grpc_session_opts so = {.stream_window = 64 * 1024};
+    ASSERT_OK(pair_init(&p, &so, NULL));
+    p.streams = true;
+    arpc__grpc_call_desc d = {
+        .path = ECHO_PATH, .path_len = strlen(ECHO_PATH), .timeout_ns = -1, .stream = true};
+    int32_t id;
+    ASSERT_OK(arpc__grpc_session_open_stream(p.cli, &d, NULL, &id));
+    ASSERT_OK(pair_pump(&p));
+    ASSERT_TRUE(p.ss[id].requested);
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(arpc__grpc_session_send_message(p.cli, id, "abc", 3));
+    ASSERT_OK(arpc__grpc_session_half_close(p.cli, id));
+    ASSERT_EQ(arpc__grpc_session_half_close(p.cli, id), ARPC_EINVAL);
+    ASSERT_EQ(arpc__grpc_session_send_message(p.cli, id, "x", 1), ARPC_EINVAL);
+    ASSERT_OK(pair_pump(&p));
+    ASSERT_EQ(p.ss[id].messages, 3);
+    ASSERT_TRUE(p.ss[id].half_closed);
+    ASSERT_EQ(p.cs[id].messages, 3);
+    ASSERT_TRUE(p.cs[id].closed);
+    ASSERT_EQ(p.cs[id].grpc_status, 0);
+    ASSERT_EQ(p.cli_credit, 9);
+
+    p.hold = true;
+    p.cli_credit = 0;
+    ASSERT_OK(arpc__grpc_session_open_stream(p.cli, &d, NULL, &id));
+    static char m[16 * 1024];
+    memset(m, 'm', sizeof(m));
+    for (int i = 0; i < 10; i++)
+        ASSERT_OK(arpc__grpc_session_send_message(p.cli, id, m, sizeof(m)));
+    ASSERT_OK(pair_pump(&p));
+    ASSERT_EQ(p.ss[id].messages, 3); /* 4 would be 65,556 bytes on the wire */
+    ASSERT_LE(p.cli_credit, 64 * 1024);
+    ASSERT_TRUE(p.cli_credit >= 3 * sizeof(m));
+    ASSERT_OK(arpc__grpc_session_consume(p.srv, id, p.srv_held));
+    p.hold = false;
+    ASSERT_OK(pair_pump(&p));
+    ASSERT_EQ(p.ss[id].messages, 10);
+    ASSERT_EQ(p.cli_credit, 10 * sizeof(m));
+    ASSERT_OK(arpc__grpc_session_half_close(p.cli, id));
+    ASSERT_OK(pair_pump(&p));
+    ASSERT_TRUE(p.cs[id].closed);
+    ASSERT_EQ(p.cs[id].messages, 10);
+    /* A consume of a gone stream is ignored. */
+    ASSERT_OK(arpc__grpc_session_consume(p.srv, id, 100));
+    pair_fini(&p);
+}
+
 int main(void)
 {
     test_seed();
@@ -779,5 +832,6 @@ int main(void)
     RUN_TEST(test_bad_arguments);
     RUN_TEST(test_steady_state_allocates_nothing);
     RUN_TEST(test_early_answers);
+    RUN_TEST(test_stream_window);
     return 0;
 }

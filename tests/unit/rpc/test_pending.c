@@ -254,6 +254,36 @@ static void test_enomem_leaves_table_unchanged(void)
 
 /* Random inserts of rising ids and removes of random ids (held or not),
  * checked against an array of what is held. */
+/* find leaves the entry in place, in the ring and in the spill alike (streams look one up
+ * for every frame). */
+static void test_find(void)
+{
+    arpc__pending t;
+    arpc__pending_init(&t);
+    ASSERT_TRUE(arpc__pending_find(&t, 1) == NULL);
+    ASSERT_OK(arpc__pending_insert(&t, 1, call_of(1)));
+    /* A whole ring of ids later, while 1 still waits: 1 moves to the spill. */
+    for (uint64_t id = 2; id <= 200; id++)
+        ASSERT_OK(arpc__pending_insert(&t, id, call_of(id)));
+    for (uint64_t id = 2; id <= 200; id++)
+        ASSERT_TRUE(arpc__pending_remove(&t, id) == call_of(id));
+    for (uint64_t id = 1000; id <= 1300; id++)
+        ASSERT_OK(arpc__pending_insert(&t, id, call_of(id)));
+    ASSERT_TRUE(t.spill.len > 0);
+    for (int round = 0; round < 2; round++) {
+        ASSERT_TRUE(arpc__pending_find(&t, 1) == call_of(1));
+        for (uint64_t id = 1000; id <= 1300; id++)
+            ASSERT_TRUE(arpc__pending_find(&t, id) == call_of(id));
+    }
+    ASSERT_TRUE(arpc__pending_find(&t, 0) == NULL);
+    ASSERT_TRUE(arpc__pending_find(&t, 2) == NULL);
+    ASSERT_TRUE(arpc__pending_find(&t, 1301) == NULL);
+    ASSERT_EQ(t.len, 302);
+    ASSERT_TRUE(arpc__pending_remove(&t, 1) == call_of(1));
+    ASSERT_TRUE(arpc__pending_find(&t, 1) == NULL);
+    arpc__pending_fini(&t);
+}
+
 static void test_random_against_reference(void)
 {
     enum { MAX_HELD = 700 };
@@ -306,6 +336,7 @@ int main(void)
     RUN_TEST(test_unknown_ids);
     RUN_TEST(test_growth);
     RUN_TEST(test_drain);
+    RUN_TEST(test_find);
     RUN_TEST(test_enomem_leaves_table_unchanged);
     RUN_TEST(test_random_against_reference);
     return 0;
