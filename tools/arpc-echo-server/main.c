@@ -6,7 +6,9 @@
  * `arpc.echo.Echo/Echo` (the message as it came) and `arpc.echo.Echo/Sleep`
  * (EchoMsg.data: decimal milliseconds; answers the message after that long),
  * and two streams (include/arpc/stream.h): `arpc.echo.Echo/Stream` (every
- * message echoed as it comes, until the client half-closes) and
+ * message echoed as it comes, until the client half-closes; with the request
+ * metadata "x-stream-mode: concat", as grpc_peer_server.py does, one answer
+ * at the half-close holding every message's data: client streaming) and
  * `arpc.echo.Echo/Count` (one EchoMsg whose data is decimal N, answered with N
  * messages whose data are "1".."N").
  * With --relay HOST:PORT, `echo` is forwarded to
@@ -139,16 +141,70 @@ bad:
     return 3; /* INVALID_ARGUMENT over gRPC */
 }
 
-/* arpc.echo.Echo/Stream: each message back as it came, until the half-close.
- * The x-echo-* metadata goes ahead of the first message. */
+/* Appends EchoMsg{data} to out.  @return 0 or ARPC_ENOMEM. */
+static int echo_msg_append(arpc_buf *out, const void *data, size_t len)
+{
+    uint8_t head[11] = {0x0a};
+    size_t n = 1;
+    for (size_t v = len;; v >>= 7) {
+        head[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    int rc = arpc_buf_append(out, head, n);
+    return rc < 0 ? rc : arpc_buf_append(out, data, len);
+}
+
+/* Stream with "x-stream-mode: concat" (the client-streaming kind): one
+ * EchoMsg at the half-close, its data every message's data in order. */
+static int echo_stream_concat(arpc_stream *st, arpc_buf *msg)
+{
+    arpc_buf *all;
+    int rc = arpc_buf_create(&all);
+    if (rc < 0)
+        return rc;
+    while ((rc = arpc_stream_read(st, msg)) == 0) {
+        const uint8_t *data;
+        size_t len;
+        if (echo_msg_data(arpc_buf_data(msg), arpc_buf_len(msg), &data, &len) < 0) {
+            arpc_request_set_error(arpc_stream_request(st), "Stream: not an EchoMsg");
+            rc = 3; /* INVALID_ARGUMENT over gRPC */
+            break;
+        }
+        rc = arpc_buf_append(all, data, len);
+        arpc_buf_clear(msg);
+        if (rc < 0)
+            break;
+    }
+    if (rc == ARPC_EEOS) {
+        arpc_buf_clear(msg);
+        rc = echo_msg_append(msg, arpc_buf_data(all), arpc_buf_len(all));
+        if (rc == 0)
+            rc = arpc_stream_write(st, arpc_buf_data(msg), arpc_buf_len(msg));
+    }
+    arpc_buf_destroy(all);
+    return rc == ARPC_EEOS ? 0 : rc;
+}
+
+/* arpc.echo.Echo/Stream: each message back as it came, until the half-close
+ * (with "x-stream-mode: concat", one answer at the half-close instead).  The
+ * x-echo-* metadata goes ahead of the first message. */
 static int handle_echo_stream(arpc_stream *st, void *user_data)
 {
     (void)user_data;
-    echo_metadata(arpc_stream_request(st));
+    arpc_request *req = arpc_stream_request(st);
+    echo_metadata(req);
+    size_t mode_len = 0;
+    const void *mode = arpc_request_metadata_get(req, "x-stream-mode", &mode_len);
     arpc_buf *msg;
     int rc = arpc_buf_create(&msg);
     if (rc < 0)
         return rc;
+    if (mode != NULL && mode_len == 6 && memcmp(mode, "concat", 6) == 0) {
+        rc = echo_stream_concat(st, msg);
+        arpc_buf_destroy(msg);
+        return rc;
+    }
     while ((rc = arpc_stream_read(st, msg)) == 0) {
         rc = arpc_stream_write(st, arpc_buf_data(msg), arpc_buf_len(msg));
         arpc_buf_clear(msg);
