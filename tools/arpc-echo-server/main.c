@@ -414,8 +414,8 @@ int main(int argc, char **argv)
     rc = arpc_server_shutdown(srv, o.drain_ms);
     arpc_server_stats stats;
     arpc_server_get_stats(srv, &stats);
-    fprintf(stderr, "shutting down on signal %d: %llu requests served%s\n", sig,
-            (unsigned long long)stats.requests,
+    fprintf(stderr, "shutting down on signal %d: %llu requests served, %llu canceled%s\n", sig,
+            (unsigned long long)stats.requests, (unsigned long long)stats.canceled,
             rc == ARPC_ETIMEDOUT ? " (drain deadline passed with requests running)" : "");
     fprintf(stderr,
             "connections closed by limits: %llu refused (max-conns), %llu first-frame timeouts, "
