@@ -14,7 +14,8 @@
  * grpc_peer_server.py: a bidi Stream of many messages (a writer thread, the
  * echoes read in order), client streaming (Stream with x-stream-mode: concat),
  * server streaming (Count 1000; Count("x") -> INVALID_ARGUMENT with its
- * message), the x-echo-* response metadata of a Stream, arpc_stream_cancel
+ * message), a slow reader of Count 50,000 whose queue stays within the window,
+ * the x-echo-* response metadata of a Stream, arpc_stream_cancel
  * mid-stream and a deadline mid-stream (each seen by grpcio's servicer: its
  * "event stream-canceled METHOD" line).
  */
@@ -27,6 +28,7 @@
 #include <arpc/arpc.h>
 
 #include "interop_util.h"
+#include "rpc/stream.h" /* arpc__stream_peak_queued: the reader's queue, for the slow reader */
 #include "test.h"
 
 #define CLIENT_TIMEOUT_MS 60000 /* 200 x 64 KiB each way through python, sanitizers */
@@ -245,6 +247,44 @@ static void test_server_streaming(void)
     arpc_buf_destroy(msg);
 }
 
+static bool queue_filled(void *arg)
+{
+    return arpc__stream_peak_queued(arg) >= 128 * 1024;
+}
+
+/* A slow reader against grpcio's writer: Count 50,000 (about 560 KB on the wire, over
+ * twice the 256 KiB window) read for 10 answers, then not at all until grpcio has run
+ * ahead into the reader's queue (128 KiB of answers queued: about 210 KiB of HTTP/2 DATA
+ * with gRPC's 5-byte prefixes, near the window), then to the end in order.  The queue
+ * never held more than the window plus one message: HTTP/2's window is granted back as
+ * the application reads, not as the bytes arrive. */
+static void test_slow_reader(void)
+{
+    arpc_stream *st = open_stream("arpc.echo.Echo/Count", NULL);
+    ASSERT_OK(write_text(st, "50000"));
+    ASSERT_OK(arpc_stream_close_send(st));
+    arpc_buf *msg;
+    ASSERT_OK(arpc_buf_create(&msg));
+    for (int i = 1; i <= 50000; i++) {
+        if (i == 11)
+            ASSERT_TRUE(wait_until(queue_filled, st, EVENT_TIMEOUT_MS));
+        char text[16];
+        snprintf(text, sizeof(text), "%d", i);
+        arpc_buf_clear(msg);
+        ASSERT_OK(arpc_stream_read(st, msg));
+        if (!is_echo_of(msg, text))
+            test_fail(__FILE__, __LINE__, "Count answer %d is not \"%s\"", i, text);
+    }
+    arpc_buf_clear(msg);
+    ASSERT_ERR(arpc_stream_read(st, msg), ARPC_EEOS);
+    uint64_t peak = arpc__stream_peak_queued(st);
+    fprintf(stderr, "  slow reader: at most %llu bytes queued\n", (unsigned long long)peak);
+    ASSERT_LE(peak, ARPC__STREAM_DEFAULT_WINDOW + 16);
+    ASSERT_OK(arpc_stream_finish(st, NULL));
+    arpc_stream_destroy(st);
+    arpc_buf_destroy(msg);
+}
+
 /* Count("x"): grpcio aborts with INVALID_ARGUMENT (arpc code 3) and its message. */
 static void test_server_streaming_error(void)
 {
@@ -427,6 +467,7 @@ int main(void)
     RUN_TEST(test_bidi);
     RUN_TEST(test_client_streaming);
     RUN_TEST(test_server_streaming);
+    RUN_TEST(test_slow_reader);
     RUN_TEST(test_server_streaming_error);
     RUN_TEST(test_response_metadata);
     RUN_TEST(test_cancel_mid_stream);
