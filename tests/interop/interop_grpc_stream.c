@@ -285,12 +285,15 @@ static void test_slow_reader(void)
     arpc_buf_destroy(msg);
 }
 
-/* Count("x"): grpcio aborts with INVALID_ARGUMENT (arpc code 3) and its message. */
+/* Count("x"): grpcio aborts with INVALID_ARGUMENT (arpc code 3) and its message.  grpcio
+ * runs the servicer once the one request message is in, so its end may come before the
+ * half-close is asked for: close_send then returns the stream's status (seen under load). */
 static void test_server_streaming_error(void)
 {
     arpc_stream *st = open_stream("arpc.echo.Echo/Count", NULL);
     ASSERT_OK(write_text(st, "x"));
-    ASSERT_OK(arpc_stream_close_send(st));
+    int rc = arpc_stream_close_send(st);
+    ASSERT_TRUE(rc == 0 || rc == 3);
     arpc_buf *msg, *err;
     ASSERT_OK(arpc_buf_create(&msg));
     ASSERT_OK(arpc_buf_create(&err));
