@@ -144,7 +144,9 @@ typedef struct arpc_server_stats {
     uint64_t read_pauses;          /**< times a connection stopped reading: max_unwritten_bytes */
     uint64_t canceled; /**< requests canceled while they ran (arpc_request_is_canceled): their
                             client's cancel or their connection's close dropped the answer, or
-                            their deadline passed and a bare ARPC_ETIMEDOUT replaced it */
+                            their deadline passed and a bare ARPC_ETIMEDOUT replaced it; streams
+                            too: ended under their handler by the client's cancel, the
+                            connection's close or their deadline */
     /* Hostile and frozen peers (docs/grpc.md, "Hostile peers"). */
     uint64_t heartbeat_closes;  /**< connections closed: silent with work outstanding
                                      (heartbeat_interval_ms + heartbeat_timeout_ms) */

@@ -1158,6 +1158,12 @@ static void stream_request_done(arpc_request *req, int status)
     arpc_stream *st = req->stream;
     if (status >= ARPC_DEFERRED)
         status = ARPC_EINTERNAL; /* not a valid application code */
+    /* Counted in `canceled` as a unary request is (answer_looked_at): its client's cancel
+     * or its connection's close (request_cancel), or its deadline, ended it under the
+     * handler.  A handler's own arpc_stream_cancel is its status, not counted. */
+    if (atomic_load_explicit(&req->canceled, memory_order_relaxed) ||
+        (st->ended && st->end_status == ARPC_ETIMEDOUT))
+        counter_inc(&sl->counters.canceled);
     arpc__stream_handler_returned(st, status);
     req->stream = NULL;
     arpc__stream_release(st);

@@ -71,8 +71,9 @@ static void build_argv(const char **argv, const char *script, const char *const 
     argv[n] = NULL;
 }
 
-/* Forks and execs argv[0] with pipes on stdin and stdout. */
-static void spawn(const char **argv, interop_proc *out)
+/* Forks and execs argv[0] with pipes on stdin and stdout (and stderr on the
+ * stdout pipe too, with `with_stderr`). */
+static void spawn_with(const char **argv, bool with_stderr, interop_proc *out)
 {
     int in[2], outp[2];
     ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
@@ -89,6 +90,8 @@ static void spawn(const char **argv, interop_proc *out)
             _exit(127);
         dup2(in[0], STDIN_FILENO);
         dup2(outp[1], STDOUT_FILENO);
+        if (with_stderr)
+            dup2(outp[1], STDERR_FILENO);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -99,21 +102,48 @@ static void spawn(const char **argv, interop_proc *out)
     *out = (interop_proc){.pid = pid, .port = 0, .out_fd = outp[0], .in_fd = in[1]};
 }
 
+static void spawn(const char **argv, interop_proc *out)
+{
+    spawn_with(argv, false, out);
+}
+
+/* Reads the "listening on HOST:PORT" line into out->port; fails the test without it. */
+static void wait_listening(interop_proc *out, const char *who)
+{
+    char line[256];
+    if (!interop_wait_line(out, "listening on ", line, sizeof(line), START_TIMEOUT_MS)) {
+        interop_kill(out);
+        test_fail(__FILE__, __LINE__, "%s printed no \"listening on\" line", who);
+    }
+    const char *colon = strrchr(line, ':');
+    ASSERT_TRUE(colon != NULL);
+    out->port = atoi(colon + 1);
+    ASSERT_GT(out->port, 0);
+}
+
+void interop_start_echo_server(const char *const *args, interop_proc *out)
+{
+    const char *argv[MAX_ARGS];
+    size_t n = 0;
+    argv[n++] = test_bin_path("arpc-echo-server");
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    for (size_t i = 0; args != NULL && args[i] != NULL; i++) {
+        ASSERT_LT(n, MAX_ARGS - 1);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    spawn_with(argv, true, out);
+    wait_listening(out, "arpc-echo-server");
+}
+
 void interop_start_grpc_peer(const char *const *args, interop_proc *out)
 {
     const char *argv[MAX_ARGS];
     const char *head[] = {"--listen", "127.0.0.1:0", NULL};
     build_argv(argv, INTEROP_GRPC_SCRIPTS "/grpc_peer_server.py", head, args);
     spawn(argv, out);
-    char line[256];
-    if (!interop_wait_line(out, "listening on ", line, sizeof(line), START_TIMEOUT_MS)) {
-        interop_kill(out);
-        test_fail(__FILE__, __LINE__, "grpc_peer_server.py printed no \"listening on\" line");
-    }
-    const char *colon = strrchr(line, ':');
-    ASSERT_TRUE(colon != NULL);
-    out->port = atoi(colon + 1);
-    ASSERT_GT(out->port, 0);
+    wait_listening(out, "grpc_peer_server.py");
 }
 
 void interop_start_grpc_client(const char *target, const char *const *args, interop_proc *out)

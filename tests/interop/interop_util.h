@@ -46,6 +46,15 @@ void interop_require_grpc(void);
 void interop_start_grpc_peer(const char *const *args, interop_proc *out);
 
 /*
+ * Starts build/bin/arpc-echo-server --listen 127.0.0.1:0 followed by `args`
+ * (NULL-terminated flags, or NULL) with its stdout and stderr on out->out_fd,
+ * and waits (bounded) for its "listening on" line: its later lines (the
+ * shutdown's counters on stderr) are read with interop_wait_line.  Fails the
+ * test on error.
+ */
+void interop_start_echo_server(const char *const *args, interop_proc *out);
+
+/*
  * Starts grpc_peer_client.py --target `target` followed by `args` (flags,
  * then case names; NULL-terminated) and returns at once: read its lines
  * from out->out_fd (interop_wait_line), write to its stdin with

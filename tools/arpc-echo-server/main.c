@@ -4,7 +4,13 @@
  * the request's coroutine), and the same two as the service of
  * proto/arpc/echo.proto, reachable over gRPC on the same port:
  * `arpc.echo.Echo/Echo` (the message as it came) and `arpc.echo.Echo/Sleep`
- * (EchoMsg.data: decimal milliseconds; answers the message after that long).
+ * (EchoMsg.data: decimal milliseconds; answers the message after that long),
+ * and two streams (include/arpc/stream.h): `arpc.echo.Echo/Stream` (every
+ * message echoed as it comes, until the client half-closes; with the request
+ * metadata "x-stream-mode: concat", as grpc_peer_server.py does, one answer
+ * at the half-close holding every message's data: client streaming) and
+ * `arpc.echo.Echo/Count` (one EchoMsg whose data is decimal N, answered with N
+ * messages whose data are "1".."N").
  * With --relay HOST:PORT, `echo` is forwarded to
  * another server through an arpc client, from inside the handler's
  * coroutine (the two-tier benchmark shape).  SIGINT/SIGTERM shut it down
@@ -34,9 +40,9 @@ typedef struct options {
 
 static arpc_channel *relay_channel;
 
-/* Answers the payload as it came, and every request metadata entry whose key
- * starts with "x-echo-" as response metadata (what fits the 8 KiB bound). */
-static int handle_echo(arpc_request *req, void *user_data)
+/* Copies every request metadata entry whose key starts with "x-echo-" into
+ * the response metadata (what fits the 8 KiB bound). */
+static void echo_metadata(arpc_request *req)
 {
     size_t n = arpc_request_metadata_count(req);
     for (size_t i = 0; i < n; i++) {
@@ -44,6 +50,12 @@ static int handle_echo(arpc_request *req, void *user_data)
         if (arpc_request_metadata_at(req, i, &e) == 0 && strncmp(e.key, "x-echo-", 7) == 0)
             (void)arpc_request_add_metadata(req, e.key, e.value, e.value_len);
     }
+}
+
+/* Answers the payload as it came, with the x-echo-* metadata. */
+static int handle_echo(arpc_request *req, void *user_data)
+{
+    echo_metadata(req);
     return arpc_buf_append(arpc_request_response(req), arpc_request_data(req),
                            arpc_request_len(req));
 }
@@ -54,8 +66,8 @@ static int handle_relay(arpc_request *req, void *user_data)
     arpc_call_opts_init(&opts);
     opts.timeout_ms = ARPC_NO_DEADLINE; /* the caller's deadline, through `parent` */
     opts.parent = req;
-    int rc = arpc_call(relay_channel, "echo", arpc_request_data(req), arpc_request_len(req),
-                       &opts, arpc_request_response(req));
+    int rc = arpc_call(relay_channel, "echo", arpc_request_data(req), arpc_request_len(req), &opts,
+                       arpc_request_response(req));
     return rc;
 }
 
@@ -127,6 +139,131 @@ static int handle_echo_sleep(arpc_request *req, void *user_data)
 bad:
     arpc_request_set_error(req, "Sleep: EchoMsg.data must be decimal milliseconds (0..3600000)");
     return 3; /* INVALID_ARGUMENT over gRPC */
+}
+
+/* Appends EchoMsg{data} to out.  @return 0 or ARPC_ENOMEM. */
+static int echo_msg_append(arpc_buf *out, const void *data, size_t len)
+{
+    uint8_t head[11] = {0x0a};
+    size_t n = 1;
+    for (size_t v = len;; v >>= 7) {
+        head[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    int rc = arpc_buf_append(out, head, n);
+    return rc < 0 ? rc : arpc_buf_append(out, data, len);
+}
+
+/* Stream with "x-stream-mode: concat" (the client-streaming kind): one
+ * EchoMsg at the half-close, its data every message's data in order. */
+static int echo_stream_concat(arpc_stream *st, arpc_buf *msg)
+{
+    arpc_buf *all;
+    int rc = arpc_buf_create(&all);
+    if (rc < 0)
+        return rc;
+    while ((rc = arpc_stream_read(st, msg)) == 0) {
+        const uint8_t *data;
+        size_t len;
+        if (echo_msg_data(arpc_buf_data(msg), arpc_buf_len(msg), &data, &len) < 0) {
+            arpc_request_set_error(arpc_stream_request(st), "Stream: not an EchoMsg");
+            rc = 3; /* INVALID_ARGUMENT over gRPC */
+            break;
+        }
+        rc = arpc_buf_append(all, data, len);
+        arpc_buf_clear(msg);
+        if (rc < 0)
+            break;
+    }
+    if (rc == ARPC_EEOS) {
+        arpc_buf_clear(msg);
+        rc = echo_msg_append(msg, arpc_buf_data(all), arpc_buf_len(all));
+        if (rc == 0)
+            rc = arpc_stream_write(st, arpc_buf_data(msg), arpc_buf_len(msg));
+    }
+    arpc_buf_destroy(all);
+    return rc == ARPC_EEOS ? 0 : rc;
+}
+
+/* arpc.echo.Echo/Stream: each message back as it came, until the half-close
+ * (with "x-stream-mode: concat", one answer at the half-close instead).  The
+ * x-echo-* metadata goes ahead of the first message. */
+static int handle_echo_stream(arpc_stream *st, void *user_data)
+{
+    (void)user_data;
+    arpc_request *req = arpc_stream_request(st);
+    echo_metadata(req);
+    size_t mode_len = 0;
+    const void *mode = arpc_request_metadata_get(req, "x-stream-mode", &mode_len);
+    arpc_buf *msg;
+    int rc = arpc_buf_create(&msg);
+    if (rc < 0)
+        return rc;
+    if (mode != NULL && mode_len == 6 && memcmp(mode, "concat", 6) == 0) {
+        rc = echo_stream_concat(st, msg);
+        arpc_buf_destroy(msg);
+        return rc;
+    }
+    while ((rc = arpc_stream_read(st, msg)) == 0) {
+        rc = arpc_stream_write(st, arpc_buf_data(msg), arpc_buf_len(msg));
+        arpc_buf_clear(msg);
+        if (rc != 0)
+            break;
+    }
+    arpc_buf_destroy(msg);
+    return rc == ARPC_EEOS ? 0 : rc;
+}
+
+/* The largest N Count sends: enough for any test of flow control (a slow
+ * reader stalls the writer long before), small enough to end by itself. */
+#define COUNT_MAX 100000000L
+
+/* EchoMsg{data: decimal n}, into buf; returns its length. */
+static size_t count_msg(uint8_t buf[16], long n)
+{
+    int len = snprintf((char *)buf + 2, 14, "%ld", n);
+    buf[0] = 0x0a;
+    buf[1] = (uint8_t)len;
+    return (size_t)len + 2;
+}
+
+/* arpc.echo.Echo/Count: one EchoMsg with decimal N, then N messages "1".."N". */
+static int handle_echo_count(arpc_stream *st, void *user_data)
+{
+    (void)user_data;
+    arpc_request *req = arpc_stream_request(st);
+    arpc_buf *msg;
+    int rc = arpc_buf_create(&msg);
+    if (rc < 0)
+        return rc;
+    const uint8_t *data;
+    size_t len;
+    char text[16];
+    long n = -1;
+    if ((rc = arpc_stream_read(st, msg)) == 0 &&
+        echo_msg_data(arpc_buf_data(msg), arpc_buf_len(msg), &data, &len) == 0 && len > 0 &&
+        len < sizeof(text)) {
+        memcpy(text, data, len);
+        text[len] = '\0';
+        char *end;
+        n = strtol(text, &end, 10);
+        if (*end != '\0' || n > COUNT_MAX)
+            n = -1;
+    }
+    arpc_buf_destroy(msg);
+    if (rc < 0 && rc != ARPC_EEOS)
+        return rc;
+    if (n < 0) {
+        arpc_request_set_error(req, "Count: EchoMsg.data must be decimal N (0..100000000)");
+        return 3; /* INVALID_ARGUMENT over gRPC */
+    }
+    for (long i = 1; i <= n; i++) {
+        uint8_t out[16];
+        if ((rc = arpc_stream_write(st, out, count_msg(out, i))) != 0)
+            return rc == ARPC_EEOS ? 0 : rc;
+    }
+    return 0;
 }
 
 static void usage(void)
@@ -258,6 +395,8 @@ int main(int argc, char **argv)
     arpc_server_register(srv, "sleep", handle_sleep, NULL);
     arpc_server_register(srv, "arpc.echo.Echo/Echo", handle_echo, NULL);
     arpc_server_register(srv, "arpc.echo.Echo/Sleep", handle_echo_sleep, NULL);
+    arpc_server_register_stream(srv, "arpc.echo.Echo/Stream", handle_echo_stream, NULL);
+    arpc_server_register_stream(srv, "arpc.echo.Echo/Count", handle_echo_count, NULL);
     if ((rc = arpc_server_listen(srv, o.listen)) < 0)
         return fail(o.listen, rc);
 
@@ -275,8 +414,8 @@ int main(int argc, char **argv)
     rc = arpc_server_shutdown(srv, o.drain_ms);
     arpc_server_stats stats;
     arpc_server_get_stats(srv, &stats);
-    fprintf(stderr, "shutting down on signal %d: %llu requests served%s\n", sig,
-            (unsigned long long)stats.requests,
+    fprintf(stderr, "shutting down on signal %d: %llu requests served, %llu canceled%s\n", sig,
+            (unsigned long long)stats.requests, (unsigned long long)stats.canceled,
             rc == ARPC_ETIMEDOUT ? " (drain deadline passed with requests running)" : "");
     fprintf(stderr,
             "connections closed by limits: %llu refused (max-conns), %llu first-frame timeouts, "

@@ -351,6 +351,16 @@ static void test_many_streams(void)
 
 /* ---- cancel and deadline ------------------------------------------------------------ */
 
+/* The server counted a stream ended under its handler (arpc_server_stats.canceled): the
+ * count comes once the handler has returned, so it is waited for. */
+static bool server_canceled_one(void *arg)
+{
+    (void)arg;
+    arpc_server_stats stats;
+    arpc_server_get_stats(server, &stats);
+    return stats.canceled == 1;
+}
+
 static void test_cancel_from_client(void)
 {
     setup();
@@ -370,6 +380,7 @@ static void test_cancel_from_client(void)
     ASSERT_TRUE(sx_wait_sink_done());
     ASSERT_EQ(sx_sink_status(), ARPC_ECANCELED);
     ASSERT_TRUE(sx_sink_saw_canceled());
+    ASSERT_TRUE(wait_until(server_canceled_one, NULL, 5000));
     arpc_stream_destroy(st);
     teardown();
 }
@@ -410,6 +421,7 @@ static void test_deadline_mid_stream(void)
     ASSERT_TRUE(sx_wait_sink_done());
     int status = sx_sink_status();
     ASSERT_TRUE(status == ARPC_ECANCELED || status == ARPC_ETIMEDOUT);
+    ASSERT_TRUE(wait_until(server_canceled_one, NULL, 5000)); /* the cancel or the deadline */
     arpc_stream_destroy(st);
     teardown();
 }

@@ -28,6 +28,19 @@ channel of its own.
                  holding them all
   serverstream   Count("1000"): 1000 answers "1".."1000", then OK; Count("x")
                  -> INVALID_ARGUMENT
+  streamcancel   streams canceled by this client mid-stream, the connection kept.
+                 Protocol with the harness:
+                   1. Count("100000000") read for 10 answers, then cancelled
+                      (the server is left writing into a full window); a
+                      Stream (bidi) sent one message, read its echo, then
+                      cancelled (the server is left waiting to read); each
+                      must end CANCELLED here; then an Echo on the same
+                      channel (after the RST_STREAMs on the connection);
+                   2. prints "streamcancel canceled 2" and waits for a line
+                      on stdin, the channel open (the harness checks that
+                      the server ended both handlers meanwhile);
+                   3. "streamcancel ok" or "streamcancel FAIL: ...".
+                 No line on stdin within 30 s fails the case.
   health         grpc.health.v1.Health/Check: "" -> SERVING, an unknown
                  service -> NOT_FOUND
   stalled        one Echo with a --timeout-ms deadline must fail with
@@ -68,6 +81,7 @@ channel of its own.
 """
 import argparse
 import os
+import queue
 import select
 import sys
 import threading
@@ -81,7 +95,7 @@ import grpc  # noqa: E402
 MiB = 1024 * 1024
 CASES = ("unary", "metadata", "deadline", "unimplemented", "overlimit", "big",
          "concurrent", "health", "stalled", "shutdown", "frozen", "cancel", "bidi",
-         "clientstream", "serverstream")
+         "clientstream", "serverstream", "streamcancel")
 
 
 class Fail(Exception):
@@ -106,6 +120,17 @@ def call_error(fn, *a, **kw):
     except grpc.RpcError as err:
         return err
     raise Fail("expected an error, got an answer of %d bytes" % len(getattr(rsp, "data", b"")))
+
+
+def expect_cancelled(call, what):
+    """The rest of a cancelled streaming call must raise CANCELLED."""
+    try:
+        for _ in call:
+            pass
+    except grpc.RpcError as err:
+        expect_code(err, grpc.StatusCode.CANCELLED, what + " after cancel()")
+        return
+    raise Fail("%s ended normally after cancel()" % what)
 
 
 def left_ready(ch, timeout):
@@ -243,6 +268,31 @@ class Client:
             except grpc.RpcError as e:
                 err = e
             expect_code(err, grpc.StatusCode.INVALID_ARGUMENT, "Count(x)")
+
+    def case_streamcancel(self):
+        with self.channel() as ch:
+            stub = self.stub(ch)
+            count = stub.Count(self.pb.EchoMsg(data=b"100000000"), timeout=60)
+            for i in range(1, 11):
+                rsp = next(count)
+                expect(rsp.data == b"%d" % i, "Count answer %d: %r", i, rsp.data)
+            count.cancel()
+            expect_cancelled(count, "Count")
+
+            sent = queue.Queue()
+            bidi = stub.Stream(iter(sent.get, None), timeout=60)
+            sent.put(self.pb.EchoMsg(data=b"one"))
+            rsp = next(bidi)
+            expect(rsp.data == b"one", "Stream answer %r", rsp.data)
+            bidi.cancel()
+            expect_cancelled(bidi, "Stream")
+            sent.put(None)  # ends the request generator's thread
+
+            rsp = stub.Echo(self.pb.EchoMsg(data=b"after"), timeout=10)
+            expect(rsp.data == b"after", "Echo after the cancels %r", rsp.data)
+            print("streamcancel canceled 2", flush=True)
+            ready, _, _ = select.select([sys.stdin], [], [], 30)
+            expect(ready and sys.stdin.readline() != "", "no line from the harness on stdin")
 
     def case_health(self):
         with self.channel() as ch:

@@ -20,6 +20,9 @@ lines flushed, write errors ignored so a reader that goes away costs nothing):
                                after draining began; exit 0
   event call METHOD DATA       (--log-calls) the servicer began METHOD (Echo or
                                Sleep) with that request data (latin1)
+  event stream-canceled METHOD a Stream or Count call (METHOD) ended before its
+                               servicer finished: the client canceled it, its
+                               deadline passed or its connection went
 
 Echo answers the request message as it came and copies every request metadata
 entry whose key starts with "x-echo-" into the response's initial metadata
@@ -29,8 +32,9 @@ INVALID_ARGUMENT); the answer (the same message) comes after that long, or
 never if the call is cancelled or expires first.
 Stream echoes every message as it comes (bidi), or with the request metadata
 "x-stream-mode: concat" answers once at the half-close with every message's
-data concatenated (client streaming).  Count's data is decimal N: N messages
-"1".."N" (server streaming).
+data concatenated (client streaming); it copies x-echo-* request metadata
+into its initial metadata, as Echo does by default.  Count's data is decimal
+N: N messages "1".."N" (server streaming).
 Health/Check answers SERVING for "" and "arpc.echo.Echo", NOT_FOUND otherwise.
 """
 import argparse
@@ -99,6 +103,28 @@ class Sleeps:
             say("event %s %d" % (name, self.active))
 
 
+def watch_stream(context, method):
+    """Says "event stream-canceled METHOD" if the call ends (grpcio runs the
+    callback at its end, whatever ends it) before the servicer set the
+    returned event: it did not finish by itself (a return or an abort)."""
+    finished = threading.Event()
+
+    def on_end():
+        if not finished.is_set():
+            say("event stream-canceled %s" % method)
+
+    context.add_callback(on_end)
+    return finished
+
+
+def expired(context):
+    """Whether the call's deadline passed.  When grpcio's own timer ends a call
+    first, the request iterator ends as at a half-close (no error, the call
+    still active): this tells the two apart."""
+    left = context.time_remaining()
+    return left is not None and left <= 0
+
+
 def make_echo_servicer(echo_pb2, echo_pb2_grpc, args, sleeps):
     class Echo(echo_pb2_grpc.EchoServicer):
         def Echo(self, request, context):
@@ -138,20 +164,33 @@ def make_echo_servicer(echo_pb2, echo_pb2_grpc, args, sleeps):
             return request
 
         def Stream(self, request_iterator, context):
+            finished = watch_stream(context, "Stream")
+            echoed = tuple((k, v) for k, v in context.invocation_metadata()
+                           if k.startswith("x-echo-"))
+            if echoed:
+                context.send_initial_metadata(echoed)
             concat = dict(context.invocation_metadata()).get("x-stream-mode") == "concat"
             if not concat:
                 for req in request_iterator:
                     yield req
+                if not expired(context):
+                    finished.set()
                 return
-            yield echo_pb2.EchoMsg(data=b"".join(r.data for r in request_iterator))
+            data = b"".join(r.data for r in request_iterator)
+            if not expired(context):
+                finished.set()
+                yield echo_pb2.EchoMsg(data=data)
 
         def Count(self, request, context):
+            finished = watch_stream(context, "Count")
             text = request.data.decode("latin1")
             if not text.isdigit() or int(text) > 100000:
+                finished.set()
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               "Count wants decimal N (0..100000)")
             for i in range(1, int(text) + 1):
                 yield echo_pb2.EchoMsg(data=b"%d" % i)
+            finished.set()
 
     return Echo()
 
