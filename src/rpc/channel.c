@@ -1380,6 +1380,24 @@ static int call_fill(cli_call *call, const char *method, size_t method_len,
     return rc;
 }
 
+/* The protocol's own answer for a request the sum of its sizes does not decide. */
+static arpc__noinline bool call_fits_exactly(const arpc_channel *ch, const char *method,
+                                             size_t method_len, size_t req_len)
+{
+    arpc__msg msg = {.method = method, .method_len = method_len, .payload_len = req_len};
+    return arpc__proto_fits(ch->proto, &msg, true, ch->opts.max_frame_size);
+}
+
+/* True if a request of these sizes fits the channel's max_frame_size.  Most
+ * are decided by arpc__proto_fits' sum without building a message for it. */
+static inline bool call_fits(const arpc_channel *ch, const char *method, size_t method_len,
+                             size_t req_len)
+{
+    uint64_t limit = ch->opts.max_frame_size;
+    return limit == 0 || (uint64_t)ch->proto->overhead + method_len + req_len <= limit ||
+           call_fits_exactly(ch, method, method_len, req_len);
+}
+
 int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_t req_len,
                     const arpc_call_opts *opts, arpc_call_cb cb, void *user_data)
 {
@@ -1393,8 +1411,7 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     int rc = md_entry_count > 0 ? arpc__metadata_check_entries(md_entries, md_entry_count) : 0;
     if (rc < 0)
         return rc;
-    arpc__msg msg = {.method = method, .method_len = method_len, .payload_len = req_len};
-    if (!arpc__proto_fits(ch->proto, &msg, true, ch->opts.max_frame_size))
+    if (!call_fits(ch, method, method_len, req_len))
         return ARPC_ETOOBIG;
     if (atomic_load(&ch->closing))
         return ARPC_ESTOPPED;
