@@ -1288,10 +1288,12 @@ static void dispatch(cli_call *call)
  * still a deadline, and the sum must not overflow. */
 static int64_t deadline_after_ms(int64_t timeout_ms)
 {
-    int64_t now = arpc__now_ns();
-    if (timeout_ms >= (ARPC__NO_DEADLINE - 1 - now) / ARPC__NS_PER_MS)
+    /* Checked arithmetic, not a division by the time left: this runs once per call. */
+    int64_t ns, at;
+    if (__builtin_mul_overflow(timeout_ms, ARPC__NS_PER_MS, &ns) ||
+        __builtin_add_overflow(arpc__now_ns(), ns, &at) || at >= ARPC__NO_DEADLINE - 1)
         return ARPC__NO_DEADLINE - 1;
-    return now + timeout_ms * ARPC__NS_PER_MS;
+    return at;
 }
 
 /* A call made for a request being served ends no later than that request's
