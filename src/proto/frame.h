@@ -150,8 +150,10 @@ static inline int arpc__frame_skippable(unsigned type)
  */
 static inline uint32_t arpc__frame_timeout_ms(int64_t left_ns)
 {
-    int64_t ms = left_ns / 1000000 + (left_ns % 1000000 != 0);
-    return ms > (int64_t)ARPC__MAX_TIMEOUT_MS ? ARPC__MAX_TIMEOUT_MS : (uint32_t)ms;
+    /* One division, not a division and a remainder: this runs once per request. */
+    if (left_ns > (int64_t)ARPC__MAX_TIMEOUT_MS * 1000000)
+        return ARPC__MAX_TIMEOUT_MS;
+    return (uint32_t)(((uint64_t)left_ns + 999999) / 1000000);
 }
 
 /*

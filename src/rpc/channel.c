@@ -1288,10 +1288,12 @@ static void dispatch(cli_call *call)
  * still a deadline, and the sum must not overflow. */
 static int64_t deadline_after_ms(int64_t timeout_ms)
 {
-    int64_t now = arpc__now_ns();
-    if (timeout_ms >= (ARPC__NO_DEADLINE - 1 - now) / ARPC__NS_PER_MS)
+    /* Checked arithmetic, not a division by the time left: this runs once per call. */
+    int64_t ns, at;
+    if (__builtin_mul_overflow(timeout_ms, ARPC__NS_PER_MS, &ns) ||
+        __builtin_add_overflow(arpc__now_ns(), ns, &at) || at >= ARPC__NO_DEADLINE - 1)
         return ARPC__NO_DEADLINE - 1;
-    return now + timeout_ms * ARPC__NS_PER_MS;
+    return at;
 }
 
 /* A call made for a request being served ends no later than that request's
@@ -1380,6 +1382,24 @@ static int call_fill(cli_call *call, const char *method, size_t method_len,
     return rc;
 }
 
+/* The protocol's own answer for a request the sum of its sizes does not decide. */
+static arpc__noinline bool call_fits_exactly(const arpc_channel *ch, const char *method,
+                                             size_t method_len, size_t req_len)
+{
+    arpc__msg msg = {.method = method, .method_len = method_len, .payload_len = req_len};
+    return arpc__proto_fits(ch->proto, &msg, true, ch->opts.max_frame_size);
+}
+
+/* True if a request of these sizes fits the channel's max_frame_size.  Most
+ * are decided by arpc__proto_fits' sum without building a message for it. */
+static inline bool call_fits(const arpc_channel *ch, const char *method, size_t method_len,
+                             size_t req_len)
+{
+    uint64_t limit = ch->opts.max_frame_size;
+    return limit == 0 || (uint64_t)ch->proto->overhead + method_len + req_len <= limit ||
+           call_fits_exactly(ch, method, method_len, req_len);
+}
+
 int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_t req_len,
                     const arpc_call_opts *opts, arpc_call_cb cb, void *user_data)
 {
@@ -1393,8 +1413,7 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     int rc = md_entry_count > 0 ? arpc__metadata_check_entries(md_entries, md_entry_count) : 0;
     if (rc < 0)
         return rc;
-    arpc__msg msg = {.method = method, .method_len = method_len, .payload_len = req_len};
-    if (!arpc__proto_fits(ch->proto, &msg, true, ch->opts.max_frame_size))
+    if (!call_fits(ch, method, method_len, req_len))
         return ARPC_ETOOBIG;
     if (atomic_load(&ch->closing))
         return ARPC_ESTOPPED;
