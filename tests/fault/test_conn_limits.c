@@ -29,6 +29,7 @@
 #include "proto/frame.h"
 #include "raw_peer.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define LIMIT_MS 300
 #define PEERS    20
@@ -218,22 +219,6 @@ static void test_silent_connections_closed_within_first_frame_limit(void)
 #define CAP      50
 #define FLOOD_MS 500
 
-typedef struct conns_wait {
-    arpc_server *srv;
-    uint64_t want;
-} conns_wait;
-
-static bool connections_are(void *arg)
-{
-    conns_wait *w = arg;
-    return stats_of(w->srv).connections == w->want;
-}
-
-static bool flood_closed(void *srv)
-{
-    return stats_of(srv).first_frame_timeouts == CAP;
-}
-
 static void test_idle_flood_locks_out_for_at_most_the_first_frame_limit(void)
 {
     arpc_runtime *rt = fault_runtime(2);
@@ -242,8 +227,7 @@ static void test_idle_flood_locks_out_for_at_most_the_first_frame_limit(void)
     for (int i = 0; i < CAP + 10; i++)
         fds[i] = raw_connect(arpc_server_port(srv));
     int64_t flood_start = test_now_ms();
-    conns_wait w = {.srv = srv, .want = CAP};
-    ASSERT_TRUE(wait_until(connections_are, &w, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, CAP, 5000));
 
     arpc_channel *ch = fault_channel(rt, arpc_server_port(srv), NULL);
     /* Refused (ARPC_ETOOMANYCONNS) while the flood holds the cap, served
@@ -255,7 +239,7 @@ static void test_idle_flood_locks_out_for_at_most_the_first_frame_limit(void)
             (long long)locked_out, ew.failures, arpc_err_name(ew.last_error));
     ASSERT_LE(locked_out, FLOOD_MS * 5 / 4 + SLACK_MS);
     /* Each loop's sweep closes its own share of the flood. */
-    ASSERT_TRUE(wait_until(flood_closed, srv, LATE_MS + 2000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, first_frame_timeouts, CAP, LATE_MS + 2000));
     ASSERT_GE(stats_of(srv).refused_connections, 10);
     for (int i = 0; i < CAP + 10; i++)
         close(fds[i]);

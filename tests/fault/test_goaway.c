@@ -16,6 +16,7 @@
 
 #include "fault_util.h"
 #include "test.h"
+#include "test_stats.h"
 
 static int handle_sleep(arpc_request *req, void *user_data)
 {
@@ -64,13 +65,6 @@ static arpc_server *sleep_server(arpc_runtime *rt)
     return counting_server(rt, NULL);
 }
 
-static bool goaway_seen(void *ch)
-{
-    arpc_channel_stats stats;
-    arpc_channel_get_stats(ch, &stats);
-    return stats.goaways >= 1;
-}
-
 typedef struct shutdown_job {
     arpc_server *srv;
     int64_t drain_ms;
@@ -91,28 +85,6 @@ static void shutdown_start(shutdown_job *job, arpc_server *srv, int64_t drain_ms
     job->drain_ms = drain_ms;
     job->rc = -1;
     ASSERT_EQ(pthread_create(&job->thread, NULL, shutdown_main, job), 0);
-}
-
-typedef struct srv_wait {
-    arpc_server *srv;
-    uint64_t requests;
-    uint64_t connections;
-} srv_wait;
-
-static bool requests_reached(void *arg)
-{
-    srv_wait *w = arg;
-    arpc_server_stats stats;
-    arpc_server_get_stats(w->srv, &stats);
-    return stats.requests >= w->requests;
-}
-
-static bool connections_are(void *arg)
-{
-    srv_wait *w = arg;
-    arpc_server_stats stats;
-    arpc_server_get_stats(w->srv, &stats);
-    return stats.connections == w->connections;
 }
 
 static void nop_task(void *wg)
@@ -157,15 +129,14 @@ static void test_drain_answers_accepted_calls(void)
     fault_calls set;
     fault_calls_init(&set, 20);
     fault_calls_start_all(&set, ch, "sleep", "300", &opts);
-    srv_wait w = {.srv = a, .requests = before.requests + 10};
-    ASSERT_TRUE(wait_until(requests_reached, &w, 5000)); /* A holds its 10 */
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(a, requests, before.requests + 10, 5000)); /* A holds its 10 */
 
     shutdown_job job;
     shutdown_start(&job, a, 5000);
     /* Once the client has A's GOAWAY (not before: that would race the
      * shutdown), calls made during the drain never run on A: refused by its
      * closed listener or answered ESHUTDOWN, both retried on B. */
-    ASSERT_TRUE(wait_until(goaway_seen, ch, 5000));
+    ASSERT_TRUE(WAIT_CHANNEL_STAT_GE(ch, goaways, 1, 5000));
     int a_before = atomic_load(&a_echoes);
     int b_before = atomic_load(&b_echoes);
     for (int i = 0; i < 20; i++)
@@ -194,7 +165,6 @@ typedef struct accepted_call {
     arpc_server *srv;
     arpc_channel *ch;
     fault_calls set;
-    srv_wait w;
 } accepted_call;
 
 static void accepted_call_start(accepted_call *ac, const arpc_channel_opts *copts,
@@ -210,8 +180,7 @@ static void accepted_call_start(accepted_call *ac, const arpc_channel_opts *copt
     arpc_call_opts opts = fault_call_opts(timeout_ms);
     fault_calls_init(&ac->set, 1);
     fault_call_start(&ac->set, 0, ac->ch, method, payload, &opts);
-    ac->w = (srv_wait){.srv = ac->srv, .requests = 2, .connections = 1};
-    ASSERT_TRUE(wait_until(requests_reached, &ac->w, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(ac->srv, requests, 2, 5000));
 }
 
 /* After the channel is destroyed and the server's shutdown has ended. */
@@ -246,8 +215,7 @@ static void test_deadline_on_goaway_link_then_destroy(void)
     /* Its last call gone, the client closes the drained link itself, well
      * before the server's drain ends. */
     int64_t call_end = test_now_ms();
-    ac.w.connections = 0;
-    ASSERT_TRUE(wait_until(connections_are, &ac.w, 1000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(ac.srv, connections, 0, 1000));
     fprintf(stderr, "  drained link closed %lld ms after its last call ended\n",
             (long long)(test_now_ms() - call_end));
 
@@ -255,13 +223,6 @@ static void test_deadline_on_goaway_link_then_destroy(void)
      * heartbeat timer, not the server's close at the end of its drain. */
     arpc_channel_destroy(ac.ch);
     accepted_call_finish(&ac, &job);
-}
-
-static bool goaway_received(void *ch)
-{
-    arpc_channel_stats stats;
-    arpc_channel_get_stats(ch, &stats);
-    return stats.goaways == 1;
 }
 
 static void test_destroy_cancels_calls_on_draining_link(void)
@@ -277,7 +238,7 @@ static void test_destroy_cancels_calls_on_draining_link(void)
     /* GOAWAY: the link drains, answering PINGs, with the call on it. */
     shutdown_job job;
     shutdown_start(&job, ac.srv, 10000);
-    ASSERT_TRUE(wait_until(goaway_received, ac.ch, 5000));
+    ASSERT_TRUE(WAIT_CHANNEL_STAT_EQ(ac.ch, goaways, 1, 5000));
     int64_t start = test_now_ms();
     arpc_channel_destroy(ac.ch);
     fprintf(stderr, "  destroy took %lld ms with a call on a draining link\n",

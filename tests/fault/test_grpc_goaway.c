@@ -30,6 +30,7 @@
 #include "fault_util.h"
 #include "raw_peer.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define MAX_STREAMS 8
 #define CALLS_MAX   16
@@ -310,19 +311,6 @@ static void fixture_stop(fixture *fx)
     arpc_runtime_destroy(fx->rt);
 }
 
-typedef struct goaway_wait {
-    arpc_channel *ch;
-    uint64_t at_least;
-} goaway_wait;
-
-static bool goaways_reached(void *arg)
-{
-    goaway_wait *w = arg;
-    arpc_channel_stats st;
-    arpc_channel_get_stats(w->ch, &st);
-    return st.goaways >= w->at_least;
-}
-
 /* The call the peer got on stream `sid`. */
 static int call_of_stream(peer *p, int32_t sid)
 {
@@ -355,8 +343,7 @@ static void test_double_goaway_retries_above_last_id(void)
 
     /* GOAWAY(2^31-1): nothing fails, nothing moves, new calls avoid the link. */
     atomic_store(&fx.a.phase, PEER_NOTICE);
-    goaway_wait gw = {fx.ch, 1};
-    ASSERT_TRUE(wait_until(goaways_reached, &gw, 5000));
+    ASSERT_TRUE(WAIT_CHANNEL_STAT_GE(fx.ch, goaways, 1, 5000));
     ASSERT_EQ(
         atomic_load(&recs[c1].done) + atomic_load(&recs[c3].done) + atomic_load(&recs[c5].done), 0);
     int extra = fx.ncalls;

@@ -27,6 +27,7 @@
 #include "proto/frame.h"
 #include "raw_peer.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define PROMPT_MS 1000 /* "promptly": far below the 5 s timeouts used */
 
@@ -171,13 +172,6 @@ static int64_t took_ms(const fault_call *c)
     return atomic_load(&c->end_ms) - c->start_ms;
 }
 
-static bool heartbeat_failed(void *ch)
-{
-    arpc_channel_stats stats;
-    arpc_channel_get_stats(ch, &stats);
-    return stats.heartbeat_failures >= 1;
-}
-
 /* ---- client side -------------------------------------------------------- */
 
 static void test_silent_peer_times_out_then_heartbeat_kills(void)
@@ -195,7 +189,7 @@ static void test_silent_peer_times_out_then_heartbeat_kills(void)
     ASSERT_LT(took_ms(&c), 3000);
 
     /* The probe PING sent on connect is never answered: declared dead. */
-    ASSERT_TRUE(wait_until(heartbeat_failed, ch, 3000));
+    ASSERT_TRUE(WAIT_CHANNEL_STAT_GE(ch, heartbeat_failures, 1, 3000));
 
     /* A call with a long deadline on such a peer ends with the heartbeat's
      * error, long before its deadline: the only endpoint is ejected, so the
@@ -251,7 +245,7 @@ static void test_half_frame_ends_at_deadline_then_heartbeat_fires(void)
      * A client that ignored the partial bytes would declare the link dead at
      * the probe's timeout, about TIMEOUT after the half frame; one that woke
      * only at the probe's timeout, at 2 x TIMEOUT. */
-    ASSERT_TRUE(wait_until(heartbeat_failed, ch, 5000));
+    ASSERT_TRUE(WAIT_CHANNEL_STAT_GE(ch, heartbeat_failures, 1, 5000));
     int64_t noticed = test_now_ms() - atomic_load(&p.half_sent_ms);
     fprintf(stderr, "  declared dead %lld ms after the half frame (interval %d + timeout %d)\n",
             (long long)noticed, INTERVAL, TIMEOUT);
@@ -293,7 +287,7 @@ static void test_muted_peer_noticed_within_interval_plus_timeout(void)
     /* Idle, the link PINGs every interval; the peer answers at once. */
     ASSERT_TRUE(wait_until(two_pongs, &p, 5000));
     atomic_store(&p.mute, true);
-    ASSERT_TRUE(wait_until(heartbeat_failed, ch, 5000));
+    ASSERT_TRUE(WAIT_CHANNEL_STAT_GE(ch, heartbeat_failures, 1, 5000));
     int64_t noticed = test_now_ms() - atomic_load(&p.last_pong_ms);
     fprintf(stderr, "  dead peer noticed %lld ms after its last PONG (interval %d + timeout %d)\n",
             (long long)noticed, INTERVAL, TIMEOUT);

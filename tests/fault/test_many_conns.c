@@ -35,6 +35,7 @@
 
 #include "fault_util.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define WANT_CONNS     10000
 #define FD_RESERVE     256 /* fds besides the connections: epoll, eventfds, pipes, stdio */
@@ -170,19 +171,6 @@ static int64_t cpu_ms(void)
            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }
 
-typedef struct conn_wait {
-    arpc_server *srv;
-    uint64_t want;
-} conn_wait;
-
-static bool connections_are(void *arg)
-{
-    conn_wait *w = arg;
-    arpc_server_stats stats;
-    arpc_server_get_stats(w->srv, &stats);
-    return stats.connections == w->want;
-}
-
 static bool skipped;
 
 /* @return WANT_CONNS, or 0 if the fd limit cannot hold them. */
@@ -239,8 +227,7 @@ static void test_ten_thousand_connections(void)
     char expect[64];
     snprintf(expect, sizeof(expect), "connected %d", n);
     ASSERT_STREQ(line, expect);
-    conn_wait w = {.srv = srv, .want = (uint64_t)n};
-    ASSERT_TRUE(wait_until(connections_are, &w, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, (uint64_t)n, 5000));
 
     /* Held open for 6.5 heartbeat intervals: every idle link PINGs (or the
      * server's idle timeout would close it), and none may be declared dead
@@ -248,7 +235,7 @@ static void test_ten_thousand_connections(void)
     int64_t cpu_before = cpu_ms();
     int64_t until = test_now_ms() + HOLD_MS;
     while (test_now_ms() < until) {
-        ASSERT_TRUE(connections_are(&w));
+        ASSERT_EQ(SERVER_STAT(srv, connections), (uint64_t)n);
         usleep(10 * 1000);
     }
     arpc_server_stats stats;
@@ -267,8 +254,7 @@ static void test_ten_thousand_connections(void)
     ASSERT_EQ(sscanf(line, "closed %llu %llu", &hb_failures, &reconnects), 2);
     ASSERT_EQ(hb_failures, 0);
     ASSERT_EQ(reconnects, (unsigned long long)n);
-    w.want = 0;
-    ASSERT_TRUE(wait_until(connections_are, &w, 10000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, 0, 10000));
 
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);

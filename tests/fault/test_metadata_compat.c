@@ -25,6 +25,7 @@
 #include "proto/metadata.h"
 #include "raw_peer.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define WAIT_MS 10000
 
@@ -133,20 +134,6 @@ static void send_md_request(int fd, uint64_t id, const char *const *kv, size_t c
     arpc__buf_fini(&buf);
 }
 
-typedef struct errors_wait {
-    arpc_server *srv;
-    uint64_t want;
-} errors_wait;
-
-/* The count is raised on the server's loop just after the close. */
-static bool protocol_errors_reached(void *arg)
-{
-    errors_wait *w = arg;
-    arpc_server_stats s;
-    arpc_server_get_stats(w->srv, &s);
-    return s.protocol_errors >= w->want;
-}
-
 static void test_new_client_gets_metadata(void)
 {
     arpc_runtime *rt = fault_runtime(1);
@@ -208,8 +195,8 @@ static void test_new_client_gets_metadata(void)
     raw_send(fd, frame, sizeof(frame));
     ASSERT_TRUE(raw_wait_closed(fd, WAIT_MS));
     close(fd);
-    errors_wait w = {srv, before.protocol_errors + 1};
-    ASSERT_TRUE(wait_until(protocol_errors_reached, &w, WAIT_MS));
+    /* The count is raised on the server's loop just after the close. */
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(srv, protocol_errors, before.protocol_errors + 1, WAIT_MS));
     arpc_server_destroy(srv);
     arpc_runtime_destroy(rt);
 }

@@ -30,6 +30,7 @@
 #include "proto/frame.h"
 #include "raw_peer.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define PAYLOAD      (64 * 1024)
 #define MAX_REQUESTS 4000 /* 250 MiB if nothing pushes back */
@@ -161,24 +162,6 @@ static uint64_t rss_bytes(void)
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-typedef struct pause_wait {
-    arpc_server *srv;
-} pause_wait;
-
-static bool reading_paused(void *arg)
-{
-    arpc_server_stats stats;
-    arpc_server_get_stats(((pause_wait *)arg)->srv, &stats);
-    return stats.read_pauses > 0;
-}
-
-static bool one_connection(void *arg)
-{
-    arpc_server_stats stats;
-    arpc_server_get_stats(((pause_wait *)arg)->srv, &stats);
-    return stats.connections == 1;
-}
-
 static void test_never_reading_client_is_paused_at_the_limit(void)
 {
     /* One loop: the paused connection shares it with the other client. */
@@ -207,8 +190,7 @@ static void test_never_reading_client_is_paused_at_the_limit(void)
     ASSERT_LT(p.next_id, MAX_REQUESTS); /* it stalled */
     ASSERT_LT(p.sent, SENT_BOUND);
     ASSERT_LT(rss_after, rss_before + SENT_BOUND);
-    pause_wait pw = {.srv = srv};
-    ASSERT_TRUE(wait_until(reading_paused, &pw, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(srv, read_pauses, 1, 5000));
 
     /* The loop still serves everyone else. */
     int64_t start = test_now_ms();
@@ -234,7 +216,7 @@ static void test_never_reading_client_is_paused_at_the_limit(void)
     close(q.fd); /* unread answers: a reset */
     arpc_buf_destroy(q.frame);
     arpc_buf_destroy(q.in);
-    ASSERT_TRUE(wait_until(one_connection, &pw, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, 1, 5000));
     ASSERT_OK(fault_echo_call(ch, 5000));
     arpc_channel_destroy(ch);
     arpc_server_destroy(srv);

@@ -24,23 +24,11 @@
 #include "fault_util.h"
 #include "raw_peer.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define WAIT_MS 10000
 
 /* ---- request ids ---------------------------------------------------------- */
-
-typedef struct errors_wait {
-    arpc_server *srv;
-    uint64_t want;
-} errors_wait;
-
-static bool protocol_errors_reached(void *arg)
-{
-    errors_wait *w = arg;
-    arpc_server_stats s;
-    arpc_server_get_stats(w->srv, &s);
-    return s.protocol_errors >= w->want;
-}
 
 static void expect_echo(int fd, uint64_t id)
 {
@@ -65,8 +53,7 @@ static void expect_refused_ids(arpc_server *srv, const uint64_t *ids, size_t n, 
     raw_send_request(fd, ids[n - 1], 0, "echo", "x", 1);
     ASSERT_TRUE(raw_wait_closed(fd, WAIT_MS));
     close(fd);
-    errors_wait w = {srv, errors};
-    ASSERT_TRUE(wait_until(protocol_errors_reached, &w, WAIT_MS));
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(srv, protocol_errors, errors, WAIT_MS));
 }
 
 static void test_request_ids_must_increase(void)

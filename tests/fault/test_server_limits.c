@@ -14,32 +14,11 @@
 
 #include "fault_util.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define IDLE_MS 200
 /* Lateness allowed past the documented 1.5 timeouts on a loaded machine. */
 #define IDLE_SLACK_MS 700
-
-typedef struct srv_wait {
-    arpc_server *srv;
-    uint64_t connections;
-    uint64_t refused;
-} srv_wait;
-
-static bool connections_are(void *arg)
-{
-    srv_wait *w = arg;
-    arpc_server_stats stats;
-    arpc_server_get_stats(w->srv, &stats);
-    return stats.connections == w->connections;
-}
-
-static bool refused_is(void *arg)
-{
-    srv_wait *w = arg;
-    arpc_server_stats stats;
-    arpc_server_get_stats(w->srv, &stats);
-    return stats.refused_connections == w->refused;
-}
 
 static arpc_channel *channel_to(arpc_runtime *rt, arpc_server *srv, int64_t hb_interval_ms)
 {
@@ -62,8 +41,7 @@ static void test_max_connections_refuses_the_sixth(void)
         chs[i] = channel_to(rt, srv, 500);
         ASSERT_OK(fault_echo_call(chs[i], 5000));
     }
-    srv_wait w = {.srv = srv, .connections = 5, .refused = 0};
-    ASSERT_TRUE(wait_until(connections_are, &w, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, 5, 5000));
 
     /* The kernel completes the handshake; the server says GOAWAY with
      * ARPC_ETOOMANYCONNS and closes it at accept.  The call is retried (it
@@ -80,31 +58,28 @@ static void test_max_connections_refuses_the_sixth(void)
     ASSERT_LT(test_now_ms() - start, 2000);
     arpc_channel_opts defaults;
     fault_channel_opts_init(&defaults);
-    w.refused = 1 + defaults.max_retries;
-    ASSERT_TRUE(wait_until(refused_is, &w, 5000));
+    uint64_t refused = 1 + defaults.max_retries;
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, refused_connections, refused, 5000));
 
     /* The first five are untouched. */
     for (int i = 0; i < 5; i++) {
         for (int j = 0; j < 10; j++)
             ASSERT_OK(fault_echo_call(chs[i], 2000));
     }
-    ASSERT_TRUE(connections_are(&w));
-    ASSERT_TRUE(refused_is(&w));
+    ASSERT_EQ(SERVER_STAT(srv, connections), 5);
+    ASSERT_EQ(SERVER_STAT(srv, refused_connections), refused);
 
     /* The cap counts open connections: one leaves, the sixth gets in. */
     arpc_channel_destroy(chs[0]);
     chs[0] = NULL;
-    w.connections = 4;
-    ASSERT_TRUE(wait_until(connections_are, &w, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, 4, 5000));
     ASSERT_OK(fault_echo_call(chs[5], 5000));
-    w.connections = 5;
-    ASSERT_TRUE(connections_are(&w));
-    ASSERT_TRUE(refused_is(&w));
+    ASSERT_EQ(SERVER_STAT(srv, connections), 5);
+    ASSERT_EQ(SERVER_STAT(srv, refused_connections), refused);
 
     for (int i = 0; i < 6; i++)
         arpc_channel_destroy(chs[i]);
-    w.connections = 0;
-    ASSERT_TRUE(wait_until(connections_are, &w, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, 0, 5000));
     arpc_server_destroy(srv);
     arpc_runtime_destroy(rt);
 }
@@ -122,12 +97,11 @@ static void test_idle_connection_closed_after_timeout(void)
     arpc_runtime *rt = fault_runtime(2);
     arpc_server *srv = idle_server(rt);
     arpc_channel *ch = channel_to(rt, srv, 0); /* heartbeats off */
-    srv_wait w = {.srv = srv, .connections = 0};
 
     /* The last frame the server gets is the request, sent after `start`. */
     int64_t start = test_now_ms();
     ASSERT_OK(fault_echo_call(ch, 5000));
-    ASSERT_TRUE(wait_until(connections_are, &w, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, 0, 5000));
     int64_t closed = test_now_ms() - start;
     fprintf(stderr, "  idle client connection closed %lld ms after its call began\n",
             (long long)closed);
@@ -140,7 +114,7 @@ static void test_idle_connection_closed_after_timeout(void)
     arpc_channel_get_stats(ch, &stats);
     ASSERT_EQ(stats.reconnects, 2);
     arpc_channel_destroy(ch);
-    ASSERT_TRUE(wait_until(connections_are, &w, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, 0, 5000));
 
     /* A raw socket that sends not a byte. */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -163,7 +137,7 @@ static void test_idle_connection_closed_after_timeout(void)
     ASSERT_GE(closed, IDLE_MS);
     ASSERT_LT(closed, IDLE_MS * 3 / 2 + IDLE_SLACK_MS); /* a sweep every half timeout */
     close(fd);
-    ASSERT_TRUE(wait_until(connections_are, &w, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, 0, 5000));
 
     arpc_server_destroy(srv);
     arpc_runtime_destroy(rt);
@@ -175,11 +149,10 @@ static void test_heartbeats_keep_connection_open(void)
     arpc_server *srv = idle_server(rt);
     arpc_channel *ch = channel_to(rt, srv, 50);
     ASSERT_OK(fault_echo_call(ch, 5000));
-    srv_wait w = {.srv = srv, .connections = 1};
     /* Three idle timeouts without a call: the PINGs keep it open throughout. */
     int64_t until = test_now_ms() + 3 * IDLE_MS;
     while (test_now_ms() < until) {
-        ASSERT_TRUE(connections_are(&w));
+        ASSERT_EQ(SERVER_STAT(srv, connections), 1);
         usleep(5 * 1000);
     }
     ASSERT_OK(fault_echo_call(ch, 5000));
@@ -216,8 +189,7 @@ static void test_request_in_progress_is_not_idle(void)
     arpc_call_opts opts = fault_call_opts(5000);
     ASSERT_OK(arpc_call(ch, "sleep", NULL, 0, &opts, NULL));
     /* Idle again once it is answered. */
-    srv_wait w = {.srv = srv, .connections = 0};
-    ASSERT_TRUE(wait_until(connections_are, &w, 5000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, 0, 5000));
     arpc_channel_destroy(ch);
     arpc_server_destroy(srv);
     arpc_runtime_destroy(rt);

@@ -16,6 +16,7 @@
 
 #include "fault_util.h"
 #include "test.h"
+#include "test_stats.h"
 
 /* 200/400 ms keeps the test short.  A sanitizer build of the child servers
  * can miss a 400 ms PONG on a loaded 2-core machine (seen under TSan), so
@@ -68,13 +69,6 @@ static bool a_readmitted(void *arg)
     bool yes = logs.a_readmitted > 0;
     pthread_mutex_unlock(&logs.mu);
     return yes;
-}
-
-static bool heartbeat_failed(void *ch)
-{
-    arpc_channel_stats stats;
-    arpc_channel_get_stats(ch, &stats);
-    return stats.heartbeat_failures >= 1;
 }
 
 typedef struct probe_wait {
@@ -171,7 +165,7 @@ static void test_sigstop_heartbeat_ejects_then_probe_readmits(void)
     /* The heartbeat notices within interval + timeout of A's last bytes
      * (which came before the SIGSTOP), plus slack for a busy machine, and no
      * sooner than a PING's timeout after the stop. */
-    ASSERT_TRUE(wait_until(heartbeat_failed, ch, 3000));
+    ASSERT_TRUE(WAIT_CHANNEL_STAT_GE(ch, heartbeat_failures, 1, 3000));
     ASSERT_TRUE(wait_until(a_ejected, NULL, 1000));
     pthread_mutex_lock(&logs.mu);
     int64_t noticed = logs.a_ejected_ms - stopped;

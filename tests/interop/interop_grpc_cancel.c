@@ -39,6 +39,7 @@
 #include "interop_util.h"
 #include "raw_peer.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define HOLD_MAX_MS 20000 /* a parked handler waits this long at most for its cancel */
 #define WAIT_MS     10000
@@ -293,26 +294,10 @@ static void wait_for(_Atomic int *counter, int want)
     ASSERT_EQ(atomic_load(counter), want);
 }
 
-typedef struct stats_wait {
-    arpc_server *srv;
-    uint64_t canceled;
-} stats_wait;
-
-static bool canceled_reached(void *arg)
-{
-    stats_wait *w = arg;
-    arpc_server_stats st;
-    arpc_server_get_stats(w->srv, &st);
-    return st.canceled >= w->canceled;
-}
-
 static void wait_canceled(arpc_server *srv, uint64_t want)
 {
-    stats_wait w = {srv, want};
-    ASSERT_TRUE(wait_until(canceled_reached, &w, WAIT_MS));
-    arpc_server_stats st;
-    arpc_server_get_stats(srv, &st);
-    ASSERT_EQ(st.canceled, want);
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(srv, canceled, want, WAIT_MS));
+    ASSERT_EQ(SERVER_STAT(srv, canceled), want);
 }
 
 static arpc_channel *grpc_channel(arpc_runtime *rt, int port)

@@ -25,6 +25,7 @@
 #include "fault_util.h"
 #include "interop_util.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define CLIENT_TIMEOUT_MS 25000
 
@@ -175,14 +176,6 @@ static bool five_sleeping(void *arg)
     return atomic_load(&sleeping) == 5; /* the first Sleep, then the four in flight */
 }
 
-static bool heartbeat_closed(void *arg)
-{
-    (void)arg;
-    arpc_server_stats st;
-    arpc_server_get_stats(frozen_srv, &st);
-    return st.heartbeat_closes >= 1;
-}
-
 static bool five_done(void *arg)
 {
     (void)arg;
@@ -211,7 +204,7 @@ static void test_frozen_client(void)
     ASSERT_EQ(st.heartbeat_closes, 0);
     interop_freeze(&cli);
     int64_t t0 = test_now_ms();
-    ASSERT_TRUE(wait_until(heartbeat_closed, NULL, 2500));
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(frozen_srv, heartbeat_closes, 1, 2500));
     int64_t took = test_now_ms() - t0;
     fprintf(stderr, "  the frozen client's connection closed %lld ms after SIGSTOP\n",
             (long long)took);

@@ -28,6 +28,7 @@
 
 #include "rpc_fixture.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define HOLD_MAX_MS 10000 /* a handler waits this long at most for its cancel */
 #define WAIT_MS     10000
@@ -110,26 +111,10 @@ static void wait_for(_Atomic int *counter, int want)
     ASSERT_TRUE(wait_until(at_least, arg, WAIT_MS));
 }
 
-typedef struct stats_wait {
-    arpc_server *srv;
-    uint64_t canceled;
-} stats_wait;
-
-static bool canceled_reached(void *arg)
-{
-    stats_wait *w = arg;
-    arpc_server_stats st;
-    arpc_server_get_stats(w->srv, &st);
-    return st.canceled >= w->canceled;
-}
-
 static void wait_canceled(arpc_server *srv, uint64_t want)
 {
-    stats_wait w = {srv, want};
-    ASSERT_TRUE(wait_until(canceled_reached, &w, WAIT_MS));
-    arpc_server_stats st;
-    arpc_server_get_stats(srv, &st);
-    ASSERT_EQ(st.canceled, want);
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(srv, canceled, want, WAIT_MS));
+    ASSERT_EQ(SERVER_STAT(srv, canceled), want);
 }
 
 typedef struct async_result {

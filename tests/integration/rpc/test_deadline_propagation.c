@@ -24,6 +24,7 @@
 
 #include "rpc_fixture.h"
 #include "test.h"
+#include "test_stats.h"
 
 static _Atomic int count_runs;
 static _Atomic int block_runs;
@@ -93,33 +94,11 @@ static void issue_pair(void *arg)
     ASSERT_OK(arpc_call_async(p.ch, "count", NULL, 0, &count_opts, on_result, &p.count));
 }
 
-typedef struct expired_wait {
-    arpc_server *srv;
-    arpc_channel *ch;
-} expired_wait;
-
-static bool server_expired_one(void *arg)
+static bool server_canceled_one(void *srv)
 {
-    expired_wait *w = arg;
     arpc_server_stats s;
-    arpc_server_get_stats(w->srv, &s);
-    return s.expired >= 1;
-}
-
-static bool server_canceled_one(void *arg)
-{
-    expired_wait *w = arg;
-    arpc_server_stats s;
-    arpc_server_get_stats(w->srv, &s);
+    arpc_server_get_stats(srv, &s);
     return s.canceled + s.expired >= 1; /* expired: it arrived past its deadline */
-}
-
-static bool client_saw_late_answer(void *arg)
-{
-    expired_wait *w = arg;
-    arpc_channel_stats s;
-    arpc_channel_get_stats(w->ch, &s);
-    return s.late_answers >= 1;
 }
 
 static void test_expired_request_not_run(void)
@@ -161,9 +140,8 @@ static void test_expired_request_not_run(void)
      * everything it received before. */
     arpc_buf_clear(rsp);
     ASSERT_OK(arpc_call(p.ch, "echo", "idle", 4, &opts, rsp));
-    expired_wait w = {.srv = srv, .ch = p.ch};
-    ASSERT_TRUE(wait_until(server_expired_one, &w, 10000));
-    ASSERT_TRUE(wait_until(client_saw_late_answer, &w, 10000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(srv, expired, 1, 10000));
+    ASSERT_TRUE(WAIT_CHANNEL_STAT_GE(p.ch, late_answers, 1, 10000));
 
     arpc_server_stats s;
     arpc_server_get_stats(srv, &s);
@@ -331,8 +309,7 @@ static void test_parent_passes_the_deadline_on(void)
      * canceled by the client's CANCEL or past its deadline (its answer dropped on
      * the server or as late by the client): wait for that end, then check the
      * downstream handler never ran. */
-    expired_wait w = {.srv = srv, .ch = ch};
-    ASSERT_TRUE(wait_until(server_canceled_one, &w, 10000));
+    ASSERT_TRUE(wait_until(server_canceled_one, srv, 10000));
     ASSERT_EQ(atomic_load(&downstream_runs), before);
 
     arpc_channel_destroy(ch);

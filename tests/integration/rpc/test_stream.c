@@ -20,6 +20,7 @@
 #include "rpc_fixture.h"
 #include "stream_fixture.h"
 #include "test.h"
+#include "test_stats.h"
 
 static arpc_runtime *server_rt;
 static arpc_runtime *client_rt;
@@ -351,16 +352,6 @@ static void test_many_streams(void)
 
 /* ---- cancel and deadline ------------------------------------------------------------ */
 
-/* The server counted a stream ended under its handler (arpc_server_stats.canceled): the
- * count comes once the handler has returned, so it is waited for. */
-static bool server_canceled_one(void *arg)
-{
-    (void)arg;
-    arpc_server_stats stats;
-    arpc_server_get_stats(server, &stats);
-    return stats.canceled == 1;
-}
-
 static void test_cancel_from_client(void)
 {
     setup();
@@ -380,7 +371,8 @@ static void test_cancel_from_client(void)
     ASSERT_TRUE(sx_wait_sink_done());
     ASSERT_EQ(sx_sink_status(), ARPC_ECANCELED);
     ASSERT_TRUE(sx_sink_saw_canceled());
-    ASSERT_TRUE(wait_until(server_canceled_one, NULL, 5000));
+    /* The server counts the stream canceled once its handler has returned. */
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(server, canceled, 1, 5000));
     arpc_stream_destroy(st);
     teardown();
 }
@@ -421,7 +413,7 @@ static void test_deadline_mid_stream(void)
     ASSERT_TRUE(sx_wait_sink_done());
     int status = sx_sink_status();
     ASSERT_TRUE(status == ARPC_ECANCELED || status == ARPC_ETIMEDOUT);
-    ASSERT_TRUE(wait_until(server_canceled_one, NULL, 5000)); /* the cancel or the deadline */
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(server, canceled, 1, 5000)); /* the cancel or the deadline */
     arpc_stream_destroy(st);
     teardown();
 }
@@ -476,13 +468,6 @@ static void *shutdown_thread(void *arg)
     return NULL;
 }
 
-static bool goaway_seen(void *ch)
-{
-    arpc_channel_stats stats;
-    arpc_channel_get_stats(ch, &stats);
-    return stats.goaways >= 1;
-}
-
 /* A server that shuts down lets a stream it has seen (at or below the GOAWAY's last id)
  * run to its end, and its drain waits for it. */
 static void test_shutdown_drains_stream(void)
@@ -495,7 +480,7 @@ static void test_shutdown_drains_stream(void)
     shutdown_job job = {.srv = server};
     pthread_t thread;
     ASSERT_EQ(pthread_create(&thread, NULL, shutdown_thread, &job), 0);
-    ASSERT_TRUE(wait_until(goaway_seen, channel, 20000));
+    ASSERT_TRUE(WAIT_CHANNEL_STAT_GE(channel, goaways, 1, 20000));
     ASSERT_OK(arpc_stream_write(st, "b", 1));
     read_expect(st, "b");
     ASSERT_OK(arpc_stream_close_send(st));

@@ -19,6 +19,7 @@
 #include "rpc_fixture.h"
 #include "stream_fixture.h"
 #include "test.h"
+#include "test_stats.h"
 
 static bool seam;
 static bool grpc;
@@ -149,13 +150,6 @@ static void test_server_frozen(void)
     arpc_runtime_destroy(rt);
 }
 
-static bool no_connections(void *srv)
-{
-    arpc_server_stats stats;
-    arpc_server_get_stats(srv, &stats);
-    return stats.connections == 0;
-}
-
 static void test_client_killed(void)
 {
     arpc_runtime *rt = fx_runtime(1);
@@ -170,7 +164,7 @@ static void test_client_killed(void)
     ASSERT_EQ(sx_sink_status(), ARPC_ECANCELED);
     ASSERT_TRUE(sx_sink_saw_canceled());
     ASSERT_TRUE(sx_wait_handler_ends(ends + 1));
-    ASSERT_TRUE(wait_until(no_connections, srv, 10000));
+    ASSERT_TRUE(WAIT_SERVER_STAT_EQ(srv, connections, 0, 10000));
     fault_proc_reap(&child, 10000);
     arpc_server_destroy(srv);
     arpc_runtime_destroy(rt);

@@ -35,6 +35,7 @@
 #include "proto/proto.h"
 #include "rpc/server.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define WAIT_MS 10000
 
@@ -262,11 +263,9 @@ static void test_unknown_bytes_close(void)
         ASSERT_LT(test_now_ms() - start, 5000);
         close(fd);
     }
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(srv, protocol_errors, 4, WAIT_MS));
     arpc_server_stats st;
-    int64_t end = test_now_ms() + WAIT_MS;
-    do {
-        arpc_server_get_stats(srv, &st);
-    } while (st.protocol_errors < 4 && test_now_ms() < end);
+    arpc_server_get_stats(srv, &st);
     ASSERT_EQ(st.protocol_errors, 4);
     ASSERT_EQ(st.requests, 0);
     arpc_server_destroy(srv);
@@ -284,12 +283,8 @@ static void test_undecided_first_bytes_time_out(void)
         ASSERT_GE(test_now_ms() - start, 150); /* not before the limit */
         close(fd);
     }
-    arpc_server_stats st;
-    int64_t end = test_now_ms() + WAIT_MS;
-    do {
-        arpc_server_get_stats(srv, &st);
-    } while (st.first_frame_timeouts < 3 && test_now_ms() < end);
-    ASSERT_EQ(st.first_frame_timeouts, 3);
+    ASSERT_TRUE(WAIT_SERVER_STAT_GE(srv, first_frame_timeouts, 3, WAIT_MS));
+    ASSERT_EQ(SERVER_STAT(srv, first_frame_timeouts), 3);
     arpc_server_destroy(srv);
 }
 
