@@ -588,6 +588,8 @@ static void credit_drop(native_session *ns, uint64_t id)
  * error. */
 static int send_credit(native_session *ns, arpc_buf *out, uint64_t id, size_t bytes)
 {
+    if (bytes == 0)
+        return 0; /* a WINDOW of 0 is a protocol error (section 13): never send one */
     credit_slot *slot = NULL;
     for (unsigned i = 0; i < CREDIT_SLOTS && slot == NULL; i++)
         if (ns->credit[i].id == id)
@@ -628,6 +630,10 @@ static int native_send_stream(arpc__proto_session *s, arpc_buf *out, arpc__strea
                               const arpc__msg *msg)
 {
     native_session *ns = (native_session *)s;
+    /* A frame its side never sends (section 13) would close the connection at the peer. */
+    bool from_client = frame == ARPC__STREAM_OPEN || frame == ARPC__STREAM_HALF_CLOSE;
+    if ((from_client && is_server(ns)) || (frame == ARPC__STREAM_END && !is_server(ns)))
+        return ARPC_EINVAL;
     int rc;
     switch (frame) {
     case ARPC__STREAM_OPEN: {

@@ -387,6 +387,19 @@ static void test_cancel(void)
     ASSERT_EQ(last(&p.srv)->id, 4);
     pair_fini(&p);
 
+    /* Frames a side never sends are refused, nothing written; a CREDIT of 0 sends nothing. */
+    pair_init(&p, true, true, 0);
+    arpc__msg any = {.id = 1, .method = "/s", .method_len = 2};
+    ASSERT_ERR(send_stream(&p.srv, ARPC__STREAM_OPEN, &any), ARPC_EINVAL);
+    ASSERT_ERR(send_stream(&p.srv, ARPC__STREAM_HALF_CLOSE, &any), ARPC_EINVAL);
+    ASSERT_ERR(send_stream(&p.cli, ARPC__STREAM_END, &any), ARPC_EINVAL);
+    arpc__msg zero = {.id = 1};
+    for (int i = 0; i < 20; i++)
+        ASSERT_OK(send_stream(&p.srv, ARPC__STREAM_CREDIT, &zero));
+    ASSERT_EQ(p.srv.out->len, 0);
+    ASSERT_EQ(p.cli.out->len, 0);
+    pair_fini(&p);
+
     /* A server that did not announce streams is never sent a CANCEL (it would close the
      * connection on type 9): the rpc layer learns it was not told. */
     pair_init(&p, true, false, 0);
