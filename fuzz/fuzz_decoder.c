@@ -14,8 +14,8 @@
  *   - an oversized frame is reported with its header as the reference reads it;
  *   - a PING or PONG payload read as settings gives what the reference settings reader
  *     gives, and the settings re-encoded read back the same;
- *   - a REQUEST or RESPONSE with the METADATA flag has a block the reference reads the same
- *     way (section 10), its views inside the input, and the encoders write it back from the
+ *   - a REQUEST, RESPONSE, MESSAGE or END with the METADATA flag has a block the reference reads
+ * the same way (section 10), its views inside the input, and the encoders write it back from the
  *     in-memory form byte for byte.
  * Everything runs twice: with the default 16 MiB limit and with a small limit taken from
  * the last byte, so ETOOBIG is reached too.  A violated invariant aborts.
@@ -80,6 +80,24 @@ static bool reference_md(const uint8_t *payload, uint32_t len)
     return true;
 }
 
+/* The types whose flag bit 1 is METADATA (sections 2 and 13): REQUEST, RESPONSE, MESSAGE,
+ * END.  The flag bits each type defines: REQUEST bits 0..2, those four bit 1. */
+static bool md_type(unsigned type)
+{
+    return type == 1 || type == 2 || type == 6 || type == 8;
+}
+
+static unsigned known_flags(unsigned type)
+{
+    return type == 1 ? 7u : md_type(type) ? 2u : 0u;
+}
+
+/* status is read on RESPONSE, GOAWAY and END. */
+static bool status_type(unsigned type)
+{
+    return type == 2 || type == 5 || type == 8;
+}
+
 /* docs/protocol.md read literally, one byte at a time: the expected result of a decode. */
 static int64_t reference_decode(const uint8_t *p, size_t n, uint32_t max_frame)
 {
@@ -89,7 +107,7 @@ static int64_t reference_decode(const uint8_t *p, size_t n, uint32_t max_frame)
         return ARPC_EFRAME;
     if (n >= 3 && p[2] != 1)
         return ARPC_EVERSION;
-    if (n >= 4 && (p[3] < 1 || p[3] > 5))
+    if (n >= 4 && (p[3] < 1 || p[3] > 10))
         return ARPC_EFRAME;
     if (n < 32)
         return 0;
@@ -103,7 +121,7 @@ static int64_t reference_decode(const uint8_t *p, size_t n, uint32_t max_frame)
         return ARPC_ETOOBIG;
     if (n < total)
         return 0;
-    if ((p[3] == 1 || p[3] == 2) && (p[4] & 2) && !reference_md(p + 32 + method_len, le32(p + 8)))
+    if (md_type(p[3]) && (p[4] & 2) && !reference_md(p + 32 + method_len, le32(p + 8)))
         return ARPC_EFRAME;
     return (int64_t)total;
 }
@@ -120,23 +138,27 @@ static void check_oversized_header(const uint8_t *p, const arpc__frame *f)
     CHECK(f->type == type && f->request_id == le64(p + 24));
     CHECK(f->method_len == le16(p + 6) && f->payload_len == le32(p + 8));
     CHECK(f->method == NULL && f->payload == NULL);
-    CHECK(f->flags == (type == 1 ? (p[4] & 3) : type == 2 ? (p[4] & 2) : 0));
+    CHECK(f->flags == (p[4] & known_flags(type)));
     CHECK(f->md == NULL && f->md_len == 0);
     CHECK(f->timeout_ms == (type == 1 ? le32(p + 16) : 0));
-    CHECK(f->status == (type == 2 || type == 5 ? (int32_t)le32(p + 12) : 0));
+    CHECK(f->status == (status_type(type) ? (int32_t)le32(p + 12) : 0));
 }
 
 /* docs/protocol.md's settings, read literally: entries of id (u16), length n (u16) and n
  * bytes; MAX_FRAME_SIZE (1) and MAX_IN_FLIGHT (2) are 4-byte values, a frame size under
- * 32 + 255 does not count, the last of an id counts, and what does not fit ends it. */
+ * 32 + 255 does not count, a STREAM_WINDOW (5) of 0 does not count and one under 65,536
+ * reads as 65,536, the last of an id counts, and what does not fit ends it. */
 static int reference_settings(const uint8_t *p, size_t n, uint32_t *max_frame,
-                              uint32_t *max_in_flight, uint32_t *metadata)
+                              uint32_t *max_in_flight, uint32_t *metadata, uint32_t *streams,
+                              uint32_t *window)
 {
     int used = 0;
     size_t off = 0;
     *max_frame = 0;
     *max_in_flight = 0;
     *metadata = 0;
+    *streams = 0;
+    *window = 0;
     while (n - off >= 4) {
         uint32_t id = le16(p + off), len = le16(p + off + 2);
         if (len > n - off - 4)
@@ -150,6 +172,12 @@ static int reference_settings(const uint8_t *p, size_t n, uint32_t *max_frame,
         } else if (len == 4 && id == 3) {
             *metadata = le32(p + off + 4);
             used++;
+        } else if (len == 4 && id == 4) {
+            *streams = le32(p + off + 4);
+            used++;
+        } else if (len == 4 && id == 5 && le32(p + off + 4) != 0) {
+            *window = le32(p + off + 4) < 65536 ? 65536 : le32(p + off + 4);
+            used++;
         }
         off += 4 + len;
     }
@@ -159,12 +187,12 @@ static int reference_settings(const uint8_t *p, size_t n, uint32_t *max_frame,
 static void check_settings(const arpc__frame *f)
 {
     arpc__settings s, again;
-    uint32_t max_frame, max_in_flight, metadata;
+    uint32_t max_frame, max_in_flight, metadata, streams, window;
     int used = arpc__settings_decode(f->payload, f->payload_len, &s);
-    CHECK(used ==
-          reference_settings(f->payload, f->payload_len, &max_frame, &max_in_flight, &metadata));
+    CHECK(used == reference_settings(f->payload, f->payload_len, &max_frame, &max_in_flight,
+                                     &metadata, &streams, &window));
     CHECK(s.max_frame_size == max_frame && s.max_in_flight == max_in_flight);
-    CHECK(s.metadata == metadata);
+    CHECK(s.metadata == metadata && s.streams == streams && s.stream_window == window);
 
     arpc_buf b;
     arpc__frame g;
@@ -172,11 +200,13 @@ static void check_settings(const arpc__frame *f)
     CHECK(arpc__frame_encode_settings(&b, f->type, f->request_id, &s) == 0);
     CHECK(arpc__frame_decode(arpc__buf_head(&b), b.len, UINT32_MAX, &g) == (int64_t)b.len);
     CHECK(g.type == f->type && g.request_id == f->request_id);
-    CHECK(g.payload_len ==
-          (s.max_frame_size != 0) * 8u + (s.max_in_flight != 0) * 8u + (s.metadata != 0) * 8u);
+    CHECK(g.payload_len == (s.max_frame_size != 0) * 8u + (s.max_in_flight != 0) * 8u +
+                               (s.metadata != 0) * 8u + (s.streams != 0) * 8u +
+                               (s.stream_window != 0) * 8u);
     CHECK(arpc__settings_decode(g.payload, g.payload_len, &again) == (int)(g.payload_len / 8));
     CHECK(again.max_frame_size == s.max_frame_size && again.max_in_flight == s.max_in_flight);
-    CHECK(again.metadata == s.metadata);
+    CHECK(again.metadata == s.metadata && again.streams == s.streams);
+    CHECK(again.stream_window == s.stream_window);
     arpc__buf_fini(&b);
 }
 
@@ -186,11 +216,9 @@ static void canonical_header(const uint8_t *in, uint8_t out[ARPC__FRAME_HEADER_S
     uint8_t type = in[3];
 
     memcpy(out, in, ARPC__FRAME_HEADER_SIZE);
-    out[4] = type == ARPC__FRAME_REQUEST    ? in[4] & (ARPC__FLAG_IDEMPOTENT | ARPC__FLAG_METADATA)
-             : type == ARPC__FRAME_RESPONSE ? in[4] & ARPC__FLAG_METADATA
-                                            : 0;
+    out[4] = (uint8_t)(in[4] & known_flags(type));
     out[5] = 0;
-    if (type != ARPC__FRAME_RESPONSE && type != ARPC__FRAME_GOAWAY)
+    if (!status_type(type))
         memset(out + 12, 0, 4);
     if (type != ARPC__FRAME_REQUEST)
         memset(out + 16, 0, 4);
@@ -249,12 +277,25 @@ static int encode(arpc_buf *b, const arpc__frame *f)
     int rc;
     switch (f->type) {
     case ARPC__FRAME_REQUEST:
-        rc = arpc__frame_encode_request_md(b, f->request_id, f->timeout_ms, f->flags, f->method,
-                                           f->method_len, &md, f->payload, f->payload_len);
+        if (f->flags & ARPC__FLAG_STREAM)
+            rc = arpc__frame_encode_open(b, f->request_id, f->timeout_ms, f->method, f->method_len,
+                                         &md);
+        else
+            rc = arpc__frame_encode_request_md(b, f->request_id, f->timeout_ms, f->flags, f->method,
+                                               f->method_len, &md, f->payload, f->payload_len);
         break;
     case ARPC__FRAME_RESPONSE:
         rc = arpc__frame_encode_response_md(b, f->request_id, f->status, &md, f->payload,
                                             f->payload_len);
+        break;
+    case ARPC__FRAME_MESSAGE:
+        rc = arpc__frame_encode_message(b, f->request_id, &md, f->payload, f->payload_len);
+        break;
+    case ARPC__FRAME_END:
+        rc = arpc__frame_encode_end(b, f->request_id, f->status, &md, f->payload, f->payload_len);
+        break;
+    case ARPC__FRAME_WINDOW:
+        rc = arpc__frame_encode_window(b, f->request_id, le32(f->payload));
         break;
     default:
         rc = arpc__frame_encode_control(b, f->type, f->request_id, f->status);
@@ -278,11 +319,20 @@ static void check_reencode(const uint8_t *frame, size_t size, const arpc__frame 
      * an empty list as no block, so there is nothing byte for byte to compare. */
     if (f->md != NULL && f->md_count == 0)
         return;
+    /* What the session refuses (section 13) has no encoder to compare with: an OPEN with a
+     * payload after its block or with IDEMPOTENT, a WINDOW whose payload is not 4 bytes. */
+    if (f->type == ARPC__FRAME_REQUEST && (f->flags & ARPC__FLAG_STREAM) &&
+        (f->payload_len != 0 || (f->flags & ARPC__FLAG_IDEMPOTENT)))
+        return;
+    if (f->type == ARPC__FRAME_WINDOW && f->payload_len != 4)
+        return;
     /* The control encoders take no payload; a control frame that carried one is compared
      * without it. */
     arpc_buf b;
     arpc__frame again;
-    int control = f->type != ARPC__FRAME_REQUEST && f->type != ARPC__FRAME_RESPONSE;
+    int control = f->type != ARPC__FRAME_REQUEST && f->type != ARPC__FRAME_RESPONSE &&
+                  f->type != ARPC__FRAME_MESSAGE && f->type != ARPC__FRAME_END &&
+                  f->type != ARPC__FRAME_WINDOW;
     size_t want_size = control ? ARPC__FRAME_HEADER_SIZE : size;
     arpc__buf_init(&b);
     CHECK(encode(&b, f) == 0);
@@ -310,7 +360,7 @@ static void check_frame(const struct trace *t, size_t off, int64_t rc, const arp
     CHECK((uint64_t)rc == ARPC__FRAME_HEADER_SIZE + f->method_len + block + f->payload_len);
     CHECK((uint64_t)rc == arpc__frame_total(f));
     CHECK((uint64_t)rc <= t->size - off && (uint64_t)rc <= t->max_frame);
-    CHECK(f->type >= ARPC__FRAME_REQUEST && f->type <= ARPC__FRAME_GOAWAY);
+    CHECK(f->type >= ARPC__FRAME_REQUEST && f->type <= ARPC__FRAME_WINDOW);
     CHECK(f->method == (const char *)frame + ARPC__FRAME_HEADER_SIZE);
     CHECK(f->payload == frame + ARPC__FRAME_HEADER_SIZE + f->method_len + block);
     CHECK((f->md != NULL) == ((f->flags & ARPC__FLAG_METADATA) != 0));

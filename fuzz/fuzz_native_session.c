@@ -7,11 +7,15 @@
  * request is answered with its payload (send_response), so the encoders run too.
  * fuzz_decoder covers the stateless frame codec; this target adds the session's own state:
  * skipping an oversized frame across chunks, increasing request ids, settings in PING and
- * PONG, metadata blocks, GOAWAY.
+ * PONG, metadata blocks, GOAWAY; and streams (docs/protocol.md section 13), on when bit 6 of
+ * the second byte is set: a server echoes each stream MESSAGE, gives back its credit and
+ * ends the stream at HALF_CLOSE; a client has opened streams 1..1000 and gives back the
+ * credit of each MESSAGE, so WINDOWs are coalesced and sent.
  * Properties: feed consumes at most what it was given and returns a negative code only
  * among the protocol errors of proto.h (after which the session is only destroyed); every
  * view an event gets is readable for its length; metadata lists walk to their count; no
- * crash, leak or sanitizer report.  Seeds: fuzz/corpus (the decoder's, one frame each).
+ * crash, leak or sanitizer report; stream events come only in the direction section 13
+ * allows, for ids > 0, and only with streams on.  Seeds: fuzz/corpus-native-session.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 typedef struct fuzz_state {
     arpc__proto_session *s;
     arpc_buf *out;
+    bool server;
+    bool streams;
     uint64_t sink; /* every byte of every view is added here, so ASan checks them */
 } fuzz_state;
 
@@ -110,11 +116,70 @@ static void ev_goaway(void *owner, uint64_t last_id, int reason)
     CHECK(reason < 0);
 }
 
+static void ev_cancel(void *owner, uint64_t id)
+{
+    fuzz_state *f = owner;
+    CHECK(f->server && f->streams && id > 0);
+}
+
+static void ev_stream_fault(void *owner, uint64_t id, int fault)
+{
+    fuzz_state *f = owner;
+    CHECK(f->server && f->streams && id > 0);
+    CHECK(fault == ARPC__PROTO_FAULT_HEADERS_TOO_BIG);
+}
+
+static void send_checked(fuzz_state *f, arpc__stream_frame frame, const arpc__msg *msg)
+{
+    int rc = f->s->ops->send_stream(f->s, f->out, frame, msg);
+    CHECK(rc == 0 || rc == ARPC_ENOMEM || rc == ARPC_EINVAL);
+}
+
+/* A server echoes messages and ends at the half-close; both sides give back credit. */
+static int ev_stream(void *owner, arpc__stream_frame frame, const arpc__msg *msg)
+{
+    fuzz_state *f = owner;
+    CHECK(f->streams && msg->id > 0);
+    if (frame == ARPC__STREAM_CREDIT) {
+        /* payload_len counts bytes granted; there is no payload to read. */
+        CHECK(msg->payload == NULL && msg->payload_len > 0 && msg->payload_len <= UINT32_MAX);
+        return 0;
+    }
+    check_msg(f, msg);
+    arpc__msg credit = {.id = msg->id, .payload_len = msg->payload_len};
+    arpc__msg end = {.id = msg->id, .status = 0, .md = msg->md};
+    switch (frame) {
+    case ARPC__STREAM_OPEN:
+        CHECK(f->server && msg->method_len > 0 && msg->payload_len == 0);
+        break;
+    case ARPC__STREAM_MESSAGE:
+        CHECK(!f->server || msg->md.count == 0);
+        if (f->server)
+            send_checked(f, ARPC__STREAM_MESSAGE, msg);
+        if (msg->payload_len > 0)
+            send_checked(f, ARPC__STREAM_CREDIT, &credit);
+        break;
+    case ARPC__STREAM_HALF_CLOSE:
+        CHECK(f->server && msg->payload_len == 0);
+        send_checked(f, ARPC__STREAM_END, &end);
+        break;
+    case ARPC__STREAM_END:
+        CHECK(!f->server);
+        break;
+    default:
+        CHECK(false);
+    }
+    return 0;
+}
+
 static const arpc__proto_events server_events = {
     .on_request = ev_request,
     .on_refused = ev_refused,
     .on_ping = ev_ping,
     .on_peer_limits = ev_peer_limits,
+    .on_cancel = ev_cancel,
+    .on_stream_fault = ev_stream_fault,
+    .on_stream = ev_stream,
 };
 
 static const arpc__proto_events client_events = {
@@ -123,6 +188,7 @@ static const arpc__proto_events client_events = {
     .on_pong = ev_pong,
     .on_ping = ev_ping,
     .on_goaway = ev_goaway,
+    .on_stream = ev_stream,
 };
 
 static bool is_protocol_error(int64_t rc)
@@ -163,15 +229,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const bool stop = false;
     uint8_t mode = data[0];
     bool server = (mode & 1) != 0;
+    bool streams = (data[1] & 0x40) != 0;
     arpc__proto_config cfg = {
         .side = server ? ARPC__PROTO_SERVER : ARPC__PROTO_CLIENT,
         .limits = {.max_message = 40u << ((mode >> 2) % 19),
                    .max_in_flight = 64,
-                   .metadata = (mode & 2) != 0},
+                   .metadata = (mode & 2) != 0,
+                   .streams = streams,
+                   .stream_window = 64 * 1024},
         .events = server ? &server_events : &client_events,
         .stop = &stop,
     };
-    fuzz_state f = {0};
+    fuzz_state f = {.server = server, .streams = streams};
     cfg.owner = &f;
     arpc_buf out;
     arpc__buf_init(&out);
@@ -179,6 +248,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (arpc__proto_native.create(&cfg, &f.s) != 0) {
         arpc__buf_fini(&out);
         return 0;
+    }
+    if (streams && !server) {
+        /* Streams 1..1000 opened, so the peer's frames may name them. */
+        arpc__msg open = {.id = 1000, .method = "s", .method_len = 1};
+        CHECK(f.s->ops->send_stream(f.s, f.out, ARPC__STREAM_OPEN, &open) == 0);
+        arpc__buf_clear(f.out);
     }
     size_t chunk = (size_t)data[1] % 64 + 1;
     (void)feed_all(&f, data + 2, size - 2, chunk);

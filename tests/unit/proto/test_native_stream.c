@@ -4,7 +4,8 @@
  * settings exchanged by a real PING/PONG.  Each stream frame both ways (OPEN with metadata
  * and a deadline, MESSAGE with the server's initial metadata, HALF_CLOSE, END with status,
  * trailing metadata and error text, CANCEL of a stream and of a unary request, WINDOW from
- * coalesced CREDIT), CANCEL withheld from a server without streams, and every malformed
+ * coalesced CREDIT), CANCEL withheld from a server without streams, both directions split
+ * at every byte position as conn.c feeds them, and every malformed
  * case the session rejects: a frame in the wrong direction, towards a peer that did not
  * announce streams, for an id never opened, id 0, bad lengths, a WINDOW of 0 or not 4 bytes,
  * metadata where none may be, an oversized stream frame; an OPEN the server cannot take is
@@ -386,6 +387,19 @@ static void test_cancel(void)
     ASSERT_EQ(last(&p.srv)->id, 4);
     pair_fini(&p);
 
+    /* Frames a side never sends are refused, nothing written; a CREDIT of 0 sends nothing. */
+    pair_init(&p, true, true, 0);
+    arpc__msg any = {.id = 1, .method = "/s", .method_len = 2};
+    ASSERT_ERR(send_stream(&p.srv, ARPC__STREAM_OPEN, &any), ARPC_EINVAL);
+    ASSERT_ERR(send_stream(&p.srv, ARPC__STREAM_HALF_CLOSE, &any), ARPC_EINVAL);
+    ASSERT_ERR(send_stream(&p.cli, ARPC__STREAM_END, &any), ARPC_EINVAL);
+    arpc__msg zero = {.id = 1};
+    for (int i = 0; i < 20; i++)
+        ASSERT_OK(send_stream(&p.srv, ARPC__STREAM_CREDIT, &zero));
+    ASSERT_EQ(p.srv.out->len, 0);
+    ASSERT_EQ(p.cli.out->len, 0);
+    pair_fini(&p);
+
     /* A server that did not announce streams is never sent a CANCEL (it would close the
      * connection on type 9): the rpc layer learns it was not told. */
     pair_init(&p, true, false, 0);
@@ -473,6 +487,123 @@ static void test_window_slots(void)
     ASSERT_OK(send_stream(&p.srv, ARPC__STREAM_CREDIT, &c));
     ASSERT_EQ(p.srv.out->len, 0);
     pair_fini(&p);
+}
+
+/* ---- split at every byte position ---------------------------------------------------- */
+
+/* Feeds `bytes` as conn.c does, in two reads split at `split`: what a feed leaves is offered
+ * again with the next read behind it. */
+static void feed_split(side *to, const uint8_t *bytes, size_t len, size_t split)
+{
+    arpc_buf *pending;
+    ASSERT_OK(arpc_buf_create(&pending));
+    size_t cuts[] = {split, len};
+    size_t at = 0;
+    for (size_t i = 0; i < 2; i++) {
+        ASSERT_OK(arpc_buf_append(pending, bytes + at, cuts[i] - at));
+        at = cuts[i];
+        if (pending->len == 0)
+            continue;
+        int64_t n = to->s->ops->feed(to->s, arpc__buf_data(pending), pending->len, to->out);
+        ASSERT_GE(n, 0);
+        arpc__buf_consume(pending, (size_t)n);
+    }
+    ASSERT_EQ(pending->len, 0);
+    arpc_buf_destroy(pending);
+}
+
+static void assert_same_events(const side *a, const side *b)
+{
+    ASSERT_EQ(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        const event *x = &a->ev[i], *y = &b->ev[i];
+        ASSERT_EQ(x->kind, y->kind);
+        ASSERT_EQ(x->id, y->id);
+        ASSERT_EQ(x->status, y->status);
+        ASSERT_EQ(x->timeout_ns, y->timeout_ns);
+        ASSERT_STREQ(x->method, y->method);
+        ASSERT_EQ(x->payload_len, y->payload_len);
+        ASSERT_MEMEQ(x->payload, y->payload, x->payload_len < 256 ? x->payload_len : 256);
+        ASSERT_STREQ(x->md, y->md);
+    }
+}
+
+/* Each side's stream frames, split at every byte position, raise the events the whole
+ * bytes raise, and what the server writes back by itself (an END for an OPEN it refuses)
+ * is the same. */
+static void test_split_at_every_position(void)
+{
+    arpc_buf *mdbuf, *up, *down;
+    ASSERT_OK(arpc_buf_create(&mdbuf));
+    ASSERT_OK(arpc_buf_create(&up));
+    ASSERT_OK(arpc_buf_create(&down));
+    arpc__md md = {0};
+    md_add(mdbuf, &md, "x-k", "v");
+    arpc__md bad = {0};
+    arpc_buf *badbuf;
+    ASSERT_OK(arpc_buf_create(&badbuf));
+    md_add(badbuf, &bad, "Bad", "v");
+
+    /* Client to server: an OPEN with metadata, messages (one of 40 bytes, one empty), a
+     * WINDOW, a refused OPEN (bad metadata), HALF_CLOSE, a unary request and its CANCEL. */
+    ASSERT_OK(arpc__frame_encode_open(up, 1, 1500, "s.Chat", 6, &md));
+    ASSERT_OK(
+        arpc__frame_encode_message(up, 1, NULL, "0123456789012345678901234567890123456789", 40));
+    ASSERT_OK(arpc__frame_encode_message(up, 1, NULL, NULL, 0));
+    ASSERT_OK(arpc__frame_encode_window(up, 1, 70000));
+    ASSERT_OK(arpc__frame_encode_open(up, 2, 0, "s.S", 3, &bad));
+    ASSERT_OK(arpc__frame_encode_control(up, ARPC__FRAME_HALF_CLOSE, 1, 0));
+    ASSERT_OK(arpc__frame_encode_request(up, 3, 0, 0, "u", 1, "x", 1));
+    ASSERT_OK(arpc__frame_encode_control(up, ARPC__FRAME_CANCEL, 3, 0));
+    /* Server to client: MESSAGE with initial metadata, MESSAGE, WINDOW, END with trailing
+     * metadata and text, a late MESSAGE for the ended stream. */
+    ASSERT_OK(arpc__frame_encode_message(down, 1, &md, "first", 5));
+    ASSERT_OK(arpc__frame_encode_message(down, 1, NULL, "second", 6));
+    ASSERT_OK(arpc__frame_encode_window(down, 1, 65536));
+    ASSERT_OK(arpc__frame_encode_end(down, 1, 42, &md, "why", 3));
+    ASSERT_OK(arpc__frame_encode_message(down, 1, NULL, "late", 4));
+
+    const uint8_t *ub = arpc__buf_data(up), *db = arpc__buf_data(down);
+    side want_srv, want_cli;
+    side_init(&want_srv, ARPC__PROTO_SERVER, true, 0, 0);
+    feed_split(&want_srv, ub, up->len, up->len);
+    /* OPEN, 2 MESSAGEs, CREDIT, HALF_CLOSE, REQUEST, CANCEL; the refused OPEN raises nothing
+     * and is answered with an END. */
+    ASSERT_EQ(want_srv.n, 7);
+    ASSERT_EQ(want_srv.ev[0].kind, ARPC__STREAM_OPEN);
+    ASSERT_EQ(want_srv.ev[6].kind, EV_CANCEL);
+    ASSERT_EQ(want_srv.out->len, 32);
+    side_init(&want_cli, ARPC__PROTO_CLIENT, true, 0, 0);
+    arpc__msg open = {.id = 1, .method = "s", .method_len = 1};
+    ASSERT_OK(send_stream(&want_cli, ARPC__STREAM_OPEN, &open));
+    arpc__buf_clear(want_cli.out);
+    feed_split(&want_cli, db, down->len, down->len);
+    ASSERT_EQ(want_cli.n, 5);
+
+    for (size_t split = 0; split <= up->len; split++) {
+        side srv;
+        side_init(&srv, ARPC__PROTO_SERVER, true, 0, 0);
+        feed_split(&srv, ub, up->len, split);
+        assert_same_events(&srv, &want_srv);
+        ASSERT_EQ(srv.out->len, want_srv.out->len);
+        ASSERT_MEMEQ(arpc__buf_data(srv.out), arpc__buf_data(want_srv.out), srv.out->len);
+        side_fini(&srv);
+    }
+    for (size_t split = 0; split <= down->len; split++) {
+        side cli;
+        side_init(&cli, ARPC__PROTO_CLIENT, true, 0, 0);
+        ASSERT_OK(send_stream(&cli, ARPC__STREAM_OPEN, &open));
+        arpc__buf_clear(cli.out);
+        feed_split(&cli, db, down->len, split);
+        assert_same_events(&cli, &want_cli);
+        side_fini(&cli);
+    }
+    side_fini(&want_srv);
+    side_fini(&want_cli);
+    arpc_buf_destroy(badbuf);
+    arpc_buf_destroy(mdbuf);
+    arpc_buf_destroy(up);
+    arpc_buf_destroy(down);
 }
 
 /* ---- malformed: each is a protocol error that closes the connection ------------------- */
@@ -839,6 +970,7 @@ int main(void)
     RUN_TEST(test_cancel);
     RUN_TEST(test_window_coalesced);
     RUN_TEST(test_window_slots);
+    RUN_TEST(test_split_at_every_position);
     RUN_TEST(test_wrong_direction);
     RUN_TEST(test_streams_not_announced);
     RUN_TEST(test_ids_never_opened);
