@@ -2,10 +2,10 @@
  * A grpcio server stopped gracefully under load, seen by arpc's gRPC channel
  * with a second endpoint.  grpcio's server.stop(grace) sends GOAWAY(2^31-1),
  * a PING, and after its ACK GOAWAY(last stream id); streams that reach it in
- * between are answered CANCELLED without running (goaway_probe.py measures
- * it; docs/grpc.md, "When a gRPC server goes away").  Non-idempotent Echo calls
- * flow through the channel (a bounded count, at most WINDOW in flight) while
- * server A stops, with Sleep calls running on A: no call fails (A's running
+ * between (and some just before the first) are answered CANCELLED without
+ * running (goaway_probe.py measures it; docs/grpc.md, "When a gRPC server goes
+ * away").  Non-idempotent Echo calls flow through the channel (a bounded
+ * count, at most WINDOW in flight) while server A stops, with Sleep calls running on A: no call fails (A's running
  * calls finish there; new ones go to B, and the ones A turned away without
  * running are retried on B), every call's servicer ran exactly once over A and
  * B together (their --log-calls lines), and the channel counted the GOAWAYs.

@@ -31,6 +31,20 @@
  *   in between (docs/grpc-interop.md section 4).  A heartbeat over that budget (2 PINGs)
  *   is a health check stream instead: its HEADERS and DATA reset the count, and any answer
  *   (even UNIMPLEMENTED from a server without health) proves the peer alive.
+ * - Held CANCELLED (docs/grpc.md section 7).  gRPC core's server turns away every stream
+ *   that reaches it once its shutdown began with a Trailers-Only CANCELLED, without running
+ *   it; its GOAWAY goes out only later (Server::ShutdownAndNotify first waits for the
+ *   requests being matched and stops its listeners), so the first of those answers may
+ *   come before any GOAWAY (measured: 1 to 3 of the 16 calls in flight, in 1 run of 40 of
+ *   interop_grpc_goaway, more under load).  A handler's own CANCELLED looks the same on the wire.
+ * So a unary call's Trailers-Only CANCELLED before any GOAWAY is held, not reported, until the
+ * server shows which it was: a GOAWAY reports it never processed (ARPC_ESHUTDOWN, retried
+ * elsewhere); response headers or any other answer on a stream opened after it (calls, or the
+ * health check stream opened as a probe when it is held) show the server still admitting streams,
+ * and it is reported as the CANCELLED it is.  The server decides admission stream by stream in the
+ * order the streams arrive, and shutdown is not undone, so a later stream admitted means the
+ * earlier one was not turned away. The channel's deadline still bounds a held call; a connection
+ * that closes with it held fails it as a sent call.
  * - Stream records are kept on a free list with their buffers: steady state allocates
  *   nothing here.
  *
@@ -82,6 +96,9 @@ typedef struct gstream {
     bool canceled;    /* client: we reset it; its close is not reported */
     bool ping;        /* client: a heartbeat (health check stream) */
     bool stream;      /* a stream (include/arpc/stream.h), not a unary call */
+    bool held;        /* client: a Trailers-Only CANCELLED not reported yet (design notes) */
+    bool probe;       /* client: the health check stream that settles the held ones */
+    int held_status;  /* client: the held answer's status */
 } gstream;
 
 typedef struct grpc_psession {
@@ -94,6 +111,8 @@ typedef struct grpc_psession {
     gstream *free;
     gstream live;          /* streams open, in submission order (sentinel) */
     uint64_t last_sent_id; /* client: the highest call id sent */
+    unsigned held;         /* client: held answers (design notes, "Held CANCELLED") */
+    bool probing;          /* client: a probe stream is open */
     arpc_buf scratch;      /* the request's path with its '/' */
     arpc__grpc_md *md_tmp; /* metadata handed to session.c */
     size_t md_tmp_cap;
@@ -126,6 +145,8 @@ static gstream *gs_get(grpc_psession *ps)
     memset(&gs->md, 0, sizeof(gs->md));
     gs->md_err = 0;
     gs->delivered = gs->health = gs->canceled = gs->ping = gs->stream = false;
+    gs->held = gs->probe = false;
+    gs->held_status = 0;
     return gs;
 }
 
@@ -446,7 +467,7 @@ static void srv_event(grpc_psession *ps, const arpc__grpc_event *ev)
 static uint64_t last_call_id(const grpc_psession *ps, int32_t last_stream_id)
 {
     for (const gstream *gs = ps->live.next; gs != &ps->live; gs = gs->next) {
-        if (!gs->ping && gs->stream_id > last_stream_id)
+        if (!gs->ping && !gs->probe && gs->stream_id > last_stream_id)
             return gs->id - 1;
     }
     return ps->last_sent_id;
@@ -497,20 +518,112 @@ static void cli_stream_message(grpc_psession *ps, gstream *gs, const arpc__grpc_
     }
 }
 
-static void cli_close(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev)
+/* Reports a held answer: never processed (refused) or the CANCELLED it was. */
+static void held_report(grpc_psession *ps, gstream *gs, bool refused)
+{
+    gs->held = false;
+    ps->held--;
+    arpc__msg msg = {.id = gs->id, .status = refused ? ARPC_ESHUTDOWN : gs->held_status};
+    if (!refused) {
+        msg.md = gs->md;
+        msg.payload = arpc__buf_data(&gs->payload);
+        msg.payload_len = gs->payload.len;
+    }
+    bool canceled = gs->canceled; /* above a GOAWAY's last id: on_goaway retried it */
+    gs_put(ps, gs);
+    if (!canceled && ps->err == 0 && ps->cfg.events->on_response != NULL)
+        ps->err = ps->cfg.events->on_response(ps->cfg.owner, &msg);
+}
+
+/* Settles the held answers of streams opened before `before` (INT32_MAX: all).  The walk
+ * starts over after each report: on_response may send or cancel calls on this session. */
+static void held_settle(grpc_psession *ps, int32_t before, bool refused)
+{
+    while (ps->held > 0) {
+        gstream *gs = ps->live.next;
+        while (gs != &ps->live && !(gs->held && gs->stream_id < before))
+            gs = gs->next;
+        if (gs == &ps->live)
+            return;
+        held_report(ps, gs, refused);
+    }
+}
+
+/* A health check stream opened after the held answers: its answer settles them. */
+static void held_probe(grpc_psession *ps)
+{
+    if (ps->probing)
+        return;
+    gstream *gs = gs_get(ps);
+    int rc = ARPC_ENOMEM;
+    if (gs != NULL) {
+        gs->probe = true;
+        arpc__grpc_call_desc desc = {
+            .path = HEALTH_PATH, .path_len = sizeof(HEALTH_PATH) - 1, .timeout_ns = -1};
+        rc = arpc__grpc_session_open_stream(ps->h2, &desc, gs, &gs->stream_id);
+        if (rc < 0)
+            gs_put(ps, gs);
+    }
+    if (rc < 0) {
+        held_settle(ps, INT32_MAX, false); /* nothing more to learn: as answered */
+        return;
+    }
+    live_push(ps, gs);
+    ps->probing = true;
+}
+
+/* Holds a unary call's Trailers-Only CANCELLED that came before any GOAWAY (design notes).
+ * @return true if the record is taken care of: held (it stays live), or reported. */
+static bool held_keep(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev)
+{
+    if (!ev->suspect || gs->stream)
+        return false;
+    int rc = md_collect(gs, ev->md, ev->md_count);
+    if (rc == 0 && ev->message_len > 0)
+        rc = arpc__buf_append(&gs->payload, ev->message, ev->message_len);
+    if (rc == ARPC_ENOMEM) {
+        ps->err = rc;
+        return false;
+    }
+    gs->held = true;
+    gs->held_status = rc < 0 ? rc : ev->status;
+    ps->held++;
+    held_probe(ps); /* if it cannot probe, it reports (and frees) the record at once */
+    return true;
+}
+
+/* @return true if the record stays live (a held answer). */
+static bool cli_close(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev)
 {
     const arpc__proto_events *evs = ps->cfg.events;
+    if (gs->probe) {
+        ps->probing = false;
+        /* Turned away too (or refused): the GOAWAY settles them; no new probe, so a
+         * server that cancels everything costs the held calls their deadline, not a loop. */
+        if (ev->answered && !ev->suspect && !ev->refused) {
+            held_settle(ps, gs->stream_id, false);
+            if (ps->held > 0)
+                held_probe(ps); /* for those held after this probe opened */
+        }
+        return false;
+    }
+    if (ps->held > 0 && ev->answered && !ev->suspect && !ev->refused)
+        held_settle(ps, gs->stream_id, false);
     if (gs->ping) {
         if (evs->on_pong != NULL)
             evs->on_pong(ps->cfg.owner, gs->id, NULL);
-        return;
+        return false;
     }
     if (gs->canceled)
-        return;
+        return false;
     if (gs->stream) {
         cli_stream_end(ps, gs, ev);
-        return;
+        return false;
     }
+    if (held_keep(ps, gs, ev))
+        return true;
+    if (ps->err < 0)
+        return false;
     arpc__msg msg = {.id = gs->id, .status = ev->status};
     if (ev->refused) {
         /* Never processed (REFUSED_STREAM, above a GOAWAY): the channel retries it. */
@@ -521,7 +634,7 @@ static void cli_close(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev
             msg.status = rc;
         } else if (rc == ARPC_ENOMEM) {
             ps->err = rc;
-            return;
+            return false;
         }
         msg.md = gs->md;
         if (msg.status == 0) {
@@ -534,6 +647,7 @@ static void cli_close(grpc_psession *ps, gstream *gs, const arpc__grpc_event *ev
     }
     if (evs->on_response != NULL)
         ps->err = evs->on_response(ps->cfg.owner, &msg);
+    return false;
 }
 
 static void cli_event(grpc_psession *ps, const arpc__grpc_event *ev)
@@ -542,7 +656,11 @@ static void cli_event(grpc_psession *ps, const arpc__grpc_event *ev)
     const arpc__proto_events *evs = ps->cfg.events;
     switch (ev->type) {
     case ARPC__GRPC_EV_HEADERS:
-        if (gs != NULL && !gs->ping && md_collect(gs, ev->md, ev->md_count) == ARPC_ENOMEM)
+        /* Response headers: the server admitted this stream, so the ones before it too. */
+        if (gs != NULL && ps->held > 0)
+            held_settle(ps, gs->stream_id, false);
+        if (gs != NULL && !gs->ping && !gs->probe &&
+            md_collect(gs, ev->md, ev->md_count) == ARPC_ENOMEM)
             ps->err = ARPC_ENOMEM;
         break;
     case ARPC__GRPC_EV_MESSAGE:
@@ -550,7 +668,7 @@ static void cli_event(grpc_psession *ps, const arpc__grpc_event *ev)
         if (gs != NULL && gs->stream) {
             if (!gs->canceled)
                 cli_stream_message(ps, gs, ev);
-        } else if (gs != NULL && !gs->ping && !gs->delivered) {
+        } else if (gs != NULL && !gs->ping && !gs->probe && !gs->delivered) {
             gs->delivered = true;
             if (arpc__buf_append(&gs->payload, ev->data, ev->len) < 0)
                 ps->err = ARPC_ENOMEM;
@@ -559,8 +677,8 @@ static void cli_event(grpc_psession *ps, const arpc__grpc_event *ev)
     case ARPC__GRPC_EV_CLOSE:
         if (gs == NULL)
             break;
-        cli_close(ps, gs, ev);
-        gs_put(ps, gs);
+        if (!cli_close(ps, gs, ev))
+            gs_put(ps, gs);
         break;
     case ARPC__GRPC_EV_CREDIT:
         if (gs != NULL && gs->stream && !gs->canceled)
@@ -575,6 +693,9 @@ static void cli_event(grpc_psession *ps, const arpc__grpc_event *ev)
         goaway_forget_above(ps, ev->last_stream_id);
         if (evs->on_goaway != NULL)
             evs->on_goaway(ps->cfg.owner, last_id, ARPC_ESHUTDOWN);
+        /* After on_goaway, which takes the connection out of use: their retries go
+         * elsewhere.  The server was turning streams away when it answered them. */
+        held_settle(ps, INT32_MAX, true);
         break;
     }
     default:
@@ -856,7 +977,14 @@ static int grpc_send_cancel(arpc__proto_session *s, arpc_buf *out, uint64_t id)
 {
     grpc_psession *ps = (grpc_psession *)s;
     for (gstream *gs = ps->live.next; gs != &ps->live; gs = gs->next) {
-        if (gs->id == id && !gs->ping && !gs->canceled) {
+        if (gs->id == id && gs->held) {
+            /* Its stream is closed: nothing to send; the answer is not reported. */
+            gs->held = false;
+            ps->held--;
+            gs_put(ps, gs);
+            return 0;
+        }
+        if (gs->id == id && !gs->ping && !gs->probe && !gs->canceled) {
             gs->canceled = true;
             int rc = arpc__grpc_session_cancel(ps->h2, gs->stream_id);
             if (rc == ARPC_ENOMEM)
@@ -873,7 +1001,7 @@ static int grpc_send_cancel(arpc__proto_session *s, arpc_buf *out, uint64_t id)
 static gstream *cli_stream(grpc_psession *ps, uint64_t id)
 {
     for (gstream *gs = ps->live.next; gs != &ps->live; gs = gs->next) {
-        if (gs->id == id && gs->stream && !gs->ping)
+        if (gs->id == id && gs->stream && !gs->ping && !gs->probe)
             return gs->canceled ? NULL : gs;
     }
     return NULL;

@@ -1291,7 +1291,9 @@ static void client_data(arpc__grpc_session *s, gstream *st, const uint8_t *p, si
  * UNAVAILABLE instead).  Such a stream was opened before the first GOAWAY came (none opens
  * after) and is answered after it, and its id is at or below the last stream id, so the
  * GOAWAY alone does not mark it: CANCELLED with no response headers on a session that got
- * a GOAWAY is read as "never processed", like REFUSED_STREAM.  docs/grpc.md section 7. */
+ * a GOAWAY is read as "never processed", like REFUSED_STREAM.  The turning away begins
+ * before the first GOAWAY goes out: one that comes before any GOAWAY is marked `suspect`,
+ * and grpc_proto.c holds it until the server shows which it was.  docs/grpc.md section 7. */
 static bool turned_away(const arpc__grpc_session *s, const gstream *st, int code)
 {
     return code == ARPC__GRPC_CANCELLED && s->goaway_recv && !st->got_headers;
@@ -1318,6 +1320,8 @@ static void client_close(arpc__grpc_session *s, gstream *st, uint32_t error_code
         if (md_view(s, st, &ev.md, &ev.md_count) < 0)
             ev.md_count = 0;
         ev.refused = turned_away(s, st, code);
+        ev.answered = true;
+        ev.suspect = code == ARPC__GRPC_CANCELLED && !s->goaway_recv && !st->got_headers;
     } else if (error_code == NGHTTP2_REFUSED_STREAM) {
         code = ARPC__GRPC_UNAVAILABLE;
         ev.refused = true;

@@ -120,6 +120,12 @@ typedef struct arpc__grpc_event {
                    * a GOAWAY's last stream id, or a Trailers-Only CANCELLED after a GOAWAY,
                    * gRPC core's answer to streams that reach a server shutting down):
                    * safe to retry elsewhere */
+    /* Client: the status is the server's own grpc-status (trailers or Trailers-Only). */
+    bool answered;
+    /* Client: a Trailers-Only CANCELLED before any GOAWAY, which gRPC core also answers to
+     * streams that reach it after its shutdown began but before its GOAWAY went out
+     * (grpc_proto.c, "Held CANCELLED"). */
+    bool suspect;
     /* PING_ACK */
     uint64_t ping_data;
     /* GOAWAY */

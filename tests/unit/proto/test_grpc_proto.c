@@ -7,7 +7,8 @@
  * grpc-timeout, the client's cancel, a GOAWAY's last stream id turned into the
  * channel's last call id (the calls above it never ran: on_goaway reports
  * them, once), a Trailers-Only CANCELLED after a GOAWAY read as "never ran"
- * (ARPC_ESHUTDOWN), and heartbeats kept within grpcio's PING budget.
+ * (ARPC_ESHUTDOWN), one before any GOAWAY held until the server shows which it was, and heartbeats
+ * kept within grpcio's PING budget.
  */
 #include <string.h>
 
@@ -386,6 +387,56 @@ static void test_cancelled_after_goaway_never_ran(void)
     teardown();
 }
 
+/* gRPC core turns streams away from the moment its shutdown begins, and its GOAWAY goes out
+ * only later: a Trailers-Only CANCELLED before any GOAWAY is held (the client opens a health
+ * check stream as a probe) until the server shows which it was.  Here the GOAWAY comes first:
+ * never ran (ESHUTDOWN); the probe, above its last stream id, settles nothing more, and the
+ * other call is answered as usual.  (test_cancelled_after_goaway_never_ran: the probe answered
+ * first, the CANCELLED is the server's.) */
+static void test_cancelled_before_goaway_held(void)
+{
+    setup();
+    send_req(1, "pkg.S/M", "a", 1, NULL, 0);
+    send_req(2, "pkg.S/M", "b", 1, NULL, 0);
+    exchange();
+    ASSERT_EQ(srv.requests, 2);
+    uint64_t first = srv.ids[0], second = srv.ids[1];
+    send_rsp(first, ARPC_ECANCELED, NULL, 0, NULL);
+    deliver(&srv, &cli);
+    ASSERT_EQ(cli.responses, 0);  /* held */
+    ASSERT_TRUE(cli.out.len > 0); /* the probe */
+    ASSERT_OK(arpc__proto_grpc.send_goaway(srv.s, &srv.out, second, ARPC_ESHUTDOWN));
+    deliver(&srv, &cli);
+    ASSERT_EQ(cli.goaways, 1);
+    ASSERT_EQ(cli.responses, 1);
+    ASSERT_EQ(cli.ids[0], 1);
+    ASSERT_ERR(cli.statuses[0], ARPC_ESHUTDOWN);
+    exchange();
+    ASSERT_EQ(srv.requests, 2); /* the probe is answered by no handler */
+    send_rsp(second, 0, "ok", 2, NULL);
+    exchange();
+    ASSERT_EQ(cli.responses, 2);
+    ASSERT_EQ(cli.ids[1], 2);
+    ASSERT_EQ(cli.statuses[1], 0);
+    teardown();
+}
+
+/* A held call the channel gives up on (its deadline) is not reported afterwards. */
+static void test_held_call_canceled(void)
+{
+    setup();
+    send_req(1, "pkg.S/M", "a", 1, NULL, 0);
+    exchange();
+    ASSERT_EQ(srv.requests, 1);
+    send_rsp(srv.ids[0], ARPC_ECANCELED, NULL, 0, NULL);
+    deliver(&srv, &cli);
+    ASSERT_EQ(cli.responses, 0);
+    ASSERT_OK(arpc__proto_grpc.send_cancel(cli.s, &cli.out, 1));
+    exchange(); /* the probe is answered */
+    ASSERT_EQ(cli.responses, 0);
+    teardown();
+}
+
 /* After a GOAWAY, other statuses keep their meaning: UNAVAILABLE (grpcio's answer to a call
  * still running when its grace ends, which did run) is not "never ran". */
 static void test_unavailable_after_goaway_is_kept(void)
@@ -426,6 +477,8 @@ int main(void)
     RUN_TEST(test_health);
     RUN_TEST(test_expired_deadline_not_run);
     RUN_TEST(test_cancelled_after_goaway_never_ran);
+    RUN_TEST(test_cancelled_before_goaway_held);
+    RUN_TEST(test_held_call_canceled);
     RUN_TEST(test_unavailable_after_goaway_is_kept);
     RUN_TEST(test_cancel);
     RUN_TEST(test_goaway_last_id);
