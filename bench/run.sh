@@ -11,7 +11,8 @@
 # then runs every shape with one client thread, interleaved per shape (arpc
 # coro, arpc async, arpc coro with busy polling on both sides, baseline),
 # prints a table of results and ratios, and appends it with the machine's
-# description to bench/RESULTS.md.
+# description to bench/RESULTS.md.  Then, when grpc-bench is built, it runs
+# bench/grpc/stream.sh (streams, arpc against gRPC C++), which appends its own.
 #
 # Environment:
 #   BENCH_SECS     measured seconds per run (default 5; each run adds 1 s warm-up)
@@ -200,4 +201,11 @@ echo
 cat "$TABLE"
 
 append_results "" "client and servers with --threads 1 on 127.0.0.1" "" "$TABLE" "$WORK/raw.txt"
+
+# Streams against gRPC C++ (bench/grpc/stream.sh), when the gRPC C++ programs are built.
+if [[ -x $BIN/grpc-bench && -x $BIN/grpc-echo-server ]]; then
+    "$ROOT/bench/grpc/stream.sh" || FAILED=1
+else
+    echo "bench/run.sh: no gRPC C++ programs in $BIN: stream rows skipped" >&2
+fi
 exit "$FAILED"

@@ -39,6 +39,19 @@
  * Alarm first, so a dead server costs no busy loop.  At `end` no new call
  * starts; the calls in flight finish (bounded by their deadline plus
  * DRAIN_SLACK_MS), then the queue is shut down and drained.
+ *
+ * Streams (--stream), the shape of arpc-bench --stream: N bidirectional
+ * streams (--streams, default 1) to --method (default
+ * /arpc.echo.Echo/Stream) over the C channels round-robin, through
+ * GenericStub::PrepareCall, on the same one queue.  Each keeps D messages
+ * due: D at the start, one more per echo read; one write and one read are
+ * outstanding at a time (gRPC's rule), so due messages wait for the write
+ * before.  A message counts if its echo arrived inside [warm_end, end); its
+ * latency runs from when it became due (a ring of D times: echoes come in
+ * order) and is recorded if that was after warm_end.  At `end` a stream
+ * writes no more, half-closes (WritesDone) once its write in flight is done,
+ * reads the remaining echoes and finishes; the stream's deadline (the run
+ * plus --timeout-ms) bounds that.
  */
 #include <absl/synchronization/mutex.h>
 #include <algorithm>
@@ -79,7 +92,7 @@ constexpr long long MAX_MS = 3600000;
 
 const char usage_text[] =
     "usage: grpc-bench --target HOST:PORT [--conns C] [--depth D] [--size S] [--secs T]\n"
-    "                  [--method PATH] [--timeout-ms N]\n"
+    "                  [--method PATH] [--timeout-ms N] [--stream [--streams N]]\n"
     "  gRPC C++ async client on one thread: keeps D unary calls in flight on each of\n"
     "  C channels (one TCP connection each), each call sending EchoMsg{data: S bytes}\n"
     "  to PATH and expecting it back; warms up 1 s, then measures T s (1..600) and prints\n"
@@ -88,17 +101,31 @@ const char usage_text[] =
     "  --method      the method's path (default /arpc.echo.Echo/Echo)\n"
     "  --timeout-ms  deadline of each call, 1..3600000 (default 1000)\n"
     "  --threads     accepted for symmetry with arpc-bench; only 1\n"
+    "  --stream      N bidirectional streams (--streams, default 1) over the C channels,\n"
+    "                each keeping D messages in flight, to --method (default\n"
+    "                /arpc.echo.Echo/Stream); prints\n"
+    "  system=grpc mode=stream protocol=grpc conns=C streams=N depth=D size=S msgs_per_s=N\n"
+    "  p50_us=N p99_us=N p999_us=N errors=N\n"
     "  Defaults: --conns 1 --depth 1 --size 64 --secs 10.\n";
 
+constexpr long long MAX_STREAMS = 10000;
+
 struct Extra {
-    std::string method = "/arpc.echo.Echo/Echo";
+    std::string method; /* empty: /arpc.echo.Echo/Echo, or .../Stream with --stream */
     long long timeout_ms = 1000;
+    bool stream = false;
+    long long streams = 1;
 };
 
 int parse_extra(const char *flag, const char *value, void *user_data)
 {
     Extra *x = static_cast<Extra *>(user_data);
-    if (std::strcmp(flag, "method") != 0 && std::strcmp(flag, "timeout-ms") != 0)
+    if (std::strcmp(flag, "stream") == 0) {
+        x->stream = true;
+        return 1;
+    }
+    if (std::strcmp(flag, "method") != 0 && std::strcmp(flag, "timeout-ms") != 0 &&
+        std::strcmp(flag, "streams") != 0)
         return 0;
     if (value == nullptr)
         return 2; /* the parser reports the missing value */
@@ -109,6 +136,14 @@ int parse_extra(const char *flag, const char *value, void *user_data)
             return -EINVAL;
         }
         x->method = value;
+        return 2;
+    }
+    if (std::strcmp(flag, "streams") == 0) {
+        if (tool_parse_num(value, 1, MAX_STREAMS, 0, &x->streams) != 0) {
+            std::fprintf(stderr, "grpc-bench: --streams must be 1..%lld, got '%s'\n", MAX_STREAMS,
+                         value);
+            return -EINVAL;
+        }
         return 2;
     }
     if (tool_parse_num(value, 1, MAX_MS, 0, &x->timeout_ms) != 0) {
@@ -265,6 +300,199 @@ void print_result(const Run *r)
     std::fflush(stdout);
 }
 
+/* ---- streams (--stream) ---- */
+
+/* A queue tag of a stream: which of its operations completed. */
+struct StreamOp {
+    struct Stream *s;
+    void (*done)(struct Stream *, bool ok);
+};
+
+struct Stream {
+    Run *run = nullptr;
+    int chan = 0;
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> rw;
+    grpc::ByteBuffer in;
+    grpc::Status status;
+    std::vector<uint64_t> due; /* ring of D: when message k became due */
+    uint64_t ndue = 0, nread = 0, nwritten = 0;
+    bool started = false, writing = false, reading = false, stopping = false;
+    bool half_closing = false, half_closed = false, finishing = false, done = false;
+    StreamOp start_op, write_op, read_op, close_op, finish_op;
+};
+
+size_t g_active_streams = 0;
+
+/* Finishes once nothing else is outstanding (Finish must come last). */
+void stream_maybe_finish(Stream *s)
+{
+    if (s->finishing || s->reading || s->writing || s->half_closing || !s->started)
+        return;
+    s->finishing = true;
+    s->rw->Finish(&s->status, &s->finish_op);
+}
+
+/* Writes the next due message, or half-closes once stopping. */
+void stream_kick(Stream *s)
+{
+    if (s->writing || s->half_closing || s->half_closed || s->finishing)
+        return;
+    if (s->stopping) {
+        s->half_closing = true;
+        s->rw->WritesDone(&s->close_op);
+        return;
+    }
+    if (s->nwritten < s->ndue) {
+        s->writing = true;
+        s->nwritten++;
+        s->rw->Write(s->run->request, &s->write_op);
+    }
+}
+
+void stream_stop(Stream *s)
+{
+    s->stopping = true;
+    if (s->started)
+        stream_kick(s);
+}
+
+void on_stream_start(Stream *s, bool ok)
+{
+    s->started = true;
+    if (!ok) { /* no call: Finish gives its status */
+        stream_maybe_finish(s);
+        return;
+    }
+    uint64_t now = bench_now_ns();
+    for (size_t i = 0; i < s->due.size(); i++)
+        s->due[s->ndue++ % s->due.size()] = now;
+    s->reading = true;
+    s->rw->Read(&s->in, &s->read_op);
+    stream_kick(s);
+}
+
+void on_stream_write(Stream *s, bool ok)
+{
+    s->writing = false;
+    if (!ok) { /* the call is gone: the read fails too, then Finish */
+        s->stopping = s->half_closed = true;
+        stream_maybe_finish(s);
+        return;
+    }
+    stream_kick(s);
+}
+
+void on_stream_close(Stream *s, bool)
+{
+    s->half_closing = false;
+    s->half_closed = true;
+    stream_maybe_finish(s);
+}
+
+void on_stream_read(Stream *s, bool ok)
+{
+    Run *r = s->run;
+    s->reading = false;
+    if (!ok) { /* the server ended the stream */
+        s->stopping = true;
+        stream_maybe_finish(s);
+        return;
+    }
+    uint64_t t1 = bench_now_ns();
+    uint64_t t0 = s->due[s->nread++ % s->due.size()];
+    if (t1 >= r->warm_end && t1 < r->end) {
+        if (s->in.Length() != r->request_len) {
+            r->errors++;
+        } else {
+            r->ok++;
+            if (t0 >= r->warm_end)
+                bench_hist_record(r->hist.get(), t1 - t0);
+        }
+    }
+    if (t1 >= r->end)
+        s->stopping = true;
+    if (!s->stopping)
+        s->due[s->ndue++ % s->due.size()] = t1;
+    s->reading = true;
+    s->rw->Read(&s->in, &s->read_op);
+    stream_kick(s);
+}
+
+void on_stream_finish(Stream *s, bool)
+{
+    if (!s->status.ok())
+        s->run->errors++;
+    s->done = true;
+    g_active_streams--;
+}
+
+void init_op(StreamOp *op, Stream *s, void (*done)(Stream *, bool))
+{
+    op->s = s;
+    op->done = done;
+}
+
+/* Runs the streams of --stream; returns false if they did not end in time. */
+bool run_streams(Run *r, std::vector<std::unique_ptr<Stream>> *streams)
+{
+    uint64_t start = bench_now_ns();
+    r->warm_end = start + WARMUP_NS;
+    r->end = r->warm_end + (uint64_t)r->o.secs * 1000000000ull;
+    for (long long k = 0; k < r->x.streams; k++) {
+        streams->emplace_back(new Stream);
+        Stream *s = streams->back().get();
+        s->run = r;
+        s->chan = (int)(k % r->o.conns);
+        s->due.resize((size_t)r->o.depth);
+        init_op(&s->start_op, s, on_stream_start);
+        init_op(&s->write_op, s, on_stream_write);
+        init_op(&s->read_op, s, on_stream_read);
+        init_op(&s->close_op, s, on_stream_close);
+        init_op(&s->finish_op, s, on_stream_finish);
+        s->ctx.set_deadline(std::chrono::system_clock::now() +
+                            std::chrono::nanoseconds(r->end - start) +
+                            std::chrono::milliseconds(r->x.timeout_ms));
+        s->rw = r->stubs[s->chan]->PrepareCall(&s->ctx, r->x.method, &r->cq);
+        s->rw->StartCall(&s->start_op);
+        g_active_streams++;
+    }
+    bool stopped = false;
+    uint64_t limit = r->end + (uint64_t)(r->x.timeout_ms + DRAIN_SLACK_MS) * 1000000ull;
+    while (g_active_streams > 0) {
+        uint64_t now = bench_now_ns();
+        if (now >= r->end && !stopped) {
+            stopped = true;
+            for (auto &s : *streams)
+                stream_stop(s.get());
+        }
+        if (now >= limit)
+            return false;
+        void *tag;
+        bool ok;
+        uint64_t wait = now < r->end ? std::min<uint64_t>(r->end - now, POLL_MS * 1000000ull)
+                                     : POLL_MS * 1000000ull;
+        auto deadline = std::chrono::system_clock::now() + std::chrono::nanoseconds(wait);
+        if (r->cq.AsyncNext(&tag, &ok, deadline) == grpc::CompletionQueue::GOT_EVENT) {
+            StreamOp *op = static_cast<StreamOp *>(tag);
+            op->done(op->s, ok);
+        }
+    }
+    return true;
+}
+
+void print_stream_result(const Run *r)
+{
+    double rate = (double)r->ok / (double)r->o.secs;
+    auto us = [&](double p) { return (bench_hist_percentile(r->hist.get(), p) + 500) / 1000; };
+    std::printf("system=grpc mode=stream protocol=grpc conns=%d streams=%lld depth=%d size=%zu "
+                "msgs_per_s=%" PRIu64 " p50_us=%" PRIu64 " p99_us=%" PRIu64 " p999_us=%" PRIu64
+                " errors=%" PRIu64 "\n",
+                r->o.conns, r->x.streams, r->o.depth, r->o.size, (uint64_t)(rate + 0.5), us(50.0),
+                us(99.0), us(99.9), r->errors);
+    std::fflush(stdout);
+}
+
 int count_threads()
 {
     DIR *d = opendir("/proc/self/task");
@@ -305,10 +533,34 @@ int main(int argc, char **argv)
     }
     bench_raise_nofile();
     bench_ignore_sigpipe();
+    if (r->x.method.empty())
+        r->x.method = r->x.stream ? "/arpc.echo.Echo/Stream" : "/arpc.echo.Echo/Echo";
     bench_hist_init(r->hist.get());
     make_request(r.get());
     if (!connect_channels(r.get()))
         return 1;
+    if (r->x.stream) {
+        std::vector<std::unique_ptr<Stream>> streams;
+        double cpu0 = cpu_seconds();
+        uint64_t t0 = bench_now_ns();
+        bool ended = run_streams(r.get(), &streams);
+        print_stream_result(r.get());
+        std::fprintf(stderr, "grpc-bench: %d threads in the process, %.2f CPU s per wall s\n",
+                     count_threads(),
+                     (cpu_seconds() - cpu0) / ((double)(bench_now_ns() - t0) / 1e9));
+        if (!ended) {
+            std::fprintf(stderr, "grpc-bench: streams still running after the end; results are "
+                                 "approximate\n");
+            std::fflush(stderr);
+            _exit(1);
+        }
+        r->cq.Shutdown();
+        void *tag;
+        bool ok;
+        while (r->cq.Next(&tag, &ok)) {
+        }
+        return 0;
+    }
 
     size_t nslots = (size_t)r->o.conns * (size_t)r->o.depth;
     std::vector<Slot> slots(nslots);

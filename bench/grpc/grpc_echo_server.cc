@@ -39,6 +39,12 @@
  * milliseconds through a grpc::Alarm on the call's completion queue, so a
  * sleeping call never blocks the polling thread.
  *
+ * Stream is registered raw too: each message read is written back as it
+ * came.  A stream keeps one read and one write outstanding at once (gRPC
+ * allows one of each): messages read while a write is pending wait in the
+ * stream's queue, in order.  After the client's half-close (a failed read)
+ * and the last write, the stream finishes with OK.
+ *
  * Every completion-queue tag is a Call*: Proceed(ok) advances it and deletes
  * it when it is done.  Each queue keeps PREPOSTED_ECHO Echo and
  * PREPOSTED_SLEEP Sleep requests posted; a call that arrives re-posts one
@@ -58,6 +64,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <dirent.h>
 #include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
@@ -83,6 +90,7 @@ namespace
 
 constexpr int PREPOSTED_ECHO = 1024;
 constexpr int PREPOSTED_SLEEP = 64;
+constexpr int PREPOSTED_STREAM = 64;
 constexpr int POLL_MS = 100;
 constexpr int SHUTDOWN_GRACE_MS = 1000;
 constexpr long MAX_SLEEP_MS = 3600L * 1000L;
@@ -93,12 +101,13 @@ const char usage_text[] =
     "  gRPC C++ async server of proto/arpc/echo.proto, plaintext HTTP/2 (h2c):\n"
     "  /arpc.echo.Echo/Echo answers the message as it came and copies request\n"
     "  metadata with keys starting \"x-echo-\" into the response's initial metadata;\n"
-    "  /arpc.echo.Echo/Sleep answers after `data` (decimal milliseconds, 0..3600000).\n"
+    "  /arpc.echo.Echo/Sleep answers after `data` (decimal milliseconds, 0..3600000);\n"
+    "  /arpc.echo.Echo/Stream answers every message as it came, as it comes.\n"
     "  Prints \"listening on HOST:PORT\" (port 0 picks one); stops on SIGINT/SIGTERM.\n"
     "  --threads  completion queues, one polling thread each (default 1)\n";
 
-using Service = arpc::echo::Echo::WithRawMethod_Echo<
-    arpc::echo::Echo::WithAsyncMethod_Sleep<arpc::echo::Echo::Service>>;
+using Service = arpc::echo::Echo::WithRawMethod_Echo<arpc::echo::Echo::WithAsyncMethod_Sleep<
+    arpc::echo::Echo::WithRawMethod_Stream<arpc::echo::Echo::Service>>>;
 
 volatile std::sig_atomic_t g_signaled = 0;
 
@@ -161,6 +170,97 @@ class EchoCall final : public Call
     grpc::ServerContext ctx_;
     grpc::ByteBuffer msg_;
     grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
+    bool finishing_ = false;
+};
+
+/* A bidirectional echo stream.  Its own tag is the request's and then the
+ * Finish's; reads and writes have a tag each (Op), so one of each can be
+ * outstanding.  Touched by its queue's thread only. */
+class StreamCall final : public Call
+{
+  public:
+    explicit StreamCall(Queue *q) : q_(q), rw_(&ctx_)
+    {
+        q_->service->RequestStream(&ctx_, &rw_, q_->cq.get(), q_->cq.get(), this);
+    }
+
+    void Proceed(bool ok) override
+    {
+        if (!ok || finishing_) { /* not started (shutdown), or finished */
+            delete this;
+            return;
+        }
+        if (!q_->shutting_down.load(std::memory_order_relaxed))
+            new StreamCall(q_);
+        reading_ = true;
+        rw_.Read(&in_, &read_op_);
+    }
+
+  private:
+    struct Op final : public Call {
+        StreamCall *owner;
+        void (StreamCall::*done)(bool);
+
+        Op(StreamCall *o, void (StreamCall::*d)(bool)) : owner(o), done(d)
+        {
+        }
+
+        void Proceed(bool ok) override
+        {
+            (owner->*done)(ok);
+        }
+    };
+
+    void OnRead(bool ok)
+    {
+        reading_ = false;
+        if (!ok) { /* the client half-closed, or the call is gone */
+            MaybeFinish();
+            return;
+        }
+        queue_.push_back(std::move(in_));
+        if (!writing_)
+            StartWrite();
+        reading_ = true;
+        rw_.Read(&in_, &read_op_);
+    }
+
+    void OnWrite(bool ok)
+    {
+        writing_ = false;
+        queue_.pop_front();
+        if (!ok) /* the call is gone: echo no more */
+            queue_.clear();
+        if (!queue_.empty())
+            StartWrite();
+        else
+            MaybeFinish();
+    }
+
+    void StartWrite()
+    {
+        writing_ = true;
+        rw_.Write(queue_.front(), &write_op_);
+    }
+
+    /* Finishes once nothing else is outstanding: Finish's completion deletes. */
+    void MaybeFinish()
+    {
+        if (reading_ || writing_ || !queue_.empty())
+            return;
+        finishing_ = true;
+        rw_.Finish(grpc::Status::OK, this);
+    }
+
+    Queue *q_;
+    grpc::ServerContext ctx_;
+    grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> rw_;
+    grpc::ByteBuffer in_;
+    std::deque<grpc::ByteBuffer> queue_; /* read, not yet written back; front is being written */
+    Op read_op_{this, &StreamCall::OnRead};
+    Op write_op_{this, &StreamCall::OnWrite};
+    bool reading_ = false;
+    bool writing_ = false;
     bool finishing_ = false;
 };
 
@@ -384,6 +484,8 @@ int main(int argc, char **argv)
             new EchoCall(q.get());
         for (int i = 0; i < PREPOSTED_SLEEP; i++)
             new SleepCall(q.get());
+        for (int i = 0; i < PREPOSTED_STREAM; i++)
+            new StreamCall(q.get());
     }
 
     std::string host(o.listen, std::strrchr(o.listen, ':') - o.listen);

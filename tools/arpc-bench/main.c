@@ -46,6 +46,19 @@
  * payload "M") when floor((n + 1) P / 100) > floor(n P / 100): exactly P% of
  * the calls, evenly spread.  Each worker starts its counter at its own index,
  * so the slow calls of different workers do not line up.
+ *
+ * Streams (--stream): N bidirectional streams (arpc_stream_open) to
+ * --method, default arpc.echo.Echo/Stream, spread over the C channels
+ * round-robin; one coroutine per stream writes D messages of S bytes
+ * (EchoMsg{data} over gRPC), then for each echo it reads writes one more, so
+ * D messages stay in flight.  One coroutine reads and writes, so D*S is kept
+ * within the smallest stream window (64 KiB): the writer can then never wait
+ * for window while the peer waits for us to read.  A message counts if its
+ * echo arrived inside [warm_end, end); its latency (write to echo; FIFO, so a
+ * ring of D send times) is recorded if it was also written after warm_end.
+ * At `end` the coroutine stops writing and finishes the stream (half-close,
+ * the unread echoes are dropped), bounded by the stream's deadline: the
+ * whole run plus --timeout-ms.
  */
 #include <errno.h>
 #include <math.h>
@@ -75,13 +88,15 @@
 #define SYNC_STACK       (256u * 1024u)
 #define DRAIN_SLACK_MS   3000
 #define MAX_BUSY_POLL_US 1000000
+#define MAX_STREAMS      10000
+#define MAX_STREAM_BYTES 65536 /* depth * size: the smallest stream window */
 
 static const char usage_text[] =
     "usage: arpc-bench --target HOST:PORT[,HOST:PORT...] [--conns C] [--depth D] [--size S]\n"
     "                  [--secs T] [--mode coro|async|sync] [--threads N] [--method NAME]\n"
     "                  [--lb round_robin|random|least_in_flight|consistent_hash]\n"
     "                  [--timeout-ms N] [--tail-pct P --tail-ms M] [--busy-poll-us N]\n"
-    "                  [--protocol native|grpc]\n"
+    "                  [--protocol native|grpc] [--stream [--streams N]]\n"
     "  Keeps D calls in flight on each of C connections (one channel each) with\n"
     "  S-byte payloads; warms up 1 s, then measures T s (1..600) and prints\n"
     "  system=arpc mode=M conns=C depth=D size=S qps=N p50_us=N p99_us=N p999_us=N errors=N\n"
@@ -105,6 +120,12 @@ static const char usage_text[] =
     "  fast_p50_us=N fast_p99_us=N fast_p999_us=N\n"
     "  --busy-poll-us  each client loop polls this long before it sleeps\n"
     "             (0..1000000, default 0; see arpc_loop_opts.busy_poll_us)\n"
+    "  --stream   N bidirectional streams (--streams, default 1, at most 10000) over\n"
+    "             the C connections, each keeping D messages of S bytes in flight\n"
+    "             (write D, then one more per echo read; D*S at most 65536) to\n"
+    "             --method, default arpc.echo.Echo/Stream; prints\n"
+    "  system=arpc mode=stream protocol=P conns=C streams=N depth=D size=S msgs_per_s=N\n"
+    "  p50_us=N p99_us=N p999_us=N errors=N\n"
     "  Defaults: --conns 1 --depth 1 --size 64 --secs 10.\n";
 
 enum bench_mode { MODE_CORO, MODE_ASYNC, MODE_SYNC };
@@ -121,11 +142,13 @@ typedef struct extra_opts {
     const char *method;
     arpc_lb_policy lb;
     int64_t timeout_ms;
-    double tail_pct; /* 0: no tail */
-    int64_t tail_ms; /* -1: not given */
+    double tail_pct;      /* 0: no tail */
+    int64_t tail_ms;      /* -1: not given */
     int64_t busy_poll_us; /* arpc_loop_opts.busy_poll_us of every client loop */
     arpc_protocol protocol;
     bool protocol_given; /* the result line says protocol=P only then: old lines stay */
+    bool stream;         /* --stream */
+    int64_t streams;     /* --streams, default 1 */
 } extra_opts;
 
 /* Counters and histograms of one loop (coro, async) or one thread (sync). */
@@ -202,8 +225,13 @@ static int parse_extra(const char *flag, const char *value, void *user_data)
     if (strcmp(flag, "target") != 0 && strcmp(flag, "mode") != 0 && strcmp(flag, "method") != 0 &&
         strcmp(flag, "lb") != 0 && strcmp(flag, "timeout-ms") != 0 &&
         strcmp(flag, "tail-pct") != 0 && strcmp(flag, "tail-ms") != 0 &&
-        strcmp(flag, "busy-poll-us") != 0 && strcmp(flag, "protocol") != 0)
+        strcmp(flag, "busy-poll-us") != 0 && strcmp(flag, "protocol") != 0 &&
+        strcmp(flag, "stream") != 0 && strcmp(flag, "streams") != 0)
         return 0;
+    if (strcmp(flag, "stream") == 0) {
+        x->stream = true;
+        return 1;
+    }
     if (value == NULL)
         return 2; /* the parser reports the missing value */
 
@@ -261,6 +289,8 @@ static int parse_extra(const char *flag, const char *value, void *user_data)
         return parse_ms(flag, value, 0, &x->tail_ms) == 0 ? 2 : -EINVAL;
     if (strcmp(flag, "busy-poll-us") == 0)
         return parse_range(flag, value, 0, MAX_BUSY_POLL_US, &x->busy_poll_us) == 0 ? 2 : -EINVAL;
+    if (strcmp(flag, "streams") == 0)
+        return parse_range(flag, value, 1, MAX_STREAMS, &x->streams) == 0 ? 2 : -EINVAL;
 
     /* tail-pct */
     {
@@ -329,6 +359,7 @@ static int parse_args(int argc, char **argv)
     g.x.lb = ARPC_LB_ROUND_ROBIN;
     g.x.timeout_ms = 1000;
     g.x.tail_ms = -1;
+    g.x.streams = 1;
     /* --target goes to parse_extra: the common parser resolves exactly one HOST:PORT. */
     if (bench_opts_parse(argc, argv, accepted, usage_text, parse_extra, &g.x, &g.o) != 0)
         return 2;
@@ -342,6 +373,13 @@ static int parse_args(int argc, char **argv)
                            "non-zero ports)");
     if ((g.x.tail_pct > 0.0) != (g.x.tail_ms >= 0))
         return usage_error("--tail-pct and --tail-ms go together");
+    if (g.x.stream) {
+        if (g.x.tail_pct > 0.0 || g.x.mode != MODE_CORO)
+            return usage_error("--stream runs coroutines and has no tail: no --mode, --tail-pct");
+        if ((uint64_t)g.o.depth * g.o.size > MAX_STREAM_BYTES)
+            return usage_error("--stream needs depth*size <= 65536");
+        return 0;
+    }
     workers = (uint64_t)g.o.conns * (uint64_t)g.o.depth;
     cap = g.x.mode == MODE_SYNC   ? MAX_SYNC_THREADS
           : g.x.mode == MODE_CORO ? MAX_CORO_WORKERS
@@ -533,6 +571,77 @@ static void chain_next(worker *w, uint64_t now)
         arpc_wg_done(&g.done); /* cannot even wait: this chain ends */
 }
 
+/* ---- streams (--stream) ------------------------------------------------------ */
+
+static uint64_t ns_to_us(uint64_t ns);
+
+/* Runs one stream for the whole window (see the design notes).  @return 0, or
+ * the failure that ended it early. */
+static int stream_run(worker *w, stats *st, arpc_buf *msg, uint64_t *sent)
+{
+    arpc_call_opts opts;
+    arpc_stream *s;
+    size_t head = 0;
+    int rc;
+
+    arpc_call_opts_init(&opts);
+    /* Bounded: the stream ends by itself after the run and the drain time. */
+    opts.timeout_ms = (int64_t)((g.end - bench_now_ns()) / 1000000u) + g.x.timeout_ms;
+    rc = arpc_stream_open(w->ch, g.x.method, &opts, &s);
+    if (rc != 0)
+        return rc;
+    for (int i = 0; i < g.o.depth && rc == 0; i++) {
+        sent[i] = bench_now_ns();
+        rc = arpc_stream_write(s, g.payload, g.req_len);
+    }
+    while (rc == 0) {
+        uint64_t t1;
+
+        arpc_buf_clear(msg);
+        rc = arpc_stream_read(s, msg);
+        if (rc != 0)
+            break;
+        t1 = bench_now_ns();
+        account(st, 0, arpc_buf_len(msg), false, sent[head], t1);
+        if (t1 >= g.end || stopping())
+            break;
+        sent[head] = t1; /* the echo's arrival is the next message's start */
+        head = (head + 1) % (size_t)g.o.depth;
+        rc = arpc_stream_write(s, g.payload, g.req_len);
+    }
+    if (rc == 0 || rc == ARPC_EEOS)
+        rc = arpc_stream_finish(s, NULL);
+    arpc_stream_destroy(s);
+    return rc;
+}
+
+static void stream_main(void *arg)
+{
+    worker *w = arg;
+    stats *st = stats_here();
+    uint64_t *sent = malloc((size_t)g.o.depth * sizeof(*sent));
+    arpc_buf *msg = NULL;
+
+    if (sent == NULL || arpc_buf_create(&msg) != 0 || stream_run(w, st, msg, sent) != 0)
+        st->errors++;
+    arpc_buf_destroy(msg);
+    free(sent);
+    arpc_wg_done(&g.done);
+}
+
+static void print_stream_results(stats *total)
+{
+    printf("system=arpc mode=stream protocol=%s conns=%d streams=%lld depth=%d size=%zu "
+           "msgs_per_s=%.0f p50_us=%llu p99_us=%llu p999_us=%llu errors=%llu\n",
+           g.x.protocol == ARPC_PROTOCOL_GRPC ? "grpc" : "native", g.o.conns,
+           (long long)g.x.streams, g.o.depth, g.o.size, (double)total->ok / g.o.secs,
+           (unsigned long long)ns_to_us(bench_hist_percentile(&total->all, 50.0)),
+           (unsigned long long)ns_to_us(bench_hist_percentile(&total->all, 99.0)),
+           (unsigned long long)ns_to_us(bench_hist_percentile(&total->all, 99.9)),
+           (unsigned long long)total->errors);
+    fflush(stdout);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static stats *stats_create(void)
@@ -566,6 +675,10 @@ static void print_results(stats *total)
 {
     const char *mode = mode_names[g.x.mode];
 
+    if (g.x.stream) {
+        print_stream_results(total);
+        return;
+    }
     bench_print_result_protocol("arpc", mode, g.o.conns, g.o.depth, g.o.size,
                                 (double)total->ok / g.o.secs, &total->all, total->errors,
                                 !g.x.protocol_given                  ? NULL
@@ -633,8 +746,10 @@ int main(int argc, char **argv)
     bench_ignore_sigpipe();
     bool grpc = g.x.protocol == ARPC_PROTOCOL_GRPC;
     if (g.x.method == NULL)
-        g.x.method = grpc ? "/arpc.echo.Echo/Echo" : "echo";
-    g.check_echo = strcmp(g.x.method, grpc ? "/arpc.echo.Echo/Echo" : "echo") == 0;
+        g.x.method = g.x.stream ? "arpc.echo.Echo/Stream" : grpc ? "/arpc.echo.Echo/Echo" : "echo";
+    g.check_echo = strcmp(g.x.method, g.x.stream ? "arpc.echo.Echo/Stream"
+                                      : grpc     ? "/arpc.echo.Echo/Echo"
+                                                 : "echo") == 0;
     g.slow_method = grpc ? "/arpc.echo.Echo/Sleep" : "sleep";
     if (g.x.tail_pct > 0.0) {
         /* Over gRPC: EchoMsg{data: the digits}, two bytes of tag and length in front. */
@@ -653,7 +768,7 @@ int main(int argc, char **argv)
         return fail("runtime", rc);
     g.nloops = arpc_runtime_loop_count(g.rt);
 
-    nworkers = (size_t)g.o.conns * (size_t)g.o.depth;
+    nworkers = g.x.stream ? (size_t)g.x.streams : (size_t)g.o.conns * (size_t)g.o.depth;
     g.payload = malloc(g.o.size + 16);
     g.loop_stats = calloc(g.nloops, sizeof(*g.loop_stats));
     chans = calloc((size_t)g.o.conns, sizeof(*chans));
@@ -683,7 +798,7 @@ int main(int argc, char **argv)
 
     for (size_t k = 0; k < nworkers; k++) {
         worker *w = &workers[k];
-        size_t c = k / (size_t)g.o.depth;
+        size_t c = g.x.stream ? k % (size_t)g.o.conns : k / (size_t)g.o.depth;
 
         w->ch = chans[c];
         w->loop = arpc_runtime_loop(g.rt, (unsigned)((c * g.endpoints) % g.nloops));
@@ -703,7 +818,9 @@ int main(int argc, char **argv)
     for (started = 0; started < nworkers; started++) {
         worker *w = &workers[started];
 
-        if (g.x.mode == MODE_CORO)
+        if (g.x.stream)
+            rc = arpc_coro_spawn(w->loop, stream_main, w);
+        else if (g.x.mode == MODE_CORO)
             rc = arpc_coro_spawn(w->loop, coro_main, w);
         else if (g.x.mode == MODE_ASYNC)
             rc = arpc_loop_submit(w->loop, chain_resume, w);

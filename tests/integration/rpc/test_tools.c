@@ -15,7 +15,10 @@
  *    with --busy-poll-us 50 --write-early 0, itself with --busy-poll-us 50,
  *    in coroutine and callback modes, it prints its one result line with
  *    qps > 0 and errors=0 and exits 0 (that busy polling pays is shown by
- *    make bench, not here).
+ *    make bench, not here);
+ *  - arpc-bench --stream, natively and over gRPC, 2 streams of depth 8 on
+ *    arpc-echo-server's arpc.echo.Echo/Stream: one result line with
+ *    msgs_per_s > 0 and errors=0, exit 0.
  * Only the processes this test spawns are ever signalled, by their pid; if
  * the test fails, the server is killed before the abort completes.
  */
@@ -301,10 +304,38 @@ static void test_bench_with_busy_polling(void)
     stop_server();
 }
 
+static void test_bench_streams(void)
+{
+    char target[128];
+    char *no_flags[] = {NULL};
+    start_server(target, sizeof(target), no_flags);
+    static const char *const protocols[] = {"native", "grpc"};
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {"--stream",   "--streams",    "2",     "--depth",
+                              "8",          "--secs",       "1",     "--protocol",
+                              protocols[i], "--timeout-ms", "10000", NULL};
+        output out, err;
+        int status = run_tool("arpc-bench", target, args, &out, &err);
+        fprintf(stderr, "  %s%s", out.text, err.text);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+        char want[128];
+        snprintf(want, sizeof(want),
+                 "system=arpc mode=stream protocol=%s conns=1 streams=2 depth=8 size=64 "
+                 "msgs_per_s=",
+                 protocols[i]);
+        ASSERT_TRUE(starts_with(out.text, want));
+        ASSERT_GT(atol(out.text + strlen(want)), 0);
+        ASSERT_TRUE(strstr(out.text, " errors=0\n") != NULL);
+    }
+    stop_server();
+}
+
 int main(void)
 {
     signal(SIGABRT, on_abort);
     RUN_TEST(test_tools_end_to_end);
     RUN_TEST(test_bench_with_busy_polling);
+    RUN_TEST(test_bench_streams);
     return 0;
 }
