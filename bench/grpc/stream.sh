@@ -56,63 +56,12 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# proc_ticks PID: user+system clock ticks of PID so far (0 if unknown).
-proc_ticks() {
-    if [[ -n $1 && -r /proc/$1/stat ]]; then
-        sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
-    else
-        echo 0
-    fi
-}
-
-# children_secs: CHILD_SECS = CPU seconds of this shell's finished children
-# (not through $(...): `times` in a subshell reports the subshell's).
-children_secs() {
-    times >"$WORK/times"
-    CHILD_SECS=$(tail -1 "$WORK/times" | awk '{
-        s = 0
-        for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
-        printf "%.3f", s }')
-}
-
+RESULT_FIELD=msgs_per_s
+# shellcheck source=bench/grpc/measure.sh
+source "$(dirname "${BASH_SOURCE[0]}")/measure.sh"
 declare -A LINE CPU
 FAILED=0
 RUNS=0
-
-# run KEY SERVER_NAME CMD...: as in bench/grpc/run.sh; the result line is the
-# one with msgs_per_s=.
-run() {
-    local key=$1 server=$2 out rc=0 c0 c1 s0 s1 t0 t1
-    shift 2
-    RUNS=$((RUNS + 1))
-    echo "[$RUNS] ${*#"$BIN"/}" >&2
-    children_secs
-    c0=$CHILD_SECS
-    s0=$(proc_ticks "${SERVER_PROC[$server]:-}")
-    t0=$(date +%s.%N)
-    out=$(timeout -k 5 $((SECS + 60)) "$@" 2>"$WORK/client.err") || rc=$?
-    t1=$(date +%s.%N)
-    s1=$(proc_ticks "${SERVER_PROC[$server]:-}")
-    children_secs
-    c1=$CHILD_SECS
-    CPU[$key]=$(awk -v c0="$c0" -v c1="$c1" -v s0="$s0" -v s1="$s1" -v t0="$t0" -v t1="$t1" \
-        -v hz="$TICKS" 'BEGIN { w = t1 - t0; if (w <= 0) { print "-"; exit }
-        printf "%.2f / %.2f", (c1 - c0) / w, (s1 - s0) / hz / w }')
-    LINE[$key]=$(grep -m1 '^system=.* msgs_per_s=' <<<"$out" || true)
-    {
-        echo "\$ ${*#"$BIN"/}"
-        if [[ -n $out ]]; then echo "$out"; fi
-        grep -h '^grpc-bench: ' "$WORK/client.err" || true
-        if ((rc != 0)); then echo "(exit status $rc)"; fi
-        echo "(cpu s per wall s, client / server: ${CPU[$key]})"
-    } >>"$WORK/raw.txt"
-    if [[ -z ${LINE[$key]} ]]; then
-        FAILED=1
-        echo "    no result (exit status $rc)" >&2
-    else
-        echo "    ${LINE[$key]} (cpu ${CPU[$key]})" >&2
-    fi
-}
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 start_server grpc "$BIN/grpc-echo-server" --threads 1
