@@ -211,10 +211,7 @@ static size_t echo_msg(uint8_t *buf, const char *data)
 {
     size_t len = strlen(data);
     ASSERT_LT(len, 128);
-    buf[0] = 0x0a;
-    buf[1] = (uint8_t)len;
-    memcpy(buf + 2, data, len);
-    return len + 2;
+    return interop_echo_msg(buf, data, len);
 }
 
 /* Whether the request is EchoMsg{data: text}. */

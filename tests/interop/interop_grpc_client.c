@@ -29,24 +29,10 @@ static void stop_server(interop_proc *srv)
     ASSERT_EQ(interop_reap(srv, 10000), 0);
 }
 
-/* EchoMsg{data} (field 1, length-delimited) into buf; returns its length. */
-static size_t echo_msg(uint8_t *buf, const void *data, size_t len)
-{
-    size_t n = 0;
-    buf[n++] = 0x0a;
-    size_t v = len;
-    do {
-        buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v != 0);
-    memcpy(buf + n, data, len);
-    return n + len;
-}
-
 static void test_unary_and_metadata(void)
 {
     uint8_t req[64];
-    size_t len = echo_msg(req, "hello", 5);
+    size_t len = interop_echo_msg(req, "hello", 5);
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
     ASSERT_OK(arpc_call(ch, "arpc.echo.Echo/Echo", req, len, NULL, rsp));
@@ -77,7 +63,7 @@ static void test_unary_and_metadata(void)
 static void test_deadline(interop_proc *srv)
 {
     uint8_t req[64];
-    size_t len = echo_msg(req, "5000", 4);
+    size_t len = interop_echo_msg(req, "5000", 4);
     arpc_call_opts opts;
     arpc_call_opts_init(&opts);
     opts.timeout_ms = 200;
@@ -108,7 +94,7 @@ static void test_big(void)
     ASSERT_TRUE(data != NULL && req != NULL);
     for (size_t i = 0; i < n; i++)
         data[i] = (uint8_t)(i * 7);
-    size_t len = echo_msg(req, data, n);
+    size_t len = interop_echo_msg(req, data, n);
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
     ASSERT_OK(arpc_call(ch, "arpc.echo.Echo/Echo", req, len, NULL, rsp));
@@ -141,7 +127,7 @@ static bool all_done(void *arg)
 static void test_concurrent(void)
 {
     uint8_t req[64];
-    size_t len = echo_msg(req, "concurrent", 10);
+    size_t len = interop_echo_msg(req, "concurrent", 10);
     /* grpcio's Python servicer answers 200 calls in tens of ms on an idle machine and
      * in seconds on a loaded one (78 of 200 missed the default 1 s once under a TSan
      * build beside it): the test is about concurrency, not speed. */
@@ -160,7 +146,7 @@ static void test_concurrent(void)
 static void test_idle_heartbeats_within_budget(void)
 {
     uint8_t req[64];
-    size_t len = echo_msg(req, "idle", 4);
+    size_t len = interop_echo_msg(req, "idle", 4);
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
     arpc_channel_stats before, after;
@@ -180,7 +166,7 @@ static void test_idle_heartbeats_within_budget(void)
 static void test_frozen_server(interop_proc *srv)
 {
     uint8_t req[64];
-    size_t len = echo_msg(req, "frozen", 6);
+    size_t len = interop_echo_msg(req, "frozen", 6);
     arpc_call_opts opts;
     arpc_call_opts_init(&opts);
     opts.timeout_ms = 10000;

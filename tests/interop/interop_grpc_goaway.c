@@ -39,11 +39,7 @@ static unsigned sleeps_ran_at_a;
 /* EchoMsg{data} (field 1, length-delimited, under 128 bytes) into buf. */
 static size_t echo_msg(uint8_t *buf, const char *data)
 {
-    size_t len = strlen(data);
-    buf[0] = 0x0a;
-    buf[1] = (uint8_t)len;
-    memcpy(buf + 2, data, len);
-    return len + 2;
+    return interop_echo_msg(buf, data, strlen(data));
 }
 
 static void on_echo(int status, const void *rsp, size_t rsp_len, void *arg)

@@ -34,20 +34,6 @@
 #define CLIENT_TIMEOUT_MS 60000 /* 200 x 64 KiB each way through python, sanitizers */
 #define EVENT_TIMEOUT_MS  10000
 
-/* EchoMsg{data} (field 1, length-delimited) into buf; returns its length. */
-static size_t echo_msg(uint8_t *buf, const void *data, size_t len)
-{
-    size_t n = 0;
-    buf[n++] = 0x0a;
-    size_t v = len;
-    do {
-        buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v != 0);
-    memcpy(buf + n, data, len);
-    return n + len;
-}
-
 /* Whether msg is EchoMsg{data: text} (proto3 leaves an empty data out). */
 static bool is_echo_of(const arpc_buf *msg, const char *text)
 {
@@ -56,7 +42,7 @@ static bool is_echo_of(const arpc_buf *msg, const char *text)
     ASSERT_LT(len, sizeof(want) - 8);
     if (len == 0)
         return arpc_buf_len(msg) == 0;
-    size_t n = echo_msg(want, text, len);
+    size_t n = interop_echo_msg(want, text, len);
     return arpc_buf_len(msg) == n && memcmp(arpc_buf_data(msg), want, n) == 0;
 }
 
@@ -139,7 +125,7 @@ static int write_text(arpc_stream *st, const char *text)
 {
     uint8_t buf[512];
     ASSERT_LT(strlen(text), sizeof(buf) - 8);
-    return arpc_stream_write(st, buf, echo_msg(buf, text, strlen(text)));
+    return arpc_stream_write(st, buf, interop_echo_msg(buf, text, strlen(text)));
 }
 
 #define BIDI_MESSAGES 1000
@@ -151,7 +137,7 @@ static size_t bidi_msg(uint8_t *buf, uint8_t *data, int i)
     for (size_t k = 0; k < BIDI_BYTES; k++)
         data[k] = (uint8_t)(i * 31 + k);
     memcpy(data, &i, sizeof(i));
-    return echo_msg(buf, data, BIDI_BYTES);
+    return interop_echo_msg(buf, data, BIDI_BYTES);
 }
 
 static void *bidi_writer(void *arg)

@@ -280,3 +280,16 @@ void interop_addr(char *buf, size_t size, int port)
 {
     snprintf(buf, size, "127.0.0.1:%d", port);
 }
+
+size_t interop_echo_msg(uint8_t *buf, const void *data, size_t len)
+{
+    size_t n = 0;
+    buf[n++] = 0x0a;
+    size_t v = len;
+    do {
+        buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v != 0);
+    memcpy(buf + n, data, len);
+    return n + len;
+}

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* ctest's SKIP_RETURN_CODE for the interop tests. */
@@ -103,5 +104,9 @@ void interop_kill(interop_proc *p);
 
 /* "127.0.0.1:PORT" into buf. */
 void interop_addr(char *buf, size_t size, int port);
+
+/* EchoMsg{data} of proto/arpc/echo.proto (field 1, length-delimited) into buf, which holds
+ * len + 11 bytes; returns its length. */
+size_t interop_echo_msg(uint8_t *buf, const void *data, size_t len);
 
 #endif
