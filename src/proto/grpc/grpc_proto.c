@@ -376,15 +376,12 @@ static void srv_deliver(grpc_psession *ps, gstream *gs, const uint8_t *data, siz
             ps->err = ps->cfg.events->on_refused(ps->cfg.owner, gs->id, gs->md_err);
         return;
     }
-    int64_t timeout_ns = 0;
-    if (gs->deadline_ns != ARPC__NO_DEADLINE) {
-        timeout_ns = gs->deadline_ns - arpc__now_ns();
-        if (timeout_ns <= 0) {
-            /* Expired before it could run: not run (docs/grpc.md). */
-            (void)arpc__grpc_session_send_status(ps->h2, sid, ARPC__GRPC_DEADLINE_EXCEEDED,
-                                                 "deadline exceeded", 17, NULL, 0);
-            return;
-        }
+    int64_t timeout_ns = time_left(gs);
+    if (timeout_ns < 0) {
+        /* Expired before it could run: not run (docs/grpc.md). */
+        (void)arpc__grpc_session_send_status(ps->h2, sid, ARPC__GRPC_DEADLINE_EXCEEDED,
+                                             "deadline exceeded", 17, NULL, 0);
+        return;
     }
     arpc__msg msg = {.id = gs->id,
                      .method = (const char *)arpc__buf_data(&gs->path),
