@@ -23,6 +23,7 @@
 
 #include "fault_util.h"
 #include "test.h"
+#include "test_stats.h"
 
 #define CHILD_CALLS 128 /* half "park", half "poll" */
 #define OTHER_CALLS 16  /* the other client's parked requests */
@@ -50,23 +51,13 @@ static tally *tally_of(arpc_request *req)
     return child ? &child_tally : &other_tally;
 }
 
-static void signal_event(arpc_request *req, void *ev)
-{
-    (void)req;
-    arpc_event_signal(ev);
-}
-
 /* Parked on arpc_request_on_cancel's event until the cancel (bounded). */
 static int handle_park(arpc_request *req, void *user_data)
 {
     (void)user_data;
     tally *t = tally_of(req);
     atomic_fetch_add(&t->started, 1);
-    arpc_event ev;
-    arpc_event_init(&ev);
-    if (arpc_request_on_cancel(req, signal_event, &ev) == 0)
-        (void)arpc_event_wait(&ev, HOLD_MAX_MS);
-    if (arpc_request_is_canceled(req))
+    if (test_wait_request_canceled(req, HOLD_MAX_MS))
         atomic_fetch_add(&t->canceled, 1);
     atomic_fetch_add(&t->finished, 1);
     return arpc_buf_append(arpc_request_response(req), "parked", 6);

@@ -72,3 +72,18 @@ bool wait_channel_stat(const arpc_channel *ch, size_t offset, const char *name, 
     stat_wait w = {.ch = ch, .offset = offset, .want = want, .exact = exact};
     return stat_wait_run(&w, name, timeout_ms);
 }
+
+static void signal_canceled(arpc_request *req, void *ev)
+{
+    (void)req;
+    arpc_event_signal(ev);
+}
+
+bool test_wait_request_canceled(arpc_request *req, int64_t timeout_ms)
+{
+    arpc_event ev;
+    arpc_event_init(&ev);
+    if (arpc_request_on_cancel(req, signal_canceled, &ev) == 0)
+        (void)arpc_event_wait(&ev, timeout_ms);
+    return arpc_request_is_canceled(req);
+}

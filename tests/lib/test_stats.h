@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include <arpc/client.h>
+#include <arpc/coro.h>
 #include <arpc/server.h>
 
 /* The offset of `field` in a stats struct; a compile error unless it is a uint64_t. */
@@ -52,5 +53,9 @@ bool wait_channel_stat(const arpc_channel *ch, size_t offset, const char *name, 
 #define WAIT_SERVER_STAT_EQ(srv, field, want, ms) WAIT_SERVER_STAT_(srv, field, true, want, ms)
 #define WAIT_CHANNEL_STAT_GE(ch, field, want, ms) WAIT_CHANNEL_STAT_(ch, field, false, want, ms)
 #define WAIT_CHANNEL_STAT_EQ(ch, field, want, ms) WAIT_CHANNEL_STAT_(ch, field, true, want, ms)
+
+/* From a handler: parks until `req` is canceled (an arpc_request_on_cancel callback signals
+ * an event) or `timeout_ms` pass; returns arpc_request_is_canceled(req).  Suspends. */
+bool test_wait_request_canceled(arpc_request *req, int64_t timeout_ms);
 
 #endif

@@ -51,22 +51,12 @@ static void reset(void)
     memset(&c, 0, sizeof(c));
 }
 
-static void signal_event(arpc_request *req, void *ev)
-{
-    (void)req;
-    arpc_event_signal(ev);
-}
-
 /* Waits for its cancel (bounded), then answers "held". */
 static int handle_hold(arpc_request *req, void *user_data)
 {
     (void)user_data;
     atomic_fetch_add(&c.hold_started, 1);
-    arpc_event ev;
-    arpc_event_init(&ev);
-    if (arpc_request_on_cancel(req, signal_event, &ev) == 0)
-        (void)arpc_event_wait(&ev, HOLD_MAX_MS);
-    if (arpc_request_is_canceled(req))
+    if (test_wait_request_canceled(req, HOLD_MAX_MS))
         atomic_fetch_add(&c.hold_canceled, 1);
     atomic_fetch_add(&c.hold_finished, 1);
     return arpc_buf_append(arpc_request_response(req), "held", 4);
