@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <arpc/arena.h>
 #include <arpc/buf.h>
 #include <arpc/export.h>
 #include <arpc/metadata.h>
@@ -136,6 +137,16 @@ typedef struct arpc_call_opts {
      *  answer, an error answer too; it stays empty when no answer came.  The
      *  caller must not touch it until the call has completed.  Default NULL. */
     arpc_metadata *response_metadata;
+    /** Typed calls only (include/arpc/protobuf.h): the arena their answer is
+     *  unpacked into; it must outlive the call and the answer.  NULL (the
+     *  default): the heap.  arpc_call() ignores it. */
+    arpc_arena *arena;
+    /** Optional out: a buffer the caller owns, which the call empties when it
+     *  is made and fills with an application error's message (the handler's
+     *  arpc_request_set_error()) before it completes; it stays empty
+     *  otherwise.  arpc_call() also appends that message to `rsp`.  The caller
+     *  must not touch it until the call has completed.  Default NULL. */
+    arpc_buf *error_message;
 } arpc_call_opts;
 
 /** Counters of a channel; a snapshot. */

@@ -41,7 +41,8 @@ ARPC_BEGIN_DECLS
     X(ESTOPPED, -1014, "runtime or loop is stopped")                            \
     X(EQUEUEFULL, -1015, "connection overcrowded: unwritten output over limit") \
     X(EMETADATA, -1016, "metadata over its size limit")                         \
-    X(EEOS, -1017, "end of stream")
+    X(EEOS, -1017, "end of stream")                                             \
+    X(EBADMSG, -1018, "message does not parse as its protobuf type")
 
 typedef enum arpc_err {
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <arpc/arena.h>
 #include <arpc/buf.h>
 #include <arpc/export.h>
 #include <arpc/metadata.h>
@@ -254,6 +255,18 @@ ARPC_EXPORT int64_t arpc_request_remaining_ms(const arpc_request *req);
  * to it, do not free it.
  */
 ARPC_EXPORT arpc_buf *arpc_request_response(arpc_request *req);
+
+/**
+ * The request's arena (include/arpc/arena.h): memory for the handler's
+ * answer and whatever else it needs while it runs, freed all at once after
+ * the answer is sent (a stream's: after its handler returns), kept for the
+ * loop's next request so that steady traffic allocates nothing.  Typed
+ * handlers (include/arpc/protobuf.h) get their request unpacked into it.
+ * Owned by the request: allocate from it, never reset or destroy it.
+ * @return the arena, or NULL when its first block cannot be allocated.
+ * Thread: whoever holds the request.  Suspends: no.
+ */
+ARPC_EXPORT arpc_arena *arpc_request_arena(arpc_request *req);
 
 /**
  * The request's metadata (include/arpc/metadata.h): how many entries, the
