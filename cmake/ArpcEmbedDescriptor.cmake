@@ -1,7 +1,8 @@
 # arpc_embed_descriptor(OUT_DIR_VAR SOURCES_VAR IMPORT_DIR PROTO SYMBOL)
 #   At build time, writes SYMBOL.c and SYMBOL.h under ${CMAKE_CURRENT_BINARY_DIR}/fd/ holding
 #   PROTO's serialized FileDescriptorProto (PROTO is relative to IMPORT_DIR, which is also
-#   protoc's -I, so the file's name inside the descriptor is PROTO) as
+#   protoc's -I, so the file's name inside the descriptor is PROTO; the well-known types
+#   are found in ARPC_PROTOBUF_PROTO_DIR) as
 #       #define SYMBOL_LEN n   (upper-cased)
 #       const uint8_t SYMBOL[SYMBOL_LEN];
 #   so that a static initializer can take the length.  Appends the .c to SOURCES_VAR and
@@ -61,20 +62,21 @@ if(CMAKE_SCRIPT_MODE_FILE)
 endif()
 
 include_guard(GLOBAL)
-set(ARPC_EMBED_DESCRIPTOR_SCRIPT ${CMAKE_CURRENT_LIST_FILE})
 
 function(arpc_embed_descriptor out_dir_var sources_var import_dir proto symbol)
+    set(script ${CMAKE_CURRENT_FUNCTION_LIST_FILE})
     set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/fd)
     set(set_file ${out_dir}/${symbol}.pb)
     set(c_file ${out_dir}/${symbol}.c)
     add_custom_command(
         OUTPUT ${c_file} ${out_dir}/${symbol}.h
         COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
-        COMMAND ${ARPC_PROTOC} -I${import_dir} --descriptor_set_out=${set_file}
+        COMMAND ${ARPC_PROTOC} -I${import_dir} -I${ARPC_PROTOBUF_PROTO_DIR}
+                --descriptor_set_out=${set_file}
                 ${import_dir}/${proto}
         COMMAND ${CMAKE_COMMAND} -DSET=${set_file} -DOUT=${out_dir}/${symbol} -DSYMBOL=${symbol}
-                -DPROTO=${proto} -P ${ARPC_EMBED_DESCRIPTOR_SCRIPT}
-        DEPENDS ${import_dir}/${proto} ${ARPC_EMBED_DESCRIPTOR_SCRIPT}
+                -DPROTO=${proto} -P ${script}
+        DEPENDS ${import_dir}/${proto} ${script}
         COMMENT "descriptor of ${proto}"
         VERBATIM)
     set(${sources_var} ${${sources_var}} ${c_file} PARENT_SCOPE)
