@@ -56,13 +56,13 @@ typedef Grpc__Reflection__V1__ServerReflectionResponse refl_answer;
 
 /* ---- the reflection service's own files and services ----------------------------------- */
 
-#define REFLECTION_SYMBOLS(pkg)                                                                   \
-    {                                                                                             \
-        pkg ".ServerReflection", pkg ".ServerReflection.ServerReflectionInfo",                    \
-            pkg ".ServerReflectionRequest", pkg ".ExtensionRequest",                              \
-            pkg ".ServerReflectionResponse", pkg ".FileDescriptorResponse",                       \
-            pkg ".ExtensionNumberResponse", pkg ".ListServiceResponse", pkg ".ServiceResponse",   \
-            pkg ".ErrorResponse"                                                                  \
+#define REFLECTION_SYMBOLS(pkg)                                                                 \
+    {                                                                                           \
+        pkg ".ServerReflection", pkg ".ServerReflection.ServerReflectionInfo",                  \
+            pkg ".ServerReflectionRequest", pkg ".ExtensionRequest",                            \
+            pkg ".ServerReflectionResponse", pkg ".FileDescriptorResponse",                     \
+            pkg ".ExtensionNumberResponse", pkg ".ListServiceResponse", pkg ".ServiceResponse", \
+            pkg ".ErrorResponse"                                                                \
     }
 
 static const char *const v1_symbols[] = REFLECTION_SYMBOLS("grpc.reflection.v1");
@@ -149,8 +149,7 @@ static int answer_services(refl_answer *ans, arpc_arena *arena, const arpc__pb_r
 }
 
 /* File `i` and everything it imports. */
-static int answer_files(refl_answer *ans, arpc_arena *arena, const arpc__pb_registry *reg,
-                        size_t i)
+static int answer_files(refl_answer *ans, arpc_arena *arena, const arpc__pb_registry *reg, size_t i)
 {
     size_t count = arpc__pb_registry_file_count(reg);
     size_t *order = arpc_arena_alloc(arena, count * sizeof(*order));
@@ -210,8 +209,7 @@ static int fill_answer(refl_answer *ans, arpc_arena *arena, const arpc__pb_regis
                                "file not found");
     case REQ(FILE_CONTAINING_SYMBOL):
         s = req->file_containing_symbol;
-        return answer_by_index(ans, arena, reg,
-                               arpc__pb_registry_find_symbol(reg, s, strlen(s)),
+        return answer_by_index(ans, arena, reg, arpc__pb_registry_find_symbol(reg, s, strlen(s)),
                                "symbol not found");
     case REQ(FILE_CONTAINING_EXTENSION):
         return answer_error(ans, arena, ARPC__GRPC_NOT_FOUND, "extension not found");
@@ -228,8 +226,8 @@ static int send_answer(arpc_stream *st, arpc_arena *arena, refl_answer *ans)
 {
     size_t len = grpc__reflection__v1__server_reflection_response__get_packed_size(ans);
     if (len > REFLECTION_MAX_ANSWER) {
-        int rc = answer_error(ans, arena, ARPC__GRPC_RESOURCE_EXHAUSTED,
-                              "the answer is over 4 MiB");
+        int rc =
+            answer_error(ans, arena, ARPC__GRPC_RESOURCE_EXHAUSTED, "the answer is over 4 MiB");
         if (rc < 0)
             return rc;
         len = grpc__reflection__v1__server_reflection_response__get_packed_size(ans);

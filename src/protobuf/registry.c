@@ -24,6 +24,8 @@
  *
  * Threads: see registry.h.  Nothing here locks.
  */
+#include "protobuf/registry.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -31,7 +33,6 @@
 
 #include "base/alloc.h"
 #include "base/map.h"
-#include "protobuf/registry.h"
 #include "rpc/server.h"
 
 struct arpc__pb_registry {
@@ -119,8 +120,7 @@ static int append_file(arpc__pb_registry *reg, const arpc_pb_file *f)
     int rc = reserve_one((const void ***)&reg->files, reg->file_count, &reg->file_cap);
     if (rc < 0)
         return rc;
-    rc = arpc__map_insert(&reg->file_names, f->name, strlen(f->name),
-                          index_value(reg->file_count));
+    rc = arpc__map_insert(&reg->file_names, f->name, strlen(f->name), index_value(reg->file_count));
     if (rc < 0)
         return rc;
     reg->files[reg->file_count++] = f;

@@ -20,17 +20,13 @@ static void run_client(int port, const char *version)
 {
     char target[64];
     interop_addr(target, sizeof(target), port);
-    const char *args[] = {"--version",
-                          version,
-                          "--service",
-                          "refl.calc.Calc:Add,Watch,Collect,Chat",
-                          "--service",
-                          "refl.other.Mirror:Flip",
-                          "--service",
-                          "grpc.reflection.v1.ServerReflection:ServerReflectionInfo",
-                          "--service",
-                          "grpc.reflection.v1alpha.ServerReflection:ServerReflectionInfo",
-                          NULL};
+    const char *args[] = {
+        "--version", version,
+        "--service", "refl.calc.Calc:Add,Watch,Collect,Chat",
+        "--service", "refl.other.Mirror:Flip",
+        "--service", "grpc.reflection.v1.ServerReflection:ServerReflectionInfo",
+        "--service", "grpc.reflection.v1alpha.ServerReflection:ServerReflectionInfo",
+        NULL};
     ASSERT_EQ(interop_run_client_script("reflection_client.py", target, args, CLIENT_TIMEOUT_MS),
               0);
 }

@@ -12,10 +12,9 @@
  * uses (libarpc holds it): the Python interop test (interop_grpc_reflection) checks the
  * server against another implementation.
  */
+#include <grpc/reflection/v1/reflection.pb-c.h>
 #include <stdio.h>
 #include <string.h>
-
-#include <grpc/reflection/v1/reflection.pb-c.h>
 
 #include <arpc/arpc.h>
 
@@ -287,6 +286,7 @@ static void test_extensions_are_none(bool grpc)
 static void test_pipelined_requests_are_answered_in_order(bool grpc)
 {
     enum { N = 200 };
+
     const char *names[] = {REFL_CALC_PROTO, REFL_OTHER_PROTO, REFL_BASE_PROTO, REFL_TS_PROTO};
     const size_t counts[] = {3, 3, 2, 1};
     setup(grpc, true);
@@ -334,19 +334,18 @@ static void test_a_request_that_does_not_parse_ends_the_stream(bool grpc)
     teardown();
 }
 
-#define RUN_BOTH(fn)                                                                            \
-    do {                                                                                        \
-        if (test_selected(#fn)) {                                                               \
-            for (int grpc = 0; grpc < 2; grpc++) {                                              \
-                for (int v = 0; v < 2; v++) {                                                   \
-                    service = v == 0 ? V1_SERVICE : V1ALPHA_SERVICE;                            \
-                    fprintf(stderr, "RUN  %s (%s, %s)\n", #fn, grpc ? "grpc" : "native",        \
-                            service);                                                           \
-                    fn(grpc);                                                                   \
-                }                                                                               \
-            }                                                                                   \
-            fprintf(stderr, "OK   %s\n", #fn);                                                  \
-        }                                                                                       \
+#define RUN_BOTH(fn)                                                                               \
+    do {                                                                                           \
+        if (test_selected(#fn)) {                                                                  \
+            for (int grpc = 0; grpc < 2; grpc++) {                                                 \
+                for (int v = 0; v < 2; v++) {                                                      \
+                    service = v == 0 ? V1_SERVICE : V1ALPHA_SERVICE;                               \
+                    fprintf(stderr, "RUN  %s (%s, %s)\n", #fn, grpc ? "grpc" : "native", service); \
+                    fn(grpc);                                                                      \
+                }                                                                                  \
+            }                                                                                      \
+            fprintf(stderr, "OK   %s\n", #fn);                                                     \
+        }                                                                                          \
     } while (0)
 
 int main(void)

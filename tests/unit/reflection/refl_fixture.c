@@ -13,7 +13,7 @@ static const char *const ts_symbols[] = {"google.protobuf.Timestamp"};
 static const char *const base_symbols[] = {"refl.base.Color", "refl.base.Point",
                                            "refl.base.Point.Label"};
 static const char *const calc_symbols[] = {
-    "refl.calc.AddRequest", "refl.calc.AddReply",      "refl.calc.Calc",      "refl.calc.Calc.Add",
+    "refl.calc.AddRequest", "refl.calc.AddReply",     "refl.calc.Calc",      "refl.calc.Calc.Add",
     "refl.calc.Calc.Watch", "refl.calc.Calc.Collect", "refl.calc.Calc.Chat",
 };
 static const char *const other_symbols[] = {"refl.other.Mirror", "refl.other.Mirror.Flip"};
@@ -21,10 +21,10 @@ static const char *const other_symbols[] = {"refl.other.Mirror", "refl.other.Mir
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A file's object as generated code has it: name, bytes, symbols, direct imports. */
-#define REFL_FILE(file_name, fd, syms, dep_list, ndeps)                                            \
-    {                                                                                              \
-        .name = file_name, .descriptor = fd, .descriptor_len = sizeof(fd),                         \
-        .symbols = syms, .symbol_count = COUNT(syms), .deps = dep_list, .dep_count = ndeps         \
+#define REFL_FILE(file_name, fd, syms, dep_list, ndeps)                                     \
+    {                                                                                       \
+        .name = file_name, .descriptor = fd, .descriptor_len = sizeof(fd), .symbols = syms, \
+        .symbol_count = COUNT(syms), .deps = dep_list, .dep_count = ndeps                   \
     }
 
 /* calc.proto's copies of its imports. */

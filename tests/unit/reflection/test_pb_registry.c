@@ -167,11 +167,11 @@ static void test_bad_records_are_refused(void)
 {
     static const arpc_pb_file nameless = {.name = NULL};
     static const arpc_pb_file *const to_nameless[] = {&nameless};
-    static const arpc_pb_file with_bad_dep = {.name = "bad.proto", .deps = to_nameless,
-                                              .dep_count = 1};
+    static const arpc_pb_file with_bad_dep = {
+        .name = "bad.proto", .deps = to_nameless, .dep_count = 1};
     static const char *const bad_symbols[] = {"ok.Symbol", ""};
-    static const arpc_pb_file bad_symbol = {.name = "sym.proto", .symbols = bad_symbols,
-                                            .symbol_count = 2};
+    static const arpc_pb_file bad_symbol = {
+        .name = "sym.proto", .symbols = bad_symbols, .symbol_count = 2};
     const arpc_pb_service cases[] = {
         {.name = NULL, .file = refl_calc_service.file},
         {.name = "", .file = refl_calc_service.file},
@@ -215,6 +215,7 @@ static void test_import_cycle_is_refused(void)
 static int add_chain(arpc_server *srv, size_t n)
 {
     enum { MAX = ARPC__PB_MAX_IMPORT_DEPTH + 2 };
+
     static arpc_pb_file chain[MAX];
     static const arpc_pb_file *links[MAX];
     static char names[MAX][32];
@@ -222,7 +223,8 @@ static int add_chain(arpc_server *srv, size_t n)
     for (size_t i = 0; i < n; i++) {
         snprintf(names[i], sizeof(names[i]), "chain%zu/f%zu.proto", n, i);
         links[i] = &chain[i];
-        chain[i] = (arpc_pb_file){.name = names[i], .deps = i + 1 < n ? &links[i + 1] : NULL,
+        chain[i] = (arpc_pb_file){.name = names[i],
+                                  .deps = i + 1 < n ? &links[i + 1] : NULL,
                                   .dep_count = i + 1 < n ? 1 : 0};
     }
     char svc_name[32];
