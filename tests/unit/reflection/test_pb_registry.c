@@ -218,7 +218,7 @@ static int add_chain(arpc_server *srv, size_t n)
 
     static arpc_pb_file chain[MAX];
     static const arpc_pb_file *links[MAX];
-    static char names[MAX][32];
+    static char names[MAX][64];
     ASSERT_LE(n, MAX);
     for (size_t i = 0; i < n; i++) {
         snprintf(names[i], sizeof(names[i]), "chain%zu/f%zu.proto", n, i);
@@ -227,7 +227,7 @@ static int add_chain(arpc_server *srv, size_t n)
                                   .deps = i + 1 < n ? &links[i + 1] : NULL,
                                   .dep_count = i + 1 < n ? 1 : 0};
     }
-    char svc_name[32];
+    char svc_name[64];
     snprintf(svc_name, sizeof(svc_name), "chain%zu.S", n);
     arpc_pb_service svc = {.name = svc_name, .file = &chain[0]};
     return arpc__pb_registry_add(srv, &svc);
