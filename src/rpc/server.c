@@ -218,6 +218,9 @@ struct arpc_server {
     _Atomic uint64_t connections;
     _Atomic uint32_t flushing; /* connections closing once their last answers are written */
     arpc_event drained; /* signalled when draining and a loop's in_flight or flushing reaches 0 */
+    /* The protobuf layer's registry (arpc__server_set_registry), opaque here. */
+    void *registry;
+    void (*registry_free)(void *registry);
 };
 
 static void on_idle_sweep(arpc__timer *timer);
@@ -346,6 +349,20 @@ int arpc_server_register_stream(arpc_server *srv, const char *method,
     return handler == NULL
                ? ARPC_EINVAL
                : register_method(srv, method, serve_unary_on_stream, handler, user_data);
+}
+
+void *arpc__server_registry(const arpc_server *srv)
+{
+    return srv->registry;
+}
+
+int arpc__server_set_registry(arpc_server *srv, void *registry, void (*free_fn)(void *registry))
+{
+    if (srv->listening || srv->registry != NULL)
+        return ARPC_EINVAL;
+    srv->registry = registry;
+    srv->registry_free = free_fn;
+    return 0;
 }
 
 int arpc__server_add_protocol(arpc_server *srv, const arpc__proto_ops *proto)
@@ -1901,6 +1918,8 @@ void arpc_server_destroy(arpc_server *srv)
     for (size_t i = 0; i < srv->methods.cap; i++)
         arpc__free(srv->methods.slots[i].value);
     arpc__map_fini(&srv->methods);
+    if (srv->registry != NULL)
+        srv->registry_free(srv->registry);
     arpc__free(srv->loops);
     arpc__free(srv);
 }

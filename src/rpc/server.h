@@ -19,4 +19,16 @@
  */
 int arpc__server_add_protocol(arpc_server *srv, const arpc__proto_ops *proto);
 
+/*
+ * The protobuf layer's per-server state (protobuf/registry.c: the services and files that
+ * reflection serves), opaque to this layer, which only keeps it and frees it with `free_fn`
+ * in arpc_server_destroy() once no handler runs any more.
+ *
+ * arpc__server_registry returns it, or NULL before one is set.
+ * arpc__server_set_registry returns 0, or ARPC_EINVAL (listening already, or one is set).
+ * Thread: the creator's, before arpc_server_listen (set); any (get).  Suspends: no.
+ */
+void *arpc__server_registry(const arpc_server *srv);
+int arpc__server_set_registry(arpc_server *srv, void *registry, void (*free_fn)(void *registry));
+
 #endif

@@ -146,18 +146,32 @@ void interop_start_grpc_peer(const char *const *args, interop_proc *out)
     wait_listening(out, "grpc_peer_server.py");
 }
 
-void interop_start_grpc_client(const char *target, const char *const *args, interop_proc *out)
+static void start_client(const char *script, const char *target, const char *const *args,
+                         interop_proc *out)
 {
     const char *argv[MAX_ARGS];
     const char *head[] = {"--target", target, NULL};
-    build_argv(argv, INTEROP_GRPC_SCRIPTS "/grpc_peer_client.py", head, args);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", INTEROP_GRPC_SCRIPTS, script);
+    build_argv(argv, path, head, args);
     spawn(argv, out);
+}
+
+void interop_start_grpc_client(const char *target, const char *const *args, interop_proc *out)
+{
+    start_client("grpc_peer_client.py", target, args, out);
 }
 
 int interop_run_grpc_client(const char *target, const char *const *args, int timeout_ms)
 {
+    return interop_run_client_script("grpc_peer_client.py", target, args, timeout_ms);
+}
+
+int interop_run_client_script(const char *script, const char *target, const char *const *args,
+                              int timeout_ms)
+{
     interop_proc c;
-    interop_start_grpc_client(target, args, &c);
+    start_client(script, target, args, &c);
     close(c.in_fd); /* nothing to say: a case waiting for stdin sees end of file */
     c.in_fd = -1;
     int64_t deadline = test_now_ms() + timeout_ms;
@@ -166,7 +180,7 @@ int interop_run_grpc_client(const char *target, const char *const *args, int tim
         ;
     if (test_now_ms() >= deadline) {
         interop_kill(&c);
-        test_fail(__FILE__, __LINE__, "grpc_peer_client.py took over %d ms", timeout_ms);
+        test_fail(__FILE__, __LINE__, "%s took over %d ms", script, timeout_ms);
     }
     return interop_reap(&c, 5000);
 }

@@ -70,6 +70,11 @@ void interop_start_grpc_client(const char *target, const char *const *args, inte
  */
 int interop_run_grpc_client(const char *target, const char *const *args, int timeout_ms);
 
+/* The same for another client script of tests/interop/grpc/ (`script` its file name),
+ * run as `python -B SCRIPT --stubs DIR --target TARGET args...`. */
+int interop_run_client_script(const char *script, const char *target, const char *const *args,
+                              int timeout_ms);
+
 /*
  * Reads the child's stdout until a line starting with `prefix` arrives
  * (copied into `line` if not NULL); other lines are copied to stderr.
