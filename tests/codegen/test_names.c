@@ -72,8 +72,8 @@ static void test_c_package(void)
 
 static void test_keywords(void)
 {
-    static const char *const yes[] = {"return", "switch", "default", "int", "delete",
-                                      "class", "and", "restrict", "nullptr", "co_await"};
+    static const char *const yes[] = {"return", "switch", "default",  "int",     "delete",
+                                      "class",  "and",    "restrict", "nullptr", "co_await"};
     static const char *const no[] = {"sum_add", "returns", "Return", "int_", "main", ""};
 
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)

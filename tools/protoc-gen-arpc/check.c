@@ -72,12 +72,13 @@ static void add(name_set *set, const char *name, const char *origin, bool ours)
     items[set->n++] = (entry){.name = name, .origin = origin, .ours = ours};
 }
 
-#define ADDF(set, origin, ours, ...) add(set, gen_pool_printf(&(set)->pool, __VA_ARGS__), origin, ours)
+#define ADDF(set, origin, ours, ...) \
+    add(set, gen_pool_printf(&(set)->pool, __VA_ARGS__), origin, ours)
 
 static void add_method(name_set *set, const gen_service *s, const gen_method *gm)
 {
-    const char *origin = gen_pool_printf(&set->pool, "service %s, method %s", s->full,
-                                         gm->md->name);
+    const char *origin =
+        gen_pool_printf(&set->pool, "service %s, method %s", s->full, gm->md->name);
 
     ADDF(set, origin, true, "%s__ARPC_%s_METHOD", s->upper, gm->upper);
     for (const char *const *sfx = kind_suffixes[gm->kind]; *sfx != NULL; sfx++)
@@ -114,18 +115,17 @@ static void add_service(name_set *set, const gen_service *s)
 /* protoc-c's names for a message or enum (c_message.cc, c_enum.cc). */
 static void add_type(name_set *set, const gen_type *t)
 {
-    static const char *const msg_fns[] = {"__init", "__descriptor", "__get_packed_size",
-                                          "__pack", "__pack_to_buffer", "__unpack",
+    static const char *const msg_fns[] = {"__init",         "__descriptor",     "__get_packed_size",
+                                          "__pack",         "__pack_to_buffer", "__unpack",
                                           "__free_unpacked"};
     const gen_file *f = t->file;
-    const char *origin = gen_pool_printf(&set->pool, "protoc-c's names for %s (%s)", t->full,
-                                         f->name);
-    const char *l = gen_pool_add(&set->pool, gen_full_name_to_lower(t->full, f->package,
-                                                                     f->c_package));
-    const char *u = gen_pool_add(&set->pool, gen_full_name_to_upper(t->full, f->package,
-                                                                     f->c_package));
-    const char *c = gen_pool_add(&set->pool, gen_full_name_to_c(t->full, f->package,
-                                                                f->c_package));
+    const char *origin =
+        gen_pool_printf(&set->pool, "protoc-c's names for %s (%s)", t->full, f->name);
+    const char *l =
+        gen_pool_add(&set->pool, gen_full_name_to_lower(t->full, f->package, f->c_package));
+    const char *u =
+        gen_pool_add(&set->pool, gen_full_name_to_upper(t->full, f->package, f->c_package));
+    const char *c = gen_pool_add(&set->pool, gen_full_name_to_c(t->full, f->package, f->c_package));
 
     if (l == NULL || u == NULL || c == NULL) {
         set->failed = true;
@@ -169,10 +169,11 @@ static int check_members(const gen_plan *plan, const gen_service *s, char **erro
     for (size_t i = 0; i < s->n_methods; i++) {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(s->methods[i].member, s->methods[j].member) == 0)
-                return gen_fail(error, "%s: service %s: methods %s and %s both have the "
-                                "handler member %s; rename one", plan->file->name, s->full,
-                                s->methods[j].md->name, s->methods[i].md->name,
-                                s->methods[i].member);
+                return gen_fail(error,
+                                "%s: service %s: methods %s and %s both have the "
+                                "handler member %s; rename one",
+                                plan->file->name, s->full, s->methods[j].md->name,
+                                s->methods[i].md->name, s->methods[i].member);
         }
     }
     return 0;
@@ -211,10 +212,12 @@ static int check_method_types(const gen_plan *plan, const gen_service *s, char *
 
         for (int t = 0; t < 2; t++) {
             if (types[t]->file->no_generate)
-                return gen_fail(error, "%s: service %s, method %s: unsupported: its type %s "
+                return gen_fail(error,
+                                "%s: service %s, method %s: unsupported: its type %s "
                                 "is in %s, for which protoc-c writes no C (option "
-                                "(pb_c_file).no_generate)", plan->file->name, s->full,
-                                gm->md->name, types[t]->full, types[t]->file->name);
+                                "(pb_c_file).no_generate)",
+                                plan->file->name, s->full, gm->md->name, types[t]->full,
+                                types[t]->file->name);
         }
     }
     return 0;
@@ -225,13 +228,16 @@ static int check_supported(const gen_plan *plan, char **error)
     const gen_file *f = plan->file;
     const char *syntax = f->fd->syntax != NULL ? f->fd->syntax : "";
 
-    if (strcmp(syntax, "") != 0 && strcmp(syntax, "proto2") != 0 &&
-        strcmp(syntax, "proto3") != 0)
-        return gen_fail(error, "%s: unsupported: syntax \"%s\" (protoc-c and arpc know proto2 "
-                        "and proto3)", f->name, syntax);
+    if (strcmp(syntax, "") != 0 && strcmp(syntax, "proto2") != 0 && strcmp(syntax, "proto3") != 0)
+        return gen_fail(error,
+                        "%s: unsupported: syntax \"%s\" (protoc-c and arpc know proto2 "
+                        "and proto3)",
+                        f->name, syntax);
     if (f->no_generate && plan->n_services > 0)
-        return gen_fail(error, "%s: service %s: unsupported: protoc-c writes no C for this file "
-                        "(option (pb_c_file).no_generate)", f->name, plan->services[0].full);
+        return gen_fail(error,
+                        "%s: service %s: unsupported: protoc-c writes no C for this file "
+                        "(option (pb_c_file).no_generate)",
+                        f->name, plan->services[0].full);
     for (size_t i = 0; i < plan->n_services; i++) {
         if (check_method_types(plan, &plan->services[i], error) < 0)
             return -1;

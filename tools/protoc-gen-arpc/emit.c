@@ -55,13 +55,14 @@ static void header_unary(gen_out *o, const gen_service *s, const gen_method *gm)
                    "int %s__arpc_%s(arpc_channel *ch, const %s *req, const arpc_call_opts *opts,\n"
                    "                %s **rsp);\n",
                    p, m, gm->in_c, gm->out_c);
-    gen_out_printf(o,
-                   "/** Client: the async call's callback; `rsp` is NULL unless status is 0. */\n"
-                   "typedef void (*%s__arpc_%s_cb)(int status, const %s *rsp, void *user_data);\n"
-                   "/** Client: starts the call (arpc_pb_call_async()). */\n"
-                   "int %s__arpc_%s_async(arpc_channel *ch, const %s *req, const arpc_call_opts *opts,\n"
-                   "                      %s__arpc_%s_cb cb, void *user_data);\n",
-                   p, m, gm->out_c, p, m, gm->in_c, p, m);
+    gen_out_printf(
+        o,
+        "/** Client: the async call's callback; `rsp` is NULL unless status is 0. */\n"
+        "typedef void (*%s__arpc_%s_cb)(int status, const %s *rsp, void *user_data);\n"
+        "/** Client: starts the call (arpc_pb_call_async()). */\n"
+        "int %s__arpc_%s_async(arpc_channel *ch, const %s *req, const arpc_call_opts *opts,\n"
+        "                      %s__arpc_%s_cb cb, void *user_data);\n",
+        p, m, gm->out_c, p, m, gm->in_c, p, m);
 }
 
 static void header_handler(gen_out *o, const gen_service *s, const gen_method *gm)
@@ -70,17 +71,19 @@ static void header_handler(gen_out *o, const gen_service *s, const gen_method *g
 
     switch (gm->kind) {
     case GEN_SERVER_STREAM:
-        gen_out_printf(o,
-                       "/** Server: sends answers on `st`, returns the final status. */\n"
-                       "typedef int (*%s__arpc_%s_fn)(arpc_stream *st, const %s *in, void *user_data);\n",
-                       p, m, gm->in_c);
+        gen_out_printf(
+            o,
+            "/** Server: sends answers on `st`, returns the final status. */\n"
+            "typedef int (*%s__arpc_%s_fn)(arpc_stream *st, const %s *in, void *user_data);\n",
+            p, m, gm->in_c);
         break;
     case GEN_CLIENT_STREAM:
-        gen_out_printf(o,
-                       "/** Server: reads requests from `st`, fills `out` (initialized), returns\n"
-                       " *  the final status. */\n"
-                       "typedef int (*%s__arpc_%s_fn)(arpc_stream *st, %s *out, void *user_data);\n",
-                       p, m, gm->out_c);
+        gen_out_printf(
+            o,
+            "/** Server: reads requests from `st`, fills `out` (initialized), returns\n"
+            " *  the final status. */\n"
+            "typedef int (*%s__arpc_%s_fn)(arpc_stream *st, %s *out, void *user_data);\n",
+            p, m, gm->out_c);
         break;
     default:
         gen_out_printf(o,
@@ -165,8 +168,7 @@ static void header_service(gen_out *o, const gen_service *s)
                    "typedef struct %s__arpc_handlers {\n",
                    p);
     for (size_t i = 0; i < s->n_methods; i++)
-        gen_out_printf(o, "    %s__arpc_%s_fn %s;\n", p, s->methods[i].lower,
-                       s->methods[i].member);
+        gen_out_printf(o, "    %s__arpc_%s_fn %s;\n", p, s->methods[i].lower, s->methods[i].member);
     if (s->n_methods == 0)
         gen_out_printf(o, "    char arpc_no_methods; /* C has no empty structs */\n");
     gen_out_printf(o,
@@ -301,16 +303,17 @@ static void put_file(gen_out *o, const gen_model *m, const gen_file *f)
 {
     size_t symbols, deps;
 
-    gen_out_printf(o, "\n/* %s */\nstatic const uint8_t arpc_gen_file_%s_descriptor[] = {",
-                   f->name, f->ident);
+    gen_out_printf(o, "\n/* %s */\nstatic const uint8_t arpc_gen_file_%s_descriptor[] = {", f->name,
+                   f->ident);
     put_bytes(o, f->bytes, f->len);
     gen_out_printf(o, "};\n");
     symbols = put_symbols(o, f);
     deps = put_deps(o, m, f);
     gen_out_printf(o, "static const arpc_pb_file arpc_gen_file_%s = {\n    .name = ", f->ident);
     put_cstr(o, f->name);
-    gen_out_printf(o, ",\n    .descriptor = arpc_gen_file_%s_descriptor,\n"
-                      "    .descriptor_len = sizeof(arpc_gen_file_%s_descriptor),\n",
+    gen_out_printf(o,
+                   ",\n    .descriptor = arpc_gen_file_%s_descriptor,\n"
+                   "    .descriptor_len = sizeof(arpc_gen_file_%s_descriptor),\n",
                    f->ident, f->ident);
     if (symbols > 0)
         gen_out_printf(o, "    .symbols = arpc_gen_file_%s_symbols,\n", f->ident);
@@ -411,8 +414,8 @@ static void source_register(gen_out *o, const gen_service *s)
     gen_out_printf(o, "    if (handlers == NULL)\n        return ARPC_EINVAL;\n");
     for (size_t i = 0; i < s->n_methods; i++)
         gen_out_printf(o, "    fns[%zu] = (arpc_pb_fn)handlers->%s;\n", i, s->methods[i].member);
-    gen_out_printf(o, "    return arpc_pb_register(srv, &%s__arpc_service, %s, user_data);\n}\n",
-                   p, s->n_methods > 0 ? "fns" : "NULL");
+    gen_out_printf(o, "    return arpc_pb_register(srv, &%s__arpc_service, %s, user_data);\n}\n", p,
+                   s->n_methods > 0 ? "fns" : "NULL");
 }
 
 /* `&arpc_gen_P__methods[i]` of method i of `s`. */
@@ -422,20 +425,22 @@ static void source_unary(gen_out *o, const gen_service *s, const gen_method *gm,
 {
     const char *p = s->lower, *m = gm->lower;
 
-    gen_out_printf(o,
-                   "\nint %s__arpc_%s(arpc_channel *ch, const %s *req, const arpc_call_opts *opts,\n"
-                   "                %s **rsp)\n{\n"
-                   "    ProtobufCMessage *msg = NULL;\n"
-                   "    int rc = arpc_pb_call(ch, " METHOD_REF ", (const ProtobufCMessage *)req,\n"
-                   "                          opts, &msg);\n\n"
-                   "    *rsp = (%s *)msg;\n    return rc;\n}\n",
-                   p, m, gm->in_c, gm->out_c, p, i, gm->out_c);
-    gen_out_printf(o,
-                   "\nint %s__arpc_%s_async(arpc_channel *ch, const %s *req, const arpc_call_opts *opts,\n"
-                   "                      %s__arpc_%s_cb cb, void *user_data)\n{\n"
-                   "    return arpc_pb_call_async(ch, " METHOD_REF ", (const ProtobufCMessage *)req,\n"
-                   "                              opts, (arpc_pb_fn)cb, user_data);\n}\n",
-                   p, m, gm->in_c, p, m, p, i);
+    gen_out_printf(
+        o,
+        "\nint %s__arpc_%s(arpc_channel *ch, const %s *req, const arpc_call_opts *opts,\n"
+        "                %s **rsp)\n{\n"
+        "    ProtobufCMessage *msg = NULL;\n"
+        "    int rc = arpc_pb_call(ch, " METHOD_REF ", (const ProtobufCMessage *)req,\n"
+        "                          opts, &msg);\n\n"
+        "    *rsp = (%s *)msg;\n    return rc;\n}\n",
+        p, m, gm->in_c, gm->out_c, p, i, gm->out_c);
+    gen_out_printf(
+        o,
+        "\nint %s__arpc_%s_async(arpc_channel *ch, const %s *req, const arpc_call_opts *opts,\n"
+        "                      %s__arpc_%s_cb cb, void *user_data)\n{\n"
+        "    return arpc_pb_call_async(ch, " METHOD_REF ", (const ProtobufCMessage *)req,\n"
+        "                              opts, (arpc_pb_fn)cb, user_data);\n}\n",
+        p, m, gm->in_c, p, m, p, i);
 }
 
 /* P__arpc_m_<verb>(st, arena, T **msg): one message read as `type`. */
@@ -467,7 +472,8 @@ static void source_open(gen_out *o, const gen_service *s, const gen_method *gm, 
         gen_out_printf(o,
                        "\nint %s__arpc_%s_open(arpc_channel *ch, const %s *req,\n"
                        "                     const arpc_call_opts *opts, arpc_stream **st)\n{\n"
-                       "    return arpc_pb_stream_open(ch, " METHOD_REF ", (const ProtobufCMessage *)req,\n"
+                       "    return arpc_pb_stream_open(ch, " METHOD_REF
+                       ", (const ProtobufCMessage *)req,\n"
                        "                               opts, st);\n}\n",
                        p, m, gm->in_c, p, i);
     else

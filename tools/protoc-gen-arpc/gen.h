@@ -8,11 +8,10 @@
 #ifndef PROTOC_GEN_ARPC_GEN_H
 #define PROTOC_GEN_ARPC_GEN_H
 
+#include <google/protobuf/compiler/plugin.pb-c.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <google/protobuf/compiler/plugin.pb-c.h>
 
 #include "out.h"
 
@@ -25,8 +24,8 @@ typedef Google__Protobuf__MethodDescriptorProto gen_methodp;
 /** One .proto file of the request. */
 typedef struct gen_file {
     const gen_fdp *fd;
-    const char *name;    /* "dir/calc.proto" */
-    const char *package; /* "" without a package statement */
+    const char *name;      /* "dir/calc.proto" */
+    const char *package;   /* "" without a package statement */
     const char *c_package; /* protoc-c's (pb_c_file).c_package, or NULL */
     bool no_generate;      /* protoc-c's (pb_c_file).no_generate: no .pb-c.h exists */
     const uint8_t *bytes;  /* the FileDescriptorProto as protoc sent it, without */

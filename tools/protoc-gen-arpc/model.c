@@ -6,20 +6,19 @@
  * of types by full name so that a method's ".p.q.In" finds the file, and so the
  * c_package, that protoc-c used to name it.
  */
-#include "gen.h"
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gen.h"
 #include "names.h"
 #include "wire.h"
 
 /* protoc-c's extension numbers (protobuf-c/protobuf-c.proto). */
-#define PB_C_FILE_EXTENSION 1019
-#define PB_C_NO_GENERATE    1
-#define PB_C_C_PACKAGE      6
+#define PB_C_FILE_EXTENSION   1019
+#define PB_C_NO_GENERATE      1
+#define PB_C_C_PACKAGE        6
 #define FILE_SOURCE_CODE_INFO 9
 #define REQUEST_PROTO_FILE    15
 
@@ -195,8 +194,8 @@ const gen_type *gen_model_type(const gen_model *m, const char *name)
 
 static const char *type_lower(gen_pool *pool, const gen_type *t)
 {
-    return gen_pool_add(pool, gen_full_name_to_lower(t->full, t->file->package,
-                                                     t->file->c_package));
+    return gen_pool_add(pool,
+                        gen_full_name_to_lower(t->full, t->file->package, t->file->c_package));
 }
 
 static const char *type_c(gen_pool *pool, const gen_type *t)
@@ -214,8 +213,10 @@ static int plan_types(gen_plan *plan, const gen_model *m, const gen_service *s, 
     for (int i = 0; i < 2; i++) {
         types[i] = names[i] != NULL ? gen_model_type(m, names[i]) : NULL;
         if (types[i] == NULL || types[i]->msg == NULL)
-            return gen_fail(error, "%s: service %s, method %s: type %s is not a message in the "
-                            "request", plan->file->name, s->full, gm->md->name,
+            return gen_fail(error,
+                            "%s: service %s, method %s: type %s is not a message in the "
+                            "request",
+                            plan->file->name, s->full, gm->md->name,
                             names[i] != NULL ? names[i] : "(none)");
     }
     gm->in = types[0];
@@ -234,13 +235,14 @@ static int plan_method(gen_plan *plan, const gen_model *m, const gen_service *s,
     bool ss = md->has_server_streaming && md->server_streaming;
 
     gm->md = md;
-    gm->kind = cs ? (ss ? GEN_BIDI_STREAM : GEN_CLIENT_STREAM) : (ss ? GEN_SERVER_STREAM : GEN_UNARY);
+    gm->kind =
+        cs ? (ss ? GEN_BIDI_STREAM : GEN_CLIENT_STREAM) : (ss ? GEN_SERVER_STREAM : GEN_UNARY);
     gm->lower = gen_pool_add(&plan->pool, gen_camel_to_lower(md->name));
     gm->upper = gm->lower != NULL ? gen_pool_add(&plan->pool, gen_to_upper(gm->lower)) : NULL;
     gm->wire = gen_pool_printf(&plan->pool, "%s/%s", s->full, md->name);
     if (gm->lower != NULL)
-        gm->member = gen_is_keyword(gm->lower) ? gen_pool_printf(&plan->pool, "%s_", gm->lower)
-                                               : gm->lower;
+        gm->member =
+            gen_is_keyword(gm->lower) ? gen_pool_printf(&plan->pool, "%s_", gm->lower) : gm->lower;
     if (plan->pool.failed)
         return gen_fail(error, "out of memory");
     return plan_types(plan, m, s, gm, error);
@@ -254,10 +256,10 @@ static int plan_service(gen_plan *plan, const gen_model *m, gen_service *s, cons
     s->sd = sd;
     s->full = join_name(&plan->pool, f->package, sd->name);
     if (s->full != NULL) {
-        s->lower = gen_pool_add(&plan->pool, gen_full_name_to_lower(s->full, f->package,
-                                                                     f->c_package));
-        s->upper = gen_pool_add(&plan->pool, gen_full_name_to_upper(s->full, f->package,
-                                                                     f->c_package));
+        s->lower =
+            gen_pool_add(&plan->pool, gen_full_name_to_lower(s->full, f->package, f->c_package));
+        s->upper =
+            gen_pool_add(&plan->pool, gen_full_name_to_upper(s->full, f->package, f->c_package));
         s->c = gen_pool_add(&plan->pool, gen_full_name_to_c(s->full, f->package, f->c_package));
     }
     s->methods = calloc(sd->n_method + 1, sizeof(*s->methods));

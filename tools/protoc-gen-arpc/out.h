@@ -28,8 +28,6 @@ char *gen_out_take(gen_out *o);
 /** Frees the text. */
 void gen_out_fini(gen_out *o);
 
-
-
 /* ---- a pool of strings freed together ------------------------------------------------- */
 
 /** Owns strings until gen_pool_fini(); a failed allocation is sticky as in gen_out. */
@@ -51,4 +49,3 @@ char *gen_pool_printf(gen_pool *p, const char *fmt, ...) __attribute__((format(p
 void gen_pool_fini(gen_pool *p);
 
 #endif
-
