@@ -3,7 +3,10 @@
 #   include/arpc/*.h                     the public headers
 #   lib/libarpc.a, lib/libarpc.so*       the libraries (the .so unless ARPC_BUILD_SHARED=OFF)
 #   lib/pkgconfig/arpc.pc                pkg-config --cflags --libs [--static] arpc
-#   lib/cmake/arpc/arpcConfig*.cmake     find_package(arpc), targets arpc::arpc, arpc::arpc_static
+#   lib/cmake/arpc/arpcConfig*.cmake     find_package(arpc), targets arpc::arpc, arpc::arpc_static,
+#                                        arpc::protoc-gen-arpc and arpc_protobuf_generate()
+#   bin/protoc-gen-arpc                  protoc's plugin (tools/protoc-gen-arpc); arpc.pc's
+#                                        variable protoc_gen_arpc names it
 #
 # Both descriptions are relocatable: arpc.pc names its prefix relative to its own
 # directory (${pcfiledir}) and the CMake files relative to theirs, so
@@ -28,12 +31,14 @@ if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDE
     set(ARPC_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
     set(ARPC_PC_LIBDIR "${CMAKE_INSTALL_FULL_LIBDIR}")
     set(ARPC_PC_INCLUDEDIR "${CMAKE_INSTALL_FULL_INCLUDEDIR}")
+    set(ARPC_PC_BINDIR "${CMAKE_INSTALL_FULL_BINDIR}")
 else()
     file(RELATIVE_PATH arpc_pc_up /root/${arpc_pc_dir} /root)
     string(REGEX REPLACE "/$" "" arpc_pc_up "${arpc_pc_up}")
     set(ARPC_PC_PREFIX "\${pcfiledir}/${arpc_pc_up}")
     set(ARPC_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
     set(ARPC_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+    set(ARPC_PC_BINDIR "\${prefix}/${CMAKE_INSTALL_BINDIR}")
 endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/arpc.pc.in ${PROJECT_BINARY_DIR}/arpc.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/arpc.pc DESTINATION ${arpc_pc_dir})
@@ -48,4 +53,5 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/arpcConfig.cmake.in
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/arpcConfigVersion.cmake
                                  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/arpcConfig.cmake ${PROJECT_BINARY_DIR}/arpcConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/ArpcProtobufGenerate.cmake
         DESTINATION ${arpc_cmake_dir})

@@ -8,6 +8,10 @@
 #   find_package, shared target_link_libraries(consumer arpc::arpc)
 #   find_package, static target_link_libraries(consumer arpc::arpc_static)
 #
+# Both ways also generate typed services from consumer/greet.proto and compile them
+# with consumer/typed.c: find_package with arpc_protobuf_generate(), pkg-config with the
+# one-line protoc command of docs/protobuf.md (the installed protoc-gen-arpc).
+#
 # Each binary is checked to link the library it claims (libarpc.so in its
 # NEEDED entries or not) and must make one call and check its answer.  A build
 # without the shared library (ARPC_BUILD_SHARED=OFF) skips the pkg-config
@@ -80,6 +84,22 @@ step "pkg-config, static"
 "$cc" -o "$work/pc-static" "$consumer/main.c" -DEXPECT_VERSION="\"$version\"" \
     $(pkg-config --cflags arpc) -Wl,-Bstatic $(pkg-config --static --libs arpc) -Wl,-Bdynamic
 check_binary "$work/pc-static" static
+
+step "pkg-config, protoc one-liner for typed services"
+gen="$work/pc-gen"
+mkdir -p "$gen"
+plugin=$(pkg-config --variable=protoc_gen_arpc arpc)
+[ -x "$plugin" ] || fail "pkg-config's protoc_gen_arpc '$plugin' is not an executable"
+protoc -I"$consumer" --c_out="$gen" --arpc_out="$gen" --plugin=protoc-gen-arpc="$plugin" \
+    "$consumer/greet.proto" || fail "protoc with the installed protoc-gen-arpc failed"
+# The keyword repair the documented one-liner pairs with (docs/protobuf.md).
+sed -i -E 's/\(\*(return|switch|default|int|delete)\)\(/(*\1_)(/; s/(function_prefix__ ## (return|switch|default|int|delete))([^A-Za-z0-9_])/\1_\3/' \
+    "$gen/greet.pb-c.h"
+for c in "$gen/greet.pb-c.c" "$gen/greet.arpc.c" "$consumer/typed.c"; do
+    # shellcheck disable=SC2046
+    "$cc" -std=c11 -Wall -Wextra -Werror -c -o "$gen/$(basename "$c").o" "$c" -I"$gen" \
+        $(pkg-config --cflags arpc) || fail "compiling $c failed"
+done
 
 for target in arpc::arpc arpc::arpc_static; do
     kind=static
