@@ -72,6 +72,7 @@ static const struct err_row err_rows[] = {
     {ARPC_ESTOPPED, ARPC__GRPC_UNAVAILABLE},
     {ARPC_EQUEUEFULL, ARPC__GRPC_RESOURCE_EXHAUSTED},
     {ARPC_EMETADATA, ARPC__GRPC_RESOURCE_EXHAUSTED},
+    {ARPC_EBADMSG, ARPC__GRPC_INVALID_ARGUMENT},
 };
 
 int arpc__grpc_status_from_arpc(int status)
