@@ -194,6 +194,9 @@ struct arpc_request {
     void *cancel_user_data;
     arpc__timer cancel_timer; /* the deadline, for cancel_cb only */
     arpc_stream *stream;      /* a stream method's stream; NULL for a unary handler */
+    /* arpc_request_arena's, created on first use and kept with the pooled request,
+     * emptied when the request is put back: a loop's typed requests reuse it. */
+    arpc_arena *arena;
     /* Canceled, watched or with a cancel_cb: its answer takes the slow path (listed alone
      * is not enough: a protocol that can cancel lists every request). */
     bool flagged;
@@ -393,6 +396,7 @@ static inline __attribute__((always_inline)) arpc_request *request_get(srv_loop 
 
 static void request_free(arpc_request *req)
 {
+    arpc_arena_destroy(req->arena);
     arpc__buf_fini(&req->payload);
     arpc__buf_fini(&req->response);
     arpc__buf_fini(&req->md_buf);
@@ -419,6 +423,9 @@ static inline __attribute__((always_inline)) void request_put(srv_loop *sl, arpc
     arpc__buf_shrink_if_idle(&req->response, BUF_KEEP_SIZE);
     arpc__list_push_front(&sl->free_requests, &req->link);
     sl->free_request_count++;
+    /* Last: an untyped request pays one test, and no spill around the call. */
+    if (req->arena != NULL)
+        arpc_arena_reset(req->arena);
 }
 
 /* The largest answer frame this connection may carry: the server's own limit, and the
@@ -815,6 +822,13 @@ int64_t arpc_request_remaining_ms(const arpc_request *req)
 arpc_buf *arpc_request_response(arpc_request *req)
 {
     return &req->response;
+}
+
+arpc_arena *arpc_request_arena(arpc_request *req)
+{
+    if (req->arena == NULL && arpc_arena_create(&req->arena) < 0)
+        return NULL;
+    return req->arena;
 }
 
 size_t arpc_request_metadata_count(const arpc_request *req)
