@@ -38,7 +38,8 @@ typedef struct arpc__payload {
  * arpc__call_start (typed calls: the method, the typed callback, its
  * user_data, the arena). */
 typedef struct arpc__call_ctx {
-    const void *p[4];
+    const void *p[3];
+    void (*fn)(void);
 } arpc__call_ctx;
 
 struct cli_call {

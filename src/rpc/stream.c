@@ -563,6 +563,34 @@ static void cancel_now(void *st_arg, void *unused)
     arpc__stream_fail(st_arg, ARPC_ECANCELED, true);
 }
 
+/* arpc__stream_abort on the loop.  A stream the peer has ended well may still
+ * hold unread messages: the reader's failure replaces that end. */
+static void abort_now(void *st_arg, void *err_arg)
+{
+    arpc_stream *st = st_arg;
+    int err = (int)(intptr_t)err_arg;
+    if (!st->ended) {
+        stream_end(st, err, true, true);
+    } else if (st->end_status == 0) {
+        st->end_status = err;
+        drop_queue(st);
+        atomic_store(&st->public_status, err);
+    }
+}
+
+void arpc__stream_abort(arpc_stream *st, int err)
+{
+    if (arpc__loop_current() == st->loop) {
+        abort_now(st, (void *)(intptr_t)err);
+        return;
+    }
+    /* The cancel's task node: a cancel asked for already fails the stream too. */
+    if (atomic_exchange(&st->cancel_requested, true))
+        return;
+    arpc__task_set(&st->cancel_task, abort_now, st, (void *)(intptr_t)err);
+    arpc__loop_post_or_run(st->loop, &st->cancel_task);
+}
+
 void arpc_stream_cancel(arpc_stream *st)
 {
     if (st == NULL || atomic_load(&st->public_ended) ||
