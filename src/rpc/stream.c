@@ -146,6 +146,7 @@ static void credit_back(arpc_stream *st, size_t len)
 }
 
 static void stream_end(arpc_stream *st, int status, bool tell, bool drop);
+static void fail_local(arpc_stream *st, int err);
 
 static bool read_try(arpc_stream *st)
 {
@@ -169,7 +170,7 @@ static bool read_try(arpc_stream *st)
     op_complete(st, ARPC__STREAM_OP_READ, status, m->data, m->len);
     arpc__free(m);
     if (status < 0)
-        stream_end(st, status, true, true);
+        fail_local(st, status);
     return true;
 }
 
@@ -563,12 +564,12 @@ static void cancel_now(void *st_arg, void *unused)
     arpc__stream_fail(st_arg, ARPC_ECANCELED, true);
 }
 
-/* arpc__stream_abort on the loop.  A stream the peer has ended well may still
- * hold unread messages: the reader's failure replaces that end. */
-static void abort_now(void *st_arg, void *err_arg)
+/* The stream fails with `err`, found on this side (a message that could not be
+ * stored or parsed).  A stream the peer has ended well may still hold unread
+ * messages: this failure replaces that end, so that every later operation
+ * returns it (stream.h). */
+static void fail_local(arpc_stream *st, int err)
 {
-    arpc_stream *st = st_arg;
-    int err = (int)(intptr_t)err_arg;
     if (!st->ended) {
         stream_end(st, err, true, true);
     } else if (st->end_status == 0) {
@@ -576,6 +577,11 @@ static void abort_now(void *st_arg, void *err_arg)
         drop_queue(st);
         atomic_store(&st->public_status, err);
     }
+}
+
+static void abort_now(void *st_arg, void *err_arg)
+{
+    fail_local(st_arg, (int)(intptr_t)err_arg);
 }
 
 void arpc__stream_abort(arpc_stream *st, int err)
