@@ -276,25 +276,18 @@ static void channel_call_ended(arpc_channel *ch)
 
 static void parent_release(cli_call *call);
 
-/* deliver for a call with a parent: the parent's loop unlinks the call's
- * node after the callback, before the call is recycled. */
-static arpc__noinline void deliver_child(cli_call *call, int status, const void *rsp,
-                                         size_t rsp_len)
+/* deliver for a call recycled after its callback (`late_put`): one with a
+ * parent, whose loop unlinks the call's node first, or one with a context
+ * inside it (arpc__call_start), which the callback reads. */
+static arpc__noinline void deliver_late(cli_call *call, int status, const void *rsp,
+                                        size_t rsp_len)
 {
     arpc_channel *ch = call->ch;
     call->cb(status, rsp, rsp_len, call->user_data);
-    parent_release(call);
-    channel_call_ended(ch);
-}
-
-/* deliver for a call with a context inside it (arpc__call_start): the
- * callback reads it, so the call is recycled after the callback. */
-static arpc__noinline void deliver_ctx(cli_call *call, int status, const void *rsp,
-                                       size_t rsp_len)
-{
-    arpc_channel *ch = call->ch;
-    call->cb(status, rsp, rsp_len, call->user_data);
-    call_put(call);
+    if (call->parent_loop != NULL)
+        parent_release(call);
+    else
+        call_put(call);
     channel_call_ended(ch);
 }
 
@@ -305,12 +298,8 @@ static inline __attribute__((always_inline)) void deliver(cli_call *call, int st
     arpc_call_cb cb = call->cb;
     void *user_data = call->user_data;
     deadline_untrack(call);
-    if (arpc__unlikely(call->parent_loop != NULL)) {
-        deliver_child(call, status, rsp, rsp_len);
-        return;
-    }
-    if (arpc__unlikely(call->has_ctx)) {
-        deliver_ctx(call, status, rsp, rsp_len);
+    if (arpc__unlikely(call->late_put)) {
+        deliver_late(call, status, rsp, rsp_len);
         return;
     }
     call_put(call);
@@ -1121,6 +1110,7 @@ static void parent_release(cli_call *call)
 static int parent_watch(cli_call *call, arpc_request *parent)
 {
     call->parent_loop = arpc__request_loop(parent);
+    call->late_put = true;
     arpc__list_init(&call->cancel.link);
     call->cancel.fn = on_parent_canceled;
     atomic_store_explicit(&call->holder, NULL, memory_order_relaxed);
@@ -1472,7 +1462,7 @@ call_start(arpc_channel *ch, const char *method, const arpc__payload *payload,
     call->err_msg = opts ? opts->error_message : NULL;
     if (call->err_msg != NULL)
         arpc__buf_clear(call->err_msg);
-    call->has_ctx = ctx != NULL;
+    call->late_put = ctx != NULL;
     if (arpc__unlikely(ctx != NULL)) {
         call->ctx = *ctx;
         user_data = &call->ctx;

@@ -72,10 +72,10 @@ struct cli_call {
     arpc_metadata *rsp_md; /* the caller's list for the answer's metadata, or NULL */
     arpc_buf *err_msg;     /* arpc_call_opts.error_message, or NULL */
     /* The initiator's context (arpc__call_start), held here so that a typed
-     * completion allocates nothing; `has_ctx`: the callback gets &ctx as its
-     * user_data and runs before the call is recycled. */
-    bool has_ctx;
+     * completion allocates nothing: the callback gets &ctx as its user_data. */
     arpc__call_ctx ctx;
+    /* Recycled after its callback, not before: it has a context or a parent. */
+    bool late_put;
     /* The parent request's loop (arpc_call_opts.parent), or NULL: no parent,
      * and none of the fields below is used ("Parents" in channel.c). */
     arpc_loop *parent_loop;

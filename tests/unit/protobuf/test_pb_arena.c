@@ -240,13 +240,14 @@ static void test_unpack_allocation_failures(void)
             arpc__alloc_fail_after(k);
             int rc = arpc__pb_unpack(&tpb__num__descriptor, a, wire, len, &m);
             arpc__alloc_fail_after(-1);
-            arpc_arena_destroy(a);
             if (rc == 0) {
                 check_sample((Tpb__Num *)m);
                 if (heap)
                     protobuf_c_message_free_unpacked(m, NULL);
+                arpc_arena_destroy(a);
                 break;
             }
+            arpc_arena_destroy(a);
             ASSERT_ERR(rc, ARPC_ENOMEM);
             failures++;
             ASSERT_LT(k, 100);
