@@ -39,7 +39,8 @@ int arpc__pb_unpack(const ProtobufCMessageDescriptor *type, arpc_arena *arena, c
                     size_t len, ProtobufCMessage **out)
 {
     unpack_state st = {.arena = arena, .failed = false};
-    ProtobufCAllocator allocator = {.alloc = state_alloc, .free = state_free, .allocator_data = &st};
+    ProtobufCAllocator allocator = {
+        .alloc = state_alloc, .free = state_free, .allocator_data = &st};
     /* protobuf-c reads nothing at a NULL pointer of length 0, but says so nowhere. */
     static const uint8_t empty[1];
     ProtobufCMessage *msg =

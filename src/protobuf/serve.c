@@ -50,8 +50,8 @@ static int serve_unary(arpc_request *req, void *user_data)
     if (arena == NULL)
         return ARPC_ENOMEM;
     ProtobufCMessage *in;
-    int rc = arpc__pb_unpack(b->m->input, arena, arpc_request_data(req), arpc_request_len(req),
-                             &in);
+    int rc =
+        arpc__pb_unpack(b->m->input, arena, arpc_request_data(req), arpc_request_len(req), &in);
     if (rc < 0)
         return rc;
     ProtobufCMessage *out = arpc__pb_new(b->m->output, arena);

@@ -51,8 +51,8 @@ static int fail_stream(arpc_stream *st, int err)
     return err;
 }
 
-int arpc_pb_stream_read(arpc_stream *st, const ProtobufCMessageDescriptor *type,
-                        arpc_arena *arena, ProtobufCMessage **msg)
+int arpc_pb_stream_read(arpc_stream *st, const ProtobufCMessageDescriptor *type, arpc_arena *arena,
+                        ProtobufCMessage **msg)
 {
     if (msg != NULL)
         *msg = NULL;

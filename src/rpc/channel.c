@@ -279,8 +279,7 @@ static void parent_release(cli_call *call);
 /* deliver for a call recycled after its callback (`late_put`): one with a
  * parent, whose loop unlinks the call's node first, or one with a context
  * inside it (arpc__call_start), which the callback reads. */
-static arpc__noinline void deliver_late(cli_call *call, int status, const void *rsp,
-                                        size_t rsp_len)
+static arpc__noinline void deliver_late(cli_call *call, int status, const void *rsp, size_t rsp_len)
 {
     arpc_channel *ch = call->ch;
     call->cb(status, rsp, rsp_len, call->user_data);
@@ -1362,7 +1361,8 @@ static int start_child(cli_call *call, arpc_request *parent)
 }
 
 /* Writes the payload at `p`, where its `len` bytes of room are. */
-static inline __attribute__((always_inline)) void payload_put(const arpc__payload *payload, uint8_t *p)
+static inline __attribute__((always_inline)) void payload_put(const arpc__payload *payload,
+                                                              uint8_t *p)
 {
     if (arpc__unlikely(payload->pack != NULL))
         payload->pack(payload->data, p); /* a typed request, packed in place */
@@ -1373,9 +1373,9 @@ static inline __attribute__((always_inline)) void payload_put(const arpc__payloa
 /* Copies what the call sends into its own buffer: method, metadata (in
  * memory form), payload; not an encoded frame, which the link's protocol
  * writes when the call is sent (link_send).  @return 0 or ARPC_ENOMEM. */
-static inline __attribute__((always_inline)) int call_fill(cli_call *call, const char *method, size_t method_len,
-                            const arpc_metadata_entry *entries, size_t count,
-                            const arpc__payload *payload)
+static inline __attribute__((always_inline)) int
+call_fill(cli_call *call, const char *method, size_t method_len, const arpc_metadata_entry *entries,
+          size_t count, const arpc__payload *payload)
 {
     arpc_buf *data = &call->data;
     size_t req_len = payload->len;
@@ -1580,11 +1580,9 @@ static void on_sync_answer(int status, const void *rsp, size_t rsp_len, void *us
 }
 
 /* arpc_call and arpc__call_wait: starts the call with `done` and waits. */
-static inline __attribute__((always_inline)) int sync_run(sync_wait *wait, arpc_channel *ch,
-                                                          const char *method,
-                                                          const arpc__payload *payload,
-                                                          const arpc_call_opts *opts,
-                                                          arpc_call_cb done, bool typed)
+static inline __attribute__((always_inline)) int
+sync_run(sync_wait *wait, arpc_channel *ch, const char *method, const arpc__payload *payload,
+         const arpc_call_opts *opts, arpc_call_cb done, bool typed)
 {
     /* Blocking a loop thread would stall the loop, and deadlock when the
      * call's own connection lives there. */

@@ -49,7 +49,7 @@ static int total(arpc_stream *st, Tpb__Sum *out, void *user_data)
     Tpb__Num *msg;
     int rc;
     while ((rc = tpb__calc__arpc_total_recv(st, arpc_request_arena(arpc_stream_request(st)),
-                                             &msg)) == 0)
+                                            &msg)) == 0)
         out->value += msg->a;
     return rc == ARPC_EEOS ? 0 : rc;
 }

@@ -119,9 +119,12 @@ static int raw_garbage_stream(arpc_stream *st, void *user_data)
 static const arpc_pb_method garbage_unary = {
     "tpb.Raw/SumAdd", ARPC_PB_UNARY, &tpb__num__descriptor, &tpb__sum__descriptor, NULL, NULL};
 static arpc_pb_method garbage_unary_cb;
-static const arpc_pb_method garbage_stream = {
-    "tpb.Raw/Count", ARPC_PB_SERVER_STREAM, &tpb__num__descriptor, &tpb__sum__descriptor, NULL,
-    NULL};
+static const arpc_pb_method garbage_stream = {"tpb.Raw/Count",
+                                              ARPC_PB_SERVER_STREAM,
+                                              &tpb__num__descriptor,
+                                              &tpb__sum__descriptor,
+                                              NULL,
+                                              NULL};
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -504,8 +507,8 @@ static void test_register_rules(void)
     arpc_server *fresh;
     ASSERT_OK(arpc_server_create(srv_rt, NULL, &fresh));
     ASSERT_OK(arpc_server_register(fresh, TPB__CALC__ARPC_M_TOTAL, raw_garbage, NULL));
-    tpb__calc__arpc_handlers all = {.sum_add = sum_add, .count = count, .total = total,
-                                    .twice = twice};
+    tpb__calc__arpc_handlers all = {
+        .sum_add = sum_add, .count = count, .total = total, .twice = twice};
     ASSERT_ERR(tpb__calc__arpc_register(fresh, &all, &srv), ARPC_EINVAL);
     /* SumAdd was not registered by the failed call: this one succeeds. */
     ASSERT_OK(arpc_server_register(fresh, TPB__CALC__ARPC_M_SUM_ADD, raw_garbage, NULL));

@@ -35,7 +35,7 @@ static int invoke_total(arpc_pb_fn handler, arpc_request *req, arpc_stream *st,
 }
 
 static int invoke_twice(arpc_pb_fn handler, arpc_request *req, arpc_stream *st,
-                         const ProtobufCMessage *in, ProtobufCMessage *out, void *user_data)
+                        const ProtobufCMessage *in, ProtobufCMessage *out, void *user_data)
 {
     (void)req;
     (void)in;
@@ -54,8 +54,8 @@ static const arpc_pb_method methods[] = {
      invoke_twice, NULL},
 };
 
-static const char *const symbols[] = {"tpb.Num",          "tpb.Sum",        "tpb.Calc",
-                                      "tpb.Calc.SumAdd",  "tpb.Calc.Count", "tpb.Calc.Total",
+static const char *const symbols[] = {"tpb.Num",         "tpb.Sum",        "tpb.Calc",
+                                      "tpb.Calc.SumAdd", "tpb.Calc.Count", "tpb.Calc.Total",
                                       "tpb.Calc.Twice"};
 
 /* The serialized FileDescriptorProto is left out: these tests do not serve reflection. */
@@ -96,9 +96,8 @@ int tpb__calc__arpc_sum_add(arpc_channel *ch, const Tpb__Num *req, const arpc_ca
     return arpc_pb_call(ch, &methods[0], &req->base, opts, (ProtobufCMessage **)rsp);
 }
 
-int tpb__calc__arpc_sum_add_async(arpc_channel *ch, const Tpb__Num *req,
-                                  const arpc_call_opts *opts, tpb__calc__arpc_sum_add_cb cb,
-                                  void *user_data)
+int tpb__calc__arpc_sum_add_async(arpc_channel *ch, const Tpb__Num *req, const arpc_call_opts *opts,
+                                  tpb__calc__arpc_sum_add_cb cb, void *user_data)
 {
     return arpc_pb_call_async(ch, &methods[0], &req->base, opts, (arpc_pb_fn)cb, user_data);
 }

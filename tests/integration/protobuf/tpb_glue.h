@@ -37,9 +37,8 @@ int tpb__calc__arpc_register(arpc_server *srv, const tpb__calc__arpc_handlers *h
 int tpb__calc__arpc_sum_add(arpc_channel *ch, const Tpb__Num *req, const arpc_call_opts *opts,
                             Tpb__Sum **rsp);
 typedef void (*tpb__calc__arpc_sum_add_cb)(int status, const Tpb__Sum *rsp, void *user_data);
-int tpb__calc__arpc_sum_add_async(arpc_channel *ch, const Tpb__Num *req,
-                                  const arpc_call_opts *opts, tpb__calc__arpc_sum_add_cb cb,
-                                  void *user_data);
+int tpb__calc__arpc_sum_add_async(arpc_channel *ch, const Tpb__Num *req, const arpc_call_opts *opts,
+                                  tpb__calc__arpc_sum_add_cb cb, void *user_data);
 
 /* server streaming */
 int tpb__calc__arpc_count_open(arpc_channel *ch, const Tpb__Num *req, const arpc_call_opts *opts,

@@ -205,13 +205,14 @@ static void test_malformed(void)
         uint8_t bytes[12];
         size_t len;
     } cases[] = {
-        {{0x08}, 1},                                                               /* no value */
+        {{0x08}, 1}, /* no value */
         {{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 12}, /* long */
         {{0x0b}, 1},             /* start group */
         {{0x1a, 0x05, 'a'}, 3},  /* string past the end */
         {{0x2a, 0x02, 0x08}, 3}, /* sub-message cut */
         {{0x00}, 1},             /* field 0 */
     };
+
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ProtobufCMessage *m = NULL;
         ASSERT_ERR(arpc__pb_unpack(&tpb__num__descriptor, NULL, cases[i].bytes, cases[i].len, &m),
