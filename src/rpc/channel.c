@@ -136,6 +136,8 @@ void arpc_call_opts_init(arpc_call_opts *opts)
     opts->metadata = NULL;
     opts->metadata_count = 0;
     opts->response_metadata = NULL;
+    opts->arena = NULL;
+    opts->error_message = NULL;
 }
 
 /* ---- call objects ------------------------------------------------------- */
@@ -234,7 +236,8 @@ static void on_deadlines(arpc__timer *timer)
     }
 }
 
-static cli_call *call_get(void)
+/* Inline: arpc_call_async and arpc__call_start each have their copy. */
+static inline __attribute__((always_inline)) cli_call *call_get(void)
 {
     call_pool *pool = local_pool();
     arpc__list *node = pool ? arpc__list_pop_front(&pool->free) : NULL;
@@ -273,14 +276,17 @@ static void channel_call_ended(arpc_channel *ch)
 
 static void parent_release(cli_call *call);
 
-/* deliver for a call with a parent: the parent's loop unlinks the call's
- * node after the callback, before the call is recycled. */
-static arpc__noinline void deliver_child(cli_call *call, int status, const void *rsp,
-                                         size_t rsp_len)
+/* deliver for a call recycled after its callback (`late_put`): one with a
+ * parent, whose loop unlinks the call's node first, or one with a context
+ * inside it (arpc__call_start), which the callback reads. */
+static arpc__noinline void deliver_late(cli_call *call, int status, const void *rsp, size_t rsp_len)
 {
     arpc_channel *ch = call->ch;
     call->cb(status, rsp, rsp_len, call->user_data);
-    parent_release(call);
+    if (call->parent_loop != NULL)
+        parent_release(call);
+    else
+        call_put(call);
     channel_call_ended(ch);
 }
 
@@ -291,8 +297,8 @@ static inline __attribute__((always_inline)) void deliver(cli_call *call, int st
     arpc_call_cb cb = call->cb;
     void *user_data = call->user_data;
     deadline_untrack(call);
-    if (arpc__unlikely(call->parent_loop != NULL)) {
-        deliver_child(call, status, rsp, rsp_len);
+    if (arpc__unlikely(call->late_put)) {
+        deliver_late(call, status, rsp, rsp_len);
         return;
     }
     call_put(call);
@@ -547,6 +553,10 @@ static inline __attribute__((always_inline)) void on_response(cli_link *lnk, uin
     } else {
         if (call->rsp_md != NULL && md != NULL && md->count > 0 &&
             arpc__metadata_assign(call->rsp_md, md) < 0)
+            status = ARPC_ENOMEM;
+        /* An application error's answer is its message (arpc_request_set_error). */
+        if (arpc__unlikely(status > 0) && call->err_msg != NULL &&
+            arpc__buf_append(call->err_msg, rsp, rsp_len) < 0)
             status = ARPC_ENOMEM;
         call_complete(call, status, rsp, rsp_len);
     }
@@ -1099,6 +1109,7 @@ static void parent_release(cli_call *call)
 static int parent_watch(cli_call *call, arpc_request *parent)
 {
     call->parent_loop = arpc__request_loop(parent);
+    call->late_put = true;
     arpc__list_init(&call->cancel.link);
     call->cancel.fn = on_parent_canceled;
     atomic_store_explicit(&call->holder, NULL, memory_order_relaxed);
@@ -1349,22 +1360,32 @@ static int start_child(cli_call *call, arpc_request *parent)
     return rc;
 }
 
+/* Writes the payload at `p`, where its `len` bytes of room are. */
+static inline __attribute__((always_inline)) void payload_put(const arpc__payload *payload,
+                                                              uint8_t *p)
+{
+    if (arpc__unlikely(payload->pack != NULL))
+        payload->pack(payload->data, p); /* a typed request, packed in place */
+    else if (payload->len > 0)
+        memcpy(p, payload->data, payload->len);
+}
+
 /* Copies what the call sends into its own buffer: method, metadata (in
  * memory form), payload; not an encoded frame, which the link's protocol
  * writes when the call is sent (link_send).  @return 0 or ARPC_ENOMEM. */
-static int call_fill(cli_call *call, const char *method, size_t method_len,
-                     const arpc_metadata_entry *entries, size_t count, const void *req,
-                     size_t req_len)
+static inline __attribute__((always_inline)) int
+call_fill(cli_call *call, const char *method, size_t method_len, const arpc_metadata_entry *entries,
+          size_t count, const arpc__payload *payload)
 {
     arpc_buf *data = &call->data;
+    size_t req_len = payload->len;
     int rc = arpc__buf_ensure(data, method_len + req_len); /* one growth, if any */
     call->method_len = (uint16_t)method_len;
     if (arpc__likely(rc == 0 && count == 0)) {
         /* The usual call: two copies into room that is there. */
         uint8_t *p = arpc__buf_tail(data);
         memcpy(p, method, method_len);
-        if (req_len > 0)
-            memcpy(p + method_len, req, req_len);
+        payload_put(payload, p + method_len);
         data->len += method_len + req_len;
         call->md_len = 0;
         call->md_count = 0;
@@ -1376,7 +1397,11 @@ static int call_fill(cli_call *call, const char *method, size_t method_len,
     if (rc == 0 && count > 0)
         rc = arpc__metadata_append_entries(data, &md, entries, count);
     if (rc == 0)
-        rc = arpc__buf_append(data, req, req_len);
+        rc = arpc__buf_ensure(data, req_len);
+    if (rc == 0) {
+        payload_put(payload, arpc__buf_tail(data));
+        data->len += req_len;
+    }
     call->md_len = md.len;
     call->md_count = md.count;
     return rc;
@@ -1400,10 +1425,15 @@ static inline bool call_fits(const arpc_channel *ch, const char *method, size_t 
            call_fits_exactly(ch, method, method_len, req_len);
 }
 
-int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_t req_len,
-                    const arpc_call_opts *opts, arpc_call_cb cb, void *user_data)
+/* arpc_call_async and arpc__call_start, inline in each: in arpc_call_async
+ * `payload->pack` and `ctx` are constant NULL, so the untyped call carries no
+ * test of the typed call's options (bench/RESULTS.md, issue #13). */
+static inline __attribute__((always_inline)) int
+call_start(arpc_channel *ch, const char *method, const arpc__payload *payload,
+           const arpc_call_opts *opts, arpc_call_cb cb, void *user_data, const arpc__call_ctx *ctx)
 {
-    if (ch == NULL || method == NULL || cb == NULL || (req == NULL && req_len > 0))
+    size_t req_len = payload->len;
+    if (ch == NULL || method == NULL || cb == NULL || (payload->data == NULL && req_len > 0))
         return ARPC_EINVAL;
     size_t method_len = strlen(method);
     if (method_len == 0 || method_len > ARPC__PROTO_MAX_METHOD)
@@ -1421,7 +1451,7 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     if (call == NULL)
         return ARPC_ENOMEM;
     bool idempotent = opts ? opts->idempotent : false;
-    rc = call_fill(call, method, method_len, md_entries, md_entry_count, req, req_len);
+    rc = call_fill(call, method, method_len, md_entries, md_entry_count, payload);
     if (rc < 0) {
         call_free(call);
         return rc;
@@ -1429,6 +1459,14 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     call->rsp_md = opts ? opts->response_metadata : NULL;
     if (call->rsp_md != NULL)
         arpc_metadata_clear(call->rsp_md);
+    call->err_msg = opts ? opts->error_message : NULL;
+    if (call->err_msg != NULL)
+        arpc__buf_clear(call->err_msg);
+    call->late_put = ctx != NULL;
+    if (arpc__unlikely(ctx != NULL)) {
+        call->ctx = *ctx;
+        user_data = &call->ctx;
+    }
     int64_t timeout_ms = opts && opts->timeout_ms >= 0 ? opts->timeout_ms
                                                        : ch->opts.default_timeout_ms;
     int64_t deadline_ns = timeout_ms > 0 ? deadline_after_ms(timeout_ms) : ARPC__NO_DEADLINE;
@@ -1472,6 +1510,20 @@ int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_
     return 0;
 }
 
+int arpc_call_async(arpc_channel *ch, const char *method, const void *req, size_t req_len,
+                    const arpc_call_opts *opts, arpc_call_cb cb, void *user_data)
+{
+    arpc__payload payload = {.data = req, .len = req_len, .pack = NULL};
+    return call_start(ch, method, &payload, opts, cb, user_data, NULL);
+}
+
+int arpc__call_start(arpc_channel *ch, const char *method, const arpc__payload *payload,
+                     const arpc_call_opts *opts, arpc_call_cb cb, void *user_data,
+                     const arpc__call_ctx *ctx)
+{
+    return call_start(ch, method, payload, opts, cb, user_data, ctx);
+}
+
 /* How arpc_call waits.  A coroutine parks and is woken on its own loop with
  * no atomic operation when the call ends there, the common case (the slot's
  * loop is the caller's); a plain thread waits on the event. */
@@ -1481,6 +1533,8 @@ typedef struct sync_wait {
     bool finished;   /* for the coroutine: set on its loop thread */
     arpc_event done; /* for the thread */
     arpc_buf *rsp;
+    arpc__answer_fn fn; /* arpc__call_wait's consumer of the answer */
+    void *arg;
     int status;
 } sync_wait;
 
@@ -1493,12 +1547,9 @@ static void wake_sync_coro(void *wait_arg, void *unused)
     arpc__coro_wake(wait->coro);
 }
 
-static void on_sync_done(int status, const void *rsp, size_t rsp_len, void *user_data)
+/* The call ended with wait->status set: wakes its waiter. */
+static inline void sync_wake(sync_wait *wait)
 {
-    sync_wait *wait = user_data;
-    if (status >= 0 && wait->rsp != NULL && arpc__buf_append(wait->rsp, rsp, rsp_len) < 0)
-        status = ARPC_ENOMEM;
-    wait->status = status;
     if (wait->coro == NULL) {
         arpc_event_signal(&wait->done);
     } else if (arpc__loop_current() == wait->coro->loop) {
@@ -1512,29 +1563,64 @@ static void on_sync_done(int status, const void *rsp, size_t rsp_len, void *user
     }
 }
 
-int arpc_call(arpc_channel *ch, const char *method, const void *req, size_t req_len,
-              const arpc_call_opts *opts, arpc_buf *rsp)
+static void on_sync_done(int status, const void *rsp, size_t rsp_len, void *user_data)
+{
+    sync_wait *wait = user_data;
+    if (status >= 0 && wait->rsp != NULL && arpc__buf_append(wait->rsp, rsp, rsp_len) < 0)
+        status = ARPC_ENOMEM;
+    wait->status = status;
+    sync_wake(wait);
+}
+
+static void on_sync_answer(int status, const void *rsp, size_t rsp_len, void *user_data)
+{
+    sync_wait *wait = user_data;
+    wait->status = wait->fn(status, rsp, rsp_len, wait->arg);
+    sync_wake(wait);
+}
+
+/* arpc_call and arpc__call_wait: starts the call with `done` and waits. */
+static inline __attribute__((always_inline)) int
+sync_run(sync_wait *wait, arpc_channel *ch, const char *method, const arpc__payload *payload,
+         const arpc_call_opts *opts, arpc_call_cb done, bool typed)
 {
     /* Blocking a loop thread would stall the loop, and deadlock when the
      * call's own connection lives there. */
     if (arpc__on_loop_outside_coro())
         return ARPC_ENOTCORO;
-    sync_wait wait;
-    wait.coro = arpc__coro_self();
-    wait.finished = false;
-    arpc_event_init(&wait.done);
-    wait.rsp = rsp;
-    wait.status = 0;
-    int rc = arpc_call_async(ch, method, req, req_len, opts, on_sync_done, &wait);
+    wait->coro = arpc__coro_self();
+    wait->finished = false;
+    arpc_event_init(&wait->done);
+    wait->status = 0;
+    int rc = typed ? arpc__call_start(ch, method, payload, opts, done, wait, NULL)
+                   : arpc_call_async(ch, method, payload->data, payload->len, opts, done, wait);
     if (rc < 0)
         return rc;
-    if (wait.coro == NULL) {
-        arpc_event_wait(&wait.done, -1);
-        return wait.status;
+    if (wait->coro == NULL) {
+        arpc_event_wait(&wait->done, -1);
+        return wait->status;
     }
-    while (!wait.finished)
+    while (!wait->finished)
         arpc__coro_park(ARPC__NO_DEADLINE);
-    return wait.status;
+    return wait->status;
+}
+
+int arpc_call(arpc_channel *ch, const char *method, const void *req, size_t req_len,
+              const arpc_call_opts *opts, arpc_buf *rsp)
+{
+    sync_wait wait;
+    wait.rsp = rsp;
+    arpc__payload payload = {.data = req, .len = req_len, .pack = NULL};
+    return sync_run(&wait, ch, method, &payload, opts, on_sync_done, false);
+}
+
+int arpc__call_wait(arpc_channel *ch, const char *method, const arpc__payload *payload,
+                    const arpc_call_opts *opts, arpc__answer_fn fn, void *arg)
+{
+    sync_wait wait;
+    wait.fn = fn;
+    wait.arg = arg;
+    return sync_run(&wait, ch, method, payload, opts, on_sync_answer, true);
 }
 
 /* ---- streams: the client half (docs/streams.md) ---------------------------------------

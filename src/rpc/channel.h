@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -23,6 +24,23 @@ typedef struct cli_endpoint cli_endpoint;
 typedef struct cli_slot cli_slot;
 typedef struct cli_link cli_link;
 typedef struct cli_call cli_call;
+
+/* What a call sends as its payload: `len` bytes, which `pack` writes straight
+ * into the call's own buffer (a typed request: include/arpc/protobuf.h) or,
+ * with `pack` NULL, the bytes at `data`.  `pack` writes exactly `len` bytes. */
+typedef struct arpc__payload {
+    const void *data;
+    size_t len;
+    void (*pack)(const void *data, uint8_t *out);
+} arpc__payload;
+
+/* Room inside a call for its initiator's context, copied in by
+ * arpc__call_start (typed calls: the method, the typed callback, its
+ * user_data, the arena). */
+typedef struct arpc__call_ctx {
+    const void *p[3];
+    void (*fn)(void);
+} arpc__call_ctx;
 
 struct cli_call {
     arpc__list deadline_link; /* in its loop's deadline queue (channel.c) */
@@ -52,6 +70,12 @@ struct cli_call {
     uint32_t md_len;
     uint32_t md_count;
     arpc_metadata *rsp_md; /* the caller's list for the answer's metadata, or NULL */
+    arpc_buf *err_msg;     /* arpc_call_opts.error_message, or NULL */
+    /* The initiator's context (arpc__call_start), held here so that a typed
+     * completion allocates nothing: the callback gets &ctx as its user_data. */
+    arpc__call_ctx ctx;
+    /* Recycled after its callback, not before: it has a context or a parent. */
+    bool late_put;
     /* The parent request's loop (arpc_call_opts.parent), or NULL: no parent,
      * and none of the fields below is used ("Parents" in channel.c). */
     arpc_loop *parent_loop;
@@ -146,6 +170,33 @@ struct arpc_channel {
     _Atomic uint64_t late_answers;
     _Atomic uint64_t goaways;
 };
+
+/*
+ * arpc_call_async() with a payload that may be packed in place, and, when
+ * `ctx` is not NULL, a context copied into the call: `cb` then gets a pointer
+ * to that copy as its user_data (`user_data` is ignored), valid for the
+ * callback's duration.  Returns and the callback contract as
+ * arpc_call_async().
+ * Thread: any.  Suspends: no.
+ */
+int arpc__call_start(arpc_channel *ch, const char *method, const arpc__payload *payload,
+                     const arpc_call_opts *opts, arpc_call_cb cb, void *user_data,
+                     const arpc__call_ctx *ctx);
+
+/* Consumes a synchronous call's answer on the thread that completes it (a
+ * loop thread), while its caller waits: `status` and the borrowed answer as
+ * arpc_call_cb gets them.  @return what arpc__call_wait returns. */
+typedef int (*arpc__answer_fn)(int status, const void *rsp, size_t rsp_len, void *arg);
+
+/*
+ * arpc_call() with a payload that may be packed in place, whose answer is
+ * handed to `fn` (with `arg`) instead of being appended to a buffer.
+ * @return the errors of arpc_call() before the call is made, else what `fn`
+ *         returned.
+ * Thread and Suspends: as arpc_call().
+ */
+int arpc__call_wait(arpc_channel *ch, const char *method, const arpc__payload *payload,
+                    const arpc_call_opts *opts, arpc__answer_fn fn, void *arg);
 
 /* Makes the channel speak `proto`, a protocol of a test's own, instead of
  * opts.protocol (the client's half of arpc__server_add_protocol: tests that

@@ -194,6 +194,9 @@ struct arpc_request {
     void *cancel_user_data;
     arpc__timer cancel_timer; /* the deadline, for cancel_cb only */
     arpc_stream *stream;      /* a stream method's stream; NULL for a unary handler */
+    /* arpc_request_arena's, created on first use and kept with the pooled request,
+     * emptied when the request is put back: a loop's typed requests reuse it. */
+    arpc_arena *arena;
     /* Canceled, watched or with a cancel_cb: its answer takes the slow path (listed alone
      * is not enough: a protocol that can cancel lists every request). */
     bool flagged;
@@ -221,6 +224,7 @@ struct arpc_server {
     /* The protobuf layer's registry (arpc__server_set_registry), opaque here. */
     void *registry;
     void (*registry_free)(void *registry);
+    arpc__server_owned *owned; /* arpc__server_register_all's blocks, freed at destroy */
 };
 
 static void on_idle_sweep(arpc__timer *timer);
@@ -311,11 +315,11 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
     return 0;
 }
 
-static int register_method(arpc_server *srv, const char *method, arpc_handler_fn handler,
-                           arpc_stream_handler_fn stream_handler, void *user_data)
+/* A method's entry, not yet registered.  @return 0, ARPC_EINVAL or ARPC_ENOMEM. */
+static int method_new(const char *method, arpc_handler_fn handler,
+                      arpc_stream_handler_fn stream_handler, void *user_data, method_entry **out)
 {
-    if (srv == NULL || method == NULL || (handler == NULL && stream_handler == NULL) ||
-        srv->listening)
+    if (method == NULL || (handler == NULL && stream_handler == NULL))
         return ARPC_EINVAL;
     size_t len = strlen(method);
     if (len == 0 || len > ARPC__PROTO_MAX_METHOD)
@@ -328,13 +332,80 @@ static int register_method(arpc_server *srv, const char *method, arpc_handler_fn
     entry->user_data = user_data;
     entry->name_len = len;
     memcpy(entry->name, method, len + 1);
-    int rc = arpc__map_insert(&srv->methods, method, len, entry);
+    *out = entry;
+    return 0;
+}
+
+static int register_method(arpc_server *srv, const char *method, arpc_handler_fn handler,
+                           arpc_stream_handler_fn stream_handler, void *user_data)
+{
+    if (srv == NULL || srv->listening)
+        return ARPC_EINVAL;
+    method_entry *entry;
+    int rc = method_new(method, handler, stream_handler, user_data, &entry);
+    if (rc < 0)
+        return rc;
+    rc = arpc__map_insert(&srv->methods, method, entry->name_len, entry);
     if (rc < 0)
         arpc__free(entry);
     return rc;
 }
 
 static int serve_unary_on_stream(arpc_request *req, void *user_data);
+
+/* Frees the entries of `next` that `old` does not hold, then `next` itself. */
+static void map_drop_new(arpc__map *next, const arpc__map *old)
+{
+    for (size_t i = 0; i < next->cap; i++) {
+        const arpc__map_slot *slot = &next->slots[i];
+        if (slot->key != NULL && arpc__map_find(old, slot->key, slot->key_len) == NULL)
+            arpc__free(slot->value);
+    }
+    arpc__map_fini(next);
+}
+
+/* `next` = the methods of `old` and those of `defs`.  @return 0 or an error,
+ * `next` then emptied and freed (the new entries too). */
+static int map_with(arpc__map *next, const arpc__map *old, const arpc__method_def *defs,
+                    size_t count)
+{
+    arpc__map_init(next);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < old->cap; i++) {
+        const arpc__map_slot *slot = &old->slots[i];
+        if (slot->key != NULL)
+            rc = arpc__map_insert(next, slot->key, slot->key_len, slot->value);
+    }
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const arpc__method_def *d = &defs[i];
+        arpc_handler_fn fn = d->stream_fn != NULL ? serve_unary_on_stream : d->fn;
+        method_entry *entry;
+        rc = method_new(d->name, fn, d->stream_fn, d->user_data, &entry);
+        if (rc == 0 && (rc = arpc__map_insert(next, d->name, entry->name_len, entry)) < 0)
+            arpc__free(entry);
+    }
+    if (rc < 0)
+        map_drop_new(next, old);
+    return rc;
+}
+
+int arpc__server_register_all(arpc_server *srv, const arpc__method_def *defs, size_t count,
+                              arpc__server_owned *owned)
+{
+    if (srv == NULL || srv->listening || (defs == NULL && count > 0))
+        return ARPC_EINVAL;
+    arpc__map next;
+    int rc = map_with(&next, &srv->methods, defs, count);
+    if (rc < 0)
+        return rc;
+    arpc__map_fini(&srv->methods); /* its keys and slots; the entries live on in `next` */
+    srv->methods = next;
+    if (owned != NULL) {
+        owned->next = srv->owned;
+        srv->owned = owned;
+    }
+    return 0;
+}
 
 int arpc_server_register(arpc_server *srv, const char *method, arpc_handler_fn handler,
                          void *user_data)
@@ -410,6 +481,7 @@ static inline __attribute__((always_inline)) arpc_request *request_get(srv_loop 
 
 static void request_free(arpc_request *req)
 {
+    arpc_arena_destroy(req->arena);
     arpc__buf_fini(&req->payload);
     arpc__buf_fini(&req->response);
     arpc__buf_fini(&req->md_buf);
@@ -436,6 +508,9 @@ static inline __attribute__((always_inline)) void request_put(srv_loop *sl, arpc
     arpc__buf_shrink_if_idle(&req->response, BUF_KEEP_SIZE);
     arpc__list_push_front(&sl->free_requests, &req->link);
     sl->free_request_count++;
+    /* Last: an untyped request pays one test, and no spill around the call. */
+    if (req->arena != NULL)
+        arpc_arena_reset(req->arena);
 }
 
 /* The largest answer frame this connection may carry: the server's own limit, and the
@@ -832,6 +907,13 @@ int64_t arpc_request_remaining_ms(const arpc_request *req)
 arpc_buf *arpc_request_response(arpc_request *req)
 {
     return &req->response;
+}
+
+arpc_arena *arpc_request_arena(arpc_request *req)
+{
+    if (req->arena == NULL && arpc_arena_create(&req->arena) < 0)
+        return NULL;
+    return req->arena;
 }
 
 size_t arpc_request_metadata_count(const arpc_request *req)
@@ -1920,6 +2002,11 @@ void arpc_server_destroy(arpc_server *srv)
     arpc__map_fini(&srv->methods);
     if (srv->registry != NULL)
         srv->registry_free(srv->registry);
+    while (srv->owned != NULL) {
+        arpc__server_owned *next = srv->owned->next;
+        arpc__free(srv->owned);
+        srv->owned = next;
+    }
     arpc__free(srv->loops);
     arpc__free(srv);
 }

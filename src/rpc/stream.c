@@ -146,6 +146,7 @@ static void credit_back(arpc_stream *st, size_t len)
 }
 
 static void stream_end(arpc_stream *st, int status, bool tell, bool drop);
+static void fail_local(arpc_stream *st, int err);
 
 static bool read_try(arpc_stream *st)
 {
@@ -169,7 +170,7 @@ static bool read_try(arpc_stream *st)
     op_complete(st, ARPC__STREAM_OP_READ, status, m->data, m->len);
     arpc__free(m);
     if (status < 0)
-        stream_end(st, status, true, true);
+        fail_local(st, status);
     return true;
 }
 
@@ -561,6 +562,39 @@ static void cancel_now(void *st_arg, void *unused)
 {
     (void)unused;
     arpc__stream_fail(st_arg, ARPC_ECANCELED, true);
+}
+
+/* The stream fails with `err`, found on this side (a message that could not be
+ * stored or parsed).  A stream the peer has ended well may still hold unread
+ * messages: this failure replaces that end, so that every later operation
+ * returns it (stream.h). */
+static void fail_local(arpc_stream *st, int err)
+{
+    if (!st->ended) {
+        stream_end(st, err, true, true);
+    } else if (st->end_status == 0) {
+        st->end_status = err;
+        drop_queue(st);
+        atomic_store(&st->public_status, err);
+    }
+}
+
+static void abort_now(void *st_arg, void *err_arg)
+{
+    fail_local(st_arg, (int)(intptr_t)err_arg);
+}
+
+void arpc__stream_abort(arpc_stream *st, int err)
+{
+    if (arpc__loop_current() == st->loop) {
+        abort_now(st, (void *)(intptr_t)err);
+        return;
+    }
+    /* The cancel's task node: a cancel asked for already fails the stream too. */
+    if (atomic_exchange(&st->cancel_requested, true))
+        return;
+    arpc__task_set(&st->cancel_task, abort_now, st, (void *)(intptr_t)err);
+    arpc__loop_post_or_run(st->loop, &st->cancel_task);
 }
 
 void arpc_stream_cancel(arpc_stream *st)

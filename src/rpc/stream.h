@@ -156,6 +156,11 @@ void arpc__stream_on_end(arpc_stream *st, int status, const void *msg, size_t le
 /* The stream fails with `err` (local cancel or deadline with `tell`; a lost connection or
  * the peer's cancel without).  A no-op once ended. */
 void arpc__stream_fail(arpc_stream *st, int err, bool tell);
+/* The stream fails with `err` (typed streams: a message that did not unpack,
+ * ARPC_EBADMSG) as arpc_stream_cancel() fails it with ARPC_ECANCELED; a stream the
+ * peer ended with status 0 has its unread messages dropped and ends with `err` instead.
+ * Thread: any. */
+void arpc__stream_abort(arpc_stream *st, int err);
 /* Server: the handler returned `status`.  Ends the stream if it has not ended. */
 void arpc__stream_handler_returned(arpc_stream *st, int status);
 

@@ -43,7 +43,7 @@ struct arpc__deferred {
 typedef struct arpc__user_timer arpc__user_timer;
 
 /* Loop-local storage for the layers above the runtime (per-loop pools). */
-enum { ARPC__LOCAL_CALL_POOL = 0, ARPC__LOCAL_COUNT };
+enum { ARPC__LOCAL_CALL_POOL = 0, ARPC__LOCAL_PB_SCRATCH, ARPC__LOCAL_COUNT };
 
 typedef struct arpc__loop_local {
     void *value;
