@@ -110,7 +110,9 @@ typedef struct arpc_pb_service {
     const char *name; /**< "pkg.Service" */
     const arpc_pb_method *methods;
     size_t method_count;
-    const arpc_pb_file *file; /**< the file that defines it */
+    /** The file that defines it; NULL for a service built by hand without a
+     *  descriptor, which reflection then lists by name only. */
+    const arpc_pb_file *file;
 } arpc_pb_service;
 
 /**

@@ -146,37 +146,62 @@ static int add_file(arpc__pb_registry *reg, const arpc_pb_file *f, unsigned dept
     return rc < 0 ? rc : append_file(reg, f);
 }
 
-static int append_service(arpc__pb_registry *reg, const arpc_pb_service *svc)
+/* Lists `svc`; its name is in service_names already when it was forgotten once. */
+static int append_service(arpc__pb_registry *reg, const arpc_pb_service *svc, bool named)
 {
     int rc = reserve_one((const void ***)&reg->services, reg->service_count, &reg->service_cap);
     if (rc < 0)
         return rc;
-    rc = arpc__map_insert(&reg->service_names, svc->name, strlen(svc->name), (void *)svc);
+    if (!named)
+        rc = arpc__map_insert(&reg->service_names, svc->name, strlen(svc->name), (void *)svc);
     if (rc < 0)
         return rc;
     reg->services[reg->service_count++] = svc;
     return 0;
 }
 
+static bool service_listed(const arpc__pb_registry *reg, const char *name)
+{
+    for (size_t i = 0; i < reg->service_count; i++)
+        if (strcmp(reg->services[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
 int arpc__pb_registry_add(arpc_server *srv, const arpc_pb_service *svc)
 {
-    if (srv == NULL || svc == NULL || svc->name == NULL || svc->name[0] == '\0' ||
-        svc->file == NULL)
+    if (srv == NULL || svc == NULL || svc->name == NULL || svc->name[0] == '\0')
         return ARPC_EINVAL;
     arpc__pb_registry *reg;
     int rc = arpc__pb_registry_get(srv, &reg);
     if (rc < 0)
         return rc;
-    if (arpc__map_find(&reg->service_names, svc->name, strlen(svc->name)) != NULL)
+    bool named = arpc__map_find(&reg->service_names, svc->name, strlen(svc->name)) != NULL;
+    if (named && service_listed(reg, svc->name))
         return 0;
-    rc = add_file(reg, svc->file, 0);
-    if (rc < 0)
-        return rc;
-    /* The service's own name finds its file even if the file's symbol list forgot it. */
-    rc = arpc__map_insert(&reg->symbols, svc->name, strlen(svc->name), (void *)svc->file);
-    if (rc == ARPC_ENOMEM)
-        return rc;
-    return append_service(reg, svc);
+    if (svc->file != NULL) {
+        rc = add_file(reg, svc->file, 0);
+        if (rc < 0)
+            return rc;
+        /* The service's own name finds its file even if the file's symbol list forgot it. */
+        rc = arpc__map_insert(&reg->symbols, svc->name, strlen(svc->name), (void *)svc->file);
+        if (rc == ARPC_ENOMEM)
+            return rc;
+    }
+    return append_service(reg, svc, named);
+}
+
+bool arpc__pb_registry_lists(arpc_server *srv, const char *name)
+{
+    const arpc__pb_registry *reg = arpc__server_registry(srv);
+    return reg != NULL && service_listed(reg, name);
+}
+
+void arpc__pb_registry_forget(arpc_server *srv, const arpc_pb_service *svc)
+{
+    arpc__pb_registry *reg = arpc__server_registry(srv);
+    if (reg != NULL && reg->service_count > 0 && reg->services[reg->service_count - 1] == svc)
+        reg->service_count--;
 }
 
 size_t arpc__pb_registry_service_count(const arpc__pb_registry *reg)

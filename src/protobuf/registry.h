@@ -29,8 +29,9 @@ typedef struct arpc__pb_registry arpc__pb_registry;
 
 /*
  * Records `svc` (borrowed for the server's life, as everything it points to) and its files
- * for reflection.  A service whose name is registered already is left as it was.
- * @return 0, ARPC_EINVAL (NULL, no name or file, a file without a name, imports nested
+ * for reflection.  A service whose name is registered already is left as it was.  A
+ * service without a file (built by hand, with no descriptor) is listed by name only.
+ * @return 0, ARPC_EINVAL (NULL, no name, a file without a name, imports nested
  *         deeper than ARPC__PB_MAX_IMPORT_DEPTH or in a cycle, or the server is listening
  *         and has no registry yet) or ARPC_ENOMEM.  On error the service is not listed;
  *         files of it registered before the error stay, complete (a file is registered
@@ -38,6 +39,18 @@ typedef struct arpc__pb_registry arpc__pb_registry;
  * Thread: the one setting the server up, before listening.  Suspends: no.
  */
 int arpc__pb_registry_add(arpc_server *srv, const arpc_pb_service *svc);
+
+/* True if a service named `name` is listed.  Thread: as arpc__pb_registry_add. */
+bool arpc__pb_registry_lists(arpc_server *srv, const char *name);
+
+/*
+ * Takes back the arpc__pb_registry_add() that listed `svc` last (arpc_pb_register, whose
+ * methods then failed to register): the service is no longer listed; its files stay,
+ * harmless.  The caller makes sure that add listed it (arpc__pb_registry_lists() was
+ * false before).  Anything else is a no-op.
+ * Thread: as arpc__pb_registry_add.  Suspends: no.
+ */
+void arpc__pb_registry_forget(arpc_server *srv, const arpc_pb_service *svc);
 
 /*
  * The server's registry, created when there is none yet.

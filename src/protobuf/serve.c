@@ -13,6 +13,7 @@
  * message written.  A request that does not unpack is answered ARPC_EBADMSG
  * and the handler does not run.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -168,14 +169,16 @@ int arpc_pb_register(arpc_server *srv, const arpc_pb_service *svc, const arpc_pb
     arpc__method_def *defs = arpc__malloc(count > 0 ? count * sizeof(*defs) : 1);
     int rc = bs != NULL && defs != NULL ? 0 : ARPC_ENOMEM;
     size_t n = rc == 0 ? bind_all(bs, defs, svc, handlers, user_data) : 0;
-    /* Reflection first, so that its failure leaves nothing registered.  A later
-     * failure (a method registered already, memory) leaves the service in the
-     * reflection registry, which has no removal: reflection may then list a
-     * service whose methods answer ARPC_ENOMETHOD. */
+    /* Reflection first, so that its failure leaves nothing registered; a later
+     * failure (a method registered already, memory) takes the listing back. */
+    bool listed_before = rc == 0 && arpc__pb_registry_lists(srv, svc->name);
     if (rc == 0)
         rc = arpc__pb_registry_add(srv, svc);
-    if (rc == 0)
+    if (rc == 0) {
         rc = arpc__server_register_all(srv, defs, n, &bs->owned);
+        if (rc < 0 && !listed_before)
+            arpc__pb_registry_forget(srv, svc);
+    }
     arpc__free(defs);
     if (rc < 0)
         arpc__free(bs);

@@ -175,7 +175,6 @@ static void test_bad_records_are_refused(void)
     const arpc_pb_service cases[] = {
         {.name = NULL, .file = refl_calc_service.file},
         {.name = "", .file = refl_calc_service.file},
-        {.name = "x.NoFile", .file = NULL},
         {.name = "x.Nameless", .file = &nameless},
         {.name = "x.BadDep", .file = &with_bad_dep},
         {.name = "x.BadSymbol", .file = &bad_symbol},
@@ -189,6 +188,19 @@ static void test_bad_records_are_refused(void)
     ASSERT_EQ(arpc__pb_registry_service_count(reg), 0);
     ASSERT_EQ(find_file(reg, "bad.proto"), -1);
     ASSERT_EQ(find_file(reg, "sym.proto"), -1);
+    /* A service built by hand without a descriptor is listed by name, with no file. */
+    size_t files = arpc__pb_registry_file_count(reg);
+    const arpc_pb_service no_file = {.name = "x.NoFile", .file = NULL};
+    ASSERT_OK(arpc__pb_registry_add(srv, &no_file));
+    ASSERT_EQ(arpc__pb_registry_service_count(reg), 1);
+    ASSERT_EQ(arpc__pb_registry_file_count(reg), files);
+    /* arpc_pb_register takes a listing back when the methods fail to register. */
+    ASSERT_TRUE(arpc__pb_registry_lists(srv, "x.NoFile"));
+    arpc__pb_registry_forget(srv, &no_file);
+    ASSERT_FALSE(arpc__pb_registry_lists(srv, "x.NoFile"));
+    ASSERT_EQ(arpc__pb_registry_service_count(reg), 0);
+    ASSERT_OK(arpc__pb_registry_add(srv, &no_file)); /* listed again */
+    ASSERT_TRUE(arpc__pb_registry_lists(srv, "x.NoFile"));
     arpc_server_destroy(srv);
 }
 
