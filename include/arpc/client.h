@@ -102,6 +102,12 @@ typedef struct arpc_channel_opts {
      *  server (limits.stream_window).  Default 256 KiB; at least 64 KiB
      *  (ARPC_EINVAL below). */
     uint32_t stream_window_bytes;
+    /** For a protocol without a ping of its own (ARPC_PROTOCOL_THRIFT): the method called,
+     *  with no arguments, as the probe when a connection starts and as the heartbeat;
+     *  any answer counts, an unknown-method exception included (docs/thrift.md section
+     *  6).  Borrowed: must outlive the channel.  Default NULL: "arpc.probe", which no
+     *  service has and every Thrift server answers. */
+    const char *probe_method;
 } arpc_channel_opts;
 
 typedef struct arpc_call_opts {

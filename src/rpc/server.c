@@ -1355,7 +1355,7 @@ static int srv_on_protocol(arpc__conn *conn, const arpc__proto_ops *proto)
                                .metadata = true,
                                .streams = true,
                                .stream_window = opts->stream_window_bytes};
-    int rc = arpc__conn_open_proto(conn, proto, ARPC__PROTO_SERVER, &mine, &srv_events);
+    int rc = arpc__conn_open_proto(conn, proto, ARPC__PROTO_SERVER, &mine, &srv_events, NULL);
     if (rc == 0) {
         sc->proto = proto;
         sc->track_requests = proto->send_cancel != NULL;
@@ -1626,7 +1626,9 @@ static void heartbeat_check(srv_conn *sc, int64_t now)
         sc->hb_rx_ns = c->last_rx_ns;
         sc->hb_ping_ns = now;
         int rc = sc->proto->send_ping(c->proto, &c->out, ++sc->hb_ping_id, false);
-        if (rc < 0)
+        if (rc == ARPC_EAGAIN)
+            sc->hb_rx_ns = 0; /* no PING can go (a Thrift client takes none): no verdict */
+        else if (rc < 0)
             arpc__conn_close(c, rc);
         else
             arpc__conn_flush_soon(c);
