@@ -41,7 +41,12 @@ typedef enum arpc_protocol {
     ARPC_PROTOCOL_NATIVE = 0, /**< arpc's own frame (docs/protocol.md); the default */
     /** gRPC over plaintext HTTP/2 (h2c, docs/grpc.md): a method "pkg.S/M" is sent as
      *  :path "/pkg.S/M"; statuses map through docs/grpc.md's table. */
-    ARPC_PROTOCOL_GRPC = 1
+    ARPC_PROTOCOL_GRPC = 1,
+    /** Thrift's framed transport with the binary protocol (docs/thrift.md): a call's
+     *  payload is its argument struct (include/arpc/thrift.h), the answer its result
+     *  struct; calls are pipelined in order on each connection; max_frame_size is the
+     *  frame limit; probe_method stands in for the ping Thrift lacks. */
+    ARPC_PROTOCOL_THRIFT = 2
 } arpc_protocol;
 
 /**

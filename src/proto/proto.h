@@ -297,6 +297,9 @@ extern const arpc__proto_ops arpc__proto_native;
  * with nghttp2. */
 extern const arpc__proto_ops arpc__proto_grpc;
 
+/* Thrift's framed binary protocol (src/proto/thrift/, docs/thrift.md). */
+extern const arpc__proto_ops arpc__proto_thrift;
+
 /*
  * The protocols arpc speaks (proto/registry.c): `id` is an arpc_protocol value
  * (include/arpc/client.h).  @return its ops, or NULL for an unknown id.
