@@ -307,6 +307,10 @@ extern const arpc__proto_ops arpc__proto_thrift;
  */
 const arpc__proto_ops *arpc__proto_by_id(int id);
 
+/* The arpc_protocol value of `ops`, or -1 for one the registry does not list (a test's).
+ * Thread: any. */
+int arpc__proto_id(const arpc__proto_ops *ops);
+
 /* The protocols a server detects on a new connection's first bytes, in the order tried.
  * Thread: any. */
 const arpc__proto_ops *const *arpc__proto_detectable(unsigned *count);

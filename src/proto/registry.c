@@ -33,6 +33,15 @@ const arpc__proto_ops *arpc__proto_by_id(int id)
     }
 }
 
+int arpc__proto_id(const arpc__proto_ops *ops)
+{
+    static const int ids[] = {ARPC_PROTOCOL_NATIVE, ARPC_PROTOCOL_GRPC, ARPC_PROTOCOL_THRIFT};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        if (ops != NULL && arpc__proto_by_id(ids[i]) == ops)
+            return ids[i];
+    return -1;
+}
+
 const arpc__proto_ops *const *arpc__proto_detectable(unsigned *count)
 {
     *count = (unsigned)(sizeof(detectable) / sizeof(detectable[0]));

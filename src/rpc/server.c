@@ -175,6 +175,7 @@ struct arpc_request {
     arpc__list link; /* in its connection's requests while it runs; else in the pool */
     srv_loop *sl;
     srv_conn *sc;
+    const arpc__proto_ops *proto; /* its connection's protocol (arpc_request_protocol) */
     const method_entry *method;
     uint64_t id;
     int64_t deadline_ns;
@@ -754,6 +755,11 @@ const char *arpc_request_method(const arpc_request *req)
     return req->method->name;
 }
 
+int arpc_request_protocol(const arpc_request *req)
+{
+    return arpc__proto_id(req->proto);
+}
+
 int64_t arpc__request_deadline_ns(const arpc_request *req)
 {
     return req->deadline_ns;
@@ -883,6 +889,7 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
     }
     if (rc == 0) {
         req->sc = sc;
+        req->proto = sc->proto;
         req->method = method;
         req->id = msg->id;
         req->deadline_ns =
