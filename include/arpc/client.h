@@ -113,6 +113,12 @@ typedef struct arpc_channel_opts {
      *  6).  Borrowed: must outlive the channel.  Default NULL: "arpc.probe", which no
      *  service has and every Thrift server answers. */
     const char *probe_method;
+    /** Calls one connection carries at once; more wait in the channel, within their
+     *  deadlines, until answers make room (as for a server's announced limit, which
+     *  applies too when lower).  1: one call per connection in flight, for a peer that
+     *  cannot take pipelined requests (docs/thrift.md section 6).  Default 0: no limit
+     *  of our own. */
+    uint32_t max_in_flight_per_connection;
 } arpc_channel_opts;
 
 typedef struct arpc_call_opts {

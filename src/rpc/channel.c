@@ -386,6 +386,9 @@ static inline bool link_has_room(const cli_link *lnk)
 static void link_set_room(cli_link *lnk)
 {
     uint32_t max = lnk->peer_max_in_flight;
+    uint32_t mine = lnk->ch->opts.max_in_flight_per_connection;
+    if (mine != 0 && (max == 0 || mine < max))
+        max = mine;
     size_t streams = lnk->streams.len;
     lnk->room = max == 0 ? UINT32_MAX : max > streams ? max - (uint32_t)streams : 0;
 }
