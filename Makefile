@@ -2,7 +2,7 @@
 # install what is missing first, so they work on a fresh Debian 12 machine.
 #
 #   make run     build and run the calc demo
-#   make test    normal, ASan+UBSan and TSan builds, every test, 52 s of fuzzing,
+#   make test    normal, ASan+UBSan and TSan builds, every test, 57 s of fuzzing,
 #                and the runtime tests cross-built for aarch64 and run under qemu;
 #                the normal build's ctest includes install_check (tests/install/):
 #                a project outside the tree built against the installed library
@@ -70,10 +70,10 @@ test-tsan: deps
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DARPC_FUZZ=ON -DARPC_BUILD_TOOLS=OFF
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_decoder fuzz_grpc fuzz_grpc_session fuzz_native_session \
-	    fuzz_pb_unpack
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_decoder fuzz_grpc fuzz_grpc_session \
+	    fuzz_native_session fuzz_pb_unpack fuzz_thrift
 	mkdir -p build-fuzz/corpus build-fuzz/corpus-grpc build-fuzz/corpus-grpc-session \
-	    build-fuzz/corpus-native-session build-fuzz/corpus-pb
+	    build-fuzz/corpus-native-session build-fuzz/corpus-pb build-fuzz/corpus-thrift
 	build-fuzz/bin/fuzz_decoder -max_total_time=20 -print_final_stats=1 \
 	    build-fuzz/corpus fuzz/corpus
 	build-fuzz/bin/fuzz_grpc -max_total_time=12 -print_final_stats=1 \
@@ -84,6 +84,8 @@ fuzz: deps
 	    build-fuzz/corpus-native-session fuzz/corpus-native-session
 	build-fuzz/bin/fuzz_pb_unpack -max_total_time=4 -print_final_stats=1 \
 	    build-fuzz/corpus-pb fuzz/corpus-pb
+	build-fuzz/bin/fuzz_thrift -max_total_time=5 -print_final_stats=1 \
+	    build-fuzz/corpus-thrift fuzz/corpus-thrift
 
 test: test-normal test-aarch64 test-asan fuzz test-tsan
 

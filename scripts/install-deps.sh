@@ -34,6 +34,9 @@ PACKAGES=(
     libprotobuf-c-dev         # src/protobuf/, typed services (issue #13): protobuf-c's runtime
     protobuf-c-compiler       #   protoc-c: messages, and the library's own .proto files
     libprotoc-dev             #   google/protobuf/compiler/plugin.proto, for protoc-gen-arpc
+    thrift-compiler           # tests/interop/thrift: Python stubs of proto/arpc/echo.thrift (issue #16)
+    python3-thrift            #   the real Thrift peers (TNonblockingServer, TThreadedServer, clients)
+    libthrift-dev             #   bench/thrift: the Thrift C++ baseline (not built yet)
 )
 
 missing=()

@@ -13,6 +13,7 @@
 #include <arpc/runtime.h>
 #include <arpc/server.h>
 #include <arpc/stream.h>
+#include <arpc/thrift.h>
 #include <arpc/timer.h>
 #include <arpc/version.h>
 

@@ -41,7 +41,12 @@ typedef enum arpc_protocol {
     ARPC_PROTOCOL_NATIVE = 0, /**< arpc's own frame (docs/protocol.md); the default */
     /** gRPC over plaintext HTTP/2 (h2c, docs/grpc.md): a method "pkg.S/M" is sent as
      *  :path "/pkg.S/M"; statuses map through docs/grpc.md's table. */
-    ARPC_PROTOCOL_GRPC = 1
+    ARPC_PROTOCOL_GRPC = 1,
+    /** Thrift's framed transport with the binary protocol (docs/thrift.md): a call's
+     *  payload is its argument struct (include/arpc/thrift.h), the answer its result
+     *  struct; calls are pipelined in order on each connection; max_frame_size is the
+     *  frame limit; probe_method stands in for the ping Thrift lacks. */
+    ARPC_PROTOCOL_THRIFT = 2
 } arpc_protocol;
 
 /**
@@ -102,6 +107,18 @@ typedef struct arpc_channel_opts {
      *  server (limits.stream_window).  Default 256 KiB; at least 64 KiB
      *  (ARPC_EINVAL below). */
     uint32_t stream_window_bytes;
+    /** For a protocol without a ping of its own (ARPC_PROTOCOL_THRIFT): the method called,
+     *  with no arguments, as the probe when a connection starts and as the heartbeat;
+     *  any answer counts, an unknown-method exception included (docs/thrift.md section
+     *  6).  Borrowed: must outlive the channel.  Default NULL: "arpc.probe", which no
+     *  service has and every Thrift server answers. */
+    const char *probe_method;
+    /** Calls one connection carries at once; more wait in the channel, within their
+     *  deadlines, until answers make room (as for a server's announced limit, which
+     *  applies too when lower).  1: one call per connection in flight, for a peer that
+     *  cannot take pipelined requests (docs/thrift.md section 6).  Default 0: no limit
+     *  of our own. */
+    uint32_t max_in_flight_per_connection;
 } arpc_channel_opts;
 
 typedef struct arpc_call_opts {

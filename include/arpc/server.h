@@ -240,6 +240,10 @@ ARPC_EXPORT size_t arpc_request_len(const arpc_request *req);
 
 /** The method name, NUL-terminated; borrowed until the answer is sent. */
 ARPC_EXPORT const char *arpc_request_method(const arpc_request *req);
+/** The protocol the request came in (an arpc_protocol value of include/arpc/client.h), so
+ *  one handler serves a method over protocols whose payloads differ (a Thrift call's is
+ *  its argument struct, docs/thrift.md); -1 for a protocol only a test registered. */
+ARPC_EXPORT int arpc_request_protocol(const arpc_request *req);
 
 /**
  * The caller's remaining time in milliseconds, from the deadline the request

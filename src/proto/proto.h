@@ -183,6 +183,9 @@ typedef struct arpc__proto_config {
      * it is checked before every message. */
     const bool *stop;
     size_t out_limit;
+    /* Client, for a protocol without a ping of its own (Thrift): the method its send_ping
+     * calls as the probe (arpc_channel_opts.probe_method), or NULL for its default. */
+    const char *probe_method;
 } arpc__proto_config;
 
 /* True when a session must not decode its next message (arpc__proto_config.stop and
@@ -243,7 +246,10 @@ struct arpc__proto_ops {
     int (*send_request)(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg);
     int (*send_response)(arpc__proto_session *s, arpc_buf *out, const arpc__msg *msg);
     /* ARPC__PROTO_PING: a PING with id `id`; `announce`: carry our limits too (until the
-     * peer's have arrived). */
+     * peer's have arrived).  ARPC_EAGAIN: no PING can go now, and nothing was written or is
+     * outstanding; the caller asks again an interval later.  An in-order protocol says so
+     * while answers the caller waits for are in flight (a PING would wait behind them:
+     * their deadlines stand in), and on a side that cannot ping (a Thrift server). */
     int (*send_ping)(arpc__proto_session *s, arpc_buf *out, uint64_t id, bool announce);
     /* ARPC__PROTO_GOAWAY: no request above `last_id` will be answered. */
     int (*send_goaway)(arpc__proto_session *s, arpc_buf *out, uint64_t last_id, int reason);
@@ -291,12 +297,19 @@ extern const arpc__proto_ops arpc__proto_native;
  * with nghttp2. */
 extern const arpc__proto_ops arpc__proto_grpc;
 
+/* Thrift's framed binary protocol (src/proto/thrift/, docs/thrift.md). */
+extern const arpc__proto_ops arpc__proto_thrift;
+
 /*
  * The protocols arpc speaks (proto/registry.c): `id` is an arpc_protocol value
  * (include/arpc/client.h).  @return its ops, or NULL for an unknown id.
  * Thread: any.
  */
 const arpc__proto_ops *arpc__proto_by_id(int id);
+
+/* The arpc_protocol value of `ops`, or -1 for one the registry does not list (a test's).
+ * Thread: any. */
+int arpc__proto_id(const arpc__proto_ops *ops);
 
 /* The protocols a server detects on a new connection's first bytes, in the order tried.
  * Thread: any. */

@@ -11,9 +11,10 @@
 /* ARPC_HAVE_GRPC: set by src/CMakeLists.txt when nghttp2 is there (a cross build without it
  * leaves gRPC out). */
 #ifdef ARPC_HAVE_GRPC
-static const arpc__proto_ops *const detectable[] = {&arpc__proto_native, &arpc__proto_grpc};
+static const arpc__proto_ops *const detectable[] = {&arpc__proto_native, &arpc__proto_grpc,
+                                                    &arpc__proto_thrift};
 #else
-static const arpc__proto_ops *const detectable[] = {&arpc__proto_native};
+static const arpc__proto_ops *const detectable[] = {&arpc__proto_native, &arpc__proto_thrift};
 #endif
 
 const arpc__proto_ops *arpc__proto_by_id(int id)
@@ -25,9 +26,20 @@ const arpc__proto_ops *arpc__proto_by_id(int id)
     case ARPC_PROTOCOL_GRPC:
         return &arpc__proto_grpc;
 #endif
+    case ARPC_PROTOCOL_THRIFT:
+        return &arpc__proto_thrift;
     default:
         return NULL;
     }
+}
+
+int arpc__proto_id(const arpc__proto_ops *ops)
+{
+    static const int ids[] = {ARPC_PROTOCOL_NATIVE, ARPC_PROTOCOL_GRPC, ARPC_PROTOCOL_THRIFT};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        if (ops != NULL && arpc__proto_by_id(ids[i]) == ops)
+            return ids[i];
+    return -1;
 }
 
 const arpc__proto_ops *const *arpc__proto_detectable(unsigned *count)

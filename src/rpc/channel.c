@@ -392,6 +392,9 @@ static inline bool link_has_room(const cli_link *lnk)
 static void link_set_room(cli_link *lnk)
 {
     uint32_t max = lnk->peer_max_in_flight;
+    uint32_t mine = lnk->ch->opts.max_in_flight_per_connection;
+    if (mine != 0 && (max == 0 || mine < max))
+        max = mine;
     size_t streams = lnk->streams.len;
     lnk->room = max == 0 ? UINT32_MAX : max > streams ? max - (uint32_t)streams : 0;
 }
@@ -713,7 +716,7 @@ static int64_t ping_wake_ns(const cli_link *lnk, int64_t now)
 
 /* PINGs take ids of their own (protocol.md 4), and carry the client's
  * limits until the server's have arrived.  Only for a protocol that pings. */
-static void send_ping(cli_link *lnk)
+static bool send_ping(cli_link *lnk)
 {
     uint64_t id = lnk->ping_id + 1;
     int rc = lnk->proto->send_ping(lnk->conn.proto, &lnk->conn.out, id, !lnk->settings_known);
@@ -723,6 +726,7 @@ static void send_ping(cli_link *lnk)
         lnk->ping_sent_ns = arpc__now_ns();
         arpc__conn_flush_soon(&lnk->conn);
     }
+    return rc == 0;
 }
 
 /* One timer per link: connect timeout while connecting, heartbeat after. */
@@ -755,8 +759,9 @@ static void on_link_timer(arpc__timer *timer)
     if (interval <= 0)
         return;
     if (now - lnk->conn.last_rx_ns >= interval) {
-        send_ping(lnk);
-        arpc__loop_timer_arm(lnk->conn.loop, timer, ping_wake_ns(lnk, now));
+        /* Not sent (ARPC_EAGAIN: an in-order protocol with answers due): ask again later. */
+        arpc__loop_timer_arm(lnk->conn.loop, timer,
+                             send_ping(lnk) ? ping_wake_ns(lnk, now) : now + interval);
     } else {
         arpc__loop_timer_arm(lnk->conn.loop, timer, lnk->conn.last_rx_ns + interval);
     }
@@ -946,7 +951,8 @@ static void slot_connect(cli_slot *slot)
                                .metadata = true,
                                .streams = true,
                                .stream_window = ep->ch->opts.stream_window_bytes};
-    rc = arpc__conn_open_proto(&lnk->conn, lnk->proto, ARPC__PROTO_CLIENT, &mine, &link_events);
+    rc = arpc__conn_open_proto(&lnk->conn, lnk->proto, ARPC__PROTO_CLIENT, &mine, &link_events,
+                               ep->ch->opts.probe_method);
     if (rc < 0) {
         /* Not started: nothing but the fd and the link to undo. */
         close(fd);

@@ -230,14 +230,16 @@ void arpc__conn_close(arpc__conn *conn, int err)
 }
 
 int arpc__conn_open_proto(arpc__conn *conn, const arpc__proto_ops *ops, arpc__proto_side side,
-                          const arpc__proto_limits *limits, const arpc__proto_events *events)
+                          const arpc__proto_limits *limits, const arpc__proto_events *events,
+                          const char *probe_method)
 {
     arpc__proto_config cfg = {.side = side,
                               .limits = *limits,
                               .events = events,
                               .owner = conn,
                               .stop = &conn->closed,
-                              .out_limit = conn->out_limit};
+                              .out_limit = conn->out_limit,
+                              .probe_method = probe_method};
     arpc__proto_session *proto;
     int rc = ops->create(&cfg, &proto);
     if (rc == 0)

@@ -91,9 +91,11 @@ static inline void arpc__conn_set_proto(arpc__conn *conn, arpc__proto_session *p
 
 /* Creates the session of protocol `ops` for `conn` (owner: the connection;
  * input waits while the connection is closed or its output at out_limit,
- * which the owner sets before) and sets it.  @return 0 or ARPC_ENOMEM. */
+ * which the owner sets before) and sets it.  `probe_method`: arpc__proto_config's (a
+ * client's, or NULL).  @return 0 or ARPC_ENOMEM. */
 int arpc__conn_open_proto(arpc__conn *conn, const arpc__proto_ops *ops, arpc__proto_side side,
-                          const arpc__proto_limits *limits, const arpc__proto_events *events);
+                          const arpc__proto_limits *limits, const arpc__proto_events *events,
+                          const char *probe_method);
 
 /* The protocol of a connection that has one, else NULL. */
 static inline const arpc__proto_ops *arpc__conn_proto_ops(const arpc__conn *conn)

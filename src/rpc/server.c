@@ -175,6 +175,7 @@ struct arpc_request {
     arpc__list link; /* in its connection's requests while it runs; else in the pool */
     srv_loop *sl;
     srv_conn *sc;
+    const arpc__proto_ops *proto; /* its connection's protocol (arpc_request_protocol) */
     const method_entry *method;
     uint64_t id;
     int64_t deadline_ns;
@@ -846,6 +847,11 @@ const char *arpc_request_method(const arpc_request *req)
     return req->method->name;
 }
 
+int arpc_request_protocol(const arpc_request *req)
+{
+    return arpc__proto_id(req->proto);
+}
+
 int64_t arpc__request_deadline_ns(const arpc_request *req)
 {
     return req->deadline_ns;
@@ -982,6 +988,7 @@ static int start_request(srv_conn *sc, const arpc__msg *msg, const method_entry 
     }
     if (rc == 0) {
         req->sc = sc;
+        req->proto = sc->proto;
         req->method = method;
         req->id = msg->id;
         req->deadline_ns =
@@ -1454,7 +1461,7 @@ static int srv_on_protocol(arpc__conn *conn, const arpc__proto_ops *proto)
                                .metadata = true,
                                .streams = true,
                                .stream_window = opts->stream_window_bytes};
-    int rc = arpc__conn_open_proto(conn, proto, ARPC__PROTO_SERVER, &mine, &srv_events);
+    int rc = arpc__conn_open_proto(conn, proto, ARPC__PROTO_SERVER, &mine, &srv_events, NULL);
     if (rc == 0) {
         sc->proto = proto;
         sc->track_requests = proto->send_cancel != NULL;
@@ -1725,7 +1732,9 @@ static void heartbeat_check(srv_conn *sc, int64_t now)
         sc->hb_rx_ns = c->last_rx_ns;
         sc->hb_ping_ns = now;
         int rc = sc->proto->send_ping(c->proto, &c->out, ++sc->hb_ping_id, false);
-        if (rc < 0)
+        if (rc == ARPC_EAGAIN)
+            sc->hb_rx_ns = 0; /* no PING can go (a Thrift client takes none): no verdict */
+        else if (rc < 0)
             arpc__conn_close(c, rc);
         else
             arpc__conn_flush_soon(c);

@@ -146,6 +146,22 @@ void interop_start_grpc_peer(const char *const *args, interop_proc *out)
     wait_listening(out, "grpc_peer_server.py");
 }
 
+void interop_start_python(const char *const *args, const char *who, interop_proc *out)
+{
+    const char *argv[MAX_ARGS];
+    size_t n = 0;
+    argv[n++] = PYTHON;
+    argv[n++] = "-B"; /* no __pycache__ in the source tree */
+    for (size_t i = 0; args[i] != NULL; i++) {
+        ASSERT_LT(n, MAX_ARGS - 1);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    spawn(argv, out);
+    if (who != NULL)
+        wait_listening(out, who);
+}
+
 static void start_client(const char *script, const char *target, const char *const *args,
                          interop_proc *out)
 {

@@ -56,6 +56,14 @@ void interop_start_grpc_peer(const char *const *args, interop_proc *out);
 void interop_start_echo_server(const char *const *args, interop_proc *out);
 
 /*
+ * Starts /usr/bin/python3 -B followed by `args` (the script and its flags, NULL-terminated)
+ * with pipes on its stdin and stdout; with `who` not NULL, waits (bounded) for its
+ * "listening on HOST:PORT" line (out->port), failing the test without it.  For peers other
+ * than grpcio's (the Thrift ones, tests/interop/thrift/).
+ */
+void interop_start_python(const char *const *args, const char *who, interop_proc *out);
+
+/*
  * Starts grpc_peer_client.py --target `target` followed by `args` (flags,
  * then case names; NULL-terminated) and returns at once: read its lines
  * from out->out_fd (interop_wait_line), write to its stdin with

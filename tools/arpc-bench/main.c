@@ -96,14 +96,16 @@ static const char usage_text[] =
     "                  [--secs T] [--mode coro|async|sync] [--threads N] [--method NAME]\n"
     "                  [--lb round_robin|random|least_in_flight|consistent_hash]\n"
     "                  [--timeout-ms N] [--tail-pct P --tail-ms M] [--busy-poll-us N]\n"
-    "                  [--protocol native|grpc] [--stream [--streams N]]\n"
+    "                  [--protocol native|grpc|thrift] [--stream [--streams N]]\n"
     "  Keeps D calls in flight on each of C connections (one channel each) with\n"
     "  S-byte payloads; warms up 1 s, then measures T s (1..600) and prints\n"
     "  system=arpc mode=M conns=C depth=D size=S qps=N p50_us=N p99_us=N p999_us=N errors=N\n"
     "  and, with --protocol, protocol=P\n"
     "  --protocol native (default) or grpc: over gRPC each call sends EchoMsg{data: S\n"
     "             bytes} (proto/arpc/echo.proto) to --method, default\n"
-    "             /arpc.echo.Echo/Echo, and tail calls go to /arpc.echo.Echo/Sleep\n"
+    "             /arpc.echo.Echo/Echo, and tail calls go to /arpc.echo.Echo/Sleep;\n"
+    "             over thrift each call is Echo.echo(data: S bytes) and tail calls\n"
+    "             Echo.sleep(ms) (proto/arpc/echo.thrift), no streams\n"
     "  --mode     coro (default): D coroutines per connection calling arpc_call();\n"
     "             async: D arpc_call_async() chains per connection;\n"
     "             sync: C*D plain threads (at most 4096) calling arpc_call()\n"
@@ -185,6 +187,7 @@ static struct {
     uint8_t *payload;
     char slow_req[24];
     size_t slow_len;
+    size_t slow_rsp_len;     /* the tail call's answer: its request's length but over Thrift */
     size_t req_len;          /* the normal call's request: S bytes, or EchoMsg{S bytes} */
     const char *slow_method; /* "sleep", or /arpc.echo.Echo/Sleep */
     uint64_t warm_end;
@@ -259,7 +262,12 @@ static int parse_extra(const char *flag, const char *value, void *user_data)
             x->protocol = ARPC_PROTOCOL_GRPC;
             return 2;
         }
-        fprintf(stderr, "arpc-bench: --protocol must be native or grpc, got '%s'\n", value);
+        if (strcmp(value, "thrift") == 0) {
+            x->protocol = ARPC_PROTOCOL_THRIFT;
+            return 2;
+        }
+        fprintf(stderr, "arpc-bench: --protocol must be native, grpc or thrift, got '%s'\n",
+                value);
         return -EINVAL;
     }
     if (strcmp(flag, "method") == 0) {
@@ -463,7 +471,7 @@ static void account(stats *st, int status, size_t rsp_len, bool slow, uint64_t t
 {
     if (t1 < g.warm_end || t1 >= g.end)
         return;
-    if (status == 0 && (slow || g.check_echo) && rsp_len != (slow ? g.slow_len : g.req_len))
+    if (status == 0 && (slow || g.check_echo) && rsp_len != (slow ? g.slow_rsp_len : g.req_len))
         status = -EPROTO; /* the echo does not match the request */
     if (status != 0) {
         st->errors++;
@@ -681,9 +689,10 @@ static void print_results(stats *total)
     }
     bench_print_result_protocol("arpc", mode, g.o.conns, g.o.depth, g.o.size,
                                 (double)total->ok / g.o.secs, &total->all, total->errors,
-                                !g.x.protocol_given                  ? NULL
-                                : g.x.protocol == ARPC_PROTOCOL_GRPC ? "grpc"
-                                                                     : "native");
+                                !g.x.protocol_given                    ? NULL
+                                : g.x.protocol == ARPC_PROTOCOL_GRPC   ? "grpc"
+                                : g.x.protocol == ARPC_PROTOCOL_THRIFT ? "thrift"
+                                                                       : "native");
     if (g.x.tail_pct <= 0.0)
         return;
     printf("system=arpc mode=%s conns=%d depth=%d size=%zu tail_pct=%g tail_ms=%lld "
@@ -718,6 +727,31 @@ static size_t echo_msg_header(uint8_t *p, size_t len)
     return n;
 }
 
+/* Thrift's Echo.echo arguments {1: binary data}: the field header and the length (7 bytes)
+ * in front of the data, the STOP behind; the result {0: binary data} is as long. */
+#define THRIFT_BINARY_STRUCT 8
+static size_t thrift_binary_header(uint8_t *p, size_t len)
+{
+    p[0] = 0x0b; /* STRING */
+    p[1] = 0;
+    p[2] = 1;
+    for (int i = 0; i < 4; i++)
+        p[3 + i] = (uint8_t)(len >> (24 - 8 * i));
+    return 7;
+}
+
+/* Echo.sleep's arguments {1: i32 ms}.  @return its 8 bytes' length. */
+static size_t thrift_i32_args(char *p, int32_t v)
+{
+    p[0] = 0x08; /* I32 */
+    p[1] = 0;
+    p[2] = 1;
+    for (int i = 0; i < 4; i++)
+        p[3 + i] = (char)((uint32_t)v >> (24 - 8 * i));
+    p[7] = 0;
+    return 8;
+}
+
 static int fail(const char *what, int rc)
 {
     fprintf(stderr, "arpc-bench: %s: %s (%s)\n", what, arpc_strerror(rc), arpc_err_name(rc));
@@ -745,6 +779,11 @@ int main(int argc, char **argv)
     bench_raise_nofile();
     bench_ignore_sigpipe();
     bool grpc = g.x.protocol == ARPC_PROTOCOL_GRPC;
+    bool thrift = g.x.protocol == ARPC_PROTOCOL_THRIFT;
+    if (thrift && g.x.stream) {
+        fprintf(stderr, "arpc-bench: --stream: Thrift has no streams\n");
+        return 2;
+    }
     if (g.x.method == NULL)
         g.x.method = g.x.stream ? "arpc.echo.Echo/Stream" : grpc ? "/arpc.echo.Echo/Echo" : "echo";
     g.check_echo = strcmp(g.x.method, g.x.stream ? "arpc.echo.Echo/Stream"
@@ -758,6 +797,12 @@ int main(int argc, char **argv)
         g.slow_req[0] = grpc ? 0x0a : g.slow_req[0];
         g.slow_req[1] = grpc ? (char)n : g.slow_req[1];
         g.slow_len = at + (size_t)n;
+        g.slow_rsp_len = g.slow_len;
+        if (thrift) {
+            /* {1: i32 ms}, answered {0: binary "digits"} */
+            g.slow_len = thrift_i32_args(g.slow_req, (int32_t)g.x.tail_ms);
+            g.slow_rsp_len = THRIFT_BINARY_STRUCT + (size_t)n;
+        }
     }
 
     arpc_runtime_opts_init(&rt_opts);
@@ -777,9 +822,13 @@ int main(int argc, char **argv)
     if (g.payload == NULL || g.loop_stats == NULL || chans == NULL || workers == NULL ||
         total == NULL)
         return fail("setup", ARPC_ENOMEM);
-    g.req_len = grpc ? echo_msg_header(g.payload, g.o.size) : 0;
+    g.req_len = grpc ? echo_msg_header(g.payload, g.o.size)
+                : thrift ? thrift_binary_header(g.payload, g.o.size)
+                         : 0;
     bench_fill_pattern(g.payload + g.req_len, g.o.size);
     g.req_len += g.o.size;
+    if (thrift)
+        g.payload[g.req_len++] = 0; /* the argument struct's STOP */
     for (unsigned l = 0; l < g.nloops; l++) {
         if ((g.loop_stats[l] = stats_create()) == NULL)
             return fail("setup", ARPC_ENOMEM);

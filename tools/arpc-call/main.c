@@ -7,7 +7,13 @@
  * --protocol grpc calls over gRPC (h2c): METHOD is the path
  * (/pkg.Service/Method, the leading '/' optional), PAYLOAD the message's
  * bytes as they are, and an error's NAME is the gRPC code's.
+ * --protocol thrift calls over Thrift's framed binary protocol (docs/thrift.md):
+ * PAYLOAD becomes the argument struct {1: binary PAYLOAD} (with --thrift-i32,
+ * {1: i32 PAYLOAD}), as proto/arpc/echo.thrift's echo and sleep take it, and the
+ * result struct's field 0 is printed (a string or binary as it is, an integer in
+ * decimal); an error prints the TApplicationException's message.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +23,70 @@
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: arpc-call --target HOST:PORT [--protocol native|grpc] [--timeout-ms N]\n"
-            "                 [--metadata KEY=VALUE]... METHOD [PAYLOAD]\n");
+            "usage: arpc-call --target HOST:PORT [--protocol native|grpc|thrift] [--thrift-i32]\n"
+            "                 [--timeout-ms N] [--metadata KEY=VALUE]... METHOD [PAYLOAD]\n");
     exit(2);
 }
 
 #define MAX_METADATA 64
+
+/* The argument struct {1: binary text} or {1: i32 text}.  @return 0 or an arpc_err. */
+static int thrift_args(arpc_buf *out, const char *text, bool as_i32)
+{
+    arpc_thrift_writer w;
+    arpc_thrift_writer_init(&w, out);
+    if (as_i32) {
+        char *end;
+        long v = strtol(text, &end, 10);
+        if (*text == '\0' || *end != '\0' || v < INT32_MIN || v > INT32_MAX)
+            usage();
+        arpc_thrift_write_field(&w, ARPC_THRIFT_I32, 1);
+        arpc_thrift_write_i32(&w, (int32_t)v);
+    } else {
+        arpc_thrift_write_field(&w, ARPC_THRIFT_STRING, 1);
+        arpc_thrift_write_string(&w, text);
+    }
+    arpc_thrift_write_stop(&w);
+    return w.err;
+}
+
+/* Prints field 0 of a result struct.  @return 0, or ARPC_EFRAME (no such field: the
+ * struct held a declared exception, or did not parse). */
+static int thrift_print_result(const arpc_buf *rsp)
+{
+    arpc_thrift_reader r;
+    arpc_thrift_reader_init(&r, arpc_buf_data(rsp), arpc_buf_len(rsp));
+    arpc_thrift_type type;
+    int16_t id;
+    while (arpc_thrift_read_field(&r, &type, &id)) {
+        if (id != 0) {
+            fprintf(stderr, "error: the result holds field %d (a declared exception)\n", id);
+            return ARPC_EFRAME;
+        }
+        size_t len;
+        const void *data;
+        switch (type) {
+        case ARPC_THRIFT_STRING:
+            data = arpc_thrift_read_binary(&r, &len);
+            fwrite(data, 1, len, stdout);
+            break;
+        case ARPC_THRIFT_I32:
+            printf("%d", (int)arpc_thrift_read_i32(&r));
+            break;
+        case ARPC_THRIFT_I64:
+            printf("%lld", (long long)arpc_thrift_read_i64(&r));
+            break;
+        default:
+            printf("(a value of type %d)", (int)type);
+            arpc_thrift_skip(&r, type);
+        }
+        fputc('\n', stdout);
+        return r.err;
+    }
+    if (r.err == 0)
+        fputc('\n', stdout); /* a void method's empty result */
+    return r.err;
+}
 
 /* "KEY=VALUE" into an entry whose key and value point into `arg` (split at the '='). */
 static void parse_metadata(char *arg, arpc_metadata_entry *out)
@@ -62,6 +126,7 @@ int main(int argc, char **argv)
     const char *method = NULL;
     const char *payload = "";
     int64_t timeout_ms = 1000;
+    bool thrift_i32 = false;
     int positional = 0;
     arpc_channel_opts ch_opts;
     arpc_channel_opts_init(&ch_opts);
@@ -74,8 +139,12 @@ int main(int argc, char **argv)
                 ch_opts.protocol = ARPC_PROTOCOL_NATIVE;
             else if (strcmp(argv[i], "grpc") == 0)
                 ch_opts.protocol = ARPC_PROTOCOL_GRPC;
+            else if (strcmp(argv[i], "thrift") == 0)
+                ch_opts.protocol = ARPC_PROTOCOL_THRIFT;
             else
                 usage();
+        } else if (strcmp(argv[i], "--thrift-i32") == 0) {
+            thrift_i32 = true;
         } else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
             char *end;
             timeout_ms = strtoll(argv[++i], &end, 10);
@@ -116,6 +185,17 @@ int main(int argc, char **argv)
         rc = arpc_buf_create(&rsp);
     if (rc == 0)
         rc = arpc_metadata_create(&rsp_md);
+    arpc_buf *args = NULL;
+    size_t payload_len = strlen(payload);
+    if (rc == 0 && ch_opts.protocol == ARPC_PROTOCOL_THRIFT) {
+        rc = arpc_buf_create(&args);
+        if (rc == 0)
+            rc = thrift_args(args, payload, thrift_i32);
+        if (rc == 0) {
+            payload = arpc_buf_data(args);
+            payload_len = arpc_buf_len(args);
+        }
+    }
     if (rc == 0) {
         arpc_call_opts opts;
         arpc_call_opts_init(&opts);
@@ -123,13 +203,18 @@ int main(int argc, char **argv)
         opts.metadata = md;
         opts.metadata_count = md_count;
         opts.response_metadata = rsp_md;
-        rc = arpc_call(ch, method, payload, strlen(payload), &opts, rsp);
+        rc = arpc_call(ch, method, payload, payload_len, &opts, rsp);
         if (rc >= 0)
             print_metadata(rsp_md);
     }
-    if (rc == 0) {
+    if (rc == 0 && ch_opts.protocol == ARPC_PROTOCOL_THRIFT) {
+        rc = thrift_print_result(rsp);
+    } else if (rc == 0) {
         fwrite(arpc_buf_data(rsp), 1, arpc_buf_len(rsp), stdout);
         fputc('\n', stdout);
+    } else if (ch_opts.protocol == ARPC_PROTOCOL_THRIFT && arpc_buf_len(rsp) > 0) {
+        fprintf(stderr, "error: %s: %.*s\n", arpc_err_name(rc), (int)arpc_buf_len(rsp),
+                (const char *)arpc_buf_data(rsp));
     } else if (ch_opts.protocol == ARPC_PROTOCOL_GRPC) {
         /* The gRPC code's name; the message the server sent, else ours. */
         const char *name = arpc_grpc_status_name(rc);
@@ -145,6 +230,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: %s: %s\n", arpc_err_name(rc), arpc_strerror(rc));
     }
     arpc_buf_destroy(rsp);
+    arpc_buf_destroy(args);
     arpc_metadata_destroy(rsp_md);
     arpc_channel_destroy(ch);
     arpc_runtime_destroy(rt);

@@ -10,7 +10,10 @@
  * metadata "x-stream-mode: concat", as grpc_peer_server.py does, one answer
  * at the half-close holding every message's data: client streaming) and
  * `arpc.echo.Echo/Count` (one EchoMsg whose data is decimal N, answered with N
- * messages whose data are "1".."N").
+ * messages whose data are "1".."N").  `echo` and `sleep` are also proto/arpc/echo.thrift's
+ * service over Thrift's framed binary protocol, on the same port (docs/thrift.md): the
+ * same handlers read the argument struct and write the result struct when
+ * arpc_request_protocol() says Thrift.
  * With --relay HOST:PORT, `echo` is forwarded to
  * another server through an arpc client, from inside the handler's
  * coroutine (the two-tier benchmark shape).  SIGINT/SIGTERM shut it down
@@ -25,6 +28,7 @@
 #include <string.h>
 
 #include <arpc/arpc.h>
+#include <arpc/thrift.h>
 
 #include "num.h" /* tools/common: the tools' number parser */
 
@@ -52,9 +56,69 @@ static void echo_metadata(arpc_request *req)
     }
 }
 
+/* Thrift: the result struct of a `binary` method, {0: binary success}. */
+static int thrift_result(arpc_request *req, const void *data, size_t len)
+{
+    arpc_thrift_writer w;
+    arpc_thrift_writer_init(&w, arpc_request_response(req));
+    arpc_thrift_write_field(&w, ARPC_THRIFT_STRING, 0);
+    arpc_thrift_write_binary(&w, data, len);
+    arpc_thrift_write_stop(&w);
+    return w.err;
+}
+
+/* Thrift's Echo.echo(1: binary data): field 1 of the argument struct, the others skipped; a
+ * missing one is empty, as Thrift's own servers read it. */
+static int thrift_echo(arpc_request *req)
+{
+    arpc_thrift_reader r;
+    arpc_thrift_reader_init(&r, arpc_request_data(req), arpc_request_len(req));
+    arpc_thrift_type type;
+    int16_t id;
+    const void *data = NULL;
+    size_t len = 0;
+    while (arpc_thrift_read_field(&r, &type, &id)) {
+        if (id == 1 && type == ARPC_THRIFT_STRING)
+            data = arpc_thrift_read_binary(&r, &len);
+        else
+            arpc_thrift_skip(&r, type);
+    }
+    if (r.err != 0)
+        return r.err; /* a PROTOCOL_ERROR TApplicationException */
+    return thrift_result(req, data, len);
+}
+
+/* Thrift's Echo.sleep(1: i32 ms): answers the decimal text of ms after that long. */
+static int thrift_sleep(arpc_request *req)
+{
+    arpc_thrift_reader r;
+    arpc_thrift_reader_init(&r, arpc_request_data(req), arpc_request_len(req));
+    arpc_thrift_type type;
+    int16_t id;
+    int32_t ms = 0;
+    while (arpc_thrift_read_field(&r, &type, &id)) {
+        if (id == 1 && type == ARPC_THRIFT_I32)
+            ms = arpc_thrift_read_i32(&r);
+        else
+            arpc_thrift_skip(&r, type);
+    }
+    if (r.err != 0)
+        return r.err;
+    if (ms < 0 || ms > 3600 * 1000) {
+        arpc_request_set_error(req, "sleep: ms must be 0..3600000");
+        return ARPC_EINVAL;
+    }
+    arpc_coro_sleep_ms(ms);
+    char text[16];
+    int n = snprintf(text, sizeof(text), "%d", (int)ms);
+    return thrift_result(req, text, (size_t)n);
+}
+
 /* Answers the payload as it came, with the x-echo-* metadata. */
 static int handle_echo(arpc_request *req, void *user_data)
 {
+    if (arpc_request_protocol(req) == ARPC_PROTOCOL_THRIFT)
+        return thrift_echo(req);
     echo_metadata(req);
     return arpc_buf_append(arpc_request_response(req), arpc_request_data(req),
                            arpc_request_len(req));
@@ -73,6 +137,8 @@ static int handle_relay(arpc_request *req, void *user_data)
 
 static int handle_sleep(arpc_request *req, void *user_data)
 {
+    if (arpc_request_protocol(req) == ARPC_PROTOCOL_THRIFT)
+        return thrift_sleep(req);
     char text[32];
     size_t len = arpc_request_len(req);
     if (len == 0 || len >= sizeof(text))
