@@ -49,7 +49,9 @@ if(CMAKE_SCRIPT_MODE_FILE AND DEFINED ARPC_REPAIR)
 endif()
 
 include_guard(GLOBAL)
-set(_arpc_pb_generate_script ${CMAKE_CURRENT_LIST_FILE})
+# A global property, not a variable: the function is called from directories that never
+# included this file (a variable would be empty there).
+set_property(GLOBAL PROPERTY ARPC_PB_GENERATE_SCRIPT ${CMAKE_CURRENT_LIST_FILE})
 
 find_program(ARPC_PROTOC protoc)
 find_program(ARPC_PROTOC_C protoc-c)
@@ -121,15 +123,16 @@ function(arpc_protobuf_generate)
         string(REGEX REPLACE "\\.proto$" "" stem "${rel}")
         set(generated ${out}/${stem}.pb-c.c ${out}/${stem}.pb-c.h ${out}/${stem}.arpc.c
                       ${out}/${stem}.arpc.h)
+        get_property(repair_script GLOBAL PROPERTY ARPC_PB_GENERATE_SCRIPT)
         add_custom_command(
             OUTPUT ${generated}
             COMMAND ${CMAKE_COMMAND} -E make_directory ${out}
             COMMAND ${ARPC_PROTOC_C} ${include_flags} --c_out=${out} ${proto}
             COMMAND ${CMAKE_COMMAND} -DARPC_REPAIR=${out}/${stem}.pb-c.h
-                    -P ${_arpc_pb_generate_script}
+                    -P ${repair_script}
             COMMAND ${ARPC_PROTOC} ${include_flags} --plugin=protoc-gen-arpc=${plugin}
                     --arpc_out=${out} ${proto}
-            DEPENDS ${protos} ${plugin_dep} ${_arpc_pb_generate_script}
+            DEPENDS ${protos} ${plugin_dep} ${repair_script}
             COMMENT "protoc-c and protoc-gen-arpc ${rel}"
             VERBATIM)
         list(APPEND sources ${out}/${stem}.pb-c.c ${out}/${stem}.arpc.c)

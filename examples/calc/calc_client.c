@@ -1,6 +1,9 @@
 /*
  * The client half of the calc demo: the three call styles of arpc, then what
- * happens when things go wrong, then a fan-out.
+ * happens when things go wrong, then a fan-out, gRPC, a stream, and a Python
+ * gRPC client.  Every call is typed: calc.arpc.h (generated from calc.proto)
+ * gives one function per method and call style, which packs the request
+ * message and unpacks the answer (docs/protobuf.md).
  *
  * The client has its own runtime (two loop threads), as a separate program
  * would.  Its channel keeps one multiplexed connection to the server, opened
@@ -9,21 +12,29 @@
  *
  * Step 8 opens a second channel that speaks gRPC (HTTP/2) to the same port:
  * the server tells the protocols apart by a connection's first bytes, and one
- * registration serves a method on both.
+ * registration serves a method on both.  Step 9 reads a stream of answers;
+ * step 10 runs calc_client.py, a grpcio client generated from the same
+ * calc.proto, against the server.
  *
- * Threads: steps 1, 2, 4, 5, 6 and 8 run on the main thread; steps 3 and 7 run
- * in coroutines on the client's loops, and the main thread waits for them.
- * Every completion callback runs on a client loop thread.
+ * Threads: steps 1, 2, 4, 5, 6, 8, 9 and 10 run on the main thread; steps 3
+ * and 7 run in coroutines on the client's loops, and the main thread waits for
+ * them.  Every completion callback runs on a client loop thread.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "calc.h"
+
+extern char **environ;
 
 #define CLIENT_LOOPS 2
 #define CHAINS       2   /* coroutines of step 3 */
@@ -110,57 +121,76 @@ static const char *describe(int status, const char *message, char *out, size_t s
     return out;
 }
 
+/* The typed sync calls of calc.arpc.h, by request type. */
+typedef int (*pair_call_fn)(arpc_channel *ch, const Calc__Pair *req, const arpc_call_opts *opts,
+                            Calc__Number **rsp);
+typedef int (*number_call_fn)(arpc_channel *ch, const Calc__Number *req,
+                              const arpc_call_opts *opts, Calc__Number **rsp);
+
+/* Copies an application error's message out of `error` ("" when none). */
+static void copy_message(const arpc_buf *error, char *message, size_t message_size)
+{
+    size_t len = arpc_buf_len(error);
+    size_t n = len < message_size - 1 ? len : message_size - 1;
+    memcpy(message, arpc_buf_data(error), n);
+    message[n] = '\0';
+}
+
 /*
- * Calls a calc method with `count` numbers and decodes the one-number answer.
- * Works on the main thread (which blocks) and in a coroutine (which
- * suspends); arpc_call() is the same function for both.
+ * Calls a calc method taking a Pair and answering a Number.  Works on the main
+ * thread (which blocks) and in a coroutine (which suspends): the typed call is
+ * the same function for both.  The answer is unpacked into `arena` when given
+ * (freed by its reset), else on the heap (freed here).
  * @param value    out: the answer, written on success only.
  * @param message  out: an application error's text ("" otherwise).
  * @return 0, a positive calc_error, or a negative arpc_err.
  */
-static int call_numbers(arpc_channel *ch, const char *method, const int64_t *args, size_t count,
-                        int64_t timeout_ms, int64_t *value, char *message, size_t message_size)
+static int call2(arpc_channel *ch, pair_call_fn fn, int64_t a, int64_t b, int64_t timeout_ms,
+                 int64_t *value, char *message, size_t message_size)
 {
-    unsigned char req[2 * CALC_NUM_SIZE];
-    for (size_t i = 0; i < count; i++)
-        calc_put_i64(req + i * CALC_NUM_SIZE, args[i]);
+    Calc__Pair req = CALC__PAIR__INIT;
+    req.a = a;
+    req.b = b;
     arpc_call_opts opts;
     arpc_call_opts_init(&opts);
     if (timeout_ms > 0)
         opts.timeout_ms = timeout_ms;
-    message[0] = '\0';
-    arpc_buf *rsp;
-    int rc = arpc_buf_create(&rsp);
+    int rc = arpc_buf_create(&opts.error_message);
     if (rc < 0)
         return rc;
-    rc = arpc_call(ch, method, req, count * CALC_NUM_SIZE, &opts, rsp);
-    size_t len = arpc_buf_len(rsp);
-    if (rc > 0) {
-        /* An application error: the answer is its message. */
-        size_t n = len < message_size - 1 ? len : message_size - 1;
-        memcpy(message, arpc_buf_data(rsp), n);
-        message[n] = '\0';
-    } else if (rc == 0 && len != CALC_NUM_SIZE) {
-        snprintf(message, message_size, "answer of %zu bytes, expected %d", len, CALC_NUM_SIZE);
-        rc = ARPC_EFRAME;
-    } else if (rc == 0) {
-        *value = calc_get_i64(arpc_buf_data(rsp));
-    }
-    arpc_buf_destroy(rsp);
+    Calc__Number *rsp = NULL;
+    rc = fn(ch, &req, &opts, &rsp);
+    copy_message(opts.error_message, message, message_size);
+    if (rc == 0)
+        *value = rsp->value;
+    calc__number__free_unpacked(rsp, NULL);
+    arpc_buf_destroy(opts.error_message);
     return rc;
 }
 
-static int call2(arpc_channel *ch, const char *method, int64_t a, int64_t b, int64_t timeout_ms,
-                 int64_t *value, char *message, size_t message_size)
+/* As call2, for the methods that take one Number; `arena` may be NULL. */
+static int call1(arpc_channel *ch, number_call_fn fn, int64_t x, int64_t timeout_ms,
+                 arpc_arena *arena, int64_t *value, char *message, size_t message_size)
 {
-    int64_t args[2] = {a, b};
-    return call_numbers(ch, method, args, 2, timeout_ms, value, message, message_size);
-}
-
-static int call1(arpc_channel *ch, const char *method, int64_t x, int64_t timeout_ms,
-                 int64_t *value, char *message, size_t message_size)
-{
-    return call_numbers(ch, method, &x, 1, timeout_ms, value, message, message_size);
+    Calc__Number req = CALC__NUMBER__INIT;
+    req.value = x;
+    arpc_call_opts opts;
+    arpc_call_opts_init(&opts);
+    if (timeout_ms > 0)
+        opts.timeout_ms = timeout_ms;
+    opts.arena = arena;
+    int rc = arpc_buf_create(&opts.error_message);
+    if (rc < 0)
+        return rc;
+    Calc__Number *rsp = NULL;
+    rc = fn(ch, &req, &opts, &rsp);
+    copy_message(opts.error_message, message, message_size);
+    if (rc == 0)
+        *value = rsp->value;
+    if (arena == NULL)
+        calc__number__free_unpacked(rsp, NULL);
+    arpc_buf_destroy(opts.error_message);
+    return rc;
 }
 
 /* ---- 1. synchronous call from a plain thread ------------------------------ */
@@ -171,7 +201,7 @@ static void step_sync(demo *d)
     char why[256];
     int64_t sum = 0;
     double start = now_ms();
-    int rc = call2(d->ch, CALC_SUMADD, 10, 20, 0, &sum, msg, sizeof(msg));
+    int rc = call2(d->ch, calc__calc__arpc_sum_add, 10, 20, 0, &sum, msg, sizeof(msg));
     double took = now_ms() - start;
     if (rc != 0) {
         report(d, false, "sync call: sumadd(10, 20) failed: %s",
@@ -187,14 +217,12 @@ static void step_sync(demo *d)
 /* ---- 2. asynchronous call with a completion callback ---------------------- */
 
 /* Runs on a client loop thread, once, after arpc_call_async() has returned. */
-static void on_async_done(int status, const void *rsp, size_t rsp_len, void *user_data)
+static void on_async_done(int status, const Calc__Number *rsp, void *user_data)
 {
     demo *d = user_data;
     d->async_status = status;
-    if (status == 0 && rsp_len == CALC_NUM_SIZE)
-        d->async_value = calc_get_i64(rsp);
-    else if (status == 0)
-        d->async_status = ARPC_EFRAME;
+    if (status == 0)
+        d->async_value = rsp->value; /* rsp is borrowed for the callback */
     d->async_loop = arpc_loop_current();
     d->async_on_main = pthread_equal(pthread_self(), d->main_thread);
     /* The last touch of `d` by this thread: main may go on at once. */
@@ -213,13 +241,13 @@ static int loop_index(demo *d, arpc_loop *loop)
 static void step_async(demo *d)
 {
     char why[256];
-    unsigned char req[2 * CALC_NUM_SIZE];
-    calc_put_i64(req, 1);
-    calc_put_i64(req + CALC_NUM_SIZE, 2);
+    Calc__Pair req = CALC__PAIR__INIT;
+    req.a = 1;
+    req.b = 2;
     arpc_event_init(&d->async_done);
     d->async_value = 0;
     double start = now_ms();
-    int rc = arpc_call_async(d->ch, CALC_SUMADD, req, sizeof(req), NULL, on_async_done, d);
+    int rc = calc__calc__arpc_sum_add_async(d->ch, &req, NULL, on_async_done, d);
     double returned = now_ms() - start;
     if (rc < 0) {
         report(d, false, "async call: arpc_call_async failed: %s",
@@ -238,7 +266,7 @@ static void step_async(demo *d)
     }
     int index = loop_index(d, d->async_loop);
     report(d, d->async_value == 3 && index >= 0 && !d->async_on_main,
-           "async call: arpc_call_async() returned at once (%.2f ms);\n"
+           "async call: calc__calc__arpc_sum_add_async() returned at once (%.2f ms);\n"
            "         later its callback got sumadd(1, 2) = %lld, on client loop thread #%d "
            "(not main)",
            returned, (long long)d->async_value, index);
@@ -251,14 +279,21 @@ static void chain_coro(void *arg)
     chain *c = arg;
     demo *d = c->d;
     c->on_loop = arpc_coro_in() && arpc_loop_current() == d->chain_loop;
-    /* Each arpc_call() below suspends this coroutine until its answer comes;
-     * meanwhile the loop thread runs the other coroutine. */
-    c->status = call2(d->ch, CALC_SUMADD, c->a, c->b, 0, &c->sum, c->message, sizeof(c->message));
+    /* Each call below suspends this coroutine until its answer comes;
+     * meanwhile the loop thread runs the other coroutine.  The last two
+     * unpack their answers into one arena, freed at once by its reset. */
+    arpc_arena *arena;
+    c->status = arpc_arena_create(&arena);
     if (c->status == 0)
-        c->status =
-            call1(d->ch, CALC_SLOW_SQUARE, c->sum, 0, &c->square, c->message, sizeof(c->message));
+        c->status = call2(d->ch, calc__calc__arpc_sum_add, c->a, c->b, 0, &c->sum, c->message,
+                          sizeof(c->message));
     if (c->status == 0)
-        c->status = call1(d->ch, CALC_FIB, c->square, 0, &c->fib, c->message, sizeof(c->message));
+        c->status = call1(d->ch, calc__calc__arpc_slow_square, c->sum, 0, arena, &c->square,
+                          c->message, sizeof(c->message));
+    if (c->status == 0)
+        c->status = call1(d->ch, calc__calc__arpc_fib, c->square, 0, arena, &c->fib, c->message,
+                          sizeof(c->message));
+    arpc_arena_destroy(arena);
     c->end_ms = now_ms();
     arpc_wg_done(&d->chains_done);
 }
@@ -343,7 +378,7 @@ static void step_timeout(demo *d)
     arpc_channel_get_stats(d->ch, &before);
     int64_t value = 0;
     double start = now_ms();
-    int rc = call1(d->ch, CALC_SLOW_SQUARE, 7, 50, &value, msg, sizeof(msg));
+    int rc = call1(d->ch, calc__calc__arpc_slow_square, 7, 50, NULL, &value, msg, sizeof(msg));
     double took = now_ms() - start;
     if (rc != ARPC_ETIMEDOUT) {
         report(d, false, "timeout: slow_square(7) with a 50 ms deadline gave %s, not a timeout",
@@ -353,7 +388,7 @@ static void step_timeout(demo *d)
     /* Not early, and well before the server's answer (one-sided bounds). */
     bool timely = took >= 50 && took < CALC_SLOW_MS;
     int64_t sum = 0;
-    rc = call2(d->ch, CALC_SUMADD, 40, 2, 0, &sum, msg, sizeof(msg));
+    rc = call2(d->ch, calc__calc__arpc_sum_add, 40, 2, 0, &sum, msg, sizeof(msg));
     arpc_channel_get_stats(d->ch, &after);
     if (rc != 0) {
         report(d, false, "timeout: the call after the timeout failed: %s",
@@ -374,14 +409,14 @@ static void step_app_error(demo *d)
     char msg[128];
     char why[256];
     int64_t quotient = 0;
-    int rc = call2(d->ch, CALC_DIV, 20, 4, 0, &quotient, msg, sizeof(msg));
+    int rc = call2(d->ch, calc__calc__arpc_div, 20, 4, 0, &quotient, msg, sizeof(msg));
     if (rc != 0 || quotient != 5) {
         report(d, false, "application error: div(20, 4) should be 5 but gave %lld, %s",
                (long long)quotient, describe(rc, msg, why, sizeof(why)));
         return;
     }
     int64_t unused = 0;
-    rc = call2(d->ch, CALC_DIV, 7, 0, 0, &unused, msg, sizeof(msg));
+    rc = call2(d->ch, calc__calc__arpc_div, 7, 0, 0, &unused, msg, sizeof(msg));
     report(d, rc == CALC_ERR_DIV_BY_ZERO && strcmp(msg, "division by zero") == 0,
            "application error: div(20, 4) = 5, but div(7, 0) returned %s",
            describe(rc, msg, why, sizeof(why)));
@@ -391,25 +426,24 @@ static void step_app_error(demo *d)
 
 static void step_unknown_method(demo *d)
 {
-    char msg[128];
     char why[256];
-    int64_t unused = 0;
-    int rc = call1(d->ch, "calc.sqrt", 16, 0, &unused, msg, sizeof(msg));
-    report(d, rc == ARPC_ENOMETHOD, "unknown method: calc.sqrt returned %s",
-           describe(rc, msg, why, sizeof(why)));
+    /* calc.proto has no Sqrt, so there is no typed call for it: the untyped
+     * arpc_call() sends any name (and any bytes: here a Number holding 16). */
+    static const unsigned char sixteen[] = {0x08, 0x10};
+    int rc = arpc_call(d->ch, "calc.Calc/Sqrt", sixteen, sizeof(sixteen), NULL, NULL);
+    report(d, rc == ARPC_ENOMETHOD, "unknown method: calc.Calc/Sqrt returned %s",
+           describe(rc, "", why, sizeof(why)));
 }
 
 /* ---- 7. fan-out: many calls in flight from one coroutine ------------------- */
 
 /* Runs on a client loop thread for each fan-out call. */
-static void on_fan_done(int status, const void *rsp, size_t rsp_len, void *user_data)
+static void on_fan_done(int status, const Calc__Number *rsp, void *user_data)
 {
     fan_call *call = user_data;
     call->status = status;
-    if (status == 0 && rsp_len == CALC_NUM_SIZE)
-        call->value = calc_get_i64(rsp);
-    else if (status == 0)
-        call->status = ARPC_EFRAME;
+    if (status == 0)
+        call->value = rsp->value;
     arpc_wg_done(call->wg);
 }
 
@@ -424,13 +458,12 @@ static void fan_out_coro(void *arg)
     /* Start every call first; none waits for another. */
     for (int i = 0; i < FAN_OUT; i++) {
         fan_call *call = &d->fan[i];
-        unsigned char req[CALC_NUM_SIZE];
+        Calc__Number req = CALC__NUMBER__INIT;
         call->wg = &d->fan_wg;
         call->x = i;
         call->value = -1;
-        calc_put_i64(req, call->x);
-        int rc =
-            arpc_call_async(d->ch, CALC_SLOW_SQUARE, req, sizeof(req), &opts, on_fan_done, call);
+        req.value = call->x;
+        int rc = calc__calc__arpc_slow_square_async(d->ch, &req, &opts, on_fan_done, call);
         if (rc < 0) {
             call->status = rc; /* its callback will not run */
             arpc_wg_done(&d->fan_wg);
@@ -492,22 +525,120 @@ static void step_grpc(demo *d, const char *target)
         report(d, false, "gRPC: no gRPC channel: %s", describe(rc, "", why, sizeof(why)));
         return;
     }
-    /* "calc.sumadd" goes out as the HTTP/2 path "/calc.sumadd" (docs/grpc.md). */
+    /* calc.Calc/SumAdd goes out as the HTTP/2 path "/calc.Calc/SumAdd" (docs/grpc.md). */
     int64_t sum = 0;
-    int sum_rc = call2(grpc, CALC_SUMADD, 2, 3, 0, &sum, msg, sizeof(msg));
+    int sum_rc = call2(grpc, calc__calc__arpc_sum_add, 2, 3, 0, &sum, msg, sizeof(msg));
     if (sum_rc != 0) {
         report(d, false, "gRPC: sumadd(2, 3) failed: %s", describe(sum_rc, msg, why, sizeof(why)));
         arpc_channel_destroy(grpc);
         return;
     }
-    /* Code 2 travels as grpc-status 2 and the message as grpc-message. */
+    /* Code 9 travels as grpc-status 9 (FAILED_PRECONDITION) and the message as
+     * grpc-message. */
     int64_t unused = 0;
-    rc = call2(grpc, CALC_DIV, 7, 0, 0, &unused, msg, sizeof(msg));
+    rc = call2(grpc, calc__calc__arpc_div, 7, 0, 0, &unused, msg, sizeof(msg));
     arpc_channel_destroy(grpc);
     report(d, sum == 5 && rc == CALC_ERR_DIV_BY_ZERO && strcmp(msg, "division by zero") == 0,
            "gRPC: a channel speaking HTTP/2 to the same port got sumadd(2, 3) = %lld,\n"
-           "         and div(7, 0) returned %s (grpc-status 2)",
+           "         and div(7, 0) returned %s (grpc-status 9)",
            (long long)sum, describe(rc, msg, why, sizeof(why)));
+}
+
+/* ---- 9. a stream of answers ------------------------------------------------ */
+
+static void step_stream(demo *d)
+{
+    char why[256];
+    enum { N = 5 };
+    Calc__Number req = CALC__NUMBER__INIT;
+    req.value = N;
+    arpc_stream *st;
+    int rc = calc__calc__arpc_squares_open(d->ch, &req, NULL, &st);
+    if (rc < 0) {
+        report(d, false, "stream: squares(%d) did not open: %s", N,
+               describe(rc, "", why, sizeof(why)));
+        return;
+    }
+    /* Each answer is unpacked into the arena, reset after it is read. */
+    arpc_arena *arena;
+    rc = arpc_arena_create(&arena);
+    int64_t got[N + 1];
+    int count = 0;
+    while (rc == 0) {
+        Calc__Number *square;
+        rc = calc__calc__arpc_squares_read(st, arena, &square);
+        if (rc == 0 && count <= N)
+            got[count++] = square->value;
+        if (rc == 0)
+            arpc_arena_reset(arena);
+    }
+    int end = arpc_stream_finish(st, NULL);
+    arpc_stream_destroy(st);
+    arpc_arena_destroy(arena);
+    bool ok = rc == ARPC_EEOS && end == 0 && count == N;
+    for (int i = 0; ok && i < N; i++)
+        ok = got[i] == (int64_t)(i + 1) * (i + 1);
+    if (!ok) {
+        report(d, false, "stream: squares(%d) gave %d answers, then %s (final status %d)", N,
+               count, describe(rc, "", why, sizeof(why)), end);
+        return;
+    }
+    report(d, true,
+           "stream: squares(%d) answered %lld %lld %lld %lld %lld, one message each, "
+           "then the end of the stream",
+           N, (long long)got[0], (long long)got[1], (long long)got[2], (long long)got[3],
+           (long long)got[4]);
+}
+
+/* ---- 10. any gRPC client: Python's, generated from the same calc.proto ------ */
+
+/* Runs `argv` with its stdout into `out` (NUL-terminated, cut at `size`).
+ * @return its exit status, or -1 if it could not run or did not exit. */
+static int run_capture(char *const argv[], char *out, size_t size)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    pid_t pid;
+    int err = posix_spawn(&pid, argv[0], &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t n = 1;
+    /* Until end of file: the client's calls carry deadlines, so it ends. */
+    while (err == 0 && n > 0) {
+        n = read(fds[0], out + len, size - 1 - len);
+        if (n > 0)
+            len += (size_t)n;
+        if (len == size - 1)
+            break;
+    }
+    close(fds[0]);
+    out[len] = '\0';
+    if (err != 0)
+        return -1;
+    int wstatus = 0;
+    pid_t waited;
+    do
+        waited = waitpid(pid, &wstatus, 0);
+    while (waited < 0 && errno == EINTR);
+    return waited == pid && WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+}
+
+static void step_python(demo *d, const char *target)
+{
+    char *argv[] = {CALC_PYTHON, "-B", CALC_PY_CLIENT, (char *)target, CALC_PY_STUBS, NULL};
+    char output[1024];
+    int status = run_capture(argv, output, sizeof(output));
+    size_t len = strlen(output);
+    if (len > 0 && output[len - 1] == '\n')
+        output[len - 1] = '\0';
+    report(d, status == 0, "python: a grpcio client generated from the same calc.proto%s\n%s",
+           status == 0 ? "" : " failed", output);
 }
 
 /* ---- the whole client ------------------------------------------------------- */
@@ -540,6 +671,8 @@ int calc_client_run(const char *target)
     step_unknown_method(d);
     step_fan_out(d);
     step_grpc(d, target);
+    step_stream(d);
+    step_python(d, target);
 
     arpc_channel_stats stats;
     arpc_channel_get_stats(d->ch, &stats);
