@@ -1348,6 +1348,7 @@ static int stream_request_start(srv_conn *sc, const arpc__msg *msg, const method
     if (arpc__pending_insert(&sc->streams, msg->id, st) < 0)
         return ARPC_ENOMEM;
     req->sc = sc;
+    req->proto = sc->proto;
     req->method = method;
     req->id = msg->id;
     req->deadline_ns =

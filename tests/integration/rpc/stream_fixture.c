@@ -50,10 +50,21 @@ static int write_number(arpc_stream *st, uint64_t n)
     return arpc_stream_write(st, text, (size_t)len);
 }
 
+static bool use_seam;
+static bool use_grpc;
+
+/* The protocol a stream's request says it came in (arpc_request_protocol): the seam's test
+ * protocol is registered by no id. */
+static int expected_protocol(void)
+{
+    return use_seam ? -1 : use_grpc ? ARPC_PROTOCOL_GRPC : ARPC_PROTOCOL_NATIVE;
+}
+
 static int handle_echo(arpc_stream *st, void *user_data)
 {
     (void)user_data;
     arpc_request *req = arpc_stream_request(st);
+    ASSERT_EQ(arpc_request_protocol(req), expected_protocol());
     size_t len = 0;
     const void *v = arpc_request_metadata_get(req, "x-client", &len);
     if (v != NULL)
@@ -305,6 +316,7 @@ int sx_wait_relay_status(void)
 static int handle_unary(arpc_request *req, void *user_data)
 {
     (void)user_data;
+    ASSERT_EQ(arpc_request_protocol(req), expected_protocol());
     return arpc_buf_append(arpc_request_response(req), arpc_request_data(req),
                            arpc_request_len(req));
 }
@@ -339,9 +351,6 @@ static const struct {
     {"S/Ticker", {handle_ticker}},
     {"S/Relay", {handle_relay}},
 };
-
-static bool use_seam;
-static bool use_grpc;
 
 void sx_use_seam(bool on)
 {
