@@ -27,6 +27,7 @@
  * Threads: the registry is read-only once the server listens (registry.h),
  * so streams on every loop read it without locks.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -42,7 +43,9 @@
 #include "arpc__reflection_v1_fd.h"
 #include "arpc__reflection_v1alpha_fd.h"
 #include "proto/grpc/wire.h"
+#include "protobuf/pb.h"
 #include "protobuf/registry.h"
+#include "rpc/server.h"
 
 /* gRPC clients refuse messages over 4 MiB by default (NOTES-protocols.md): a larger answer
  * is replaced by RESOURCE_EXHAUSTED, which they can read. */
@@ -242,15 +245,16 @@ static int send_answer(arpc_stream *st, arpc_arena *arena, refl_answer *ans)
 static int answer(arpc_stream *st, const arpc__pb_registry *reg, arpc_arena *arena,
                   const arpc_buf *msg)
 {
-    ProtobufCAllocator alloc = arpc_pb_allocator(arena);
-    refl_request *req = grpc__reflection__v1__server_reflection_request__unpack(
-        &alloc, arpc_buf_len(msg), arpc_buf_data(msg));
-    if (req == NULL)
-        return ARPC_EBADMSG;
+    ProtobufCMessage *unpacked;
+    int rc = arpc__pb_unpack(&grpc__reflection__v1__server_reflection_request__descriptor, arena,
+                             arpc_buf_data(msg), arpc_buf_len(msg), &unpacked);
+    if (rc < 0)
+        return rc; /* ARPC_EBADMSG, or ARPC_ENOMEM */
+    refl_request *req = (refl_request *)unpacked;
     refl_answer ans = GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT;
     ans.valid_host = req->host;
     ans.original_request = req;
-    int rc = fill_answer(&ans, arena, reg, req);
+    rc = fill_answer(&ans, arena, reg, req);
     return rc < 0 ? rc : send_answer(st, arena, &ans);
 }
 
@@ -277,12 +281,8 @@ static int serve(arpc_stream *st, void *user_data)
 
 /* ---- enabling ---------------------------------------------------------------------------- */
 
-static int register_version(arpc_server *srv, arpc__pb_registry *reg, const arpc_pb_service *svc)
-{
-    int rc = arpc_server_register_stream(srv, svc->methods[0].name, serve, reg);
-    return rc < 0 ? rc : arpc__pb_registry_add(srv, svc);
-}
-
+/* Lists both versions, then registers both methods at once, then takes the one claim:
+ * a failure anywhere leaves nothing done, so the call can be made again. */
 int arpc_server_enable_reflection(arpc_server *srv)
 {
     if (srv == NULL)
@@ -291,9 +291,29 @@ int arpc_server_enable_reflection(arpc_server *srv)
     int rc = arpc__pb_registry_get(srv, &reg);
     if (rc < 0)
         return rc;
-    rc = arpc__pb_registry_claim_reflection(reg);
+    if (arpc__pb_registry_reflection_claimed(reg))
+        return ARPC_EINVAL;
+    bool v1_listed = arpc__pb_registry_lists(srv, v1_service.name);
+    bool v1alpha_listed = arpc__pb_registry_lists(srv, v1alpha_service.name);
+    rc = arpc__pb_registry_add(srv, &v1_service);
+    if (rc == 0) {
+        rc = arpc__pb_registry_add(srv, &v1alpha_service);
+        if (rc < 0 && !v1_listed)
+            arpc__pb_registry_forget(srv, &v1_service);
+    }
     if (rc < 0)
         return rc;
-    rc = register_version(srv, reg, &v1_service);
-    return rc < 0 ? rc : register_version(srv, reg, &v1alpha_service);
+    const arpc__method_def defs[] = {
+        {.name = v1_service.methods[0].name, .stream_fn = serve, .user_data = reg},
+        {.name = v1alpha_service.methods[0].name, .stream_fn = serve, .user_data = reg},
+    };
+    rc = arpc__server_register_all(srv, defs, 2, NULL);
+    if (rc < 0) {
+        if (!v1alpha_listed)
+            arpc__pb_registry_forget(srv, &v1alpha_service);
+        if (!v1_listed)
+            arpc__pb_registry_forget(srv, &v1_service);
+        return rc;
+    }
+    return arpc__pb_registry_claim_reflection(reg);
 }

@@ -258,6 +258,11 @@ size_t arpc__pb_registry_closure(const arpc__pb_registry *reg, size_t i, size_t 
     return n;
 }
 
+bool arpc__pb_registry_reflection_claimed(const arpc__pb_registry *reg)
+{
+    return reg->reflection;
+}
+
 int arpc__pb_registry_claim_reflection(arpc__pb_registry *reg)
 {
     if (reg->reflection)

@@ -86,6 +86,9 @@ long arpc__pb_registry_find_symbol(const arpc__pb_registry *reg, const char *sym
 size_t arpc__pb_registry_closure(const arpc__pb_registry *reg, size_t i, size_t *out,
                                  unsigned char *seen);
 
+/* True once arpc_server_enable_reflection() has succeeded.  Thread: any. */
+bool arpc__pb_registry_reflection_claimed(const arpc__pb_registry *reg);
+
 /* Marks reflection as served by this server's registry.
  * @return 0, or ARPC_EINVAL when it was already. */
 int arpc__pb_registry_claim_reflection(arpc__pb_registry *reg);

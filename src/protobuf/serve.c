@@ -132,6 +132,8 @@ static void def_for(arpc__method_def *d, const binding *b)
 /* @return true if `svc` is described well enough to serve. */
 static bool service_valid(const arpc_pb_service *svc)
 {
+    if (svc->name == NULL || svc->name[0] == '\0')
+        return false;
     for (size_t i = 0; i < svc->method_count; i++) {
         const arpc_pb_method *m = &svc->methods[i];
         if (m->name == NULL || m->input == NULL || m->output == NULL || m->invoke == NULL ||

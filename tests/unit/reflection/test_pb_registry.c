@@ -329,6 +329,34 @@ static void test_allocation_failures_leave_complete_files(void)
     ASSERT_GT(failed, 0);
 }
 
+/* arpc_server_enable_reflection does all or nothing: after any allocation failure the
+ * service lists nothing new and a second call succeeds. */
+static void test_enable_reflection_fails_whole(void)
+{
+    arpc_server *srv = new_server();
+    uint64_t before = arpc__alloc_count();
+    ASSERT_OK(arpc_server_enable_reflection(srv));
+    int64_t needed = (int64_t)(arpc__alloc_count() - before);
+    ASSERT_ERR(arpc_server_enable_reflection(srv), ARPC_EINVAL); /* enabled already */
+    arpc_server_destroy(srv);
+    ASSERT_GT(needed, 0);
+    for (int64_t n = 0; n < needed; n++) {
+        srv = new_server();
+        arpc__alloc_fail_after(n);
+        int rc = arpc_server_enable_reflection(srv);
+        arpc__alloc_fail_after(-1);
+        if (rc != 0) {
+            ASSERT_ERR(rc, ARPC_ENOMEM);
+            const arpc__pb_registry *reg = arpc__server_registry(srv);
+            if (reg != NULL)
+                ASSERT_EQ(arpc__pb_registry_service_count(reg), 0);
+            ASSERT_OK(arpc_server_enable_reflection(srv));
+        }
+        ASSERT_EQ(arpc__pb_registry_service_count(registry_of(srv)), 2);
+        arpc_server_destroy(srv);
+    }
+}
+
 int main(void)
 {
     arpc_runtime_opts opts;
@@ -345,6 +373,7 @@ int main(void)
     RUN_TEST(test_imports_nested_too_deep_are_refused);
     RUN_TEST(test_nothing_after_listening);
     RUN_TEST(test_allocation_failures_leave_complete_files);
+    RUN_TEST(test_enable_reflection_fails_whole);
     arpc_runtime_destroy(rt);
     return 0;
 }
