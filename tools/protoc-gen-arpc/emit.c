@@ -51,7 +51,7 @@ static void header_unary(gen_out *o, const gen_service *s, const gen_method *gm)
                    "                              void *user_data);\n",
                    p, m, gm->in_c, gm->out_c);
     gen_out_printf(o,
-                   "/** Client: calls and waits (arpc_pb_call()). */\n"
+                   "/** Client: calls and waits (arpc_pb_call()); `rsp` NULL drops the answer. */\n"
                    "int %s__arpc_%s(arpc_channel *ch, const %s *req, const arpc_call_opts *opts,\n"
                    "                %s **rsp);\n",
                    p, m, gm->in_c, gm->out_c);
@@ -431,8 +431,8 @@ static void source_unary(gen_out *o, const gen_service *s, const gen_method *gm,
         "                %s **rsp)\n{\n"
         "    ProtobufCMessage *msg = NULL;\n"
         "    int rc = arpc_pb_call(ch, " METHOD_REF ", (const ProtobufCMessage *)req,\n"
-        "                          opts, &msg);\n\n"
-        "    *rsp = (%s *)msg;\n    return rc;\n}\n",
+        "                          opts, rsp != NULL ? &msg : NULL);\n\n"
+        "    if (rsp != NULL)\n        *rsp = (%s *)msg;\n    return rc;\n}\n",
         p, m, gm->in_c, gm->out_c, p, i, gm->out_c);
     gen_out_printf(
         o,
@@ -450,6 +450,7 @@ static void source_read(gen_out *o, const gen_service *s, const gen_method *gm, 
     gen_out_printf(o,
                    "\nint %s__arpc_%s_%s(arpc_stream *st, arpc_arena *arena, %s **msg)\n{\n"
                    "    ProtobufCMessage *m = NULL;\n"
+                   "    if (msg == NULL)\n        return ARPC_EINVAL;\n"
                    "    int rc = arpc_pb_stream_read(st, &%s__descriptor, arena, &m);\n\n"
                    "    *msg = (%s *)m;\n    return rc;\n}\n",
                    s->lower, gm->lower, verb, type_c, type_lower, type_c);
@@ -500,6 +501,7 @@ static void source_stream(gen_out *o, const gen_service *s, const gen_method *gm
                    "\nint %s__arpc_%s_close_and_recv(arpc_stream *st, arpc_arena *arena,\n"
                    "                               arpc_buf *error_message, %s **rsp)\n{\n"
                    "    ProtobufCMessage *m = NULL;\n"
+                   "    if (rsp == NULL)\n        return ARPC_EINVAL;\n"
                    "    int rc = arpc_pb_stream_close_and_recv(st, &%s__descriptor, arena,\n"
                    "                                           error_message, &m);\n\n"
                    "    *rsp = (%s *)m;\n    return rc;\n}\n",
