@@ -155,8 +155,9 @@ typedef struct arpc_call_opts {
      *  caller must not touch it until the call has completed.  Default NULL. */
     arpc_metadata *response_metadata;
     /** Typed calls only (include/arpc/protobuf.h): the arena their answer is
-     *  unpacked into; it must outlive the call and the answer.  NULL (the
-     *  default): the heap.  arpc_call() ignores it. */
+     *  unpacked into; it must outlive the call and the answer, and, as an
+     *  arena has one user at a time, no other call in flight may use it.
+     *  NULL (the default): the heap.  arpc_call() ignores it. */
     arpc_arena *arena;
     /** Optional out: a buffer the caller owns, which the call empties when it
      *  is made and fills with an application error's message (the handler's

@@ -142,10 +142,14 @@ ARPC_EXPORT int arpc_pb_call(arpc_channel *ch, const arpc_pb_method *m,
 /**
  * Starts a UNARY call; `m->complete` then runs `cb` exactly once, where
  * arpc_call_async() would run its callback, with the answer unpacked into
- * opts->arena (which must then outlive the call), or, without one, into
+ * opts->arena, or, without one, into
  * memory freed after the callback returns (the answer is borrowed for the
- * callback).  opts->error_message, when set, receives an application
- * error's message before the callback runs.
+ * callback).  The answer is unpacked on the loop thread that completes the
+ * call, so opts->arena belongs to the call from its start until its
+ * callback has run: it must outlive the call, and no other call (a fan-out
+ * gives each call an arena of its own) nor thread may use it meanwhile.
+ * opts->error_message, when set, receives an application error's message
+ * before the callback runs.
  * @return as arpc_call_async(), and ARPC_EINVAL as arpc_pb_call().
  * Thread: any.  Suspends: no.
  */

@@ -7,12 +7,15 @@
  * So a reset keeps memory: when the cycle fitted in the first block, nothing
  * changes; when it spilled into further blocks, those are freed and the first
  * block is replaced by one as large as the whole cycle needed (up to
- * KEEP_MAX), so the next cycle of the same shape fits in it.  Allocations
- * larger than a block get a block of their own.  Blocks come from the
+ * KEEP_MAX, or what arpc__arena_reset_keep is told: a pooled request keeps less),
+ * so the next cycle of the same shape fits in it.  An allocation larger than
+ * half the current block gets a block of its own, so that one large string does
+ * not double the blocks small allocations come from.  Blocks come from the
  * library's hooks (base/alloc.h), so fault tests can fail them and benchmarks
  * count them.
  */
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +23,7 @@
 #include <arpc/err.h>
 
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "base/common.h"
 
 enum {
@@ -90,17 +94,26 @@ void arpc_arena_destroy(arpc_arena *arena)
     arpc__free(arena);
 }
 
-/* A new head block with room for `size` bytes: twice the last one, or more. */
+/* Room for `size` bytes in a new block: one of its own, behind the head, for an
+ * allocation larger than half the head (so that it does not drive the doubling of the
+ * blocks small allocations come from), else a new head twice the last one. */
 static arpc__noinline void *alloc_slow(arpc_arena *arena, size_t size)
 {
-    size_t want = arena->head->size * 2;
+    block *head = arena->head;
+    bool own = size > head->size / 2;
+    size_t want = own ? size : head->size * 2;
     if (want < size)
         want = size;
     block *b = block_new(want);
     if (b == NULL)
         return NULL;
-    b->next = arena->head;
-    arena->head = b;
+    if (own) {
+        b->next = head->next;
+        head->next = b;
+    } else {
+        b->next = head;
+        arena->head = b;
+    }
     b->used = size;
     arena->cycle_used += size;
     return b->data;
@@ -121,25 +134,42 @@ void *arpc_arena_alloc(arpc_arena *arena, size_t size)
     return alloc_slow(arena, size);
 }
 
-void arpc_arena_reset(arpc_arena *arena)
+/* The oldest block of the chain (the one that was kept last time), unlinked; the
+ * others are freed. */
+static block *keep_oldest(block *b)
+{
+    while (b->next != NULL) {
+        block *next = b->next;
+        arpc__free(b);
+        b = next;
+    }
+    return b;
+}
+
+void arpc__arena_reset_keep(arpc_arena *arena, size_t keep_max)
 {
     block *b = arena->head;
     size_t needed = arena->cycle_used;
     arena->cycle_used = 0;
-    if (arpc__likely(b->next == NULL)) {
+    size_t floor_max = keep_max > FIRST_BLOCK ? keep_max : FIRST_BLOCK;
+    if (arpc__likely(b->next == NULL && b->size <= floor_max)) {
         b->used = 0;
         return;
     }
-    /* The cycle spilled: one block as large as it needed replaces them all.
-     * If that allocation fails, keep the newest block instead. */
-    size_t keep = needed < KEEP_MAX ? needed : KEEP_MAX;
+    /* The cycle spilled: one block as large as it needed (within keep_max) replaces
+     * them all.  If that allocation fails, the oldest block stays. */
+    size_t keep = needed < keep_max ? needed : keep_max;
     block *fresh = block_new(keep > FIRST_BLOCK ? keep : FIRST_BLOCK);
     if (fresh == NULL) {
-        fresh = b;
-        b = b->next;
-        fresh->next = NULL;
+        fresh = keep_oldest(b);
         fresh->used = 0;
+    } else {
+        free_blocks(b);
     }
-    free_blocks(fresh == arena->head ? b : arena->head);
     arena->head = fresh;
+}
+
+void arpc_arena_reset(arpc_arena *arena)
+{
+    arpc__arena_reset_keep(arena, KEEP_MAX);
 }

@@ -58,6 +58,7 @@
 #include <arpc/server.h>
 
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "base/assert.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -511,7 +512,7 @@ static inline __attribute__((always_inline)) void request_put(srv_loop *sl, arpc
     sl->free_request_count++;
     /* Last: an untyped request pays one test, and no spill around the call. */
     if (req->arena != NULL)
-        arpc_arena_reset(req->arena);
+        arpc__arena_reset_keep(req->arena, BUF_KEEP_SIZE);
 }
 
 /* The largest answer frame this connection may carry: the server's own limit, and the

@@ -2,7 +2,9 @@
  * The arena (include/arpc/arena.h) and the typed runtime's unpack and pack
  * (src/protobuf/pb.h), without sockets.  Proves:
  *  - arena allocations are aligned for any type, distinct, zero-size ones
- *    valid and unique; an allocation larger than a block gets its own;
+ *    valid and unique; an allocation larger than half a block gets its own,
+ *    and the small ones after it still fit the block they came from;
+ *  - arpc__arena_reset_keep keeps no more than it is told;
  *  - a reset keeps memory: a cycle of the same shape allocates nothing from
  *    the hooks, also after a cycle that spilled over several blocks;
  *  - a failed block allocation returns NULL and leaves the arena usable;
@@ -27,6 +29,7 @@
 #include <arpc/protobuf.h>
 
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "protobuf/pb.h"
 #include "test.h"
 #include "tpb.pb-c.h"
@@ -79,6 +82,40 @@ static void test_reset_keeps_memory(void)
     for (int i = 0; i < 100; i++)
         cycle(a, 100, 1000);
     ASSERT_EQ(arpc__alloc_count() - before, 0);
+    arpc_arena_destroy(a);
+}
+
+/* An allocation over half the block gets a block of its own: the small ones after it
+ * still come from the block they came from, with no new block. */
+static void test_large_allocation_does_not_grow_small_blocks(void)
+{
+    arpc_arena *a;
+    ASSERT_OK(arpc_arena_create(&a));
+    ASSERT_TRUE(arpc_arena_alloc(a, 16) != NULL);
+    uint64_t before = arpc__alloc_count();
+    ASSERT_TRUE(arpc_arena_alloc(a, 1 << 20) != NULL);
+    ASSERT_EQ(arpc__alloc_count() - before, 1);
+    for (int i = 0; i < 10; i++)
+        ASSERT_TRUE(arpc_arena_alloc(a, 16) != NULL);
+    ASSERT_EQ(arpc__alloc_count() - before, 1);
+    arpc_arena_destroy(a);
+}
+
+/* arpc__arena_reset_keep (a pooled request's reset) keeps at most what it is told. */
+static void test_reset_keep_bounds_what_stays(void)
+{
+    arpc_arena *a;
+    ASSERT_OK(arpc_arena_create(&a));
+    for (int i = 0; i < 64; i++) /* 64 x 16 KiB: a 1 MiB cycle */
+        ASSERT_TRUE(arpc_arena_alloc(a, 16 * 1024) != NULL);
+    arpc__arena_reset_keep(a, 64 * 1024);
+    uint64_t before = arpc__alloc_count();
+    for (int i = 0; i < 3; i++) /* 48 KiB fits what stayed */
+        ASSERT_TRUE(arpc_arena_alloc(a, 16 * 1024) != NULL);
+    ASSERT_EQ(arpc__alloc_count() - before, 0);
+    for (int i = 0; i < 61; i++) /* the rest of 1 MiB does not */
+        ASSERT_TRUE(arpc_arena_alloc(a, 16 * 1024) != NULL);
+    ASSERT_GT(arpc__alloc_count() - before, 0);
     arpc_arena_destroy(a);
 }
 
@@ -284,6 +321,8 @@ int main(void)
 {
     RUN_TEST(test_alignment_and_distinct);
     RUN_TEST(test_reset_keeps_memory);
+    RUN_TEST(test_large_allocation_does_not_grow_small_blocks);
+    RUN_TEST(test_reset_keep_bounds_what_stays);
     RUN_TEST(test_allocation_failures);
     RUN_TEST(test_unpack_round_trip);
     RUN_TEST(test_every_truncation);
