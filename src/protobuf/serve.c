@@ -98,7 +98,10 @@ static int serve_client_stream(arpc_stream *st, void *user_data)
     if (rc != 0)
         return rc;
     rc = arpc_pb_stream_write(st, out);
-    return rc == ARPC_EEOS ? 0 : rc;
+    /* ARPC_EEOS: the stream took an answer already, which only a handler writing
+     * one itself (arpc_stream_write) can have done; a client-streaming method has
+     * one answer, `out`. */
+    return rc == ARPC_EEOS ? ARPC_EINTERNAL : rc;
 }
 
 static int serve_bidi_stream(arpc_stream *st, void *user_data)
