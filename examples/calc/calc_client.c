@@ -136,11 +136,35 @@ static void copy_message(const arpc_buf *error, char *message, size_t message_si
     message[n] = '\0';
 }
 
+/* The options of one demo call: a deadline when timeout_ms > 0, the answer into
+ * `arena` (NULL: the heap), and a buffer for an application error's message. */
+static int call_opts(arpc_call_opts *opts, int64_t timeout_ms, arpc_arena *arena)
+{
+    arpc_call_opts_init(opts);
+    if (timeout_ms > 0)
+        opts->timeout_ms = timeout_ms;
+    opts->arena = arena;
+    return arpc_buf_create(&opts->error_message);
+}
+
+/* Takes a typed call's outcome `rc`: the answer's value, or the error's message;
+ * frees what the call left (an answer on the heap, the message's buffer). */
+static int call_done(int rc, arpc_call_opts *opts, Calc__Number *rsp, int64_t *value,
+                     char *message, size_t message_size)
+{
+    copy_message(opts->error_message, message, message_size);
+    if (rc == 0)
+        *value = rsp->value;
+    if (opts->arena == NULL)
+        calc__number__free_unpacked(rsp, NULL);
+    arpc_buf_destroy(opts->error_message);
+    return rc;
+}
+
 /*
  * Calls a calc method taking a Pair and answering a Number.  Works on the main
  * thread (which blocks) and in a coroutine (which suspends): the typed call is
- * the same function for both.  The answer is unpacked into `arena` when given
- * (freed by its reset), else on the heap (freed here).
+ * the same function for both.  The answer goes to the heap and is freed here.
  * @param value    out: the answer, written on success only.
  * @param message  out: an application error's text ("" otherwise).
  * @return 0, a positive calc_error, or a negative arpc_err.
@@ -152,45 +176,28 @@ static int call2(arpc_channel *ch, pair_call_fn fn, int64_t a, int64_t b, int64_
     req.a = a;
     req.b = b;
     arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    if (timeout_ms > 0)
-        opts.timeout_ms = timeout_ms;
-    int rc = arpc_buf_create(&opts.error_message);
+    int rc = call_opts(&opts, timeout_ms, NULL);
     if (rc < 0)
         return rc;
     Calc__Number *rsp = NULL;
     rc = fn(ch, &req, &opts, &rsp);
-    copy_message(opts.error_message, message, message_size);
-    if (rc == 0)
-        *value = rsp->value;
-    calc__number__free_unpacked(rsp, NULL);
-    arpc_buf_destroy(opts.error_message);
-    return rc;
+    return call_done(rc, &opts, rsp, value, message, message_size);
 }
 
-/* As call2, for the methods that take one Number; `arena` may be NULL. */
+/* As call2, for the methods that take one Number; the answer is unpacked into
+ * `arena` when given (freed by its reset). */
 static int call1(arpc_channel *ch, number_call_fn fn, int64_t x, int64_t timeout_ms,
                  arpc_arena *arena, int64_t *value, char *message, size_t message_size)
 {
     Calc__Number req = CALC__NUMBER__INIT;
     req.value = x;
     arpc_call_opts opts;
-    arpc_call_opts_init(&opts);
-    if (timeout_ms > 0)
-        opts.timeout_ms = timeout_ms;
-    opts.arena = arena;
-    int rc = arpc_buf_create(&opts.error_message);
+    int rc = call_opts(&opts, timeout_ms, arena);
     if (rc < 0)
         return rc;
     Calc__Number *rsp = NULL;
     rc = fn(ch, &req, &opts, &rsp);
-    copy_message(opts.error_message, message, message_size);
-    if (rc == 0)
-        *value = rsp->value;
-    if (arena == NULL)
-        calc__number__free_unpacked(rsp, NULL);
-    arpc_buf_destroy(opts.error_message);
-    return rc;
+    return call_done(rc, &opts, rsp, value, message, message_size);
 }
 
 /* ---- 1. synchronous call from a plain thread ------------------------------ */
