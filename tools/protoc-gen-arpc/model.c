@@ -25,20 +25,9 @@
 int gen_fail(char **error, const char *fmt, ...)
 {
     va_list ap;
-    char *s = NULL;
-    int n;
-
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    *error = gen_vformat(fmt, ap);
     va_end(ap);
-    if (n >= 0)
-        s = malloc((size_t)n + 1);
-    if (s != NULL) {
-        va_start(ap, fmt);
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    *error = s;
     return -1;
 }
 

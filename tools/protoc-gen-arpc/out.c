@@ -102,22 +102,24 @@ char *gen_pool_add(gen_pool *p, char *s)
     return s;
 }
 
+char *gen_vformat(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s != NULL)
+        vsnprintf(s, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return s;
+}
+
 char *gen_pool_printf(gen_pool *p, const char *fmt, ...)
 {
     va_list ap;
-    char *s = NULL;
-    int n;
-
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    char *s = gen_vformat(fmt, ap);
     va_end(ap);
-    if (n >= 0)
-        s = malloc((size_t)n + 1);
-    if (s != NULL) {
-        va_start(ap, fmt);
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
     return gen_pool_add(p, s);
 }
 

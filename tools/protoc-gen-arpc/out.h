@@ -6,6 +6,7 @@
 #ifndef PROTOC_GEN_ARPC_OUT_H
 #define PROTOC_GEN_ARPC_OUT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -44,6 +45,9 @@ void gen_pool_init(gen_pool *p);
 char *gen_pool_add(gen_pool *p, char *s);
 
 /** A printf-formatted string owned by the pool, or NULL (the pool is then failed). */
+/* A new string (malloc) formatted as vsnprintf would, or NULL when out of memory. */
+char *gen_vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 char *gen_pool_printf(gen_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void gen_pool_fini(gen_pool *p);
