@@ -8,12 +8,13 @@
 #   find_package, shared target_link_libraries(consumer arpc::arpc)
 #   find_package, static target_link_libraries(consumer arpc::arpc_static)
 #
-# Both ways also generate typed services from consumer/greet.proto and compile them
-# with consumer/typed.c: find_package with arpc_protobuf_generate(), pkg-config with the
-# one-line protoc command of docs/protobuf.md (the installed protoc-gen-arpc).
+# Both ways also generate typed services from consumer/greet.proto and build them with
+# consumer/typed.c into a program that makes typed calls: find_package with
+# arpc_protobuf_generate(), pkg-config with the one-line protoc command of
+# docs/protobuf.md (the installed protoc-gen-arpc).
 #
 # Each binary is checked to link the library it claims (libarpc.so in its
-# NEEDED entries or not) and must make one call and check its answer.  A build
+# NEEDED entries or not) and must make its calls and check their answers.  A build
 # without the shared library (ARPC_BUILD_SHARED=OFF) skips the pkg-config
 # shared case, and its arpc::arpc must be the static library.
 #
@@ -95,11 +96,20 @@ protoc -I"$consumer" --c_out="$gen" --arpc_out="$gen" --plugin=protoc-gen-arpc="
 # The keyword repair the documented one-liner pairs with (docs/protobuf.md).
 sed -i -E 's/\(\*(return|switch|default|int|delete)\)\(/(*\1_)(/; s/(function_prefix__ ## (return|switch|default|int|delete))([^A-Za-z0-9_])/\1_\3/' \
     "$gen/greet.pb-c.h"
-for c in "$gen/greet.pb-c.c" "$gen/greet.arpc.c" "$consumer/typed.c"; do
+# The docs' second line, shared or (without libarpc.so) static.
+if [ $shared = shared ]; then
     # shellcheck disable=SC2046
-    "$cc" -std=c11 -Wall -Wextra -Werror -c -o "$gen/$(basename "$c").o" "$c" -I"$gen" \
-        $(pkg-config --cflags arpc) || fail "compiling $c failed"
-done
+    "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/pc-typed" "$consumer/typed.c" \
+        "$gen/greet.pb-c.c" "$gen/greet.arpc.c" -I"$gen" $(pkg-config --cflags --libs arpc) \
+        -Wl,-rpath,"$libdir" || fail "building the typed consumer failed"
+else
+    # shellcheck disable=SC2046
+    "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/pc-typed" "$consumer/typed.c" \
+        "$gen/greet.pb-c.c" "$gen/greet.arpc.c" -I"$gen" $(pkg-config --cflags arpc) \
+        -Wl,-Bstatic $(pkg-config --static --libs arpc) -Wl,-Bdynamic ||
+        fail "building the typed consumer failed"
+fi
+check_binary "$work/pc-typed" $shared
 
 for target in arpc::arpc arpc::arpc_static; do
     kind=static
@@ -116,5 +126,6 @@ for target in arpc::arpc arpc::arpc_static; do
     esac
     "$cmake" --build "$out" >>"$out.log" 2>&1 || { cat "$out.log"; fail "building ($kind) failed"; }
     check_binary "$out/consumer" "$kind"
+    check_binary "$out/consumer_typed" "$kind"
 done
 echo "install check: ok (arpc $version, pkg-config and find_package, libarpc.so: $([ $shared = shared ] && echo yes || echo no))"
