@@ -12,7 +12,7 @@
  * server's end answers it (gRPC INVALID_ARGUMENT), the client's cancels the
  * stream, and every later operation returns it.
  */
-#include <string.h>
+#include <stdbool.h>
 
 #include <arpc/err.h>
 #include <arpc/protobuf.h>
@@ -70,6 +70,30 @@ int arpc_pb_stream_read(arpc_stream *st, const ProtobufCMessageDescriptor *type,
     return rc;
 }
 
+/* The first write of a server-streaming open has nobody to report to: a failure of
+ * it fails the stream, whose reads and finish then return it. */
+static void first_write_done(int status, void *user_data)
+{
+    (void)status;
+    (void)user_data;
+}
+
+/* Queues `req` and the half-close without waiting (open never suspends):
+ * write_async copies the message, and the half-close goes behind it. */
+static int send_one_request(arpc_stream *st, const ProtobufCMessage *req)
+{
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t small[STACK_MSG];
+    uint8_t *out = len <= sizeof(small) ? small : arpc__malloc(len);
+    if (out == NULL)
+        return ARPC_ENOMEM;
+    size_t packed = protobuf_c_message_pack(req, out);
+    int rc = arpc_stream_write_async(st, out, packed, first_write_done, NULL);
+    if (out != small)
+        arpc__free(out);
+    return rc < 0 ? rc : arpc_stream_close_send(st);
+}
+
 int arpc_pb_stream_open(arpc_channel *ch, const arpc_pb_method *m, const ProtobufCMessage *req,
                         const arpc_call_opts *opts, arpc_stream **out)
 {
@@ -83,10 +107,9 @@ int arpc_pb_stream_open(arpc_channel *ch, const arpc_pb_method *m, const Protobu
     int rc = arpc_stream_open(ch, m->name, opts, &st);
     if (rc < 0)
         return rc;
-    if (one_request) {
-        /* A failure of these is the stream's: its reads and finish return it. */
-        if (arpc_pb_stream_write(st, req) == 0)
-            (void)arpc_stream_close_send(st);
+    if (one_request && (rc = send_one_request(st, req)) < 0) {
+        arpc_stream_destroy(st);
+        return rc;
     }
     *out = st;
     return 0;
@@ -100,9 +123,10 @@ int arpc_pb_stream_close_and_recv(arpc_stream *st, const ProtobufCMessageDescrip
         *rsp = NULL;
     if (st == NULL || type == NULL || rsp == NULL)
         return ARPC_EINVAL;
-    int rc = arpc_stream_close_send(st);
+    /* Its failure is the stream's, which the read and finish below return. */
+    (void)arpc_stream_close_send(st);
     ProtobufCMessage *msg = NULL;
-    rc = arpc_pb_stream_read(st, type, arena, &msg);
+    int rc = arpc_pb_stream_read(st, type, arena, &msg);
     int status = arpc_stream_finish(st, error_message);
     if (status == 0 && rc == ARPC_EEOS)
         status = ARPC_EBADMSG; /* the server ended without its one answer */

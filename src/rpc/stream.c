@@ -549,7 +549,9 @@ int arpc_stream_close_send(arpc_stream *st)
      * come before the caller has read the end, which it must not turn into an error. */
     if (atomic_load(&st->public_ended))
         return 0;
-    if (arpc__loop_current() == st->loop) {
+    /* Inline on the stream's loop, unless a write_async is on its way through the
+     * inbox: the half-close then goes through it too, behind that write. */
+    if (arpc__loop_current() == st->loop && !atomic_load(&st->ops[ARPC__STREAM_OP_WRITE].busy)) {
         close_now(st, NULL);
         return 0;
     }

@@ -469,6 +469,59 @@ static void test_streams(void)
     ASSERT_OK(job.rc);
 }
 
+/* A server-streaming open from a loop thread outside any coroutine (a task, as an
+ * async callback is): open never suspends, so its one request goes without waiting, and
+ * the answers come to read callbacks. */
+typedef struct loop_stream {
+    arpc_stream *st;
+    int64_t next;  /* the value expected next */
+    int open_rc;
+    int end;       /* the status the reads ended with */
+    arpc_event done;
+} loop_stream;
+
+static void on_loop_read(int status, const void *data, size_t len, void *user_data)
+{
+    loop_stream *ls = user_data;
+    Tpb__Sum *msg = status == 0 ? tpb__sum__unpack(NULL, len, data) : NULL;
+    if (msg != NULL && msg->value == ls->next) {
+        ls->next++;
+        tpb__sum__free_unpacked(msg, NULL);
+        if (arpc_stream_read_async(ls->st, on_loop_read, ls) == 0)
+            return;
+        status = ARPC_EINTERNAL;
+    } else if (status == 0) {
+        tpb__sum__free_unpacked(msg, NULL);
+        status = ARPC_EBADMSG;
+    }
+    ls->end = status;
+    arpc_event_signal(&ls->done);
+}
+
+static void open_on_loop(void *arg)
+{
+    loop_stream *ls = arg;
+    Tpb__Num req = num(3, 7, "");
+    ls->open_rc = tpb__calc__arpc_count_open(ch, &req, NULL, &ls->st);
+    if (ls->open_rc == 0)
+        ls->open_rc = arpc_stream_read_async(ls->st, on_loop_read, ls);
+    if (ls->open_rc != 0)
+        arpc_event_signal(&ls->done);
+}
+
+static void test_server_stream_opened_on_a_loop(void)
+{
+    loop_stream ls = {.next = 3};
+    arpc_event_init(&ls.done);
+    ASSERT_OK(arpc_loop_submit(arpc_runtime_loop(cli_rt, 0), open_on_loop, &ls));
+    ASSERT_EQ(arpc_event_wait(&ls.done, 10000), 0);
+    ASSERT_OK(ls.open_rc);
+    ASSERT_ERR(ls.end, ARPC_EEOS);
+    ASSERT_EQ(ls.next, 8);
+    ASSERT_OK(arpc_stream_finish(ls.st, NULL));
+    arpc_stream_destroy(ls.st);
+}
+
 static void test_malformed_stream_messages(void)
 {
     /* The client reads a message that does not parse: its stream fails with it. */
@@ -575,6 +628,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_no_handler);
     RUN_TEST(test_misuse);
     RUN_TEST(test_streams);
+    RUN_TEST(test_server_stream_opened_on_a_loop);
     RUN_TEST(test_malformed_stream_messages);
     RUN_TEST(test_register_rules);
     stop();
