@@ -184,7 +184,12 @@ ARPC_EXPORT int arpc_pb_stream_write(arpc_stream *st, const ProtobufCMessage *ms
  * @param msg  out: the message on success, NULL otherwise.
  * @return as arpc_stream_read(), and ARPC_EBADMSG (the message does not
  *         unpack: the stream fails with it; over gRPC the peer sees
- *         INVALID_ARGUMENT from a server, INTERNAL from a client).
+ *         INVALID_ARGUMENT from a server, INTERNAL from a client) or
+ *         ARPC_ENOMEM (no memory to unpack it into: the message is lost, so
+ *         the stream fails with it too, as arpc_stream_read's ENOMEM does).
+ * On a long stream, read into an arena of your own and reset it as you go:
+ * the request's arena (arpc_request_arena) is emptied only when the
+ * stream's handler returns.
  * Thread: as arpc_stream_read().  Suspends: yes.
  */
 ARPC_EXPORT int arpc_pb_stream_read(arpc_stream *st, const ProtobufCMessageDescriptor *type,
