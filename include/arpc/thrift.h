@@ -73,12 +73,14 @@ ARPC_EXPORT void arpc_thrift_write_double(arpc_thrift_writer *w, double v);
 ARPC_EXPORT void arpc_thrift_write_binary(arpc_thrift_writer *w, const void *data, size_t len);
 /** A NUL-terminated string. */
 ARPC_EXPORT void arpc_thrift_write_string(arpc_thrift_writer *w, const char *s);
-/** The header of a list or set of `count` elements of type `elem`; the elements follow. */
+/** The header of a list or set of `count` elements of type `elem`; the elements follow.
+ *  A count over INT32_MAX fails the writer with ARPC_EINVAL (the wire's i32). */
 ARPC_EXPORT void arpc_thrift_write_list(arpc_thrift_writer *w, arpc_thrift_type elem,
                                         uint32_t count);
 ARPC_EXPORT void arpc_thrift_write_set(arpc_thrift_writer *w, arpc_thrift_type elem,
                                        uint32_t count);
-/** The header of a map of `count` entries; each key, then its value, follow. */
+/** The header of a map of `count` entries; each key, then its value, follow (a count
+ *  over INT32_MAX: ARPC_EINVAL, as for lists). */
 ARPC_EXPORT void arpc_thrift_write_map(arpc_thrift_writer *w, arpc_thrift_type key,
                                        arpc_thrift_type value, uint32_t count);
 

@@ -182,11 +182,24 @@ static int fail(thrift_session *ts, int err, const char *what)
 
 /* ---- decoding ---- */
 
+/* Requests a client may have in flight on one connection, answered or not: the
+ * server's limit and as many again.  Past its limit a request is refused at once
+ * (ARPC_EOVERLOAD), but its answer waits here behind the older ones; without a bound a
+ * client that pipelines behind one slow call would make the server hold refusals
+ * without end, so past this one the connection closes. */
+static uint32_t pipeline_max(const thrift_session *ts)
+{
+    uint32_t limit = ts->cfg.limits.max_in_flight;
+    return limit == 0 || limit > UINT32_MAX / 2 ? UINT32_MAX : 2 * limit + 64;
+}
+
 static int on_call(thrift_session *ts, const arpc__thrift_header *h, const uint8_t *body,
                    size_t body_len)
 {
     if (h->type != ARPC__THRIFT_CALL && h->type != ARPC__THRIFT_ONEWAY)
         return fail(ts, ARPC_EFRAME, "a reply sent to a server");
+    if (ts->count >= pipeline_max(ts))
+        return fail(ts, ARPC_EOVERLOAD, "requests pipelined far past the server's limit");
     int rc = ring_reserve(ts);
     if (rc < 0)
         return rc;
@@ -335,6 +348,9 @@ static int thrift_send_request(arpc__proto_session *s, arpc_buf *out, const arpc
 
 /* The longest message of an exception we send: what it says, not a transport for data. */
 #define ANSWER_TEXT_MAX 160
+/* What a TApplicationException adds around its message: the message field's header and
+ * length (7), the type field (7) and the struct's stop (1), rounded up. */
+#define ANSWER_FRAMING_MAX 16
 
 /* Encodes entry e's answer to `dst`: a REPLY with the result struct, or an EXCEPTION. */
 static int encode_answer(thrift_session *ts, arpc_buf *dst, const entry *e, const arpc__msg *msg)
@@ -399,7 +415,8 @@ static int thrift_send_response(arpc__proto_session *s, arpc_buf *out, const arp
     } else if (pos > 0) {
         /* Room first: the name the encoder reads lives in the buffer it writes. */
         size_t name_len = e->name_len;
-        int rc = arpc__buf_ensure(&e->data, thrift_wire_size(msg, false) + ANSWER_TEXT_MAX);
+        int rc = arpc__buf_ensure(&e->data, thrift_wire_size(msg, false) + ANSWER_TEXT_MAX +
+                                                ANSWER_FRAMING_MAX);
         if (rc == 0)
             rc = encode_answer(ts, &e->data, e, msg);
         if (rc < 0) {

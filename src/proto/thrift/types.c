@@ -9,6 +9,7 @@
  * byte, so a count above the bytes left fails at once.  Nesting is bounded
  * (ARPC_THRIFT_MAX_DEPTH) so skipping uses bounded stack.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include <arpc/err.h>
@@ -95,8 +96,21 @@ void arpc_thrift_write_string(arpc_thrift_writer *w, const char *s)
     arpc_thrift_write_binary(w, s, strlen(s));
 }
 
+/* A count the wire's signed i32 carries, else the writer fails with ARPC_EINVAL (as
+ * write_binary does for its length): a peer would read a larger one as negative. */
+static bool count_fits(arpc_thrift_writer *w, uint32_t count)
+{
+    if (count <= INT32_MAX)
+        return true;
+    if (w->err == 0)
+        w->err = ARPC_EINVAL;
+    return false;
+}
+
 void arpc_thrift_write_list(arpc_thrift_writer *w, arpc_thrift_type elem, uint32_t count)
 {
+    if (!count_fits(w, count))
+        return;
     put_be(w, (uint8_t)elem, 1);
     put_be(w, count, 4);
 }
@@ -109,6 +123,8 @@ void arpc_thrift_write_set(arpc_thrift_writer *w, arpc_thrift_type elem, uint32_
 void arpc_thrift_write_map(arpc_thrift_writer *w, arpc_thrift_type key, arpc_thrift_type value,
                            uint32_t count)
 {
+    if (!count_fits(w, count))
+        return;
     put_be(w, (uint8_t)key, 1);
     put_be(w, (uint8_t)value, 1);
     put_be(w, count, 4);
@@ -278,7 +294,14 @@ static int skip_elems(arpc_thrift_reader *r, arpc_thrift_type a, arpc_thrift_typ
 {
     unsigned fa = fixed_size(a), fb = pair ? fixed_size(b) : 0;
     if (fa != 0 && (!pair || fb != 0)) {
-        take(r, (size_t)count * (fa + fb)); /* fixed-size elements: one step */
+        /* Fixed-size elements: one step, counted in 64 bits (a 32-bit size_t could wrap). */
+        uint64_t bytes = (uint64_t)count * (fa + fb);
+        if (bytes > (uint64_t)(r->end - r->p)) {
+            if (r->err == 0)
+                r->err = ARPC_EFRAME;
+            return r->err;
+        }
+        take(r, (size_t)bytes);
         return r->err;
     }
     for (uint32_t i = 0; i < count && r->err == 0; i++) {

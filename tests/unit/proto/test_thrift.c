@@ -310,6 +310,18 @@ static void test_types_bounds(void)
     ASSERT_TRUE(r.p == r.end);
     arpc_thrift_reader_init(&r, m, sizeof(m) - 1);
     ASSERT_EQ(arpc_thrift_skip(&r, ARPC_THRIFT_MAP), ARPC_EFRAME);
+    /* Writing a count the wire's i32 cannot carry fails the writer, writing nothing. */
+    arpc_buf *b;
+    ASSERT_OK(arpc_buf_create(&b));
+    arpc_thrift_writer w;
+    arpc_thrift_writer_init(&w, b);
+    arpc_thrift_write_list(&w, ARPC_THRIFT_I32, (uint32_t)INT32_MAX + 1);
+    ASSERT_ERR(w.err, ARPC_EINVAL);
+    arpc_thrift_writer_init(&w, b);
+    arpc_thrift_write_map(&w, ARPC_THRIFT_I32, ARPC_THRIFT_I32, UINT32_MAX);
+    ASSERT_ERR(w.err, ARPC_EINVAL);
+    ASSERT_EQ(arpc_buf_len(b), 0);
+    arpc_buf_destroy(b);
 }
 
 /* ---- detection ---- */
@@ -416,17 +428,24 @@ static void ev_pong(void *owner, uint64_t id, const arpc__proto_limits *peer)
 static const arpc__proto_events events = {
     .on_request = ev_request, .on_response = ev_response, .on_pong = ev_pong};
 
-static void side_open(side *sd, arpc__proto_side which, uint32_t max_message, const char *probe)
+static void side_open_limited(side *sd, arpc__proto_side which, uint32_t max_message,
+                              const char *probe, uint32_t max_in_flight)
 {
     memset(sd, 0, sizeof(*sd));
     arpc__buf_init(&sd->out);
     arpc__proto_config cfg = {.side = which,
-                              .limits = {.max_message = max_message},
+                              .limits = {.max_message = max_message,
+                                         .max_in_flight = max_in_flight},
                               .events = &events,
                               .owner = sd,
                               .stop = &sd->stop,
                               .probe_method = probe};
     ASSERT_OK(arpc__proto_thrift.create(&cfg, &sd->s));
+}
+
+static void side_open(side *sd, arpc__proto_side which, uint32_t max_message, const char *probe)
+{
+    side_open_limited(sd, which, max_message, probe, 0);
 }
 
 static void side_close(side *sd)
@@ -586,6 +605,33 @@ static void test_server_deep(void)
         }
         arpc__buf_clear(&srv.out);
     }
+    arpc__buf_fini(&in);
+    side_close(&srv);
+}
+
+/* A client that pipelines far past the server's limit (max_in_flight 4: 2 x 4 + 64
+ * requests in flight, answered or not) loses its connection instead of making the server
+ * hold answers without bound. */
+static void test_server_pipeline_bound(void)
+{
+    side srv;
+    side_open_limited(&srv, ARPC__PROTO_SERVER, 0, NULL, 4);
+    arpc_buf in;
+    arpc__buf_init(&in);
+    enum { BOUND = 2 * 4 + 64 };
+    for (int i = 0; i <= BOUND; i++)
+        frame(&in, strict_call, sizeof(strict_call));
+    size_t one = 4 + sizeof(strict_call);
+    /* Nothing is answered: the requests pile up to the bound, which still goes. */
+    for (int i = 0; i < BOUND; i++) {
+        srv.n = 0;
+        ASSERT_EQ(arpc__proto_thrift.feed(srv.s, arpc__buf_head(&in) + (size_t)i * one, one,
+                                          &srv.out),
+                  (int64_t)one);
+    }
+    ASSERT_ERR(arpc__proto_thrift.feed(srv.s, arpc__buf_head(&in) + (size_t)BOUND * one, one,
+                                       &srv.out),
+               ARPC_EOVERLOAD);
     arpc__buf_fini(&in);
     side_close(&srv);
 }
@@ -775,6 +821,7 @@ int main(void)
     RUN_TEST(test_detect);
     RUN_TEST(test_server_order);
     RUN_TEST(test_server_deep);
+    RUN_TEST(test_server_pipeline_bound);
     RUN_TEST(test_server_errors);
     RUN_TEST(test_client);
     RUN_TEST(test_client_errors);
