@@ -125,6 +125,8 @@ void arpc_channel_opts_init(arpc_channel_opts *opts)
     opts->max_unwritten_bytes = 64 * 1024 * 1024;
     opts->protocol = ARPC_PROTOCOL_NATIVE;
     opts->stream_window_bytes = ARPC__STREAM_DEFAULT_WINDOW;
+    opts->probe_method = NULL;
+    opts->max_in_flight_per_connection = 0;
 }
 
 void arpc_call_opts_init(arpc_call_opts *opts)
