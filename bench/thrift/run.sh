@@ -22,14 +22,18 @@
 # ratios under the Thrift C++ peer (thrift-bench -> arpc-echo-server over
 # Thrift C++ end to end, arpc-bench -> thrift-echo-server over the same) are
 # printed beside them, because a peer that saturates its own core caps them.
-# Prints a table (qps, latency, the CPU each side used per wall second over
-# the client's whole run, ratios within this run) and appends it with the
+# Every run is repeated BENCH_ROUNDS times, interleaved round by round, and
+# the table shows each pairing's median round.  Prints a table (qps, latency,
+# the CPU each side used per wall second over the client's whole run, ratios
+# within this run) and appends it with the
 # machine's description to bench/RESULTS.md.
 #
 # Environment:
 #   BENCH_SECS      measured seconds per run (default 5; each run adds 1 s warm-up)
 #   BENCH_BIN       directory of the binaries (default <repo>/build/bin)
 #   BENCH_RESULTS   file to append to (default <repo>/bench/RESULTS.md; "-" = don't)
+#   BENCH_ROUNDS    rounds of every run, interleaved (default 3); the table shows
+#                   each pairing's median round by qps, the raw lines all rounds
 #
 # Every process runs under `timeout`, so it stops by itself even if this script
 # is killed; on exit the script stops the servers it started (by PID) and
@@ -39,11 +43,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${BENCH_BIN:-$ROOT/build/bin}
 SECS=${BENCH_SECS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
 HOST=127.0.0.1
 SERVER_LIFETIME=900 # seconds; a server outlives no run of this script
 READY_TIMEOUT=10    # seconds to wait for a server's "listening on" line
-COMMAND="bench/thrift/run.sh${*:+ $*} (BENCH_SECS=$SECS)"
+COMMAND="bench/thrift/run.sh${*:+ $*} (BENCH_SECS=$SECS BENCH_ROUNDS=$ROUNDS)"
 TICKS=$(getconf CLK_TCK)
 
 # shellcheck source=bench/lib.sh
@@ -51,6 +56,9 @@ source "$ROOT/bench/lib.sh"
 
 if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
     die "BENCH_SECS must be 1..600, got '$SECS'"
+fi
+if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 20)); then
+    die "BENCH_ROUNDS must be 1..20, got '$ROUNDS'"
 fi
 for prog in thrift-bench thrift-echo-server arpc-bench arpc-echo-server; do
     [[ -x $BIN/$prog ]] || die "$BIN/$prog is missing: build first (make build; thrift-* need libthrift-dev)"
@@ -74,17 +82,34 @@ start_server arpc "$BIN/arpc-echo-server" --threads 1
 ARPC=$ADDR
 
 SHAPES=("b 1 64 64" "c 4 64 64" "d 4 16 4096")
-echo "running $((3 * 5)) clients of ~$((SECS + 2)) s each" >&2
+KINDS=(thrift thrift-arpcsrv arpc-thriftsrv arpcthrift arpc)
+echo "running $((3 * 5 * ROUNDS)) clients of ~$((SECS + 2)) s each" >&2
+for ((round = 1; round <= ROUNDS; round++)); do
+    for shape in "${SHAPES[@]}"; do
+        read -r key c d s <<<"$shape"
+        common=(--conns "$c" --depth "$d" --size "$s" --secs "$SECS")
+        run "$key:thrift:$round" thrift "$BIN/thrift-bench" --target "$THRIFT" "${common[@]}"
+        run "$key:thrift-arpcsrv:$round" arpc "$BIN/thrift-bench" --target "$ARPC" "${common[@]}"
+        run "$key:arpc-thriftsrv:$round" thrift "$BIN/arpc-bench" --protocol thrift \
+            --target "$THRIFT" "${common[@]}" --mode coro --threads 1
+        run "$key:arpcthrift:$round" arpc "$BIN/arpc-bench" --protocol thrift --target "$ARPC" \
+            "${common[@]}" --mode coro --threads 1
+        run "$key:arpc:$round" arpc "$BIN/arpc-bench" --target "$ARPC" "${common[@]}" \
+            --mode coro --threads 1
+    done
+done
+
+# The median round by qps stands for each pairing (the machine is shared: one
+# run in a round that something else disturbed does not decide a ratio).
 for shape in "${SHAPES[@]}"; do
-    read -r key c d s <<<"$shape"
-    common=(--conns "$c" --depth "$d" --size "$s" --secs "$SECS")
-    run "$key:thrift" thrift "$BIN/thrift-bench" --target "$THRIFT" "${common[@]}"
-    run "$key:thrift-arpcsrv" arpc "$BIN/thrift-bench" --target "$ARPC" "${common[@]}"
-    run "$key:arpc-thriftsrv" thrift "$BIN/arpc-bench" --protocol thrift --target "$THRIFT" \
-        "${common[@]}" --mode coro --threads 1
-    run "$key:arpcthrift" arpc "$BIN/arpc-bench" --protocol thrift --target "$ARPC" \
-        "${common[@]}" --mode coro --threads 1
-    run "$key:arpc" arpc "$BIN/arpc-bench" --target "$ARPC" "${common[@]}" --mode coro --threads 1
+    read -r key _ <<<"$shape"
+    for kind in "${KINDS[@]}"; do
+        pick=$(for ((round = 1; round <= ROUNDS; round++)); do
+            echo "$(field "${LINE[$key:$kind:$round]:-}" qps) $round"
+        done | sort -n | sed -n "$(((ROUNDS + 1) / 2))p" | cut -d' ' -f2)
+        LINE[$key:$kind]=${LINE[$key:$kind:$pick]:-}
+        CPU[$key:$kind]=${CPU[$key:$kind:$pick]:-}
+    done
 done
 
 # ---- the table ------------------------------------------------------------------
