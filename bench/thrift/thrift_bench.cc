@@ -50,11 +50,10 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <vector>
-
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TSocket.h>
+#include <vector>
 
 #include "Echo.h"
 

@@ -38,12 +38,11 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <unistd.h>
-
 #include <thrift/concurrency/ThreadFactory.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/server/TNonblockingServer.h>
 #include <thrift/transport/TNonblockingServerSocket.h>
+#include <unistd.h>
 
 #include "Echo.h"
 
@@ -72,7 +71,10 @@ const char usage_text[] =
 class Handler : public arpc_echo::EchoIf
 {
   public:
-    void echo(std::string &ret, const std::string &data) override { ret = data; }
+    void echo(std::string &ret, const std::string &data) override
+    {
+        ret = data;
+    }
 
     void sleep(std::string &ret, const int32_t ms) override
     {
@@ -88,7 +90,8 @@ class Handler : public arpc_echo::EchoIf
 class Announce : public TServerEventHandler
 {
   public:
-    Announce(TNonblockingServer **server, std::string host) : server_(server), host_(std::move(host))
+    Announce(TNonblockingServer **server, std::string host)
+        : server_(server), host_(std::move(host))
     {
     }
 
