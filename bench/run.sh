@@ -12,7 +12,9 @@
 # coro, arpc async, arpc coro with busy polling on both sides, baseline),
 # prints a table of results and ratios, and appends it with the machine's
 # description to bench/RESULTS.md.  Then, when grpc-bench is built, it runs
-# bench/grpc/stream.sh (streams, arpc against gRPC C++), which appends its own.
+# bench/grpc/stream.sh (streams, arpc against gRPC C++), which appends its own,
+# and, when thrift-bench is built, bench/thrift/run.sh (arpc against Thrift C++
+# over Thrift on shapes b-d), which appends its own too.
 #
 # Environment:
 #   BENCH_SECS     measured seconds per run (default 5; each run adds 1 s warm-up)
@@ -207,5 +209,12 @@ if [[ -x $BIN/grpc-bench && -x $BIN/grpc-echo-server ]]; then
     "$ROOT/bench/grpc/stream.sh" || FAILED=1
 else
     echo "bench/run.sh: no gRPC C++ programs in $BIN: stream rows skipped" >&2
+fi
+
+# Thrift, arpc against Thrift C++ (bench/thrift/run.sh), when the Thrift C++ programs are built.
+if [[ -x $BIN/thrift-bench && -x $BIN/thrift-echo-server ]]; then
+    "$ROOT/bench/thrift/run.sh" || FAILED=1
+else
+    echo "bench/run.sh: no Thrift C++ programs in $BIN: Thrift rows skipped" >&2
 fi
 exit "$FAILED"

@@ -36,7 +36,9 @@ PACKAGES=(
     libprotoc-dev             #   google/protobuf/compiler/plugin.proto, for protoc-gen-arpc
     thrift-compiler           # tests/interop/thrift: Python stubs of proto/arpc/echo.thrift (issue #16)
     python3-thrift            #   the real Thrift peers (TNonblockingServer, TThreadedServer, clients)
-    libthrift-dev             #   bench/thrift: the Thrift C++ baseline (not built yet)
+    libthrift-dev             #   bench/thrift: the Thrift C++ baseline (skipped by CMake when missing)
+    libevent-dev              #   headers TNonblockingServer.h includes
+    libboost-dev              #   headers Thrift C++'s transports include
 )
 
 missing=()

@@ -398,7 +398,7 @@ static void record(side *sd, int kind, const arpc__msg *msg)
     e->id = msg->id;
     e->status = msg->status;
     ASSERT_LT(msg->method_len, sizeof(e->method));
-    if (msg->method_len > 0) /* an answer has none, and may have no pointer */
+    if (msg->method_len > 0) /* a pong has no method: NULL, which memcpy may not take */
         memcpy(e->method, msg->method, msg->method_len);
     ASSERT_LE(msg->payload_len, sizeof(e->payload));
     if (msg->payload_len > 0)
