@@ -47,6 +47,13 @@ struct arpc__transport {
      * read ahead): the connection asks has_buffered.  False for TCP, whose
      * hot path then makes no extra call. */
     bool buffers;
+    /* What a handler may ask about the stream (NULL or false for TCP); set once the
+     * handshake completes. */
+    bool secure;              /* TLS */
+    const char *peer_subject; /* the verified peer certificate's subject (RFC 2253) */
+    const char *peer_san;     /* its subjectAltNames: "DNS:a,IP:127.0.0.1,URI:spiffe://x" */
+    const char *alpn;         /* the protocol ALPN agreed on */
+    const char *failure;      /* why the handshake or the stream failed: OpenSSL's reason */
 };
 
 /* Plain TCP: stateless, shared by every plaintext connection. */
