@@ -126,6 +126,10 @@ void arpc_channel_opts_init(arpc_channel_opts *opts)
     opts->max_unwritten_bytes = 64 * 1024 * 1024;
     opts->protocol = ARPC_PROTOCOL_NATIVE;
     opts->stream_window_bytes = ARPC__STREAM_DEFAULT_WINDOW;
+    /* Every field, or a caller's stack garbage becomes a limit (valgrind found
+     * max_in_flight_per_connection left unset: calls starved on a link). */
+    opts->probe_method = NULL;
+    opts->max_in_flight_per_connection = 0;
     memset(&opts->tls, 0, sizeof(opts->tls));
     opts->tls.min_version = ARPC_TLS_1_2;
     opts->tls.handshake_timeout_ms = 5000;
