@@ -135,6 +135,32 @@ static int call_text(arpc_channel *ch, const char *method, char *text, size_t si
     return rc;
 }
 
+typedef struct stat_wait {
+    arpc_server *srv;
+    uint64_t handshakes;
+    uint64_t failures;
+} stat_wait;
+
+static bool stats_reached(void *arg)
+{
+    stat_wait *w = arg;
+    arpc_server_stats st;
+    arpc_server_get_stats(w->srv, &st);
+    return st.tls_handshakes >= w->handshakes && st.tls_handshake_failures >= w->failures;
+}
+
+/* The server counts a connection when it closes it, which its client may see
+ * first: wait for the counts, then check they are exact. */
+static void expect_handshakes(arpc_server *srv, uint64_t handshakes, uint64_t failures)
+{
+    stat_wait w = {srv, handshakes, failures};
+    ASSERT_TRUE(wait_until(stats_reached, &w, 5000));
+    arpc_server_stats st;
+    arpc_server_get_stats(srv, &st);
+    ASSERT_EQ(st.tls_handshakes, handshakes);
+    ASSERT_EQ(st.tls_handshake_failures, failures);
+}
+
 static void test_native_and_grpc_over_tls(void)
 {
     server_setup s = {0};
@@ -159,10 +185,7 @@ static void test_native_and_grpc_over_tls(void)
     ASSERT_STREQ(text, "tls=0 alpn=- subject=- san=-");
     arpc_channel_destroy(ch);
 
-    arpc_server_stats st;
-    arpc_server_get_stats(srv, &st);
-    ASSERT_EQ(st.tls_handshakes, 2);
-    ASSERT_EQ(st.tls_handshake_failures, 0);
+    expect_handshakes(srv, 2, 0);
     arpc_server_destroy(srv);
 }
 
@@ -218,10 +241,7 @@ static void test_mutual_tls(void)
     ASSERT_ERR(call_text(ch, "test.T/Whoami", text, sizeof(text)), ARPC_ETLSREFUSED);
     arpc_channel_destroy(ch);
 
-    arpc_server_stats st;
-    arpc_server_get_stats(srv, &st);
-    ASSERT_EQ(st.tls_handshakes, 1);
-    ASSERT_EQ(st.tls_handshake_failures, 2);
+    expect_handshakes(srv, 1, 2);
     arpc_server_destroy(srv);
 }
 
@@ -272,9 +292,7 @@ static void test_wrong_side_plaintext(void)
     ASSERT_TRUE(rc == ARPC_ECLOSED || rc == ARPC_ECONNRESET || rc == ARPC_ECONNREFUSED ||
                 rc == ARPC_EFRAME);
     arpc_channel_destroy(ch);
-    arpc_server_stats st;
-    arpc_server_get_stats(srv, &st);
-    ASSERT_GE(st.tls_handshake_failures, 1);
+    expect_handshakes(srv, 0, 1);
     ch = channel_to(arpc_server_tls_port(srv), &c);
     ASSERT_OK(call_text(ch, "whoami", text, sizeof(text)));
     arpc_channel_destroy(ch);
@@ -321,9 +339,7 @@ static void test_garbage_client_hello(void)
         ASSERT_TRUE(closed_by_peer(fd));
         close(fd);
     }
-    arpc_server_stats st;
-    arpc_server_get_stats(srv, &st);
-    ASSERT_EQ(st.tls_handshake_failures, 20);
+    expect_handshakes(srv, 0, 20);
     char text[64];
     client_setup c = {.protocol = ARPC_PROTOCOL_NATIVE};
     arpc_channel *ch = channel_to(arpc_server_tls_port(srv), &c);
