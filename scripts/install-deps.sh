@@ -31,6 +31,8 @@ PACKAGES=(
     libgrpc++-dev             #   (issue #11's baseline; skipped by CMake when missing)
     libprotobuf-dev
     libnghttp2-dev            # src/proto/grpc/session.c: gRPC's HTTP/2 (issue #11)
+    libssl-dev                # src/transport/tls.c: TLS on OpenSSL 3 (issue #14)
+    openssl                   #   tests/tls: the tests' CA and certificates, s_client checks
     libprotobuf-c-dev         # src/protobuf/, typed services (issue #13): protobuf-c's runtime
     protobuf-c-compiler       #   protoc-c: messages, and the library's own .proto files
     libprotoc-dev             #   google/protobuf/compiler/plugin.proto, for protoc-gen-arpc

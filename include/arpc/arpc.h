@@ -15,6 +15,7 @@
 #include <arpc/stream.h>
 #include <arpc/thrift.h>
 #include <arpc/timer.h>
+#include <arpc/tls.h>
 #include <arpc/version.h>
 
 #endif

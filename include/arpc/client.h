@@ -23,6 +23,7 @@
 #include <arpc/export.h>
 #include <arpc/metadata.h>
 #include <arpc/runtime.h>
+#include <arpc/tls.h>
 
 ARPC_BEGIN_DECLS
 
@@ -56,6 +57,29 @@ typedef enum arpc_protocol {
  * Thread: any.  Suspends: no.
  */
 ARPC_EXPORT const char *arpc_grpc_status_name(int status);
+
+/** TLS of a channel's connections (docs/tls.md).  Every string is copied by
+ *  arpc_channel_create(); the files are read there. */
+typedef struct arpc_channel_tls_opts {
+    /** Off (default): plaintext. */
+    bool enabled;
+    /** PEM file of the CAs the server's certificate must chain to; NULL (default):
+     *  the system's bundle. */
+    const char *ca_file;
+    /** The name sent as SNI and that the server's certificate must carry (a DNS
+     *  name, or an IP address matched against its IP SANs).  NULL (default): each
+     *  endpoint's host. */
+    const char *server_name;
+    /** Mutual TLS: this PEM certificate chain and its key are presented when the
+     *  server asks.  Both or neither (ARPC_EINVAL). */
+    const char *cert_file;
+    const char *key_file;
+    int min_version; /**< ARPC_TLS_1_2 (default) or ARPC_TLS_1_3 */
+    int max_version; /**< 0 (default): the newest */
+    /** A handshake not complete this long after connect() completed fails with
+     *  ARPC_ETLSTIMEOUT.  Default 5000 ms. */
+    int64_t handshake_timeout_ms;
+} arpc_channel_tls_opts;
 
 typedef struct arpc_channel_opts {
     /** Connections per endpoint, spread over the runtime's loops.  Default 1. */
@@ -119,6 +143,12 @@ typedef struct arpc_channel_opts {
      *  cannot take pipelined requests (docs/thrift.md section 6).  Default 0: no limit
      *  of our own. */
     uint32_t max_in_flight_per_connection;
+    /** TLS on every connection (off by default).  A handshake that fails ends the
+     *  connection's calls with ARPC_ETLSUNTRUSTED, ARPC_ETLSEXPIRED, ARPC_ETLSHOST,
+     *  ARPC_ETLSPLAINTEXT (the server does not speak TLS), ARPC_ETLSREFUSED (the
+     *  server refused us, e.g. our certificate), ARPC_ETLSTIMEOUT or ARPC_ETLS;
+     *  OpenSSL's reason is logged with the connection. */
+    arpc_channel_tls_opts tls;
 } arpc_channel_opts;
 
 typedef struct arpc_call_opts {

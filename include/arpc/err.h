@@ -42,7 +42,14 @@ ARPC_BEGIN_DECLS
     X(EQUEUEFULL, -1015, "connection overcrowded: unwritten output over limit") \
     X(EMETADATA, -1016, "metadata over its size limit")                         \
     X(EEOS, -1017, "end of stream")                                             \
-    X(EBADMSG, -1018, "message does not parse as its protobuf type")
+    X(EBADMSG, -1018, "message does not parse as its protobuf type")            \
+    X(ETLS, -1019, "TLS failed (OpenSSL's reason is logged)")                   \
+    X(ETLSUNTRUSTED, -1020, "TLS peer certificate untrusted or missing")        \
+    X(ETLSEXPIRED, -1021, "TLS peer certificate expired or not yet valid")      \
+    X(ETLSHOST, -1022, "TLS peer certificate is for another host")              \
+    X(ETLSPLAINTEXT, -1023, "peer does not speak TLS")                          \
+    X(ETLSTIMEOUT, -1024, "TLS handshake timed out")                            \
+    X(ETLSREFUSED, -1025, "TLS peer refused the handshake (alert)")
 
 typedef enum arpc_err {
 

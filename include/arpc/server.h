@@ -15,6 +15,7 @@
 #include <arpc/export.h>
 #include <arpc/metadata.h>
 #include <arpc/runtime.h>
+#include <arpc/tls.h>
 
 ARPC_BEGIN_DECLS
 
@@ -127,7 +128,29 @@ typedef struct arpc_server_opts {
      *  (limits.stream_window).  Default 256 KiB; at least 64 KiB (ARPC_EINVAL
      *  below). */
     uint32_t stream_window_bytes;
+    /** A TLS listener's connection is closed when its handshake has not
+     *  completed this long after accept (counted in tls_handshake_timeouts).
+     *  Default 10000; 0 = no limit of its own (first_frame_timeout_ms still
+     *  applies). */
+    int64_t tls_handshake_timeout_ms;
 } arpc_server_opts;
+
+/** TLS of a listener (arpc_server_listen_tls, docs/tls.md); arpc_server_tls_opts_init
+ *  sets the defaults.  The files are read when listening starts and again by
+ *  arpc_server_reload_tls(). */
+typedef struct arpc_server_tls_opts {
+    const char *cert_file; /**< PEM certificate chain, the server's first (required) */
+    const char *key_file;  /**< PEM private key of that certificate (required) */
+    /** NULL (default): no client certificate is asked for.  Else mutual TLS: a client
+     *  must present a certificate that chains to a CA in this PEM file, or its
+     *  handshake fails (its connection counted in tls_handshake_failures). */
+    const char *client_ca_file;
+    /** With client_ca_file: verify a certificate the client sends, but accept a
+     *  client without one (a handler sees no peer subject then).  Default false. */
+    bool client_cert_optional;
+    int min_version; /**< ARPC_TLS_1_2 (default) or ARPC_TLS_1_3 */
+    int max_version; /**< 0 (default): the newest, TLS 1.3 */
+} arpc_server_tls_opts;
 
 /** Counters of a server; a snapshot, each read atomically. */
 typedef struct arpc_server_stats {
@@ -163,6 +186,11 @@ typedef struct arpc_server_stats {
     uint64_t oversized_headers; /**< requests refused for their headers: metadata over
                                      ARPC_METADATA_MAX_BYTES (ARPC_EMETADATA) or an HTTP/2
                                      header list over SETTINGS_MAX_HEADER_LIST_SIZE */
+    /* TLS listeners (docs/tls.md). */
+    uint64_t tls_handshakes;         /**< handshakes completed */
+    uint64_t tls_handshake_failures; /**< connections closed by a failed handshake (garbage,
+                                          plaintext, an untrusted client certificate) */
+    uint64_t tls_handshake_timeouts; /**< closed by tls_handshake_timeout_ms */
 } arpc_server_stats;
 
 /** Fills `opts` with defaults.  Thread: any. */
@@ -197,8 +225,39 @@ ARPC_EXPORT int arpc_server_register(arpc_server *srv, const char *method,
  */
 ARPC_EXPORT int arpc_server_listen(arpc_server *srv, const char *address);
 
-/** The port the server listens on, or a negative error.  Thread: any. */
+/** The port the server listens on (its first listener's: plaintext when it
+ *  has both), or a negative error.  Thread: any. */
 ARPC_EXPORT int arpc_server_port(const arpc_server *srv);
+
+/** Fills `opts` with defaults (no files).  Thread: any. */
+ARPC_EXPORT void arpc_server_tls_opts_init(arpc_server_tls_opts *opts);
+
+/**
+ * Starts a TLS listener on `address`, like arpc_server_listen(): every
+ * protocol the server speaks is detected on the first bytes inside TLS, and
+ * ALPN agrees on "h2" (gRPC) or "arpc" (native) when the client offers one.
+ * A server has at most one plaintext and one TLS listener, in either order.
+ * @param tls borrowed; the file names are copied (arpc_server_reload_tls()
+ *            reads them again).
+ * @return 0, ARPC_EINVAL (already a TLS listener, or a file that does not
+ *         load or a key that does not match: the reason is logged),
+ *         ARPC_EBADADDR, ARPC_EADDRINUSE, ARPC_ENOTCORO, ARPC_ENOMEM, -errno.
+ * Thread: any; on a loop thread only in a coroutine.  Suspends: yes (briefly).
+ */
+ARPC_EXPORT int arpc_server_listen_tls(arpc_server *srv, const char *address,
+                                       const arpc_server_tls_opts *tls);
+
+/** The TLS listener's port, or ARPC_EINVAL without one.  Thread: any. */
+ARPC_EXPORT int arpc_server_tls_port(const arpc_server *srv);
+
+/**
+ * Reads the TLS listener's certificate, key and client CA files again; new
+ * connections use them, open ones keep what they negotiated.  On failure the
+ * certificates in use stay (the reason is logged).
+ * @return 0, ARPC_EINVAL (no TLS listener, or files that do not load).
+ * Thread: any.  Suspends: no.
+ */
+ARPC_EXPORT int arpc_server_reload_tls(arpc_server *srv);
 
 /**
  * Graceful shutdown: stops accepting connections, sends GOAWAY on every
@@ -244,6 +303,23 @@ ARPC_EXPORT const char *arpc_request_method(const arpc_request *req);
  *  one handler serves a method over protocols whose payloads differ (a Thrift call's is
  *  its argument struct, docs/thrift.md); -1 for a protocol only a test registered. */
 ARPC_EXPORT int arpc_request_protocol(const arpc_request *req);
+
+/** True when the request came over TLS.  Thread: the request's handler. */
+ARPC_EXPORT bool arpc_request_is_tls(const arpc_request *req);
+
+/** The subject of the client's verified certificate (RFC 2253, "CN=client,O=x"),
+ *  or NULL (no TLS, or no client certificate); borrowed for the request's life.
+ *  Thread: the request's handler. */
+ARPC_EXPORT const char *arpc_request_peer_subject(const arpc_request *req);
+
+/** The subjectAltNames of the client's verified certificate, comma-separated
+ *  ("DNS:client.test,URI:spiffe://x/y,IP:127.0.0.1"), or NULL; borrowed as
+ *  arpc_request_peer_subject().  Thread: the request's handler. */
+ARPC_EXPORT const char *arpc_request_peer_san(const arpc_request *req);
+
+/** The protocol TLS's ALPN agreed on ("h2", "arpc"), or NULL.  Thread: the
+ *  request's handler. */
+ARPC_EXPORT const char *arpc_request_alpn(const arpc_request *req);
 
 /**
  * The caller's remaining time in milliseconds, from the deadline the request

@@ -211,6 +211,9 @@ enum { ARPC__DETECT_NO = -1, ARPC__DETECT_MORE = 0, ARPC__DETECT_YES = 1 };
 
 struct arpc__proto_ops {
     const char *name;
+    /* The name a client offers in TLS's ALPN ("h2" for gRPC); NULL: none.  A server
+     * detects the protocol on the first bytes either way. */
+    const char *alpn;
     unsigned caps; /* ARPC__PROTO_* */
     /* The most bytes a message takes on the wire beyond its method, its metadata (in memory
      * form) and its payload: when those plus this fit a limit, the message does, without

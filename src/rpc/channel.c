@@ -96,6 +96,7 @@
 #include "runtime/addr.h"
 #include "runtime/loop.h"
 #include "runtime/sock.h"
+#include "transport/tls.h"
 
 #define CALL_POOL_MAX   4096
 #define RING_POINTS     160
@@ -125,8 +126,13 @@ void arpc_channel_opts_init(arpc_channel_opts *opts)
     opts->max_unwritten_bytes = 64 * 1024 * 1024;
     opts->protocol = ARPC_PROTOCOL_NATIVE;
     opts->stream_window_bytes = ARPC__STREAM_DEFAULT_WINDOW;
+    /* Every field, or a caller's stack garbage becomes a limit (valgrind found
+     * max_in_flight_per_connection left unset: calls starved on a link). */
     opts->probe_method = NULL;
     opts->max_in_flight_per_connection = 0;
+    memset(&opts->tls, 0, sizeof(opts->tls));
+    opts->tls.min_version = ARPC_TLS_1_2;
+    opts->tls.handshake_timeout_ms = 5000;
 }
 
 void arpc_call_opts_init(arpc_call_opts *opts)
@@ -738,7 +744,7 @@ static void on_link_timer(arpc__timer *timer)
     const arpc_channel_opts *opts = &lnk->ch->opts;
     int64_t now = arpc__now_ns();
     if (lnk->conn.connecting) {
-        arpc__conn_close(&lnk->conn, ARPC_ETIMEDOUT);
+        arpc__conn_close(&lnk->conn, lnk->conn.handshaking ? ARPC_ETLSTIMEOUT : ARPC_ETIMEDOUT);
         return;
     }
     int64_t timeout = opts->heartbeat_timeout_ms * ARPC__NS_PER_MS;
@@ -767,6 +773,15 @@ static void on_link_timer(arpc__timer *timer)
     } else {
         arpc__loop_timer_arm(lnk->conn.loop, timer, lnk->conn.last_rx_ns + interval);
     }
+}
+
+/* connect() completed and the TLS handshake begins: the link's timer now
+ * counts the handshake's own time (arpc_channel_tls_opts.handshake_timeout_ms). */
+static void link_on_handshake_start(arpc__conn *conn)
+{
+    cli_link *lnk = arpc__container_of(conn, cli_link, conn);
+    arpc__loop_timer_arm(conn->loop, &lnk->heartbeat,
+                         arpc__now_ns() + lnk->ch->opts.tls.handshake_timeout_ms * ARPC__NS_PER_MS);
 }
 
 static void link_on_connected(arpc__conn *conn)
@@ -826,6 +841,9 @@ static void fail_link_streams(cli_link *lnk, int err);
 static void link_on_close(arpc__conn *conn, int err)
 {
     cli_link *lnk = arpc__container_of(conn, cli_link, conn);
+    if (conn->tp->failure != NULL && !atomic_load(&lnk->ch->closing))
+        ARPC_LOG_WARNF("connection %llu to %s: %s: %s", (unsigned long long)conn->id,
+                       lnk->ep->address, arpc_strerror(err), conn->tp->failure);
     arpc__loop_timer_disarm(conn->loop, &lnk->heartbeat);
     bool failed = !lnk->heard_from_peer || err == ARPC_EHEARTBEAT;
     if (failed && !atomic_load(&lnk->ch->closing))
@@ -851,6 +869,7 @@ static void link_on_free(arpc__conn *conn)
 }
 
 static const arpc__conn_ops link_ops = {
+    .on_handshake_start = link_on_handshake_start,
     .on_connected = link_on_connected,
     .on_close = link_on_close,
     .on_free = link_on_free,
@@ -917,6 +936,19 @@ static void on_backoff_done(arpc__timer *timer)
         slot_connect(slot);
 }
 
+/* TLS on the link's socket, for the channel's server name or the endpoint's host,
+ * offering its protocol's ALPN name.  @return 0, ARPC_ENOMEM or ARPC_EINVAL. */
+static int link_use_tls(cli_link *lnk, int fd)
+{
+    arpc_channel *ch = lnk->ch;
+    const char *name = ch->tls_server_name != NULL ? ch->tls_server_name : lnk->ep->host;
+    arpc__transport *tp;
+    int rc = arpc__tls_transport_create(ch->tls, fd, name, lnk->proto->alpn, &tp);
+    if (rc == 0)
+        arpc__conn_set_transport(&lnk->conn, tp);
+    return rc;
+}
+
 static void slot_connect(cli_slot *slot)
 {
     if (slot->lnk != NULL || slot->in_backoff || slot->closed)
@@ -949,6 +981,14 @@ static void slot_connect(cli_slot *slot)
     arpc__pending_init(&lnk->streams);
     arpc__timer_init(&lnk->heartbeat, on_link_timer);
     arpc__conn_init(&lnk->conn, slot->loop, fd, &link_ops, true);
+    if (ep->ch->tls != NULL && (rc = link_use_tls(lnk, fd)) < 0) {
+        close(fd);
+        arpc__pending_fini(&lnk->pending);
+        arpc__free(lnk);
+        endpoint_failed(ep, rc);
+        slot_link_lost(slot, true, rc);
+        return;
+    }
     arpc__proto_limits mine = {.max_message = ep->ch->opts.max_frame_size,
                                .metadata = true,
                                .streams = true,
@@ -2031,6 +2071,20 @@ static int build_ring(arpc_channel *ch)
     return 0;
 }
 
+/* "host:port", "[v6]:port" -> host (the name TLS verifies by default). */
+static void endpoint_host(cli_endpoint *ep)
+{
+    const char *a = ep->address;
+    const char *colon = strrchr(a, ':');
+    size_t len = colon != NULL ? (size_t)(colon - a) : strlen(a);
+    if (len >= 2 && a[0] == '[' && a[len - 1] == ']') {
+        a++;
+        len -= 2;
+    }
+    memcpy(ep->host, a, len);
+    ep->host[len] = '\0';
+}
+
 static int init_endpoint(arpc_channel *ch, cli_endpoint *ep, const char *address, size_t len)
 {
     if (len == 0 || len >= sizeof(ep->address))
@@ -2040,6 +2094,7 @@ static int init_endpoint(arpc_channel *ch, cli_endpoint *ep, const char *address
     int rc = arpc__addr_parse(ep->address, &ep->addr, &ep->addr_len);
     if (rc < 0)
         return rc;
+    endpoint_host(ep);
     ep->ch = ch;
     ep->slot_count = ch->opts.connections_per_endpoint;
     ep->slots = arpc__calloc(ep->slot_count, sizeof(*ep->slots));
@@ -2093,7 +2148,40 @@ static void channel_free(arpc_channel *ch)
         arpc__free(ch->eps[i].slots);
     arpc__free(ch->eps);
     arpc__free(ch->ring);
+    arpc__tls_ctx_destroy(ch->tls);
+    arpc__free(ch->tls_server_name);
     arpc__free(ch);
+}
+
+/* Builds the channel's TLS context from opts.tls, whose borrowed strings are
+ * then forgotten (the server name is copied).  @return 0, ARPC_EINVAL (a file
+ * that does not load; logged with OpenSSL's reason) or ARPC_ENOMEM. */
+static int channel_tls_setup(arpc_channel *ch)
+{
+    arpc_channel_tls_opts *t = &ch->opts.tls;
+    int rc = 0;
+    if (t->enabled) {
+        arpc__tls_config cfg = {.server = false,
+                                .cert_file = t->cert_file,
+                                .key_file = t->key_file,
+                                .ca_file = t->ca_file,
+                                .min_version = t->min_version,
+                                .max_version = t->max_version};
+        char why[256] = "";
+        rc = arpc__tls_ctx_create(&cfg, &ch->tls, why, sizeof(why));
+        if (rc < 0)
+            ARPC_LOG_WARNF("channel TLS: %s: %s", arpc_strerror(rc), why);
+        if (rc == 0 && t->server_name != NULL) {
+            size_t len = strlen(t->server_name) + 1;
+            ch->tls_server_name = arpc__malloc(len);
+            if (ch->tls_server_name == NULL)
+                rc = ARPC_ENOMEM;
+            else
+                memcpy(ch->tls_server_name, t->server_name, len);
+        }
+    }
+    t->ca_file = t->server_name = t->cert_file = t->key_file = NULL;
+    return rc;
 }
 
 static bool opts_valid(const arpc_channel_opts *o)
@@ -2108,6 +2196,7 @@ static bool opts_valid(const arpc_channel_opts *o)
            o->reconnect_backoff_max_ms >= o->reconnect_backoff_min_ms &&
            o->max_frame_size > ARPC__PROTO_MIN_MAX_MESSAGE &&
            o->stream_window_bytes >= ARPC__STREAM_MIN_WINDOW &&
+           (!o->tls.enabled || o->tls.handshake_timeout_ms > 0) &&
            arpc__proto_by_id((int)o->protocol) != NULL && o->lb_policy >= ARPC_LB_ROUND_ROBIN &&
            o->lb_policy <= ARPC_LB_CONSISTENT_HASH;
 }
@@ -2131,7 +2220,9 @@ int arpc_channel_create(arpc_runtime *rt, const char *target, const arpc_channel
     ch->rt = rt;
     ch->proto = arpc__proto_by_id((int)ch->opts.protocol);
     arpc_event_init(&ch->idle);
-    int rc = parse_target(ch, target);
+    int rc = channel_tls_setup(ch);
+    if (rc == 0)
+        rc = parse_target(ch, target);
     if (rc == 0)
         rc = build_ring(ch);
     if (rc < 0) {

@@ -135,6 +135,7 @@ struct cli_slot {
 struct cli_endpoint {
     arpc_channel *ch;
     char address[128];
+    char host[128]; /* address without its port: TLS's server name by default */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     cli_slot *slots;
@@ -155,6 +156,8 @@ struct arpc_channel {
     arpc_runtime *rt;
     arpc_channel_opts opts;
     const arpc__proto_ops *proto; /* opts.protocol */
+    struct arpc__tls_ctx *tls;    /* opts.tls.enabled: every link's TLS; else NULL */
+    char *tls_server_name;        /* opts.tls.server_name, copied; NULL: each host */
     cli_endpoint *eps;
     unsigned ep_count;
     ring_point *ring; /* consistent hashing */

@@ -85,6 +85,7 @@ void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn
     conn->flush.run = on_flush_deferred;
     arpc__list_init(&conn->resume.link);
     conn->resume.run = on_resume_deferred;
+    conn->tp = &arpc__tcp_transport;
     conn->proto = NULL;
     conn->detect = NULL;
     conn->detect_count = 0;
@@ -92,6 +93,7 @@ void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn
     conn->queued_frames = 0;
     conn->write_early_frames = 0;
     conn->connecting = connecting;
+    conn->handshaking = false;
     conn->write_blocked = false;
     conn->read_paused = false;
     conn->closed = false;
@@ -124,12 +126,15 @@ void arpc__conn_free(arpc__conn *conn)
     if (conn->proto != NULL)
         conn->proto->ops->destroy(conn->proto);
     conn->proto = NULL;
+    if (conn->tp->ops->destroy != NULL)
+        conn->tp->ops->destroy(conn->tp);
+    conn->tp = &arpc__tcp_transport;
     conn->ops->on_free(conn);
 }
 
 void arpc__conn_flush_schedule(arpc__conn *conn)
 {
-    if (conn->closed || conn->connecting || conn->write_blocked ||
+    if (conn->closed || conn->connecting || conn->write_blocked || conn->handshaking ||
         arpc__list_linked(&conn->flush.link))
         return;
     arpc__conn_ref(conn);
@@ -156,20 +161,18 @@ static int write_out(arpc__conn *conn)
     conn->queued_frames = 0;
     int rc = 0;
     while (conn->out.len > 0) {
-        ssize_t n = send(conn->watcher.fd, arpc__buf_head(&conn->out), conn->out.len,
-                         MSG_NOSIGNAL);
+        ssize_t n = conn->tp->ops->write(conn->tp, conn->watcher.fd, arpc__buf_head(&conn->out),
+                                         conn->out.len);
         if (n > 0) {
             arpc__buf_consume(&conn->out, (size_t)n);
             conn->last_tx_ns = conn->loop->now_ns;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
+        if (n == ARPC_EAGAIN) {
             rc = ARPC_EAGAIN;
             break;
         }
-        return n < 0 ? -errno : ARPC_ECLOSED;
+        return n < 0 ? (int)n : ARPC_ECLOSED;
     }
     resume_if_drained(conn);
     return rc;
@@ -179,7 +182,7 @@ void arpc__conn_flush_now(arpc__conn *conn)
 {
     /* While blocked, EPOLLOUT resumes the writing (on_event clears the flag
      * first); a send now would only meet the full socket again. */
-    if (conn->closed || conn->write_blocked)
+    if (conn->closed || conn->write_blocked || conn->handshaking)
         return;
     int rc = write_out(conn);
     if (rc == ARPC_EAGAIN) {
@@ -197,7 +200,7 @@ void arpc__conn_flush_now(arpc__conn *conn)
 
 void arpc__conn_write_early(arpc__conn *conn)
 {
-    if (conn->closed || conn->connecting || conn->write_blocked) {
+    if (conn->closed || conn->connecting || conn->write_blocked || conn->handshaking) {
         conn->queued_frames = 0;
         return;
     }
@@ -212,6 +215,8 @@ void arpc__conn_close(arpc__conn *conn, int err)
     conn->closed = true;
     if (conn->watcher.fd >= 0) {
         arpc__loop_unwatch(conn->loop, &conn->watcher);
+        if (conn->tp->ops->shutdown != NULL && !conn->handshaking && !conn->connecting)
+            conn->tp->ops->shutdown(conn->tp, conn->watcher.fd);
         close(conn->watcher.fd);
         conn->watcher.fd = -1;
     }
@@ -350,12 +355,9 @@ static ssize_t read_once(arpc__conn *conn, size_t *offered)
     if (rc < 0)
         return rc;
     *offered = arpc__buf_room(buf);
-    ssize_t n;
-    do {
-        n = read(conn->watcher.fd, arpc__buf_tail(buf), *offered);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = conn->tp->ops->read(conn->tp, conn->watcher.fd, arpc__buf_tail(buf), *offered);
     if (n < 0)
-        return -errno;
+        return n;
     buf->len += (size_t)n;
     if (n == 0)
         return 0;
@@ -377,6 +379,13 @@ static ssize_t read_once(arpc__conn *conn, size_t *offered)
         return rc;
     track_partial(conn, frames_before);
     return n;
+}
+
+/* The transport holds input (or its end) that the socket will not signal
+ * again.  TCP holds none and costs no call. */
+static bool transport_holds_input(const arpc__conn *conn)
+{
+    return conn->tp->buffers && conn->tp->ops->has_buffered(conn->tp);
 }
 
 /* `hup`: the event says the peer closed its side (EPOLLRDHUP).  The end of
@@ -401,39 +410,83 @@ static void read_all(arpc__conn *conn, bool hup)
             arpc__conn_close(conn, (int)n);
             return;
         }
-        if ((size_t)n < offered && !hup)
+        if ((size_t)n < offered && !hup && !transport_holds_input(conn))
             return; /* drained: a later arrival raises a new edge */
     }
 }
 
-static void finish_connect(arpc__conn *conn)
+static void connected(arpc__conn *conn)
+{
+    conn->connecting = false;
+    conn->ops->on_connected(conn);
+    arpc__conn_flush_soon(conn);
+}
+
+/* Advances the transport's handshake; once done, a client is connected and
+ * a server's connection is told (on_secured).  The handshake reads and writes
+ * the socket until OpenSSL meets EAGAIN, so the next edge resumes it.
+ * @return true when it completed on this event. */
+static bool advance_handshake(arpc__conn *conn)
+{
+    int rc = conn->tp->ops->handshake(conn->tp, conn->watcher.fd);
+    if (rc == ARPC_EAGAIN)
+        return false;
+    if (rc == 0) {
+        conn->handshaking = false;
+        if (conn->connecting) {
+            connected(conn);
+            return true;
+        }
+        rc = conn->ops->on_secured != NULL ? conn->ops->on_secured(conn) : 0;
+        if (rc == 0)
+            return true;
+    }
+    arpc__conn_close(conn, rc);
+    return false;
+}
+
+/* @return true when a handshake completed too (see advance_handshake). */
+static bool finish_connect(arpc__conn *conn)
 {
     int err = 0;
     socklen_t len = sizeof(err);
     getsockopt(conn->watcher.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
         arpc__conn_close(conn, -err);
-        return;
+        return false;
     }
-    conn->connecting = false;
-    conn->ops->on_connected(conn);
-    arpc__conn_flush_soon(conn);
+    if (conn->tp->ops->handshake == NULL) {
+        connected(conn);
+        return false;
+    }
+    conn->handshaking = true;
+    if (conn->ops->on_handshake_start != NULL)
+        conn->ops->on_handshake_start(conn);
+    return !conn->closed && advance_handshake(conn);
 }
 
 static void on_event(arpc__io_watcher *watcher, uint32_t events)
 {
     arpc__conn *conn = arpc__container_of(watcher, arpc__conn, watcher);
     arpc__conn_ref(conn);
-    if (conn->connecting) {
+    bool secured = false;
+    if (arpc__unlikely(conn->handshaking)) {
+        secured = advance_handshake(conn);
+    } else if (conn->connecting) {
         if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-            finish_connect(conn);
+            secured = finish_connect(conn);
     } else if ((events & EPOLLOUT) && conn->write_blocked) {
         conn->write_blocked = false;
         arpc__conn_flush_now(conn);
     }
-    if (!conn->closed && !conn->connecting && !conn->read_paused &&
-        (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-        read_all(conn, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
+    /* After a handshake, or when a TLS read waited for the socket to take a
+     * record of its own, plaintext may wait inside the transport: read it now,
+     * the socket's edge has passed. */
+    bool readable = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0 || secured ||
+                    ((events & EPOLLOUT) && transport_holds_input(conn));
+    if (!conn->closed && !conn->connecting && !conn->handshaking && !conn->read_paused &&
+        readable)
+        read_all(conn, secured || (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
     arpc__conn_unref(conn);
 }
 

@@ -20,6 +20,7 @@
 #include "base/list.h"
 #include "proto/proto.h"
 #include "runtime/loop.h"
+#include "transport/transport.h"
 
 typedef struct arpc__conn arpc__conn;
 
@@ -42,12 +43,19 @@ typedef struct arpc__conn_ops {
     /* Optional: reading has paused, the unwritten output reached out_limit
      * (the server counts it). */
     void (*on_read_paused)(arpc__conn *conn);
+    /* Optional: the transport's handshake begins (a client: its connect()
+     * completed; the channel's timer then counts the handshake's time). */
+    void (*on_handshake_start)(arpc__conn *conn);
+    /* Optional: a server connection's handshake completed; a negative return
+     * closes the connection with that error. */
+    int (*on_secured)(arpc__conn *conn);
 } arpc__conn_ops;
 
 struct arpc__conn {
     arpc__io_watcher watcher;
     arpc_loop *loop;
     const arpc__conn_ops *ops;
+    arpc__transport *tp;        /* the byte stream: arpc__tcp_transport unless set */
     arpc__proto_session *proto; /* the wire protocol; NULL until detected */
     /* Server: the protocols a connection without a session may speak, tried in
      * order on its first bytes; unknown bytes close it (ARPC_EFRAME). */
@@ -60,7 +68,8 @@ struct arpc__conn {
     uint32_t refs;
     uint32_t queued_frames;      /* frames queued since the last write */
     uint32_t write_early_frames; /* write at once at this many; 0: never (the default) */
-    bool connecting;
+    bool connecting;  /* a client: until connect() and the handshake complete */
+    bool handshaking; /* the transport's handshake is under way */
     bool write_blocked; /* the socket buffer is full: wait for EPOLLOUT */
     bool read_paused;   /* unwritten output reached out_limit: input waits */
     bool closed;
@@ -81,6 +90,15 @@ struct arpc__conn {
  * caller; `connecting` means connect() is in progress. */
 void arpc__conn_init(arpc__conn *conn, arpc_loop *loop, int fd, const arpc__conn_ops *ops,
                      bool connecting);
+
+/* Gives the connection a transport other than plain TCP, which it destroys
+ * when freed; before arpc__conn_start.  One with a handshake runs it first:
+ * a server's on the first events, a client's once connect() completes. */
+static inline void arpc__conn_set_transport(arpc__conn *conn, arpc__transport *tp)
+{
+    conn->tp = tp;
+    conn->handshaking = !conn->connecting && tp->ops->handshake != NULL;
+}
 
 /* Gives the connection its protocol session, which it destroys when freed.
  * For the events of `cfg`, the owner pointer is the connection. */

@@ -59,6 +59,7 @@
 
 #include "base/alloc.h"
 #include "base/arena.h"
+#include "transport/tls.h"
 #include "base/assert.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -98,6 +99,7 @@ typedef struct loop_job {
     arpc_wg *wg;
     arpc__task task;
     int fd;
+    unsigned kind; /* start_listening_task: which listener (LSN_PLAIN, LSN_TLS) */
     int result;
     bool force; /* close_all_task: close even connections with unwritten output */
 } loop_job;
@@ -120,12 +122,24 @@ typedef struct srv_counters {
     _Atomic uint64_t stream_timeouts;
     _Atomic uint64_t refused_streams;
     _Atomic uint64_t oversized_headers;
+    _Atomic uint64_t tls_handshakes;
+    _Atomic uint64_t tls_handshake_failures;
+    _Atomic uint64_t tls_handshake_timeouts;
 } srv_counters;
+
+/* A server has a plaintext and a TLS listener, each on every loop. */
+enum { LSN_PLAIN, LSN_TLS, LSN_COUNT };
+
+typedef struct srv_listener {
+    arpc__io_watcher watcher;
+    srv_loop *sl;
+    unsigned kind;
+} srv_listener;
 
 struct srv_loop {
     arpc_server *srv;
     arpc_loop *loop;
-    arpc__io_watcher listener;
+    srv_listener listeners[LSN_COUNT];
     arpc__list conns;
     arpc__list free_requests;
     size_t free_request_count;
@@ -214,7 +228,10 @@ struct arpc_server {
     unsigned loop_count;
     srv_loop *loops;
     int port;
-    bool listening;
+    int tls_port;
+    arpc__tls_ctx *tls; /* the TLS listener's certificates; NULL: none */
+    bool listening;     /* either listener: the method table is fixed */
+    bool listening_on[LSN_COUNT];
     bool shut_down;
     /* Admissions reserved by the loops, in batches of credit_batch: their
      * in_flight plus their credits.  Never above opts.max_in_flight. */
@@ -269,6 +286,13 @@ void arpc_server_opts_init(arpc_server_opts *opts)
     opts->heartbeat_interval_ms = 500;
     opts->heartbeat_timeout_ms = 1000;
     opts->stream_window_bytes = ARPC__STREAM_DEFAULT_WINDOW;
+    opts->tls_handshake_timeout_ms = 10 * 1000;
+}
+
+void arpc_server_tls_opts_init(arpc_server_tls_opts *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->min_version = ARPC_TLS_1_2;
 }
 
 int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_server **out)
@@ -304,7 +328,11 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
         srv_loop *sl = &srv->loops[i];
         sl->srv = srv;
         sl->loop = arpc_runtime_loop(rt, i);
-        sl->listener.fd = -1;
+        for (unsigned k = 0; k < LSN_COUNT; k++) {
+            sl->listeners[k].watcher.fd = -1;
+            sl->listeners[k].sl = sl;
+            sl->listeners[k].kind = k;
+        }
         arpc__list_init(&sl->conns);
         arpc__list_init(&sl->free_requests);
         /* Here, not when listening: shutdown disarms it even if listen failed. */
@@ -313,6 +341,7 @@ int arpc_server_create(arpc_runtime *rt, const arpc_server_opts *opts, arpc_serv
     arpc__map_init(&srv->methods);
     arpc_event_init(&srv->drained);
     srv->port = ARPC_EINVAL;
+    srv->tls_port = ARPC_EINVAL;
     *out = srv;
     return 0;
 }
@@ -851,6 +880,26 @@ const char *arpc_request_method(const arpc_request *req)
 int arpc_request_protocol(const arpc_request *req)
 {
     return arpc__proto_id(req->proto);
+}
+
+bool arpc_request_is_tls(const arpc_request *req)
+{
+    return req->sc->conn.tp->secure;
+}
+
+const char *arpc_request_peer_subject(const arpc_request *req)
+{
+    return req->sc->conn.tp->peer_subject;
+}
+
+const char *arpc_request_peer_san(const arpc_request *req)
+{
+    return req->sc->conn.tp->peer_san;
+}
+
+const char *arpc_request_alpn(const arpc_request *req)
+{
+    return req->sc->conn.tp->alpn;
 }
 
 int64_t arpc__request_deadline_ns(const arpc_request *req)
@@ -1478,7 +1527,9 @@ static void srv_on_connected(arpc__conn *conn)
 static void srv_on_close(arpc__conn *conn, int err)
 {
     srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
-    if (err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION)
+    if (conn->handshaking && err != ARPC_ETIMEDOUT && err != ARPC_ESHUTDOWN)
+        counter_inc(&sc->sl->counters.tls_handshake_failures);
+    else if (err == ARPC_EFRAME || err == ARPC_ETOOBIG || err == ARPC_EVERSION)
         counter_inc(&sc->sl->counters.protocol_errors);
     else if (err == ARPC_EOVERLOAD)
         counter_inc(&sc->sl->counters.flood_closes);
@@ -1494,6 +1545,13 @@ static void srv_on_close(arpc__conn *conn, int err)
         if (atomic_fetch_sub(&srv->flushing, 1) == 1)
             arpc_event_signal(&srv->drained);
     }
+}
+
+static int srv_on_secured(arpc__conn *conn)
+{
+    srv_conn *sc = arpc__container_of(conn, srv_conn, conn);
+    counter_inc(&sc->sl->counters.tls_handshakes);
+    return 0;
 }
 
 static void srv_on_flushed(arpc__conn *conn)
@@ -1519,6 +1577,7 @@ static const arpc__conn_ops srv_conn_ops = {
     .on_protocol = srv_on_protocol,
     .on_connected = srv_on_connected,
     .on_close = srv_on_close,
+    .on_secured = srv_on_secured,
     .on_free = srv_on_free,
     .on_flushed = srv_on_flushed,
     .on_read_paused = srv_on_read_paused,
@@ -1548,16 +1607,27 @@ static void refuse_connection(srv_loop *sl, int fd)
     close(fd);
 }
 
-static void accept_one(srv_loop *sl, int fd)
+static void accept_one(srv_loop *sl, int fd, bool tls)
 {
     arpc_server *srv = sl->srv;
     uint64_t open = atomic_fetch_add(&srv->connections, 1);
     if (srv->opts.max_connections != 0 && open >= srv->opts.max_connections) {
         atomic_fetch_sub(&srv->connections, 1);
-        refuse_connection(sl, fd);
+        if (tls) {
+            /* No TLS yet to carry a GOAWAY: a plain close. */
+            counter_inc(&sl->counters.refused_connections);
+            close(fd);
+        } else {
+            refuse_connection(sl, fd);
+        }
         return;
     }
+    arpc__transport *tp = NULL;
     srv_conn *sc = arpc__calloc(1, sizeof(*sc));
+    if (sc != NULL && tls && arpc__tls_transport_create(srv->tls, fd, NULL, NULL, &tp) < 0) {
+        arpc__free(sc);
+        sc = NULL;
+    }
     if (sc == NULL) {
         atomic_fetch_sub(&srv->connections, 1);
         close(fd);
@@ -1572,6 +1642,8 @@ static void accept_one(srv_loop *sl, int fd)
     sc->conn.detect_count = srv->protocol_count;
     sc->conn.write_early_frames = srv->opts.write_early_answers;
     sc->conn.out_limit = (size_t)srv->opts.max_unwritten_bytes; /* checked by create */
+    if (tp != NULL)
+        arpc__conn_set_transport(&sc->conn, tp);
     arpc__list_push_back(&sl->conns, &sc->link);
     if (arpc__conn_start(&sc->conn) == 0) {
         struct sockaddr_storage ss;
@@ -1584,18 +1656,21 @@ static void accept_one(srv_loop *sl, int fd)
 
 static void on_listener_event(arpc__io_watcher *watcher, uint32_t events)
 {
-    srv_loop *sl = arpc__container_of(watcher, srv_loop, listener);
+    srv_listener *lsn = arpc__container_of(watcher, srv_listener, watcher);
+    srv_loop *sl = lsn->sl;
     for (;;) {
         int fd = accept4(watcher->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             arpc__sock_set_nodelay(fd);
-            accept_one(sl, fd);
+            accept_one(sl, fd, lsn->kind == LSN_TLS);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
         if (errno != EAGAIN)
-            ARPC_LOG_WARNF("accept on port %d: %s", sl->srv->port, arpc_strerror(-errno));
+            ARPC_LOG_WARNF("accept on port %d: %s",
+                           lsn->kind == LSN_TLS ? sl->srv->tls_port : sl->srv->port,
+                           arpc_strerror(-errno));
         return;
     }
 }
@@ -1638,7 +1713,8 @@ static void on_idle_sweep(arpc__timer *timer);
  */
 static int64_t sweep_period_ns(const arpc_server_opts *o)
 {
-    int64_t limits[] = {o->idle_timeout_ms, o->first_frame_timeout_ms, o->frame_timeout_ms,
+    int64_t limits[] = {o->idle_timeout_ms,  o->first_frame_timeout_ms, o->frame_timeout_ms,
+                        o->tls_handshake_timeout_ms,
                         o->heartbeat_interval_ms > 0 ? o->heartbeat_interval_ms : 0,
                         o->heartbeat_interval_ms > 0 ? o->heartbeat_timeout_ms : 0};
     int64_t shortest = 0;
@@ -1677,6 +1753,8 @@ static _Atomic uint64_t *limit_passed(srv_conn *sc, int64_t now)
     const arpc__conn *c = &sc->conn;
     const arpc_server_opts *o = &sc->sl->srv->opts;
     srv_counters *counters = &sc->sl->counters;
+    if (c->handshaking && passed(now, c->opened_ns, o->tls_handshake_timeout_ms))
+        return &counters->tls_handshake_timeouts;
     if (c->frames_in == 0 && passed(now, c->opened_ns, o->first_frame_timeout_ms))
         return &counters->first_frame_timeouts;
     /* While reading is paused the frame waits for us, not for the peer. */
@@ -1794,16 +1872,17 @@ static void start_listening_task(void *job_arg, void *unused)
 {
     loop_job *job = job_arg;
     srv_loop *sl = job->sl;
-    sl->listener.fd = job->fd;
-    sl->listener.on_event = on_listener_event;
-    job->result = arpc__loop_watch(sl->loop, &sl->listener);
+    srv_listener *lsn = &sl->listeners[job->kind];
+    lsn->watcher.fd = job->fd;
+    lsn->watcher.on_event = on_listener_event;
+    job->result = arpc__loop_watch(sl->loop, &lsn->watcher);
     if (job->result == 0)
-        on_listener_event(&sl->listener, 0); /* connections that queued already */
+        on_listener_event(&lsn->watcher, 0); /* connections that queued already */
     arm_idle_sweep(sl);
     arpc_wg_done(job->wg);
 }
 
-static int open_listeners(arpc_server *srv, const char *address)
+static int open_listeners(arpc_server *srv, const char *address, int *port)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -1821,34 +1900,93 @@ static int open_listeners(arpc_server *srv, const char *address)
             return rc;
         }
         if (i == 0) {
-            srv->port = arpc_io_local_port(srv->loops[0].job.fd);
+            *port = arpc_io_local_port(srv->loops[0].job.fd);
             if (ss.ss_family == AF_INET6)
-                ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->port);
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)*port);
             else
-                ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->port);
+                ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)*port);
             arpc__addr_format((struct sockaddr *)&ss, bound, sizeof(bound));
         }
     }
     return 0;
 }
 
+/* Opens listener `kind` on every loop.  The plaintext listener's port is the
+ * server's port (arpc_server_port), else the first one's. */
+static int listen_kind(arpc_server *srv, const char *address, unsigned kind)
+{
+    int port;
+    int rc = open_listeners(srv, address, &port);
+    if (rc < 0)
+        return rc;
+    if (kind == LSN_TLS)
+        srv->tls_port = port;
+    if (!srv->listening || kind == LSN_PLAIN)
+        srv->port = port;
+    srv->listening = true;
+    srv->listening_on[kind] = true;
+    for (unsigned i = 0; i < srv->loop_count; i++)
+        srv->loops[i].job.kind = kind;
+    return run_on_every_loop(srv, start_listening_task);
+}
+
 int arpc_server_listen(arpc_server *srv, const char *address)
 {
-    if (srv == NULL || address == NULL || srv->listening || srv->shut_down)
+    if (srv == NULL || address == NULL || srv->listening_on[LSN_PLAIN] || srv->shut_down)
         return ARPC_EINVAL;
     if (arpc__on_loop_outside_coro())
         return ARPC_ENOTCORO;
-    int rc = open_listeners(srv, address);
-    if (rc == 0) {
-        srv->listening = true;
-        rc = run_on_every_loop(srv, start_listening_task);
+    return listen_kind(srv, address, LSN_PLAIN);
+}
+
+static arpc__tls_config server_tls_config(const arpc_server_tls_opts *tls)
+{
+    return (arpc__tls_config){.server = true,
+                              .cert_file = tls->cert_file,
+                              .key_file = tls->key_file,
+                              .ca_file = tls->client_ca_file,
+                              .client_cert_optional = tls->client_cert_optional,
+                              .min_version = tls->min_version,
+                              .max_version = tls->max_version};
+}
+
+int arpc_server_listen_tls(arpc_server *srv, const char *address, const arpc_server_tls_opts *tls)
+{
+    if (srv == NULL || address == NULL || tls == NULL || tls->cert_file == NULL ||
+        tls->key_file == NULL || srv->tls != NULL || srv->shut_down)
+        return ARPC_EINVAL;
+    if (arpc__on_loop_outside_coro())
+        return ARPC_ENOTCORO;
+    arpc__tls_config cfg = server_tls_config(tls);
+    char why[256] = "";
+    int rc = arpc__tls_ctx_create(&cfg, &srv->tls, why, sizeof(why));
+    if (rc < 0) {
+        ARPC_LOG_WARNF("TLS listener on %s: %s: %s", address, arpc_strerror(rc), why);
+        return rc;
     }
+    return listen_kind(srv, address, LSN_TLS);
+}
+
+int arpc_server_reload_tls(arpc_server *srv)
+{
+    if (srv == NULL || srv->tls == NULL)
+        return ARPC_EINVAL;
+    char why[256] = "";
+    int rc = arpc__tls_ctx_reload(srv->tls, why, sizeof(why));
+    if (rc < 0)
+        ARPC_LOG_WARNF("TLS reload on port %d: %s: %s (the certificates in use stay)",
+                       srv->tls_port, arpc_strerror(rc), why);
     return rc;
 }
 
 int arpc_server_port(const arpc_server *srv)
 {
     return srv->port;
+}
+
+int arpc_server_tls_port(const arpc_server *srv)
+{
+    return srv->tls_port;
 }
 
 /* Drain: from now on requests are refused (ARPC_ESHUTDOWN, never run), and a
@@ -1871,13 +2009,16 @@ static void stop_listening_task(void *job_arg, void *unused)
 {
     loop_job *job = job_arg;
     srv_loop *sl = job->sl;
-    if (sl->listener.fd >= 0) {
+    for (unsigned k = 0; k < LSN_COUNT; k++) {
+        srv_listener *lsn = &sl->listeners[k];
+        if (lsn->watcher.fd < 0)
+            continue;
         /* Connections the kernel has queued already would be reset by the
          * close: take them, so they get a GOAWAY like the others. */
-        on_listener_event(&sl->listener, 0);
-        arpc__loop_unwatch(sl->loop, &sl->listener);
-        close(sl->listener.fd);
-        sl->listener.fd = -1;
+        on_listener_event(&lsn->watcher, 0);
+        arpc__loop_unwatch(sl->loop, &lsn->watcher);
+        close(lsn->watcher.fd);
+        lsn->watcher.fd = -1;
     }
     arpc__loop_timer_disarm(sl->loop, &sl->idle_sweep);
     arpc_wg_done(job->wg);
@@ -2019,6 +2160,7 @@ void arpc_server_destroy(arpc_server *srv)
         srv->owned = next;
     }
     arpc__free(srv->loops);
+    arpc__tls_ctx_destroy(srv->tls);
     arpc__free(srv);
 }
 
@@ -2049,6 +2191,11 @@ void arpc_server_get_stats(const arpc_server *srv, arpc_server_stats *out)
         out->frame_timeouts += atomic_load_explicit(&c->frame_timeouts, memory_order_relaxed);
         out->read_pauses += atomic_load_explicit(&c->read_pauses, memory_order_relaxed);
         out->canceled += atomic_load_explicit(&c->canceled, memory_order_relaxed);
+        out->tls_handshakes += atomic_load_explicit(&c->tls_handshakes, memory_order_relaxed);
+        out->tls_handshake_failures +=
+            atomic_load_explicit(&c->tls_handshake_failures, memory_order_relaxed);
+        out->tls_handshake_timeouts +=
+            atomic_load_explicit(&c->tls_handshake_timeouts, memory_order_relaxed);
         get_peer_stats(c, out);
     }
     out->connections = atomic_load(&((arpc_server *)srv)->connections);

@@ -1087,6 +1087,7 @@ static int grpc_expire(arpc__proto_session *s, arpc_buf *out, int64_t now_ns, in
 
 const arpc__proto_ops arpc__proto_grpc = {
     .name = "grpc",
+    .alpn = "h2",
     .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA |
             ARPC__PROTO_STREAMS,
     .overhead = GRPC_OVERHEAD,

@@ -689,6 +689,7 @@ static size_t native_refusal(uint8_t *buf, size_t cap, int reason)
 
 const arpc__proto_ops arpc__proto_native = {
     .name = "native",
+    .alpn = "arpc",
     .caps = ARPC__PROTO_MULTIPLEXED | ARPC__PROTO_PING | ARPC__PROTO_GOAWAY | ARPC__PROTO_METADATA |
             ARPC__PROTO_STREAMS,
     /* The header and the block's length; a block's entries are smaller on the wire than in

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Each layer includes only itself and the layers below it (DESIGN.md):
-#   base <- runtime <- rpc, base <- proto <- rpc <- protobuf.  Public headers include only
+#   base <- runtime <- transport <- rpc, base <- proto <- rpc <- protobuf.  Public headers include only
 #   <arpc/...> and standard headers, never an internal one.  The shipped tools
 #   use the public API and tools/common/, nothing from bench/ (whose programs
 #   may use tools/common/, never the other way round).
@@ -13,12 +13,13 @@ allowed() {
     base) echo "base" ;;
     runtime) echo "base runtime" ;;
     proto) echo "base proto" ;;
-    rpc) echo "base runtime proto rpc" ;;
-    protobuf) echo "base runtime proto rpc protobuf" ;;
+    transport) echo "base runtime transport" ;;
+    rpc) echo "base runtime proto transport rpc" ;;
+    protobuf) echo "base runtime proto transport rpc protobuf" ;;
     esac
 }
 
-for layer in base runtime proto rpc protobuf; do
+for layer in base runtime proto transport rpc protobuf; do
     ok=$(allowed "$layer")
     for file in $(find "$root/src/$layer" -name '*.[chS]'); do
         for inc in $(sed -n 's/^#include "\([a-z_]*\)\/.*/\1/p' "$file"); do
