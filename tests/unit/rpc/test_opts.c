@@ -32,6 +32,23 @@ static void test_channel_opts_defaults(void)
     ASSERT_TRUE(o.probe_method == NULL);
     ASSERT_EQ(o.max_in_flight_per_connection, 0);
     ASSERT_GT(o.max_frame_size, 0);
+    ASSERT_TRUE(!o.tls.enabled);
+    ASSERT_TRUE(o.tls.ca_file == NULL && o.tls.server_name == NULL);
+    ASSERT_TRUE(o.tls.cert_file == NULL && o.tls.key_file == NULL);
+    ASSERT_EQ(o.tls.min_version, ARPC_TLS_1_2);
+    ASSERT_EQ(o.tls.max_version, 0);
+    ASSERT_EQ(o.tls.handshake_timeout_ms, 5000);
+}
+
+static void test_server_tls_opts_defaults(void)
+{
+    arpc_server_tls_opts o;
+    memset(&o, 0xA5, sizeof(o));
+    arpc_server_tls_opts_init(&o);
+    ASSERT_TRUE(o.cert_file == NULL && o.key_file == NULL && o.client_ca_file == NULL);
+    ASSERT_TRUE(!o.client_cert_optional);
+    ASSERT_EQ(o.min_version, ARPC_TLS_1_2);
+    ASSERT_EQ(o.max_version, 0);
 }
 
 static void test_call_opts_defaults(void)
@@ -54,5 +71,6 @@ int main(void)
 {
     RUN_TEST(test_channel_opts_defaults);
     RUN_TEST(test_call_opts_defaults);
+    RUN_TEST(test_server_tls_opts_defaults);
     return 0;
 }
