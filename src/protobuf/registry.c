@@ -87,18 +87,18 @@ int arpc__pb_registry_get(arpc_server *srv, arpc__pb_registry **out)
     return 0;
 }
 
-/* Makes room for one more pointer in a growing array. */
-static int reserve_one(const void ***items, size_t count, size_t *cap)
+/* Room for one more pointer in the growing array `items` (of `count`, room for `*cap`):
+ * the array, moved when it grew, or NULL when out of memory (`items` is then intact).
+ * Typed by the caller: each array keeps its own pointer type. */
+static void *room_for_one(void *items, size_t count, size_t *cap)
 {
     if (count < *cap)
-        return 0;
+        return items;
     size_t new_cap = *cap == 0 ? 8 : *cap * 2;
-    const void **grown = arpc__realloc((void *)*items, new_cap * sizeof(*grown));
-    if (grown == NULL)
-        return ARPC_ENOMEM;
-    *items = grown;
-    *cap = new_cap;
-    return 0;
+    void *grown = arpc__realloc(items, new_cap * sizeof(void *));
+    if (grown != NULL)
+        *cap = new_cap;
+    return grown;
 }
 
 /* Indexes what `f` defines; a name some other file defined first keeps that file. */
@@ -117,10 +117,11 @@ static int index_symbols(arpc__pb_registry *reg, const arpc_pb_file *f)
 
 static int append_file(arpc__pb_registry *reg, const arpc_pb_file *f)
 {
-    int rc = reserve_one((const void ***)&reg->files, reg->file_count, &reg->file_cap);
-    if (rc < 0)
-        return rc;
-    rc = arpc__map_insert(&reg->file_names, f->name, strlen(f->name), index_value(reg->file_count));
+    const arpc_pb_file **files = room_for_one(reg->files, reg->file_count, &reg->file_cap);
+    if (files == NULL)
+        return ARPC_ENOMEM;
+    reg->files = files;
+    int rc = arpc__map_insert(&reg->file_names, f->name, strlen(f->name), index_value(reg->file_count));
     if (rc < 0)
         return rc;
     reg->files[reg->file_count++] = f;
@@ -149,9 +150,12 @@ static int add_file(arpc__pb_registry *reg, const arpc_pb_file *f, unsigned dept
 /* Lists `svc`; its name is in service_names already when it was forgotten once. */
 static int append_service(arpc__pb_registry *reg, const arpc_pb_service *svc, bool named)
 {
-    int rc = reserve_one((const void ***)&reg->services, reg->service_count, &reg->service_cap);
-    if (rc < 0)
-        return rc;
+    const arpc_pb_service **services =
+        room_for_one(reg->services, reg->service_count, &reg->service_cap);
+    if (services == NULL)
+        return ARPC_ENOMEM;
+    reg->services = services;
+    int rc = 0;
     if (!named)
         rc = arpc__map_insert(&reg->service_names, svc->name, strlen(svc->name), (void *)svc);
     if (rc < 0)
