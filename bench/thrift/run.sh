@@ -71,11 +71,7 @@ trap 'exit 143' TERM
 
 # shellcheck source=bench/grpc/measure.sh
 source "$ROOT/bench/grpc/measure.sh"
-declare -A LINE CPU
-FAILED=0
-RUNS=0
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 start_server thrift "$BIN/thrift-echo-server" --threads 1
 THRIFT=$ADDR
 start_server arpc "$BIN/arpc-echo-server" --threads 1
@@ -120,24 +116,7 @@ declare -A SHAPE_NAME=(
     [d]="(d) c=4 d=16 s=4096"
 )
 
-TABLE=$WORK/table.md
-{
-    echo "| shape | client → server (wire) | qps | p50 us | p99 us | p999 us | errors | cpu client / server | ratio | target |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"
-} >"$TABLE"
-
-# row SHAPE LABEL KEY RATIOS TARGETS: one table row from LINE[KEY] and CPU[KEY].
-row() {
-    local name=$1 label=$2 key=$3 ratios=$4 targets=$5 line
-    line=${LINE[$key]:-}
-    if [[ -z $line ]]; then
-        echo "| $name | $label | FAILED | | | | | | | |" >>"$TABLE"
-        return
-    fi
-    echo "| $name | $label | $(field "$line" qps) | $(field "$line" p50_us) |" \
-        "$(field "$line" p99_us) | $(field "$line" p999_us) | $(field "$line" errors) |" \
-        "${CPU[$key]} | $ratios | $targets |" >>"$TABLE"
-}
+table_start "qps"
 
 for shape in "${SHAPES[@]}"; do
     read -r key _ <<<"$shape"
