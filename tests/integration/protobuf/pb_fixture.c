@@ -42,3 +42,10 @@ arpc_call_opts pb_call_opts(arpc_arena *arena, arpc_buf *error_message)
     o.error_message = error_message;
     return o;
 }
+
+void pb_run_in_coro(pb_fixture *f, arpc_coro_fn fn, void *job, arpc_wg *done)
+{
+    arpc_wg_init(done, 1);
+    ASSERT_OK(arpc_coro_spawn(arpc_runtime_loop(f->cli_rt, 0), fn, job));
+    ASSERT_OK(arpc_wg_wait(done, PB_TIMEOUT_MS));
+}

@@ -33,4 +33,9 @@ void pb_fixture_stop(pb_fixture *f);
  * be NULL). */
 arpc_call_opts pb_call_opts(arpc_arena *arena, arpc_buf *error_message);
 
+/* Runs fn(job) in a coroutine on f's first client loop and waits (PB_TIMEOUT_MS at
+ * most, else the test fails) until it calls arpc_wg_done(done); done is initialized
+ * here, for one. */
+void pb_run_in_coro(pb_fixture *f, arpc_coro_fn fn, void *job, arpc_wg *done);
+
 #endif

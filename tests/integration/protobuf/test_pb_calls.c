@@ -176,9 +176,7 @@ static void unary_in_coro(void *arg)
 static void run_in_coro(arpc_coro_fn fn, coro_job *job)
 {
     memset(job, 0, sizeof(*job));
-    arpc_wg_init(&job->done, 1);
-    ASSERT_OK(arpc_coro_spawn(arpc_runtime_loop(cli_rt, 0), fn, job));
-    ASSERT_OK(arpc_wg_wait(&job->done, TIMEOUT_MS));
+    pb_run_in_coro(&fx, fn, job, &job->done);
 }
 
 static void test_unary_in_coroutine(void)

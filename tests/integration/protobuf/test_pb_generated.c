@@ -37,8 +37,6 @@ static pb_fixture fx;
 /* fx's, copied once it is up: what the tests use. */
 static bool grpc;
 static arpc_runtime *srv_rt;
-static arpc_runtime *cli_rt;
-static arpc_server *srv;
 static arpc_channel *ch;
 
 static gen_point mkpoint(int32_t x, int32_t y)
@@ -112,9 +110,7 @@ static void get_shape_in_coro(void *arg)
 static void run_in_coro(arpc_coro_fn fn, coro_job *job)
 {
     memset(job, 0, sizeof(*job));
-    arpc_wg_init(&job->done, 1);
-    ASSERT_OK(arpc_coro_spawn(arpc_runtime_loop(cli_rt, 0), fn, job));
-    ASSERT_OK(arpc_wg_wait(&job->done, TIMEOUT_MS));
+    pb_run_in_coro(&fx, fn, job, &job->done);
 }
 
 static void test_get_shape_in_coroutine(void)
@@ -492,8 +488,6 @@ static void start(int argc, char **argv)
     pb_fixture_start(&fx, argc, argv, register_services);
     grpc = fx.grpc;
     srv_rt = fx.srv_rt;
-    cli_rt = fx.cli_rt;
-    srv = fx.srv;
     ch = fx.ch;
 }
 
