@@ -51,13 +51,9 @@ TICKS=$(getconf CLK_TCK)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
-    die "BENCH_SECS must be 1..600, got '$SECS'"
-fi
-for prog in grpc-bench grpc-echo-server arpc-bench arpc-echo-server raw-pingpong \
-    raw-pingpong-server raw-pipelined raw-pipelined-server; do
-    [[ -x $BIN/$prog ]] || die "$BIN/$prog is missing: build first (make build; grpc-* need libgrpc++-dev)"
-done
+bench_check_range BENCH_SECS "$SECS" 1 600
+bench_require_progs "make build; grpc-* need libgrpc++-dev" grpc-bench grpc-echo-server \
+    arpc-bench arpc-echo-server raw-pingpong raw-pingpong-server raw-pipelined raw-pipelined-server
 ARPC_GRPC=${BENCH_ARPC_GRPC:-}
 if [[ -z $ARPC_GRPC ]]; then
     ARPC_GRPC=0
@@ -66,10 +62,7 @@ if [[ -z $ARPC_GRPC ]]; then
     fi
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/grpc-bench.XXXXXX")
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_workdir grpc-bench
 
 # shellcheck source=bench/grpc/measure.sh
 source "$(dirname "${BASH_SOURCE[0]}")/measure.sh"

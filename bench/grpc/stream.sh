@@ -44,17 +44,10 @@ TICKS=$(getconf CLK_TCK)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
-    die "BENCH_SECS must be 1..600, got '$SECS'"
-fi
-for prog in grpc-bench grpc-echo-server arpc-bench arpc-echo-server; do
-    [[ -x $BIN/$prog ]] || die "$BIN/$prog is missing: build first (grpc-* need libgrpc++-dev)"
-done
+bench_check_range BENCH_SECS "$SECS" 1 600
+bench_require_progs "grpc-* need libgrpc++-dev" grpc-bench grpc-echo-server arpc-bench arpc-echo-server
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/stream-bench.XXXXXX")
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_workdir stream-bench
 
 RESULT_FIELD=msgs_per_s
 # shellcheck source=bench/grpc/measure.sh

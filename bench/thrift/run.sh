@@ -54,20 +54,12 @@ TICKS=$(getconf CLK_TCK)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
-    die "BENCH_SECS must be 1..600, got '$SECS'"
-fi
-if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 20)); then
-    die "BENCH_ROUNDS must be 1..20, got '$ROUNDS'"
-fi
-for prog in thrift-bench thrift-echo-server arpc-bench arpc-echo-server; do
-    [[ -x $BIN/$prog ]] || die "$BIN/$prog is missing: build first (make build; thrift-* need libthrift-dev)"
-done
+bench_check_range BENCH_SECS "$SECS" 1 600
+bench_check_range BENCH_ROUNDS "$ROUNDS" 1 20
+bench_require_progs "make build; thrift-* need libthrift-dev" thrift-bench thrift-echo-server \
+    arpc-bench arpc-echo-server
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/thrift-bench.XXXXXX")
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_workdir thrift-bench
 
 # shellcheck source=bench/grpc/measure.sh
 source "$ROOT/bench/grpc/measure.sh"
