@@ -25,11 +25,7 @@
 
 #include <arpc/arpc.h>
 
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *ptr, size_t size);
-
-static _Atomic uint64_t allocations;
+#include "alloc_bench.h"
 
 /* ---- allocation sites (ARPC_ALLOC_SITES=1) ---- */
 
@@ -44,11 +40,10 @@ typedef struct site {
 
 static site sites[SITE_SLOTS];
 static uint64_t sites_other;
-static _Atomic int sites_on;
 static _Thread_local int in_hook;
 
-/* Counts the current stack.  Called with sites_on set, which only the
- * single-loop measured runs do (the table is not locked: one loop thread
+/* Counts the current stack.  The allocation hook while measuring, which only
+ * the single-loop measured runs do (the table is not locked: one loop thread
  * allocates; a rare allocation of the main thread may race, which only
  * blurs a count). */
 static void site_note(void)
@@ -74,10 +69,9 @@ static void site_note(void)
     sites_other++;
 }
 
-static void count_alloc(void)
+static void site_hook(void)
 {
-    atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
-    if (atomic_load_explicit(&sites_on, memory_order_relaxed) && !in_hook)
+    if (!in_hook)
         site_note();
 }
 
@@ -127,39 +121,11 @@ static void sites_report(int64_t calls)
     sites_other = 0;
 }
 
-void *malloc(size_t size)
-{
-    count_alloc();
-    return __libc_malloc(size);
-}
-
-void *calloc(size_t count, size_t size)
-{
-    count_alloc();
-    return __libc_calloc(count, size);
-}
-
-void *realloc(void *ptr, size_t size)
-{
-    count_alloc();
-    return __libc_realloc(ptr, size);
-}
-
-#define DEPTH       64
-#define WARMUP      20000
-#define MEASURED    200000
 #define PAYLOAD_LEN 64
 
-typedef struct batch {
-    arpc_channel *ch;
-    _Atomic int64_t left; /* calls still to start */
-    _Atomic int64_t errors;
-    _Atomic int next_buf;
-    arpc_buf *rsp[DEPTH]; /* created up front: set-up, not per call */
-    arpc_wg done;
-} batch;
-
 static char payload[PAYLOAD_LEN];
+static arpc_buf *rsp_bufs[ALLOC_DEPTH]; /* created up front: set-up, not per call */
+static bool by_site;
 
 static int echo(arpc_request *req, void *user_data)
 {
@@ -167,105 +133,67 @@ static int echo(arpc_request *req, void *user_data)
                            arpc_request_len(req));
 }
 
+static int register_echo(arpc_server *srv)
+{
+    return arpc_server_register(srv, "echo", echo, NULL);
+}
+
 static void coro_worker(void *arg)
 {
-    batch *b = arg;
-    arpc_buf *rsp = b->rsp[atomic_fetch_add(&b->next_buf, 1) % DEPTH];
-    while (atomic_fetch_sub(&b->left, 1) > 0) {
+    alloc_batch *b = arg;
+    arpc_buf *rsp = rsp_bufs[alloc_batch_slot(b)];
+    while (alloc_batch_take(b)) {
         arpc_buf_clear(rsp);
         if (arpc_call(b->ch, "echo", payload, sizeof(payload), NULL, rsp) != 0)
-            atomic_fetch_add(&b->errors, 1);
+            alloc_batch_error(b);
     }
-    arpc_wg_done(&b->done);
+    alloc_batch_worker_done(b);
 }
 
 static void on_async_done(int status, const void *rsp, size_t len, void *user_data)
 {
-    batch *b = user_data;
-    if (status != 0)
-        atomic_fetch_add(&b->errors, 1);
-    if (atomic_fetch_sub(&b->left, 1) > 0) {
-        if (arpc_call_async(b->ch, "echo", payload, sizeof(payload), NULL, on_async_done, b) == 0)
-            return;
-        atomic_fetch_add(&b->errors, 1);
-    }
-    arpc_wg_done(&b->done);
+    alloc_batch_chain(user_data, status == 0);
 }
 
-static void start_async_chain(void *arg)
+static int start_call(alloc_batch *b)
 {
-    batch *b = arg;
-    if (arpc_call_async(b->ch, "echo", payload, sizeof(payload), NULL, on_async_done, b) != 0)
-        arpc_wg_done(&b->done);
+    return arpc_call_async(b->ch, "echo", payload, sizeof(payload), NULL, on_async_done, b);
 }
 
-static void run_batch(arpc_loop *loop, batch *b, int64_t calls, int coro_mode)
+static void measuring(bool on)
 {
-    atomic_store(&b->left, calls);
-    arpc_wg_init(&b->done, DEPTH);
-    for (int i = 0; i < DEPTH; i++) {
-        if (coro_mode)
-            arpc_coro_spawn(loop, coro_worker, b);
-        else
-            arpc_loop_submit(loop, start_async_chain, b);
-    }
-    arpc_wg_wait(&b->done, -1);
+    atomic_store(&alloc_hook, on && by_site ? site_hook : NULL);
+}
+
+static void report(void)
+{
+    if (by_site)
+        sites_report(ALLOC_MEASURED);
 }
 
 int main(int argc, char **argv)
 {
-    int grpc = argc > 1 && strcmp(argv[1], "grpc") == 0;
+    bool grpc = argc > 1 && strcmp(argv[1], "grpc") == 0;
     const char *want_sites = getenv("ARPC_ALLOC_SITES");
-    bool by_site = want_sites != NULL && strcmp(want_sites, "1") == 0;
+    by_site = want_sites != NULL && strcmp(want_sites, "1") == 0;
     if (by_site) {
         void *pc[SITE_DEPTH];
         (void)backtrace(pc, SITE_DEPTH); /* its first call loads libgcc_s: not in the count */
     }
-    arpc_runtime_opts opts;
-    arpc_runtime_opts_init(&opts);
-    opts.loops = 1;
     arpc_runtime *rt;
     arpc_server *srv;
-    batch b = {0};
-    if (arpc_runtime_create(&opts, &rt) != 0 || arpc_server_create(rt, NULL, &srv) != 0 ||
-        arpc_server_register(srv, "echo", echo, NULL) != 0 ||
-        arpc_server_listen(srv, "127.0.0.1:0") != 0) {
-        fprintf(stderr, "bench_alloc: set-up failed\n");
-        return 1;
-    }
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", arpc_server_port(srv));
-    arpc_channel_opts ch_opts;
-    arpc_channel_opts_init(&ch_opts);
-    ch_opts.protocol = grpc ? ARPC_PROTOCOL_GRPC : ARPC_PROTOCOL_NATIVE;
-    if (arpc_channel_create(rt, target, &ch_opts, &b.ch) != 0)
+    alloc_batch b = {.coro_worker = coro_worker, .start_call = start_call};
+    if (alloc_bench_setup("bench_alloc", grpc, register_echo, &rt, &srv, &b) != 0)
         return 1;
     memset(payload, 'x', sizeof(payload));
-    for (int i = 0; i < DEPTH; i++) {
-        if (arpc_buf_create(&b.rsp[i]) != 0)
+    for (int i = 0; i < ALLOC_DEPTH; i++) {
+        if (arpc_buf_create(&rsp_bufs[i]) != 0)
             return 1;
     }
-    arpc_loop *loop = arpc_runtime_loop(rt, 0);
-    const char *modes[] = {"coro", "async"};
-    int failed = 0;
-    for (int m = 0; m < 2; m++) {
-        run_batch(loop, &b, WARMUP, m == 0);
-        uint64_t before = atomic_load(&allocations);
-        atomic_store(&sites_on, by_site);
-        run_batch(loop, &b, MEASURED, m == 0);
-        atomic_store(&sites_on, 0);
-        uint64_t mallocs = atomic_load(&allocations) - before;
-        printf("bench_alloc mode=%s calls=%d mallocs=%llu per_call=%.4f errors=%lld%s\n", modes[m],
-               MEASURED, (unsigned long long)mallocs, (double)mallocs / MEASURED,
-               (long long)atomic_load(&b.errors), grpc ? " protocol=grpc" : "");
-        failed |= atomic_load(&b.errors) != 0;
-        if (by_site)
-            sites_report(MEASURED);
-    }
-    for (int i = 0; i < DEPTH; i++)
-        arpc_buf_destroy(b.rsp[i]);
-    arpc_channel_destroy(b.ch);
-    arpc_server_destroy(srv);
-    arpc_runtime_destroy(rt);
+    int failed =
+        alloc_bench_modes(arpc_runtime_loop(rt, 0), &b, "bench_alloc", grpc, measuring, report);
+    for (int i = 0; i < ALLOC_DEPTH; i++)
+        arpc_buf_destroy(rsp_bufs[i]);
+    alloc_bench_teardown(rt, srv, &b);
     return failed;
 }

@@ -13,6 +13,7 @@
  * with a string from it.  Prints one line per mode:
  *   bench_alloc_pb mode=M calls=N mallocs=K per_call=K/N
  * With the argument `grpc` the channel speaks gRPC and the lines say so.
+ * The interposer and the batches are alloc_bench.c's, shared with bench_alloc.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -23,47 +24,11 @@
 #include <arpc/arpc.h>
 #include <arpc/protobuf.h>
 
+#include "alloc_bench.h"
 #include "tpb_glue.h"
 
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *ptr, size_t size);
-
-/* The same counting interposer as bench_alloc.c's, without its allocation sites. */
-static _Atomic uint64_t allocations;
-
-void *malloc(size_t size)
-{
-    atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
-    return __libc_malloc(size);
-}
-
-void *calloc(size_t count, size_t size)
-{
-    atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
-    return __libc_calloc(count, size);
-}
-
-void *realloc(void *ptr, size_t size)
-{
-    atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
-    return __libc_realloc(ptr, size);
-}
-
-#define DEPTH    64
-#define WARMUP   20000
-#define MEASURED 200000
-
-typedef struct batch {
-    arpc_channel *ch;
-    _Atomic int64_t left; /* calls still to start */
-    _Atomic int64_t errors;
-    _Atomic int next_arena;
-    arpc_arena *arenas[DEPTH]; /* created up front: set-up, not per call */
-    arpc_wg done;
-} batch;
-
 static Tpb__Num request = TPB__NUM__INIT;
+static arpc_arena *arenas[ALLOC_DEPTH]; /* created up front: set-up, not per call */
 
 static int sum_add(arpc_request *req, const Tpb__Num *in, Tpb__Sum *out, void *user_data)
 {
@@ -76,102 +41,57 @@ static int sum_add(arpc_request *req, const Tpb__Num *in, Tpb__Sum *out, void *u
     return 0;
 }
 
+static int register_calc(arpc_server *srv)
+{
+    static const tpb__calc__arpc_handlers handlers = {.sum_add = sum_add};
+    return tpb__calc__arpc_register(srv, &handlers, NULL);
+}
+
 static void coro_worker(void *arg)
 {
-    batch *b = arg;
-    arpc_arena *arena = b->arenas[atomic_fetch_add(&b->next_arena, 1) % DEPTH];
+    alloc_batch *b = arg;
+    arpc_arena *arena = arenas[alloc_batch_slot(b)];
     arpc_call_opts opts;
     arpc_call_opts_init(&opts);
     opts.arena = arena;
-    while (atomic_fetch_sub(&b->left, 1) > 0) {
+    while (alloc_batch_take(b)) {
         Tpb__Sum *rsp;
         if (tpb__calc__arpc_sum_add(b->ch, &request, &opts, &rsp) != 0 || rsp->value != 3)
-            atomic_fetch_add(&b->errors, 1);
+            alloc_batch_error(b);
         arpc_arena_reset(arena);
     }
-    arpc_wg_done(&b->done);
+    alloc_batch_worker_done(b);
 }
 
 static void on_sum(int status, const Tpb__Sum *rsp, void *user_data)
 {
-    batch *b = user_data;
-    if (status != 0 || rsp->value != 3)
-        atomic_fetch_add(&b->errors, 1);
-    if (atomic_fetch_sub(&b->left, 1) > 0) {
-        if (tpb__calc__arpc_sum_add_async(b->ch, &request, NULL, on_sum, b) == 0)
-            return;
-        atomic_fetch_add(&b->errors, 1);
-    }
-    arpc_wg_done(&b->done);
+    alloc_batch_chain(user_data, status == 0 && rsp->value == 3);
 }
 
-static void start_async_chain(void *arg)
+static int start_call(alloc_batch *b)
 {
-    batch *b = arg;
-    if (tpb__calc__arpc_sum_add_async(b->ch, &request, NULL, on_sum, b) != 0)
-        arpc_wg_done(&b->done);
-}
-
-static void run_batch(arpc_loop *loop, batch *b, int64_t calls, int coro_mode)
-{
-    atomic_store(&b->left, calls);
-    arpc_wg_init(&b->done, DEPTH);
-    for (int i = 0; i < DEPTH; i++) {
-        if (coro_mode)
-            arpc_coro_spawn(loop, coro_worker, b);
-        else
-            arpc_loop_submit(loop, start_async_chain, b);
-    }
-    arpc_wg_wait(&b->done, -1);
+    return tpb__calc__arpc_sum_add_async(b->ch, &request, NULL, on_sum, b);
 }
 
 int main(int argc, char **argv)
 {
-    int grpc = argc > 1 && strcmp(argv[1], "grpc") == 0;
-    arpc_runtime_opts opts;
-    arpc_runtime_opts_init(&opts);
-    opts.loops = 1;
+    bool grpc = argc > 1 && strcmp(argv[1], "grpc") == 0;
     arpc_runtime *rt;
     arpc_server *srv;
-    batch b = {0};
-    tpb__calc__arpc_handlers handlers = {.sum_add = sum_add};
-    if (arpc_runtime_create(&opts, &rt) != 0 || arpc_server_create(rt, NULL, &srv) != 0 ||
-        tpb__calc__arpc_register(srv, &handlers, NULL) != 0 ||
-        arpc_server_listen(srv, "127.0.0.1:0") != 0) {
-        fprintf(stderr, "bench_alloc_pb: set-up failed\n");
-        return 1;
-    }
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", arpc_server_port(srv));
-    arpc_channel_opts ch_opts;
-    arpc_channel_opts_init(&ch_opts);
-    ch_opts.protocol = grpc ? ARPC_PROTOCOL_GRPC : ARPC_PROTOCOL_NATIVE;
-    if (arpc_channel_create(rt, target, &ch_opts, &b.ch) != 0)
+    alloc_batch b = {.coro_worker = coro_worker, .start_call = start_call};
+    if (alloc_bench_setup("bench_alloc_pb", grpc, register_calc, &rt, &srv, &b) != 0)
         return 1;
     request.a = 1;
     request.b = 2;
     request.note = "sixteen chars ok";
-    for (int i = 0; i < DEPTH; i++) {
-        if (arpc_arena_create(&b.arenas[i]) != 0)
+    for (int i = 0; i < ALLOC_DEPTH; i++) {
+        if (arpc_arena_create(&arenas[i]) != 0)
             return 1;
     }
-    arpc_loop *loop = arpc_runtime_loop(rt, 0);
-    const char *modes[] = {"coro", "async"};
-    int failed = 0;
-    for (int m = 0; m < 2; m++) {
-        run_batch(loop, &b, WARMUP, m == 0);
-        uint64_t before = atomic_load(&allocations);
-        run_batch(loop, &b, MEASURED, m == 0);
-        uint64_t mallocs = atomic_load(&allocations) - before;
-        printf("bench_alloc_pb mode=%s calls=%d mallocs=%llu per_call=%.4f errors=%lld%s\n",
-               modes[m], MEASURED, (unsigned long long)mallocs, (double)mallocs / MEASURED,
-               (long long)atomic_load(&b.errors), grpc ? " protocol=grpc" : "");
-        failed |= atomic_load(&b.errors) != 0;
-    }
-    for (int i = 0; i < DEPTH; i++)
-        arpc_arena_destroy(b.arenas[i]);
-    arpc_channel_destroy(b.ch);
-    arpc_server_destroy(srv);
-    arpc_runtime_destroy(rt);
+    int failed =
+        alloc_bench_modes(arpc_runtime_loop(rt, 0), &b, "bench_alloc_pb", grpc, NULL, NULL);
+    for (int i = 0; i < ALLOC_DEPTH; i++)
+        arpc_arena_destroy(arenas[i]);
+    alloc_bench_teardown(rt, srv, &b);
     return failed;
 }

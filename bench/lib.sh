@@ -32,6 +32,33 @@ bench_cleanup() {
     rm -rf "$WORK"
 }
 
+# bench_check_range NAME VALUE LO HI: dies unless VALUE (of the setting NAME) is an
+# integer in LO..HI.
+bench_check_range() {
+    if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < $3 || $2 > $4)); then
+        die "$1 must be $3..$4, got '$2'"
+    fi
+}
+
+# bench_require_progs HINT PROG...: dies unless every PROG is executable in $BIN,
+# HINT saying how to build them.
+bench_require_progs() {
+    local hint=$1 prog
+    shift
+    for prog in "$@"; do
+        [[ -x $BIN/$prog ]] || die "$BIN/$prog is missing: build first ($hint)"
+    done
+}
+
+# bench_workdir NAME: creates WORK (a temporary directory NAME.XXXXXX) and installs
+# the traps that remove it and stop the servers on exit, SIGINT and SIGTERM.
+bench_workdir() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
 # start_server NAME CMD...: starts CMD --listen $HOST:0 and waits for its
 # "listening on HOST:PORT" line, read through a FIFO (a blocking read with a
 # timeout, no guessing).  Sets ADDR to HOST:PORT.

@@ -1,8 +1,14 @@
-# The measuring part of bench/grpc/run.sh and bench/grpc/stream.sh, sourced by both
-# after they set WORK, SECS, BIN, TICKS and SERVER_PROC: each client run's result line
-# and the CPU per wall second of the client and of its server.  RESULT_FIELD names the
-# field the result line has (default qps; stream.sh: msgs_per_s).
-# shellcheck shell=bash
+# The measuring part of bench/grpc/run.sh, bench/grpc/stream.sh and bench/thrift/run.sh,
+# sourced by each after they set WORK, SECS, BIN, TICKS and SERVER_PROC (bench/lib.sh):
+# each client run's result line and the CPU per wall second of the client and of its
+# server, and the table rows made of them.  RESULT_FIELD names the field the result
+# line has (default qps; stream.sh: msgs_per_s).
+# shellcheck shell=bash disable=SC2034 # FAILED, LOAD_BEFORE: read by the sourcing script
+
+declare -A LINE CPU # run key -> result line, "client / server" CPU per wall second
+FAILED=0
+RUNS=0
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
 # proc_ticks PID: user+system clock ticks of PID so far (0 if unknown).
 proc_ticks() {
@@ -24,7 +30,6 @@ children_secs() {
         for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
         printf "%.3f", s }')
 }
-
 
 # run KEY SERVER_NAME CMD...: runs a client against the server SERVER_NAME,
 # stores its result line in LINE[KEY] and "client/server" CPU seconds per wall
@@ -61,4 +66,27 @@ run() {
     else
         echo "    ${LINE[$key]} (cpu ${CPU[$key]})" >&2
     fi
+}
+
+# table_start COLUMN: starts the markdown table $WORK/table.md (sets TABLE), COLUMN
+# heading the result column.
+table_start() {
+    TABLE=$WORK/table.md
+    {
+        echo "| shape | client → server (wire) | $1 | p50 us | p99 us | p999 us | errors | cpu client / server | ratio | target |"
+        echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"
+    } >"$TABLE"
+}
+
+# row SHAPE LABEL KEY RATIOS TARGETS: one table row from LINE[KEY] and CPU[KEY].
+row() {
+    local name=$1 label=$2 key=$3 ratios=$4 targets=$5 line
+    line=${LINE[$key]:-}
+    if [[ -z $line ]]; then
+        echo "| $name | $label | FAILED | | | | | | | |" >>"$TABLE"
+        return
+    fi
+    echo "| $name | $label | $(field "$line" "${RESULT_FIELD:-qps}") | $(field "$line" p50_us) |" \
+        "$(field "$line" p99_us) | $(field "$line" p999_us) | $(field "$line" errors) |" \
+        "${CPU[$key]} | $ratios | $targets |" >>"$TABLE"
 }

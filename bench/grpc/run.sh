@@ -51,13 +51,9 @@ TICKS=$(getconf CLK_TCK)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
-    die "BENCH_SECS must be 1..600, got '$SECS'"
-fi
-for prog in grpc-bench grpc-echo-server arpc-bench arpc-echo-server raw-pingpong \
-    raw-pingpong-server raw-pipelined raw-pipelined-server; do
-    [[ -x $BIN/$prog ]] || die "$BIN/$prog is missing: build first (make build; grpc-* need libgrpc++-dev)"
-done
+bench_check_range BENCH_SECS "$SECS" 1 600
+bench_require_progs "make build; grpc-* need libgrpc++-dev" grpc-bench grpc-echo-server \
+    arpc-bench arpc-echo-server raw-pingpong raw-pingpong-server raw-pipelined raw-pipelined-server
 ARPC_GRPC=${BENCH_ARPC_GRPC:-}
 if [[ -z $ARPC_GRPC ]]; then
     ARPC_GRPC=0
@@ -66,18 +62,11 @@ if [[ -z $ARPC_GRPC ]]; then
     fi
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/grpc-bench.XXXXXX")
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_workdir grpc-bench
 
 # shellcheck source=bench/grpc/measure.sh
 source "$(dirname "${BASH_SOURCE[0]}")/measure.sh"
-declare -A LINE CPU
-FAILED=0
-RUNS=0
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 start_server grpc "$BIN/grpc-echo-server" --threads 1
 GRPC=$ADDR
 start_server arpc "$BIN/arpc-echo-server" --threads 1
@@ -120,24 +109,7 @@ declare -A SHAPE_NAME=(
     [e]="(e) c=1000 d=1 s=64"
 )
 
-TABLE=$WORK/table.md
-{
-    echo "| shape | client → server (wire) | qps | p50 us | p99 us | p999 us | errors | cpu client / server | ratio | target |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"
-} >"$TABLE"
-
-# row SHAPE LABEL KEY RATIOS TARGETS: one table row from LINE[KEY] and CPU[KEY].
-row() {
-    local name=$1 label=$2 key=$3 ratios=$4 targets=$5 line
-    line=${LINE[$key]:-}
-    if [[ -z $line ]]; then
-        echo "| $name | $label | FAILED | | | | | | | |" >>"$TABLE"
-        return
-    fi
-    echo "| $name | $label | $(field "$line" qps) | $(field "$line" p50_us) |" \
-        "$(field "$line" p99_us) | $(field "$line" p999_us) | $(field "$line" errors) |" \
-        "${CPU[$key]} | $ratios | $targets |" >>"$TABLE"
-}
+table_start "qps"
 
 # not_yet SHAPE LABEL: a placeholder row for a run that needs arpc's gRPC protocol.
 not_yet() {

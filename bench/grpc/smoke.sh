@@ -10,35 +10,10 @@ set -euo pipefail
 
 BIN=${1:?usage: smoke.sh BIN_DIR}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/grpc-smoke.XXXXXX")
-SERVER_PID=""
-FD=""
+# shellcheck source=bench/smoke_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../smoke_lib.sh"
 
-cleanup() {
-    if [[ -n $SERVER_PID ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [[ -n $FD ]]; then exec {FD}<&- || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "smoke: FAIL: $*" >&2
-    [[ -f $WORK/server.err ]] && sed 's/^/server: /' "$WORK/server.err" >&2
-    exit 1
-}
-
-mkfifo "$WORK/server.out"
-timeout -k 5 50 "$BIN/grpc-echo-server" --listen 127.0.0.1:0 >"$WORK/server.out" \
-    2>"$WORK/server.err" &
-SERVER_PID=$!
-exec {FD}<"$WORK/server.out"
-if ! read -r -t 10 -u "$FD" line || [[ $line != "listening on "* ]]; then
-    fail "no 'listening on' line within 10 s: ${line:-}"
-fi
-ADDR=${line#listening on }
-echo "server pid $SERVER_PID on $ADDR"
+smoke_start_server "$BIN/grpc-echo-server"
 
 out=$(timeout -k 5 30 "$BIN/grpc-bench" --target "$ADDR" --conns 2 --depth 4 --size 64 \
     --secs 1) || fail "grpc-bench exited with status $?: $out"
@@ -72,10 +47,4 @@ else
     echo "smoke: python3-grpcio not installed, protocol checks skipped"
 fi
 
-kill -TERM "$SERVER_PID"
-rc=0
-wait "$SERVER_PID" || rc=$?
-SERVER_PID=""
-((rc == 0)) || fail "server exit status $rc after SIGTERM"
-cat "$WORK/server.err"
-echo "smoke: ok"
+smoke_stop_server

@@ -44,26 +44,15 @@ TICKS=$(getconf CLK_TCK)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
-    die "BENCH_SECS must be 1..600, got '$SECS'"
-fi
-for prog in grpc-bench grpc-echo-server arpc-bench arpc-echo-server; do
-    [[ -x $BIN/$prog ]] || die "$BIN/$prog is missing: build first (grpc-* need libgrpc++-dev)"
-done
+bench_check_range BENCH_SECS "$SECS" 1 600
+bench_require_progs "grpc-* need libgrpc++-dev" grpc-bench grpc-echo-server arpc-bench arpc-echo-server
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/stream-bench.XXXXXX")
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_workdir stream-bench
 
 RESULT_FIELD=msgs_per_s
 # shellcheck source=bench/grpc/measure.sh
 source "$(dirname "${BASH_SOURCE[0]}")/measure.sh"
-declare -A LINE CPU
-FAILED=0
-RUNS=0
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 start_server grpc "$BIN/grpc-echo-server" --threads 1
 GRPC=$ADDR
 start_server arpc "$BIN/arpc-echo-server" --threads 1
@@ -88,24 +77,7 @@ done
 
 declare -A SHAPE_NAME=([s1]="1 stream, depth 64, 64 B" [s16]="16 streams, depth 16, 64 B")
 
-TABLE=$WORK/table.md
-{
-    echo "| shape | client → server (wire) | msgs/s | p50 us | p99 us | p999 us | errors | cpu client / server | ratio | target |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"
-} >"$TABLE"
-
-# row SHAPE LABEL KEY RATIOS TARGETS: one table row from LINE[KEY] and CPU[KEY].
-row() {
-    local name=$1 label=$2 key=$3 ratios=$4 targets=$5 line
-    line=${LINE[$key]:-}
-    if [[ -z $line ]]; then
-        echo "| $name | $label | FAILED | | | | | | | |" >>"$TABLE"
-        return
-    fi
-    echo "| $name | $label | $(field "$line" msgs_per_s) | $(field "$line" p50_us) |" \
-        "$(field "$line" p99_us) | $(field "$line" p999_us) | $(field "$line" errors) |" \
-        "${CPU[$key]} | $ratios | $targets |" >>"$TABLE"
-}
+table_start "msgs/s"
 
 for shape in "${SHAPES[@]}"; do
     read -r key _ <<<"$shape"

@@ -54,28 +54,16 @@ TICKS=$(getconf CLK_TCK)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 600)); then
-    die "BENCH_SECS must be 1..600, got '$SECS'"
-fi
-if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 20)); then
-    die "BENCH_ROUNDS must be 1..20, got '$ROUNDS'"
-fi
-for prog in thrift-bench thrift-echo-server arpc-bench arpc-echo-server; do
-    [[ -x $BIN/$prog ]] || die "$BIN/$prog is missing: build first (make build; thrift-* need libthrift-dev)"
-done
+bench_check_range BENCH_SECS "$SECS" 1 600
+bench_check_range BENCH_ROUNDS "$ROUNDS" 1 20
+bench_require_progs "make build; thrift-* need libthrift-dev" thrift-bench thrift-echo-server \
+    arpc-bench arpc-echo-server
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/thrift-bench.XXXXXX")
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_workdir thrift-bench
 
 # shellcheck source=bench/grpc/measure.sh
 source "$ROOT/bench/grpc/measure.sh"
-declare -A LINE CPU
-FAILED=0
-RUNS=0
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 start_server thrift "$BIN/thrift-echo-server" --threads 1
 THRIFT=$ADDR
 start_server arpc "$BIN/arpc-echo-server" --threads 1
@@ -120,24 +108,7 @@ declare -A SHAPE_NAME=(
     [d]="(d) c=4 d=16 s=4096"
 )
 
-TABLE=$WORK/table.md
-{
-    echo "| shape | client → server (wire) | qps | p50 us | p99 us | p999 us | errors | cpu client / server | ratio | target |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"
-} >"$TABLE"
-
-# row SHAPE LABEL KEY RATIOS TARGETS: one table row from LINE[KEY] and CPU[KEY].
-row() {
-    local name=$1 label=$2 key=$3 ratios=$4 targets=$5 line
-    line=${LINE[$key]:-}
-    if [[ -z $line ]]; then
-        echo "| $name | $label | FAILED | | | | | | | |" >>"$TABLE"
-        return
-    fi
-    echo "| $name | $label | $(field "$line" qps) | $(field "$line" p50_us) |" \
-        "$(field "$line" p99_us) | $(field "$line" p999_us) | $(field "$line" errors) |" \
-        "${CPU[$key]} | $ratios | $targets |" >>"$TABLE"
-}
+table_start "qps"
 
 for shape in "${SHAPES[@]}"; do
     read -r key _ <<<"$shape"

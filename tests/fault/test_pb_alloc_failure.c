@@ -22,6 +22,7 @@
 #include "fault_util.h"
 #include "test.h"
 #include "tpb_glue.h"
+#include "tpb_handlers.h"
 
 #define CALL_TIMEOUT 3000
 
@@ -32,30 +33,8 @@ static int sum_add(arpc_request *req, const Tpb__Num *in, Tpb__Sum *out, void *u
     return 0;
 }
 
-static int count(arpc_stream *st, const Tpb__Num *in, void *user_data)
-{
-    for (int64_t v = in->a; v <= in->b; v++) {
-        Tpb__Sum msg = TPB__SUM__INIT;
-        msg.value = v;
-        int rc = tpb__calc__arpc_count_send(st, &msg);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int total(arpc_stream *st, Tpb__Sum *out, void *user_data)
-{
-    Tpb__Num *msg;
-    int rc;
-    while ((rc = tpb__calc__arpc_total_recv(st, arpc_request_arena(arpc_stream_request(st)),
-                                            &msg)) == 0)
-        out->value += msg->a;
-    return rc == ARPC_EEOS ? 0 : rc;
-}
-
 static const tpb__calc__arpc_handlers handlers = {
-    .sum_add = sum_add, .count = count, .total = total};
+    .sum_add = sum_add, .count = tpb_handle_count, .total = tpb_handle_total};
 
 /* A typed call's result: its answer right, or a failure that says why. */
 static void check(int rc, bool right, const char *what)

@@ -28,11 +28,15 @@
 #include <arpc/arpc.h>
 #include <arpc/protobuf.h>
 
+#include "pb_fixture.h"
 #include "test.h"
 #include "tpb_glue.h"
+#include "tpb_handlers.h"
 
-#define TIMEOUT_MS 10000
+#define TIMEOUT_MS PB_TIMEOUT_MS
 
+static pb_fixture fx;
+/* fx's, copied once it is up: what the tests use. */
 static bool grpc;
 static arpc_runtime *srv_rt;
 static arpc_runtime *cli_rt;
@@ -59,28 +63,6 @@ static int sum_add(arpc_request *req, const Tpb__Num *in, Tpb__Sum *out, void *u
     snprintf(note, 32, "%lld+%lld", (long long)in->a, (long long)in->b);
     out->note = note;
     return 0;
-}
-
-static int count(arpc_stream *st, const Tpb__Num *in, void *user_data)
-{
-    for (int64_t v = in->a; v <= in->b; v++) {
-        Tpb__Sum msg = TPB__SUM__INIT;
-        msg.value = v;
-        int rc = tpb__calc__arpc_count_send(st, &msg);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int total(arpc_stream *st, Tpb__Sum *out, void *user_data)
-{
-    arpc_arena *arena = arpc_request_arena(arpc_stream_request(st));
-    Tpb__Num *msg;
-    int rc;
-    while ((rc = tpb__calc__arpc_total_recv(st, arena, &msg)) == 0)
-        out->value += msg->a;
-    return rc == ARPC_EEOS ? 0 : rc;
 }
 
 static int twice(arpc_stream *st, void *user_data)
@@ -128,16 +110,6 @@ static const arpc_pb_method garbage_stream = {"tpb.Raw/Count",
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static arpc_call_opts call_opts(arpc_arena *arena, arpc_buf *error_message)
-{
-    arpc_call_opts o;
-    arpc_call_opts_init(&o);
-    o.timeout_ms = TIMEOUT_MS;
-    o.arena = arena;
-    o.error_message = error_message;
-    return o;
-}
-
 static Tpb__Num num(int64_t a, int64_t b, const char *note)
 {
     Tpb__Num n = TPB__NUM__INIT;
@@ -159,7 +131,7 @@ static int bad_request_status(void)
 static void test_unary_sync_heap_and_arena(void)
 {
     Tpb__Num req = num(10, 20, "");
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     Tpb__Sum *rsp = NULL;
     ASSERT_OK(tpb__calc__arpc_sum_add(ch, &req, &o, &rsp));
     ASSERT_EQ(rsp->value, 30);
@@ -168,7 +140,7 @@ static void test_unary_sync_heap_and_arena(void)
 
     arpc_arena *arena;
     ASSERT_OK(arpc_arena_create(&arena));
-    o = call_opts(arena, NULL);
+    o = pb_call_opts(arena, NULL);
     Tpb__Sum *first, *second;
     ASSERT_OK(tpb__calc__arpc_sum_add(ch, &req, &o, &first));
     req.a = 1;
@@ -191,7 +163,7 @@ static void unary_in_coro(void *arg)
 {
     coro_job *job = arg;
     Tpb__Num req = num(40, 2, "");
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     Tpb__Sum *rsp = NULL;
     job->rc = tpb__calc__arpc_sum_add(ch, &req, &o, &rsp);
     if (job->rc == 0) {
@@ -204,9 +176,7 @@ static void unary_in_coro(void *arg)
 static void run_in_coro(arpc_coro_fn fn, coro_job *job)
 {
     memset(job, 0, sizeof(*job));
-    arpc_wg_init(&job->done, 1);
-    ASSERT_OK(arpc_coro_spawn(arpc_runtime_loop(cli_rt, 0), fn, job));
-    ASSERT_OK(arpc_wg_wait(&job->done, TIMEOUT_MS));
+    pb_run_in_coro(&fx, fn, job, &job->done);
 }
 
 static void test_unary_in_coroutine(void)
@@ -245,7 +215,7 @@ static void async_call(const Tpb__Num *req, arpc_arena *arena, arpc_buf *err, as
 {
     memset(r, 0, sizeof(*r));
     arpc_event_init(&r->done);
-    arpc_call_opts o = call_opts(arena, err);
+    arpc_call_opts o = pb_call_opts(arena, err);
     ASSERT_OK(tpb__calc__arpc_sum_add_async(ch, req, &o, on_sum, r));
     ASSERT_OK(arpc_event_wait(&r->done, TIMEOUT_MS));
     ASSERT_EQ(atomic_load(&r->runs), 1);
@@ -279,7 +249,7 @@ static void test_application_error(void)
     ASSERT_OK(arpc_buf_create(&err));
     ASSERT_OK(arpc_buf_append(err, "stale", 5)); /* the call empties it */
     Tpb__Num req = num(1, 2, "fail");
-    arpc_call_opts o = call_opts(NULL, err);
+    arpc_call_opts o = pb_call_opts(NULL, err);
     Tpb__Sum *rsp = (Tpb__Sum *)&req;
     ASSERT_EQ(tpb__calc__arpc_sum_add(ch, &req, &o, &rsp), 7);
     ASSERT_TRUE(rsp == NULL);
@@ -304,7 +274,7 @@ static void test_application_error(void)
 static void test_deferred_is_internal(void)
 {
     Tpb__Num req = num(1, 2, "defer");
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     Tpb__Sum *rsp;
     ASSERT_ERR(tpb__calc__arpc_sum_add(ch, &req, &o, &rsp), ARPC_EINTERNAL);
 }
@@ -312,7 +282,7 @@ static void test_deferred_is_internal(void)
 static void test_malformed_request(void)
 {
     int before = atomic_load(&sum_add_runs);
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     arpc_buf *rsp;
     ASSERT_OK(arpc_buf_create(&rsp));
     /* Field 2 as a varint that never ends, a wrong wire type, a truncated string. */
@@ -329,7 +299,7 @@ static void test_malformed_request(void)
 static void test_malformed_answer(void)
 {
     Tpb__Num req = num(1, 2, "");
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     Tpb__Sum *rsp = (Tpb__Sum *)&req;
     ASSERT_ERR(arpc_pb_call(ch, &garbage_unary, &req.base, &o, (ProtobufCMessage **)&rsp),
                ARPC_EBADMSG);
@@ -348,7 +318,7 @@ static void test_no_handler(void)
 {
     /* The second service object registers only SumAdd under another name. */
     Tpb__Num req = num(1, 2, "");
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     arpc_stream *st;
     ASSERT_OK(tpb__calc__arpc_count_open(ch, &req, &o, &st));
     Tpb__Sum *msg;
@@ -387,7 +357,7 @@ static void test_misuse(void)
 static int server_stream_round_trip(void)
 {
     Tpb__Num req = num(3, 7, "");
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     arpc_stream *st;
     ASSERT_OK(tpb__calc__arpc_count_open(ch, &req, &o, &st));
     arpc_arena *arena;
@@ -411,7 +381,7 @@ static int server_stream_round_trip(void)
 
 static int client_stream_round_trip(void)
 {
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     arpc_stream *st;
     ASSERT_OK(tpb__calc__arpc_total_open(ch, &o, &st));
     for (int64_t v = 1; v <= 10; v++) {
@@ -433,7 +403,7 @@ static int client_stream_round_trip(void)
 
 static int bidi_round_trip(void)
 {
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     arpc_stream *st;
     ASSERT_OK(tpb__calc__arpc_twice_open(ch, &o, &st));
     for (int64_t v = 1; v <= 5; v++) {
@@ -526,7 +496,7 @@ static void test_malformed_stream_messages(void)
 {
     /* The client reads a message that does not parse: its stream fails with it. */
     Tpb__Num req = num(1, 2, "");
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     arpc_stream *st;
     ASSERT_OK(arpc_pb_stream_open(ch, &garbage_stream, &req.base, &o, &st));
     ProtobufCMessage *msg;
@@ -551,7 +521,7 @@ static void test_register_rules(void)
 {
     arpc_server *other;
     ASSERT_OK(arpc_server_create(srv_rt, NULL, &other));
-    tpb__calc__arpc_handlers h = {.sum_add = sum_add, .count = count};
+    tpb__calc__arpc_handlers h = {.sum_add = sum_add, .count = tpb_handle_count};
     ASSERT_OK(tpb__calc__arpc_register(other, &h, &srv));
     /* Again: its methods exist, so nothing more is registered. */
     ASSERT_ERR(tpb__calc__arpc_register(other, &h, &srv), ARPC_EINVAL);
@@ -561,7 +531,7 @@ static void test_register_rules(void)
     ASSERT_OK(arpc_server_create(srv_rt, NULL, &fresh));
     ASSERT_OK(arpc_server_register(fresh, TPB__CALC__ARPC_M_TOTAL, raw_garbage, NULL));
     tpb__calc__arpc_handlers all = {
-        .sum_add = sum_add, .count = count, .total = total, .twice = twice};
+        .sum_add = sum_add, .count = tpb_handle_count, .total = tpb_handle_total, .twice = twice};
     ASSERT_ERR(tpb__calc__arpc_register(fresh, &all, &srv), ARPC_EINVAL);
     /* SumAdd was not registered by the failed call: this one succeeds. */
     ASSERT_OK(arpc_server_register(fresh, TPB__CALC__ARPC_M_SUM_ADD, raw_garbage, NULL));
@@ -573,19 +543,13 @@ static void test_register_rules(void)
 
 /* ---- set-up --------------------------------------------------------------------------- */
 
-static void start(void)
+static void register_services(arpc_server *s)
 {
-    arpc_runtime_opts ro;
-    arpc_runtime_opts_init(&ro);
-    ro.loops = 2;
-    ASSERT_OK(arpc_runtime_create(&ro, &srv_rt));
-    ASSERT_OK(arpc_runtime_create(&ro, &cli_rt));
-    ASSERT_OK(arpc_server_create(srv_rt, NULL, &srv));
     tpb__calc__arpc_handlers h = {
-        .sum_add = sum_add, .count = count, .total = total, .twice = twice};
-    ASSERT_OK(tpb__calc__arpc_register(srv, &h, &srv));
-    ASSERT_OK(arpc_server_register(srv, garbage_unary.name, raw_garbage, NULL));
-    ASSERT_OK(arpc_server_register_stream(srv, garbage_stream.name, raw_garbage_stream, NULL));
+        .sum_add = sum_add, .count = tpb_handle_count, .total = tpb_handle_total, .twice = twice};
+    ASSERT_OK(tpb__calc__arpc_register(s, &h, &srv));
+    ASSERT_OK(arpc_server_register(s, garbage_unary.name, raw_garbage, NULL));
+    ASSERT_OK(arpc_server_register_stream(s, garbage_stream.name, raw_garbage_stream, NULL));
     /* A service object with only Count bound, under another service name. */
     static arpc_pb_method half_methods[2];
     half_methods[0] = tpb__calc__arpc_service.methods[0];
@@ -594,30 +558,24 @@ static void start(void)
     half_methods[1].name = "tpb.Half/Count";
     static const arpc_pb_service half = {"tpb.Half", half_methods, 2, NULL};
     const arpc_pb_fn half_fns[2] = {(arpc_pb_fn)sum_add, NULL};
-    ASSERT_OK(arpc_pb_register(srv, &half, half_fns, &srv));
-    ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", arpc_server_port(srv));
-    arpc_channel_opts co;
-    arpc_channel_opts_init(&co);
-    co.protocol = grpc ? ARPC_PROTOCOL_GRPC : ARPC_PROTOCOL_NATIVE;
-    ASSERT_OK(arpc_channel_create(cli_rt, target, &co, &ch));
+    ASSERT_OK(arpc_pb_register(s, &half, half_fns, &srv));
+}
+
+static void start(int argc, char **argv)
+{
+    pb_fixture_start(&fx, argc, argv, register_services);
+    grpc = fx.grpc;
+    srv_rt = fx.srv_rt;
+    cli_rt = fx.cli_rt;
+    srv = fx.srv;
+    ch = fx.ch;
     garbage_unary_cb = garbage_unary;
     garbage_unary_cb.complete = tpb__calc__arpc_service.methods[0].complete;
 }
 
-static void stop(void)
-{
-    arpc_channel_destroy(ch);
-    arpc_server_destroy(srv);
-    arpc_runtime_destroy(cli_rt);
-    arpc_runtime_destroy(srv_rt);
-}
-
 int main(int argc, char **argv)
 {
-    grpc = argc > 1 && strcmp(argv[1], "grpc") == 0;
-    start();
+    start(argc, argv);
     RUN_TEST(test_unary_sync_heap_and_arena);
     RUN_TEST(test_unary_in_coroutine);
     RUN_TEST(test_unary_async);
@@ -631,6 +589,6 @@ int main(int argc, char **argv)
     RUN_TEST(test_server_stream_opened_on_a_loop);
     RUN_TEST(test_malformed_stream_messages);
     RUN_TEST(test_register_rules);
-    stop();
+    pb_fixture_stop(&fx);
     return 0;
 }

@@ -27,26 +27,17 @@
 
 #include "gen_fd.h"
 #include "gen_service.h"
+#include "pb_fixture.h"
 #include "test.h"
 
-#define TIMEOUT_MS 10000
+#define TIMEOUT_MS PB_TIMEOUT_MS
 #define FAIL(...)  test_fail(__FILE__, __LINE__, __VA_ARGS__)
 
+static pb_fixture fx;
+/* fx's, copied once it is up: what the tests use. */
 static bool grpc;
 static arpc_runtime *srv_rt;
-static arpc_runtime *cli_rt;
-static arpc_server *srv;
 static arpc_channel *ch;
-
-static arpc_call_opts call_opts(arpc_arena *arena, arpc_buf *error_message)
-{
-    arpc_call_opts o;
-    arpc_call_opts_init(&o);
-    o.timeout_ms = TIMEOUT_MS;
-    o.arena = arena;
-    o.error_message = error_message;
-    return o;
-}
 
 static gen_point mkpoint(int32_t x, int32_t y)
 {
@@ -60,7 +51,7 @@ static gen_point mkpoint(int32_t x, int32_t y)
 
 static void test_get_shape_sync(void)
 {
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     /* Every case of the oneof, and (0, 0): a Point with no field set on the wire. */
     for (int32_t x = 0; x < 6; x++) {
         gen_point req = mkpoint(x * 7, x == 0 ? 0 : 100 - x);
@@ -74,7 +65,7 @@ static void test_get_shape_sync(void)
     /* Into an arena. */
     arpc_arena *arena;
     ASSERT_OK(arpc_arena_create(&arena));
-    o = call_opts(arena, NULL);
+    o = pb_call_opts(arena, NULL);
     gen_point req = mkpoint(2, 3);
     gen_shape *rsp = NULL;
     ASSERT_OK(SS(get_shape)(ch, &req, &o, &rsp));
@@ -86,7 +77,7 @@ static void test_application_error(void)
 {
     arpc_buf *err;
     ASSERT_OK(arpc_buf_create(&err));
-    arpc_call_opts o = call_opts(NULL, err);
+    arpc_call_opts o = pb_call_opts(NULL, err);
     gen_point req = mkpoint(-1, 0);
     gen_shape *rsp = NULL;
     ASSERT_EQ(SS(get_shape)(ch, &req, &o, &rsp), 9);
@@ -105,7 +96,7 @@ typedef struct coro_job {
 static void get_shape_in_coro(void *arg)
 {
     coro_job *job = arg;
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     gen_point req = mkpoint(5, 8);
     gen_shape *rsp = NULL;
     job->rc = SS(get_shape)(ch, &req, &o, &rsp);
@@ -119,9 +110,7 @@ static void get_shape_in_coro(void *arg)
 static void run_in_coro(arpc_coro_fn fn, coro_job *job)
 {
     memset(job, 0, sizeof(*job));
-    arpc_wg_init(&job->done, 1);
-    ASSERT_OK(arpc_coro_spawn(arpc_runtime_loop(cli_rt, 0), fn, job));
-    ASSERT_OK(arpc_wg_wait(&job->done, TIMEOUT_MS));
+    pb_run_in_coro(&fx, fn, job, &job->done);
 }
 
 static void test_get_shape_in_coroutine(void)
@@ -155,7 +144,7 @@ static void test_get_shape_async(void)
     async_result r;
     memset(&r, 0, sizeof(r));
     arpc_event_init(&r.done);
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     gen_point req = mkpoint(4, 9);
     ASSERT_OK(SS(get_shape_async)(ch, &req, &o, on_shape, &r));
     ASSERT_OK(arpc_event_wait(&r.done, TIMEOUT_MS));
@@ -172,7 +161,7 @@ static void test_echo_well_known_types(void)
     ASSERT_OK(arpc_arena_create(&arena));
     arpc_buf *err;
     ASSERT_OK(arpc_buf_create(&err));
-    arpc_call_opts o = call_opts(arena, err);
+    arpc_call_opts o = pb_call_opts(arena, err);
     gen_echo_req req = ARPC__TEST__SVC__V1__ECHO_REQUEST__INIT;
     gen_fill_echo(arena, 11, 13, &req);
     gen_echo_reply *rsp = NULL;
@@ -201,7 +190,7 @@ static int list_vertices_round_trip(void)
     ASSERT_OK(arpc_arena_create(&arena));
     gen_shape shape = ARPC__TEST__COMMON__SHAPE__INIT;
     gen_fill_shape(arena, 20, 30, &shape);
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     arpc_stream *st;
     ASSERT_OK(SS(list_vertices_open)(ch, &shape, &o, &st));
     gen_vertex *v;
@@ -224,7 +213,7 @@ static int list_vertices_round_trip(void)
 
 static int upload_points_round_trip(int32_t count)
 {
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     arpc_stream *st;
     ASSERT_OK(SS(upload_points_open)(ch, &o, &st));
     int32_t sum = 0;
@@ -251,7 +240,7 @@ static int chat_round_trip(void)
 {
     arpc_arena *arena;
     ASSERT_OK(arpc_arena_create(&arena));
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     arpc_stream *st;
     ASSERT_OK(SS(chat_open)(ch, &o, &st));
     for (int32_t i = 0; i < 4; i++) {
@@ -303,7 +292,7 @@ static void test_streams(void)
 
 static void test_keywords(void)
 {
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     gen_echo_req req = ARPC__TEST__SVC__V1__ECHO_REQUEST__INIT;
     req.text = "kw";
     gen_echo_reply *rsp = NULL;
@@ -326,7 +315,7 @@ static void test_keywords(void)
 
 static void test_no_handler(void)
 {
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     Google__Protobuf__Empty none = GOOGLE__PROTOBUF__EMPTY__INIT;
     Google__Protobuf__Timestamp *now = (Google__Protobuf__Timestamp *)&none;
     ASSERT_ERR(SS(now)(ch, &none, &o, &now), ARPC_ENOMETHOD);
@@ -357,7 +346,7 @@ static void test_nothing_registers(void)
 static void test_c_package(void)
 {
     ASSERT_STREQ(RENAMED__PKG__PINGER__ARPC_SEND_METHOD, "arpc.test.cpkg.Pinger/Send");
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     Renamed__Pkg__Ping req = RENAMED__PKG__PING__INIT, *rsp = NULL;
     req.has_seq = 1;
     req.seq = 41;
@@ -440,7 +429,7 @@ static bool listed(const refl_answer *ans, const char *name)
 
 static void test_reflection(void)
 {
-    arpc_call_opts o = call_opts(NULL, NULL);
+    arpc_call_opts o = pb_call_opts(NULL, NULL);
     arpc_stream *st;
     ASSERT_OK(
         arpc_stream_open(ch, "grpc.reflection.v1.ServerReflection/ServerReflectionInfo", &o, &st));
@@ -488,37 +477,23 @@ static void test_reflection(void)
 
 /* ---- set-up --------------------------------------------------------------------------- */
 
-static void start(void)
+static void register_services(arpc_server *s)
 {
-    arpc_runtime_opts ro;
-    arpc_runtime_opts_init(&ro);
-    ro.loops = 2;
-    ASSERT_OK(arpc_runtime_create(&ro, &srv_rt));
-    ASSERT_OK(arpc_runtime_create(&ro, &cli_rt));
-    ASSERT_OK(arpc_server_create(srv_rt, NULL, &srv));
-    ASSERT_OK(gen_register_all(srv));
-    ASSERT_OK(arpc_server_enable_reflection(srv));
-    ASSERT_OK(arpc_server_listen(srv, "127.0.0.1:0"));
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", arpc_server_port(srv));
-    arpc_channel_opts co;
-    arpc_channel_opts_init(&co);
-    co.protocol = grpc ? ARPC_PROTOCOL_GRPC : ARPC_PROTOCOL_NATIVE;
-    ASSERT_OK(arpc_channel_create(cli_rt, target, &co, &ch));
+    ASSERT_OK(gen_register_all(s));
+    ASSERT_OK(arpc_server_enable_reflection(s));
 }
 
-static void stop(void)
+static void start(int argc, char **argv)
 {
-    arpc_channel_destroy(ch);
-    arpc_server_destroy(srv);
-    arpc_runtime_destroy(cli_rt);
-    arpc_runtime_destroy(srv_rt);
+    pb_fixture_start(&fx, argc, argv, register_services);
+    grpc = fx.grpc;
+    srv_rt = fx.srv_rt;
+    ch = fx.ch;
 }
 
 int main(int argc, char **argv)
 {
-    grpc = argc > 1 && strcmp(argv[1], "grpc") == 0;
-    start();
+    start(argc, argv);
     RUN_TEST(test_get_shape_sync);
     RUN_TEST(test_application_error);
     RUN_TEST(test_get_shape_in_coroutine);
@@ -531,6 +506,6 @@ int main(int argc, char **argv)
     RUN_TEST(test_c_package);
     RUN_TEST(test_embedded_descriptors);
     RUN_TEST(test_reflection);
-    stop();
+    pb_fixture_stop(&fx);
     return 0;
 }
