@@ -14,7 +14,8 @@
 # description to bench/RESULTS.md.  Then, when grpc-bench is built, it runs
 # bench/grpc/stream.sh (streams, arpc against gRPC C++), which appends its own,
 # and, when thrift-bench is built, bench/thrift/run.sh (arpc against Thrift C++
-# over Thrift on shapes b-d), which appends its own too.
+# over Thrift on shapes b-d), which appends its own too, and bench/tls/run.sh (TLS
+# against plaintext on shapes b-d, handshakes per second), which appends its own.
 #
 # Environment:
 #   BENCH_SECS     measured seconds per run (default 5; each run adds 1 s warm-up)
@@ -216,5 +217,13 @@ if [[ -x $BIN/thrift-bench && -x $BIN/thrift-echo-server ]]; then
     "$ROOT/bench/thrift/run.sh" || FAILED=1
 else
     echo "bench/run.sh: no Thrift C++ programs in $BIN: Thrift rows skipped" >&2
+fi
+
+# TLS against plaintext on shapes (b)-(d), and handshakes per second (bench/tls/run.sh),
+# when the openssl command is there to make the certificates.
+if command -v openssl >/dev/null; then
+    "$ROOT/bench/tls/run.sh" || FAILED=1
+else
+    echo "bench/run.sh: no openssl command: TLS rows skipped" >&2
 fi
 exit "$FAILED"

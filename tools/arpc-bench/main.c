@@ -97,6 +97,8 @@ static const char usage_text[] =
     "                  [--lb round_robin|random|least_in_flight|consistent_hash]\n"
     "                  [--timeout-ms N] [--tail-pct P --tail-ms M] [--busy-poll-us N]\n"
     "                  [--protocol native|grpc|thrift] [--stream [--streams N]]\n"
+    "                  [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
+    "                  [--tls-server-name NAME]\n"
     "  Keeps D calls in flight on each of C connections (one channel each) with\n"
     "  S-byte payloads; warms up 1 s, then measures T s (1..600) and prints\n"
     "  system=arpc mode=M conns=C depth=D size=S qps=N p50_us=N p99_us=N p999_us=N errors=N\n"
@@ -128,6 +130,10 @@ static const char usage_text[] =
     "             --method, default arpc.echo.Echo/Stream; prints\n"
     "  system=arpc mode=stream protocol=P conns=C streams=N depth=D size=S msgs_per_s=N\n"
     "  p50_us=N p99_us=N p999_us=N errors=N\n"
+    "  --tls-*    any of them connects over TLS (docs/tls.md): the server's certificate\n"
+    "             must chain to --tls-ca (default: the system's CAs) and name\n"
+    "             --tls-server-name (default: each endpoint's host); --tls-cert and\n"
+    "             --tls-key for mutual TLS\n"
     "  Defaults: --conns 1 --depth 1 --size 64 --secs 10.\n";
 
 enum bench_mode { MODE_CORO, MODE_ASYNC, MODE_SYNC };
@@ -151,6 +157,7 @@ typedef struct extra_opts {
     bool protocol_given; /* the result line says protocol=P only then: old lines stay */
     bool stream;         /* --stream */
     int64_t streams;     /* --streams, default 1 */
+    arpc_channel_tls_opts tls; /* --tls-*: enabled by any of them (docs/tls.md) */
 } extra_opts;
 
 /* Counters and histograms of one loop (coro, async) or one thread (sync). */
@@ -220,6 +227,24 @@ static int parse_ms(const char *flag, const char *value, int64_t min, int64_t *o
 }
 
 /* bench_opts_parse() callback for the flags the common parser does not know. */
+/* --tls-ca, --tls-cert, --tls-key, --tls-server-name (`flag` without "tls-"): each turns
+ * TLS on.  @return 2, or 0 for another --tls-* flag. */
+static int parse_tls(const char *flag, const char *value, arpc_channel_tls_opts *tls)
+{
+    if (strcmp(flag, "ca") == 0)
+        tls->ca_file = value;
+    else if (strcmp(flag, "cert") == 0)
+        tls->cert_file = value;
+    else if (strcmp(flag, "key") == 0)
+        tls->key_file = value;
+    else if (strcmp(flag, "server-name") == 0)
+        tls->server_name = value;
+    else
+        return 0;
+    tls->enabled = true;
+    return 2;
+}
+
 static int parse_extra(const char *flag, const char *value, void *user_data)
 {
     extra_opts *x = user_data;
@@ -229,7 +254,8 @@ static int parse_extra(const char *flag, const char *value, void *user_data)
         strcmp(flag, "lb") != 0 && strcmp(flag, "timeout-ms") != 0 &&
         strcmp(flag, "tail-pct") != 0 && strcmp(flag, "tail-ms") != 0 &&
         strcmp(flag, "busy-poll-us") != 0 && strcmp(flag, "protocol") != 0 &&
-        strcmp(flag, "stream") != 0 && strcmp(flag, "streams") != 0)
+        strcmp(flag, "stream") != 0 && strcmp(flag, "streams") != 0 &&
+        strncmp(flag, "tls-", 4) != 0)
         return 0;
     if (strcmp(flag, "stream") == 0) {
         x->stream = true;
@@ -242,6 +268,8 @@ static int parse_extra(const char *flag, const char *value, void *user_data)
         x->target = value;
         return 2;
     }
+    if (strncmp(flag, "tls-", 4) == 0)
+        return parse_tls(flag + 4, value, &x->tls);
     if (strcmp(flag, "mode") == 0) {
         for (i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
             if (strcmp(value, mode_names[i]) == 0) {
@@ -381,6 +409,8 @@ static int parse_args(int argc, char **argv)
                            "non-zero ports)");
     if ((g.x.tail_pct > 0.0) != (g.x.tail_ms >= 0))
         return usage_error("--tail-pct and --tail-ms go together");
+    if ((g.x.tls.cert_file == NULL) != (g.x.tls.key_file == NULL))
+        return usage_error("--tls-cert and --tls-key go together");
     if (g.x.stream) {
         if (g.x.tail_pct > 0.0 || g.x.mode != MODE_CORO)
             return usage_error("--stream runs coroutines and has no tail: no --mode, --tail-pct");
@@ -839,6 +869,12 @@ int main(int argc, char **argv)
     ch_opts.default_timeout_ms = g.x.timeout_ms;
     ch_opts.lb_policy = g.x.lb;
     ch_opts.protocol = g.x.protocol;
+    /* Field by field: g.x starts zeroed, and the channel's defaults (timeout, versions) stay. */
+    ch_opts.tls.enabled = g.x.tls.enabled;
+    ch_opts.tls.ca_file = g.x.tls.ca_file;
+    ch_opts.tls.cert_file = g.x.tls.cert_file;
+    ch_opts.tls.key_file = g.x.tls.key_file;
+    ch_opts.tls.server_name = g.x.tls.server_name;
     for (i = 0; i < g.o.conns; i++) {
         rc = arpc_channel_create(g.rt, g.x.target, &ch_opts, &chans[i]);
         if (rc < 0)

@@ -24,7 +24,12 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: arpc-call --target HOST:PORT [--protocol native|grpc|thrift] [--thrift-i32]\n"
-            "                 [--timeout-ms N] [--metadata KEY=VALUE]... METHOD [PAYLOAD]\n");
+            "                 [--timeout-ms N] [--metadata KEY=VALUE]... METHOD [PAYLOAD]\n"
+            "                 [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
+            "                 [--tls-server-name NAME]\n"
+            "  any --tls-* flag calls over TLS (docs/tls.md): the server's certificate must\n"
+            "  chain to --tls-ca (default: the system's CAs) and name --tls-server-name\n"
+            "  (default: the target's host); --tls-cert/--tls-key for mutual TLS\n");
     exit(2);
 }
 
@@ -150,6 +155,18 @@ int main(int argc, char **argv)
             timeout_ms = strtoll(argv[++i], &end, 10);
             if (*end != '\0' || timeout_ms <= 0)
                 usage();
+        } else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc) {
+            ch_opts.tls.enabled = true;
+            ch_opts.tls.ca_file = argv[++i];
+        } else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc) {
+            ch_opts.tls.enabled = true;
+            ch_opts.tls.cert_file = argv[++i];
+        } else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
+            ch_opts.tls.enabled = true;
+            ch_opts.tls.key_file = argv[++i];
+        } else if (strcmp(argv[i], "--tls-server-name") == 0 && i + 1 < argc) {
+            ch_opts.tls.enabled = true;
+            ch_opts.tls.server_name = argv[++i];
         } else if (strcmp(argv[i], "--metadata") == 0 && i + 1 < argc) {
             if (md_count == MAX_METADATA)
                 usage();
@@ -167,6 +184,8 @@ int main(int argc, char **argv)
         }
     }
     if (target == NULL || method == NULL)
+        usage();
+    if ((ch_opts.tls.cert_file == NULL) != (ch_opts.tls.key_file == NULL))
         usage();
 
     /* The error line says what went wrong; the library's log would repeat it. */

@@ -40,6 +40,8 @@ typedef struct options {
     unsigned busy_poll_us;        /* arpc_loop_opts.busy_poll_us of every loop */
     unsigned write_early_answers; /* arpc_server_opts.write_early_answers */
     arpc_server_opts limits;      /* the connection limits of the flags below */
+    const char *tls_listen;       /* --tls-listen; NULL: --listen's host, any port */
+    arpc_server_tls_opts tls;     /* --tls-cert/--tls-key/--tls-client-ca */
 } options;
 
 static arpc_channel *relay_channel;
@@ -339,6 +341,8 @@ static void usage(void)
             "           [--drain-ms N] [--busy-poll-us N] [--write-early N] [--max-conns N]\n"
             "           [--first-frame-timeout-ms N] [--frame-timeout-ms N] [--idle-timeout-ms N]\n"
             "           [--max-unwritten-bytes N]\n"
+            "           [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]\n"
+            "            [--tls-listen HOST:PORT]]\n"
             "  --threads       event loops (default: one per CPU)\n"
             "  --drain-ms      graceful shutdown waits this long for requests (default 5000)\n"
             "  --busy-poll-us  each loop polls this long before it sleeps (0..1000000, default 0)\n"
@@ -353,7 +357,11 @@ static void usage(void)
             "  --idle-timeout-ms   close a connection with no traffic this long (default\n"
             "                  60000; 0: never)\n"
             "  --max-unwritten-bytes  stop reading a connection with this much unwritten\n"
-            "                  output until its client reads (default 4194304; 0: no limit)\n");
+            "                  output until its client reads (default 4194304; 0: no limit)\n"
+            "  --tls-cert, --tls-key  also listen with TLS (PEM chain and key), beside the\n"
+            "                  plaintext listener; prints \"tls listening on HOST:PORT\"\n"
+            "  --tls-client-ca mutual TLS: clients need a certificate from a CA in FILE\n"
+            "  --tls-listen    the TLS listener's address (default: --listen's host, any port)\n");
     exit(2);
 }
 
@@ -398,6 +406,8 @@ static void parse(int argc, char **argv, options *o)
     arpc_server_opts_init(&defaults);
     o->write_early_answers = defaults.write_early_answers;
     o->limits = defaults;
+    o->tls_listen = NULL;
+    arpc_server_tls_opts_init(&o->tls);
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
@@ -415,11 +425,37 @@ static void parse(int argc, char **argv, options *o)
             o->busy_poll_us = (unsigned)parse_count(flag, value, 1000000);
         else if (strcmp(flag, "--write-early") == 0)
             o->write_early_answers = (unsigned)parse_count(flag, value, UINT32_MAX);
+        else if (strcmp(flag, "--tls-cert") == 0)
+            o->tls.cert_file = value;
+        else if (strcmp(flag, "--tls-key") == 0)
+            o->tls.key_file = value;
+        else if (strcmp(flag, "--tls-client-ca") == 0)
+            o->tls.client_ca_file = value;
+        else if (strcmp(flag, "--tls-listen") == 0)
+            o->tls_listen = value;
         else if (!parse_limit(flag, value, &o->limits))
             usage();
     }
     if (o->listen == NULL)
         usage();
+    /* A certificate without its key (or the reverse) is a mistake, not plaintext. */
+    bool tls = o->tls.cert_file != NULL || o->tls.key_file != NULL;
+    if (tls && (o->tls.cert_file == NULL || o->tls.key_file == NULL))
+        usage();
+    if (!tls && (o->tls.client_ca_file != NULL || o->tls_listen != NULL))
+        usage();
+}
+
+/* "WHAT HOST:PORT" on stdout with the bound port in place of the one asked for. */
+static void print_listening(const char *what, const char *address, int port)
+{
+    char shown[300];
+    snprintf(shown, sizeof(shown), "%s", address);
+    char *colon = strrchr(shown, ':');
+    if (colon != NULL)
+        snprintf(colon + 1, sizeof(shown) - (size_t)(colon + 1 - shown), "%d", port);
+    printf("%s %s\n", what, shown);
+    fflush(stdout);
 }
 
 static int fail(const char *what, int rc)
@@ -466,14 +502,23 @@ int main(int argc, char **argv)
     if ((rc = arpc_server_listen(srv, o.listen)) < 0)
         return fail(o.listen, rc);
 
-    char shown[300];
-    snprintf(shown, sizeof(shown), "%s", o.listen);
-    char *colon = strrchr(shown, ':');
-    if (colon != NULL)
-        snprintf(colon + 1, sizeof(shown) - (size_t)(colon + 1 - shown), "%d",
-                 arpc_server_port(srv));
-    printf("listening on %s\n", shown);
-    fflush(stdout);
+    char tls_listen[300];
+    if (o.tls.cert_file != NULL) {
+        /* The plaintext listener's host with port 0 unless --tls-listen says otherwise. */
+        if (o.tls_listen == NULL) {
+            snprintf(tls_listen, sizeof(tls_listen), "%s", o.listen);
+            char *colon = strrchr(tls_listen, ':');
+            if (colon != NULL)
+                snprintf(colon + 1, sizeof(tls_listen) - (size_t)(colon + 1 - tls_listen), "0");
+            o.tls_listen = tls_listen;
+        }
+        if ((rc = arpc_server_listen_tls(srv, o.tls_listen, &o.tls)) < 0)
+            return fail(o.tls_listen, rc);
+    }
+
+    print_listening("listening on", o.listen, arpc_server_port(srv));
+    if (o.tls.cert_file != NULL)
+        print_listening("tls listening on", o.tls_listen, arpc_server_tls_port(srv));
 
     int sig = 0;
     sigwait(&signals, &sig);
@@ -490,6 +535,11 @@ int main(int argc, char **argv)
             (unsigned long long)stats.first_frame_timeouts,
             (unsigned long long)stats.frame_timeouts, (unsigned long long)stats.idle_timeouts,
             (unsigned long long)stats.read_pauses);
+    if (o.tls.cert_file != NULL)
+        fprintf(stderr, "tls: %llu handshakes, %llu failed, %llu timed out\n",
+                (unsigned long long)stats.tls_handshakes,
+                (unsigned long long)stats.tls_handshake_failures,
+                (unsigned long long)stats.tls_handshake_timeouts);
     arpc_server_destroy(srv);
     arpc_channel_destroy(relay_channel);
     arpc_runtime_destroy(rt);

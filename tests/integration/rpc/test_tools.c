@@ -18,7 +18,12 @@
  *    make bench, not here);
  *  - arpc-bench --stream, natively and over gRPC, 2 streams of depth 8 on
  *    arpc-echo-server's arpc.echo.Echo/Stream: one result line with
- *    msgs_per_s > 0 and errors=0, exit 0.
+ *    msgs_per_s > 0 and errors=0, exit 0;
+ *  - with OpenSSL, TLS (docs/tls.md): arpc-echo-server --tls-cert/--tls-key/--tls-client-ca
+ *    prints "tls listening on HOST:PORT" after its plaintext line; arpc-call and
+ *    arpc-bench --tls-ca/--tls-cert/--tls-key/--tls-server-name call it natively and
+ *    over gRPC; no certificate, another name or another CA fail with ETLSREFUSED,
+ *    ETLSHOST, ETLSUNTRUSTED; a certificate without its key is a usage error.
  * Only the processes this test spawns are ever signalled, by their pid; if
  * the test fails, the server is killed before the abort completes.
  */
@@ -164,14 +169,34 @@ static bool starts_with(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Starts the echo server with `extra` flags (NULL-terminated, at most 4) and
- * reads the address it announces. */
-static void start_server(char *target, size_t len, char *const extra[])
+/* The "127.0.0.1:PORT" after `prefix` on the first line of `line` into target.
+ * @return the port. */
+static int parse_listening(const char *line, const char *prefix, char *target, size_t len)
+{
+    ASSERT_TRUE(starts_with(line, prefix));
+    const char *addr = line + strlen(prefix);
+    ASSERT_TRUE(starts_with(addr, "127.0.0.1:"));
+    const char *nl = strchr(addr, '\n');
+    ASSERT_TRUE(nl != NULL);
+    size_t n = (size_t)(nl - addr);
+    ASSERT_LT(n, len);
+    memcpy(target, addr, n);
+    target[n] = '\0';
+    int port = atoi(strrchr(target, ':') + 1);
+    ASSERT_GT(port, 0);
+    ASSERT_LT(port, 65536);
+    return port;
+}
+
+/* Starts the echo server with `extra` flags (NULL-terminated, at most 6) and
+ * reads the address it announces; with `tls_target`, also the TLS listener's
+ * ("tls listening on HOST:PORT", the next line). */
+static void start_server_tls(char *target, char *tls_target, size_t len, char *const extra[])
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s", test_bin_path("arpc-echo-server"));
-    char *argv[10] = {path, "--listen", "127.0.0.1:0", "--threads", "2"};
-    for (int i = 0; extra[i] != NULL && i < 4; i++)
+    char *argv[12] = {path, "--listen", "127.0.0.1:0", "--threads", "2"};
+    for (int i = 0; extra[i] != NULL && i < 6; i++)
         argv[5 + i] = extra[i];
     int out_pipe[2];
     ASSERT_EQ(pipe2(out_pipe, O_CLOEXEC | O_NONBLOCK), 0);
@@ -181,7 +206,10 @@ static void start_server(char *target, size_t len, char *const extra[])
     output o;
     memset(&o, 0, sizeof(o));
     int64_t end = test_now_ms() + STEP_TIMEOUT_MS;
-    while (strchr(o.text, '\n') == NULL) {
+    for (;;) {
+        const char *nl = strchr(o.text, '\n');
+        if (nl != NULL && (tls_target == NULL || strchr(nl + 1, '\n') != NULL))
+            break;
         ASSERT_FALSE(o.eof);
         int left = (int)(end - test_now_ms());
         if (left <= 0)
@@ -192,14 +220,17 @@ static void start_server(char *target, size_t len, char *const extra[])
     }
     close(out_pipe[0]);
     fprintf(stderr, "  server %d: %s", (int)server_pid, o.text);
-    ASSERT_TRUE(starts_with(o.text, "listening on 127.0.0.1:"));
-    char *addr = o.text + strlen("listening on ");
-    *strchr(addr, '\n') = '\0';
-    int port = atoi(strrchr(addr, ':') + 1);
-    ASSERT_GT(port, 0);
-    ASSERT_LT(port, 65536);
-    ASSERT_LT(strlen(addr), len);
-    memcpy(target, addr, strlen(addr) + 1);
+    int port = parse_listening(o.text, "listening on ", target, len);
+    if (tls_target != NULL) {
+        const char *second = strchr(o.text, '\n') + 1;
+        int tls_port = parse_listening(second, "tls listening on ", tls_target, len);
+        ASSERT_NE(tls_port, port);
+    }
+}
+
+static void start_server(char *target, size_t len, char *const extra[])
+{
+    start_server_tls(target, NULL, len, extra);
 }
 
 static void test_tools_end_to_end(void)
@@ -331,11 +362,114 @@ static void test_bench_streams(void)
     stop_server();
 }
 
+#ifdef ARPC_TLS_CERT_DIR
+static char certs[1024];
+
+static const char *cert(char *buf, size_t size, const char *name)
+{
+    snprintf(buf, size, "%s/%s", certs, name);
+    return buf;
+}
+
+/* arpc-call over TLS with `args` (ending in METHOD PAYLOAD); checks the exit status is 0 and
+ * stdout `want`, or (want NULL) a failure whose stderr starts with `err_prefix`. */
+static void call_tls(const char *target, const char *const args[], const char *want,
+                     const char *err_prefix)
+{
+    output out, err;
+    int status = run_call(target, args, &out, &err);
+    if (want == NULL)
+        fprintf(stderr, "  refused: %s", err.text);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (want != NULL) {
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+        ASSERT_STREQ(out.text, want);
+    } else {
+        ASSERT_NE(WEXITSTATUS(status), 0);
+        ASSERT_TRUE(starts_with(err.text, err_prefix));
+        ASSERT_EQ(out.len, 0);
+    }
+}
+
+/* arpc-echo-server --tls-cert/--tls-key/--tls-client-ca serves TLS beside plaintext;
+ * arpc-call and arpc-bench reach it with --tls-ca/--tls-cert/--tls-key/--tls-server-name,
+ * and are refused with the specific error without a certificate, with the wrong name
+ * or another CA. */
+static void test_tools_tls(void)
+{
+    snprintf(certs, sizeof(certs), "%s", ARPC_TLS_CERT_DIR);
+    char cmd[2200];
+    snprintf(cmd, sizeof(cmd), "sh '%s' '%s'", ARPC_TLS_GEN_CERTS, certs);
+    ASSERT_EQ(system(cmd), 0);
+    char ca[1100], srv_pem[1100], srv_key[1100], cli_pem[1100], cli_key[1100], rogue[1100];
+    cert(ca, sizeof(ca), "ca.pem");
+    cert(srv_pem, sizeof(srv_pem), "server.pem");
+    cert(srv_key, sizeof(srv_key), "server.key");
+    cert(cli_pem, sizeof(cli_pem), "client.pem");
+    cert(cli_key, sizeof(cli_key), "client.key");
+    cert(rogue, sizeof(rogue), "rogue-ca.pem");
+
+    char target[128], tls_target[128];
+    char *flags[] = {"--tls-cert", srv_pem, "--tls-key", srv_key, "--tls-client-ca", ca, NULL};
+    start_server_tls(target, tls_target, sizeof(target), flags);
+
+    const char *plain[] = {"echo", "plain", NULL};
+    call_tls(target, plain, "plain\n", NULL);
+    const char *mtls[] = {"--tls-ca", ca,     "--tls-cert", cli_pem, "--tls-key",
+                          cli_key,    "echo", "tls",        NULL};
+    call_tls(tls_target, mtls, "tls\n", NULL);
+    const char *named[] = {
+        "--tls-ca",          ca,          "--tls-cert", cli_pem, "--tls-key", cli_key,
+        "--tls-server-name", "localhost", "echo",       "named", NULL};
+    call_tls(tls_target, named, "named\n", NULL);
+    const char *grpc[] = {"--protocol",           "grpc",  "--tls-ca",  ca,
+                          "--tls-cert",           cli_pem, "--tls-key", cli_key,
+                          "/arpc.echo.Echo/Echo", "g",     NULL};
+    call_tls(tls_target, grpc, "g\n", NULL); /* the raw message bytes: "g" as it is */
+
+    /* TLS 1.3: the server's refusal of a missing certificate arrives on the first read. */
+    const char *no_cert[] = {"--tls-ca", ca, "echo", "x", NULL};
+    call_tls(tls_target, no_cert, NULL, "error: ETLSREFUSED: ");
+    const char *wrong_name[] = {
+        "--tls-ca",          ca,           "--tls-cert", cli_pem, "--tls-key", cli_key,
+        "--tls-server-name", "other.test", "echo",       "x",     NULL};
+    call_tls(tls_target, wrong_name, NULL, "error: ETLSHOST: ");
+    const char *untrusted[] = {"--tls-ca", rogue,  "--tls-cert", cli_pem, "--tls-key",
+                               cli_key,    "echo", "x",          NULL};
+    call_tls(tls_target, untrusted, NULL, "error: ETLSUNTRUSTED: ");
+    const char *half[] = {"--tls-ca", ca, "--tls-cert", cli_pem, "echo", "x", NULL};
+    output out, err;
+    int status = run_call(tls_target, half, &out, &err);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 2); /* usage: a certificate without its key */
+
+    const char *bench[] = {"--conns",      "2",     "--depth",    "4",     "--secs",    "1",
+                           "--tls-ca",     ca,      "--tls-cert", cli_pem, "--tls-key", cli_key,
+                           "--timeout-ms", "10000", NULL};
+    status = run_tool("arpc-bench", tls_target, bench, &out, &err);
+    fprintf(stderr, "  %s%s", out.text, err.text);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    const char *want = "system=arpc mode=coro conns=2 depth=4 size=64 qps=";
+    ASSERT_TRUE(starts_with(out.text, want));
+    ASSERT_GT(atol(out.text + strlen(want)), 0);
+    ASSERT_TRUE(strstr(out.text, " errors=0\n") != NULL);
+    const char *bench_half[] = {"--secs", "1", "--tls-key", cli_key, NULL};
+    status = run_tool("arpc-bench", tls_target, bench_half, &out, &err);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 2);
+    stop_server();
+}
+#endif
+
 int main(void)
 {
     signal(SIGABRT, on_abort);
     RUN_TEST(test_tools_end_to_end);
     RUN_TEST(test_bench_with_busy_polling);
     RUN_TEST(test_bench_streams);
+#ifdef ARPC_TLS_CERT_DIR
+    RUN_TEST(test_tools_tls);
+#endif
     return 0;
 }

@@ -7,7 +7,9 @@ against a server of arpc.echo.Echo (proto/arpc/echo.proto).
 Prints one line per case, "CASE ok" or "CASE FAIL: reason", and exits 0 only
 if every case passed (2 on bad usage, 77 when the stubs are missing); each
 case's duration goes to stderr.  Cases run in the order given, each on a
-channel of its own.
+channel of its own.  With --tls-ca every channel is TLS
+(grpc.ssl_channel_credentials trusting that CA; --tls-cert/--tls-key: mutual
+TLS; --tls-server-name: grpc.ssl_target_name_override).
 
   unary          Echo answers the message as it came
   metadata       x-echo-* request metadata (a text key and a -bin key) comes
@@ -165,7 +167,24 @@ class Client:
         self.health = health_pb2
 
     def channel(self, *options):
-        return grpc.insecure_channel(self.args.target, options=list(options))
+        a = self.args
+        if a.tls_ca is None:
+            return grpc.insecure_channel(a.target, options=list(options))
+        # TLS: grpcio's own credentials, the files gen_certs.sh made (docs/tls.md).
+        with open(a.tls_ca, "rb") as f:
+            ca = f.read()
+        key = cert = None
+        if a.tls_cert is not None:
+            with open(a.tls_key, "rb") as f:
+                key = f.read()
+            with open(a.tls_cert, "rb") as f:
+                cert = f.read()
+        creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
+                                             certificate_chain=cert)
+        options = list(options)
+        if a.tls_server_name is not None:
+            options.append(("grpc.ssl_target_name_override", a.tls_server_name))
+        return grpc.secure_channel(a.target, creds, options=options)
 
     def stub(self, ch):
         return self.grpc_mod.EchoStub(ch)
@@ -396,8 +415,17 @@ def parse_args():
                    help="the cancel case's Sleep request data")
     p.add_argument("--stream-messages", type=int, default=64)
     p.add_argument("--stream-bytes", type=int, default=64 * 1024)
+    p.add_argument("--tls-ca", default=None,
+                   help="call over TLS, trusting this PEM CA (ssl_channel_credentials)")
+    p.add_argument("--tls-cert", default=None, help="with --tls-key: mutual TLS")
+    p.add_argument("--tls-key", default=None)
+    p.add_argument("--tls-server-name", default=None,
+                   help="the name the server's certificate must carry (default: the target's)")
     p.add_argument("cases", nargs="+", metavar="CASE", help=" ".join(CASES))
     args = p.parse_args()
+    if (args.tls_cert is None) != (args.tls_key is None) or (
+            args.tls_cert is not None and args.tls_ca is None):
+        p.error("--tls-cert and --tls-key go together, with --tls-ca")
     for c in args.cases:
         if c not in CASES:
             p.error("unknown case %r (cases: %s)" % (c, " ".join(CASES)))

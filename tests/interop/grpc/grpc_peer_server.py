@@ -36,6 +36,8 @@ data concatenated (client streaming); it copies x-echo-* request metadata
 into its initial metadata, as Echo does by default.  Count's data is decimal
 N: N messages "1".."N" (server streaming).
 Health/Check answers SERVING for "" and "arpc.echo.Echo", NOT_FOUND otherwise.
+With --tls-cert/--tls-key the port is TLS (grpc.ssl_server_credentials); with
+--tls-client-ca too, a client certificate from that CA is required (mutual TLS).
 """
 import argparse
 import os
@@ -74,6 +76,11 @@ def parse_args():
                    default="initial")
     p.add_argument("--log-calls", action="store_true",
                    help="an event line each time the servicer begins Echo or Sleep")
+    p.add_argument("--tls-cert", default=None,
+                   help="serve TLS with this PEM chain (and --tls-key): ssl_server_credentials")
+    p.add_argument("--tls-key", default=None)
+    p.add_argument("--tls-client-ca", default=None,
+                   help="mutual TLS: require a client certificate from this PEM CA")
     p.add_argument("--option", action="append", default=[], metavar="KEY=INT",
                    help="extra integer server channel argument, e.g. "
                         "grpc.http2.min_ping_interval_without_data_ms=1000")
@@ -212,6 +219,24 @@ def make_health_handler(health_pb2):
     return grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": handler})
 
 
+def add_port(server, args):
+    """The listener: plaintext, or TLS with --tls-cert/--tls-key (mutual with
+    --tls-client-ca: a client certificate from that CA is required)."""
+    if args.tls_cert is None:
+        return server.add_insecure_port(args.listen)
+    with open(args.tls_key, "rb") as f:
+        key = f.read()
+    with open(args.tls_cert, "rb") as f:
+        cert = f.read()
+    ca = None
+    if args.tls_client_ca is not None:
+        with open(args.tls_client_ca, "rb") as f:
+            ca = f.read()
+    creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                        require_client_auth=ca is not None)
+    return server.add_secure_port(args.listen, creds)
+
+
 def main():
     args = parse_args()
     echo_pb2, echo_pb2_grpc, health_pb2 = load_stubs(args.stubs)
@@ -225,7 +250,7 @@ def main():
         make_echo_servicer(echo_pb2, echo_pb2_grpc, args, Sleeps()), server)
     server.add_generic_rpc_handlers((make_health_handler(health_pb2),))
     host = args.listen.rsplit(":", 1)[0]
-    port = server.add_insecure_port(args.listen)
+    port = add_port(server, args)
     if port == 0:
         sys.stderr.write("cannot listen on %s\n" % args.listen)
         return 1
