@@ -41,6 +41,9 @@ PACKAGES=(
     libthrift-dev             #   bench/thrift: the Thrift C++ baseline (skipped by CMake when missing)
     libevent-dev              #   headers TNonblockingServer.h includes
     libboost-dev              #   headers Thrift C++'s transports include
+    prometheus                # tests/observe: promtool check metrics, a real Prometheus scraping /metrics (issue #15)
+    chromium                  #   the /status page rendered headless
+    gnuplot-nox               # bench/plot: make bench draws its results as charts
 )
 
 missing=()
